@@ -1,0 +1,284 @@
+// Package fs is the local-filesystem blobstore backend.
+//
+// Layout under the root directory:
+//
+//	blobs/sha256/<first two hex>/<hex>   committed blobs, immutable
+//	uploads/<id>                         staged bytes of an upload, append-only
+//
+// Durability: every append is fsynced before it is acknowledged, and a commit
+// fsyncs the staged file, renames it into blobs/ and fsyncs the directory,
+// so a blob under its final name is always complete. A crash leaves at worst
+// an upload file (which upload expiry removes) or a committed blob no event
+// names yet (which GC collects).
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/artifact-store/artifact-store/blobstore"
+	"github.com/artifact-store/artifact-store/digest"
+)
+
+// Backend stores blobs in a directory tree.
+type Backend struct {
+	root string
+	bufs sync.Pool
+}
+
+var _ blobstore.Backend = (*Backend)(nil)
+
+// copyBuf is the size of each read from a request body; large enough for
+// the store's parallel hashing path.
+const copyBuf = 1 << 20
+
+// New returns a backend rooted at dir, creating the directories it needs.
+func New(dir string) (*Backend, error) {
+	for _, d := range []string{"blobs/sha256", "uploads"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return nil, fmt.Errorf("blobstore fs: %w", err)
+		}
+	}
+	return &Backend{root: dir, bufs: sync.Pool{New: func() any { b := make([]byte, copyBuf); return &b }}}, nil
+}
+
+func (b *Backend) blobPath(key digest.Digest) (string, error) {
+	if key.Algorithm() != digest.SHA256 || len(key.Hex()) != 64 {
+		return "", fmt.Errorf("%w: key %q is not a sha256 digest", blobstore.ErrNotFound, key)
+	}
+	h := key.Hex()
+	return filepath.Join(b.root, "blobs", "sha256", h[:2], h), nil
+}
+
+func (b *Backend) uploadPath(id string) (string, error) {
+	if id == "" || strings.ContainsAny(id, `/\.`) {
+		return "", fmt.Errorf("%w: bad id %q", blobstore.ErrUploadNotFound, id)
+	}
+	return filepath.Join(b.root, "uploads", id), nil
+}
+
+func notFound(err error, sentinel error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: %v", sentinel, err)
+	}
+	return err
+}
+
+// Stat implements blobstore.Backend.
+func (b *Backend) Stat(_ context.Context, key digest.Digest) (int64, error) {
+	p, err := b.blobPath(key)
+	if err != nil {
+		return 0, err
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return 0, notFound(err, blobstore.ErrNotFound)
+	}
+	return fi.Size(), nil
+}
+
+// Open implements blobstore.Backend. It returns an *os.File.
+func (b *Backend) Open(_ context.Context, key digest.Digest) (blobstore.Blob, error) {
+	p, err := b.blobPath(key)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, notFound(err, blobstore.ErrNotFound)
+	}
+	return f, nil
+}
+
+// Delete implements blobstore.Backend.
+func (b *Backend) Delete(_ context.Context, key digest.Digest) error {
+	p, err := b.blobPath(key)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// Walk implements blobstore.Backend.
+func (b *Backend) Walk(ctx context.Context, fn func(digest.Digest) error) error {
+	return filepath.WalkDir(filepath.Join(b.root, "blobs", "sha256"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		key, perr := digest.Parse("sha256:" + d.Name())
+		if perr != nil {
+			return nil // not ours
+		}
+		return fn(key)
+	})
+}
+
+// CreateUpload implements blobstore.Backend.
+func (b *Backend) CreateUpload(_ context.Context, id string) error {
+	p, err := b.uploadPath(id)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(p))
+}
+
+// AppendUpload implements blobstore.Backend.
+func (b *Backend) AppendUpload(_ context.Context, id string, offset int64, r io.Reader) (int64, error) {
+	p, err := b.uploadPath(id)
+	if err != nil {
+		return 0, err
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		return 0, notFound(err, blobstore.ErrUploadNotFound)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	if fi.Size() != offset {
+		return fi.Size(), fmt.Errorf("%w: have %d bytes, chunk starts at %d", blobstore.ErrBadOffset, fi.Size(), offset)
+	}
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return 0, err
+	}
+	bp := b.bufs.Get().(*[]byte)
+	defer b.bufs.Put(bp)
+	// writerOnly hides f's ReadFrom so that CopyBuffer uses our large buffer.
+	n, err := io.CopyBuffer(writerOnly{f}, r, *bp)
+	if err != nil {
+		// Keep only whole, acknowledged state: cut back to where we started.
+		f.Truncate(offset)
+		return 0, fmt.Errorf("append upload %s: %w", id, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Truncate(offset)
+		return 0, fmt.Errorf("sync upload %s: %w", id, err)
+	}
+	return offset + n, nil
+}
+
+type writerOnly struct{ io.Writer }
+
+// StatUpload implements blobstore.Backend.
+func (b *Backend) StatUpload(_ context.Context, id string) (blobstore.UploadInfo, error) {
+	p, err := b.uploadPath(id)
+	if err != nil {
+		return blobstore.UploadInfo{}, err
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return blobstore.UploadInfo{}, notFound(err, blobstore.ErrUploadNotFound)
+	}
+	return blobstore.UploadInfo{ID: id, Size: fi.Size(), ModTime: fi.ModTime()}, nil
+}
+
+// OpenUpload implements blobstore.Backend.
+func (b *Backend) OpenUpload(_ context.Context, id string) (io.ReadCloser, error) {
+	p, err := b.uploadPath(id)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, notFound(err, blobstore.ErrUploadNotFound)
+	}
+	return f, nil
+}
+
+// CommitUpload implements blobstore.Backend.
+func (b *Backend) CommitUpload(_ context.Context, id string, key digest.Digest) error {
+	src, err := b.uploadPath(id)
+	if err != nil {
+		return err
+	}
+	dst, err := b.blobPath(key)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(dst); err == nil {
+		// Already stored: content addressing makes the copies identical.
+		return os.Remove(src)
+	}
+	f, err := os.OpenFile(src, os.O_RDWR, 0)
+	if err != nil {
+		return notFound(err, blobstore.ErrUploadNotFound)
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync upload %s: %w", id, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	if err := os.Rename(src, dst); err != nil {
+		return fmt.Errorf("commit upload %s: %w", id, err)
+	}
+	return syncDir(filepath.Dir(dst))
+}
+
+// AbortUpload implements blobstore.Backend.
+func (b *Backend) AbortUpload(_ context.Context, id string) error {
+	p, err := b.uploadPath(id)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// ListUploads implements blobstore.Backend.
+func (b *Backend) ListUploads(_ context.Context) ([]blobstore.UploadInfo, error) {
+	entries, err := os.ReadDir(filepath.Join(b.root, "uploads"))
+	if err != nil {
+		return nil, err
+	}
+	var out []blobstore.UploadInfo
+	for _, e := range entries {
+		fi, err := e.Info()
+		if err != nil {
+			continue // removed while listing
+		}
+		out = append(out, blobstore.UploadInfo{ID: e.Name(), Size: fi.Size(), ModTime: fi.ModTime()})
+	}
+	return out, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
