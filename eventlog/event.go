@@ -1,0 +1,158 @@
+// Package eventlog is the control plane's source of truth: an append-only,
+// hash-chained log of every state change, and the materialised views the
+// API reads, written in the same transaction as each event.
+//
+// Invariants:
+//
+//   - Sequence numbers start at 1 and are gap-free; event N+1 commits after
+//     event N.
+//   - Event N's Hash is BLAKE3 over its record (see chainInput) including
+//     PrevHash, which equals event N-1's Hash (32 zero bytes for event 1).
+//     Altering, removing or reordering any event breaks the chain.
+//   - Every view row is a function of the events alone: dropping the views
+//     and replaying the log yields exactly the same rows (Replay, Dump).
+//   - An event that says bytes exist is appended only after the blob store
+//     has made them durable.
+//
+// The log is backend-neutral SQL over database/sql; eventlog/sqlite (and
+// later eventlog/postgres) open a database and hand it to New.
+package eventlog
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/zeebo/blake3"
+)
+
+// Type names an event.
+type Type string
+
+// The event types. Payload types of the same name describe their payloads.
+const (
+	TypeBlobCommitted   Type = "blob.committed"
+	TypeBlobLinked      Type = "blob.linked"
+	TypeBlobUnlinked    Type = "blob.unlinked"
+	TypeManifestPut     Type = "manifest.put"
+	TypeManifestDeleted Type = "manifest.deleted"
+	TypeTagSet          Type = "tag.set"
+	TypeTagDeleted      Type = "tag.deleted"
+	TypeUploadStarted   Type = "upload.started"
+	TypeUploadFinished  Type = "upload.finished"
+	TypeUploadCancelled Type = "upload.cancelled"
+)
+
+// Event is one record of the log.
+type Event struct {
+	Seq      int64
+	Time     time.Time
+	Type     Type
+	Repo     string // empty for events that concern no repository
+	Payload  []byte // JSON encoding of the type's payload struct
+	PrevHash []byte
+	Hash     []byte
+}
+
+// Payloads. Digests are strings in "algorithm:hex" form.
+type (
+	// BlobCommitted: bytes are durable in the blob store under SHA256.
+	BlobCommitted struct {
+		SHA256 string `json:"sha256"`
+		BLAKE3 string `json:"blake3"`
+		SHA512 string `json:"sha512,omitempty"`
+		Size   int64  `json:"size"`
+	}
+	// BlobLinked: the repository may serve the blob.
+	BlobLinked struct {
+		SHA256 string `json:"sha256"`
+	}
+	// BlobUnlinked: the repository no longer serves the blob.
+	BlobUnlinked struct {
+		SHA256 string `json:"sha256"`
+	}
+	// ManifestPut: a manifest exists in the repository under Digest; its
+	// bytes are the blob SHA256.
+	ManifestPut struct {
+		Digest       string            `json:"digest"`
+		SHA256       string            `json:"sha256"`
+		MediaType    string            `json:"mediaType"`
+		ArtifactType string            `json:"artifactType,omitempty"`
+		Size         int64             `json:"size"`
+		Subject      string            `json:"subject,omitempty"`
+		Annotations  map[string]string `json:"annotations,omitempty"`
+	}
+	// ManifestDeleted: the manifest and every tag pointing at it are gone.
+	ManifestDeleted struct {
+		Digest string `json:"digest"`
+	}
+	// TagSet: Tag points at the manifest Digest (created or moved).
+	TagSet struct {
+		Tag    string `json:"tag"`
+		Digest string `json:"digest"`
+	}
+	// TagDeleted: Tag no longer exists.
+	TagDeleted struct {
+		Tag string `json:"tag"`
+	}
+	// UploadStarted: an upload session was opened.
+	UploadStarted struct {
+		ID string `json:"id"`
+	}
+	// UploadFinished: an upload session's bytes became the blob Digest.
+	UploadFinished struct {
+		ID     string `json:"id"`
+		SHA256 string `json:"sha256"`
+	}
+	// UploadCancelled: an upload session was cancelled or expired.
+	UploadCancelled struct {
+		ID     string `json:"id"`
+		Reason string `json:"reason"`
+	}
+)
+
+// New builds an unsequenced event with payload p encoded as JSON. Seq, Time
+// and hashes are assigned by Append.
+func New(t Type, repo string, p any) Event {
+	b, err := json.Marshal(p)
+	if err != nil {
+		// Payloads are the plain structs above; they always encode.
+		panic(fmt.Sprintf("eventlog: encode %s payload: %v", t, err))
+	}
+	return Event{Type: t, Repo: repo, Payload: b}
+}
+
+// Decode unmarshals the event's payload into p.
+func (e Event) Decode(p any) error {
+	if err := json.Unmarshal(e.Payload, p); err != nil {
+		return fmt.Errorf("event %d (%s): decode payload: %w", e.Seq, e.Type, err)
+	}
+	return nil
+}
+
+// genesis is the PrevHash of event 1.
+var genesis = make([]byte, 32)
+
+// chainHash computes an event's hash from its fields and PrevHash. The input
+// is unambiguous: a domain tag, fixed-width integers, and length-prefixed
+// strings, so no two distinct events share an input.
+//
+//	"artifactstore.event.v1" | prev_hash(32) | seq(u64be) | time_ns(i64be)
+//	| len(type) u32be | type | len(repo) u32be | repo | len(payload) u32be | payload
+func chainHash(e Event) []byte {
+	h := blake3.New()
+	h.Write([]byte("artifactstore.event.v1"))
+	h.Write(e.PrevHash)
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(e.Seq))
+	h.Write(n[:])
+	binary.BigEndian.PutUint64(n[:], uint64(e.Time.UnixNano()))
+	h.Write(n[:])
+	for _, s := range [][]byte{[]byte(e.Type), []byte(e.Repo), e.Payload} {
+		binary.BigEndian.PutUint32(n[:4], uint32(len(s)))
+		h.Write(n[:4])
+		h.Write(s)
+	}
+	return h.Sum(nil)
+}

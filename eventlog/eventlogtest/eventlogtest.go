@@ -1,0 +1,191 @@
+// Package eventlogtest is the contract every event log backend must pass.
+// Backends call Run with a constructor for a fresh, empty log.
+package eventlogtest
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"reflect"
+	"sync"
+	"testing"
+
+	"github.com/artifact-store/artifact-store/eventlog"
+)
+
+// Run runs the contract against logs made by open.
+func Run(t *testing.T, open func(t *testing.T) *eventlog.Log) {
+	t.Run("AppendAndViews", func(t *testing.T) { testAppendAndViews(t, open(t)) })
+	t.Run("ReplayEqualsLive", func(t *testing.T) { testReplayEqualsLive(t, open(t)) })
+	t.Run("HashChain", func(t *testing.T) { testHashChain(t, open(t)) })
+	t.Run("ConcurrentWriters", func(t *testing.T) { testConcurrentWriters(t, open(t)) })
+}
+
+func mustAppend(t *testing.T, l *eventlog.Log, evs ...eventlog.Event) []eventlog.Event {
+	t.Helper()
+	out, err := l.Append(context.Background(), evs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func sha(i int) string { return fmt.Sprintf("sha256:%064x", i) }
+
+func testAppendAndViews(t *testing.T, l *eventlog.Log) {
+	ctx := context.Background()
+	out := mustAppend(t, l,
+		eventlog.New(eventlog.TypeBlobCommitted, "", eventlog.BlobCommitted{SHA256: sha(1), BLAKE3: "blake3:" + sha(1)[7:], Size: 10}),
+		eventlog.New(eventlog.TypeBlobLinked, "a/b", eventlog.BlobLinked{SHA256: sha(1)}),
+		eventlog.New(eventlog.TypeManifestPut, "a/b", eventlog.ManifestPut{Digest: sha(2), SHA256: sha(2), MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 5, Subject: sha(9), ArtifactType: "x/y", Annotations: map[string]string{"k": "v"}}),
+		eventlog.New(eventlog.TypeTagSet, "a/b", eventlog.TagSet{Tag: "v1", Digest: sha(2)}),
+	)
+	if out[0].Seq != 1 || out[3].Seq != 4 {
+		t.Fatalf("sequence numbers %d..%d, want 1..4", out[0].Seq, out[3].Seq)
+	}
+	if b, err := l.Blob(ctx, "blake3:"+sha(1)[7:]); err != nil || b.SHA256 != sha(1) || b.Size != 10 {
+		t.Fatalf("blob by blake3 = %+v, %v", b, err)
+	}
+	if ok, _ := l.Linked(ctx, "a/b", sha(1)); !ok {
+		t.Fatal("blob not linked")
+	}
+	if d, err := l.Tag(ctx, "a/b", "v1"); err != nil || d != sha(2) {
+		t.Fatalf("tag = %q, %v", d, err)
+	}
+	refs, err := l.Referrers(ctx, "a/b", sha(9), "")
+	if err != nil || len(refs) != 1 || refs[0].Annotations["k"] != "v" || refs[0].ArtifactType != "x/y" {
+		t.Fatalf("referrers = %+v, %v", refs, err)
+	}
+	if refs, _ := l.Referrers(ctx, "a/b", sha(9), "other"); len(refs) != 0 {
+		t.Fatalf("filtered referrers = %+v", refs)
+	}
+	mustAppend(t, l, eventlog.New(eventlog.TypeManifestDeleted, "a/b", eventlog.ManifestDeleted{Digest: sha(2)}))
+	if _, err := l.Tag(ctx, "a/b", "v1"); err == nil {
+		t.Fatal("tag survived deletion of its manifest")
+	}
+	if refs, _ := l.Referrers(ctx, "a/b", sha(9), ""); len(refs) != 0 {
+		t.Fatalf("referrer survived deletion: %+v", refs)
+	}
+	if repos, _ := l.Repositories(ctx, "", -1); !reflect.DeepEqual(repos, []string{"a/b"}) {
+		t.Fatalf("repositories = %v", repos)
+	}
+}
+
+// testReplayEqualsLive drives a random sequence of pushes, tags, re-tags and
+// deletes, then rebuilds the views from the log and compares.
+func testReplayEqualsLive(t *testing.T, l *eventlog.Log) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewSource(42))
+	repos := []string{"r/one", "r/two", "three"}
+	for i := 0; i < 400; i++ {
+		repo := repos[rng.Intn(len(repos))]
+		m := sha(1000 + rng.Intn(30))
+		var ev eventlog.Event
+		switch rng.Intn(8) {
+		case 0:
+			b := sha(rng.Intn(50))
+			mustAppend(t, l, eventlog.New(eventlog.TypeBlobCommitted, "", eventlog.BlobCommitted{SHA256: b, BLAKE3: "blake3:" + b[7:], Size: int64(rng.Intn(1000))}))
+			ev = eventlog.New(eventlog.TypeBlobLinked, repo, eventlog.BlobLinked{SHA256: b})
+		case 1:
+			ev = eventlog.New(eventlog.TypeBlobUnlinked, repo, eventlog.BlobUnlinked{SHA256: sha(rng.Intn(50))})
+		case 2, 3:
+			subj := ""
+			if rng.Intn(3) == 0 {
+				subj = sha(1000 + rng.Intn(30))
+			}
+			ev = eventlog.New(eventlog.TypeManifestPut, repo, eventlog.ManifestPut{Digest: m, SHA256: m, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 100, Subject: subj})
+		case 4, 5:
+			ev = eventlog.New(eventlog.TypeTagSet, repo, eventlog.TagSet{Tag: fmt.Sprintf("t%d", rng.Intn(10)), Digest: m})
+		case 6:
+			ev = eventlog.New(eventlog.TypeTagDeleted, repo, eventlog.TagDeleted{Tag: fmt.Sprintf("t%d", rng.Intn(10))})
+		case 7:
+			ev = eventlog.New(eventlog.TypeManifestDeleted, repo, eventlog.ManifestDeleted{Digest: m})
+		}
+		mustAppend(t, l, ev)
+		if i%50 == 0 {
+			id := fmt.Sprintf("up%d", i)
+			mustAppend(t, l, eventlog.New(eventlog.TypeUploadStarted, repo, eventlog.UploadStarted{ID: id}))
+			if rng.Intn(2) == 0 {
+				mustAppend(t, l, eventlog.New(eventlog.TypeUploadCancelled, repo, eventlog.UploadCancelled{ID: id, Reason: "test"}))
+			}
+		}
+	}
+	live, err := l.Dump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(live["tags"]) == 0 || len(live["manifests"]) == 0 || len(live["blob_links"]) == 0 {
+		t.Fatalf("random sequence left too little state to compare: %d tags, %d manifests", len(live["tags"]), len(live["manifests"]))
+	}
+	n, err := l.Replay(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 400 {
+		t.Fatalf("replayed %d events", n)
+	}
+	replayed, err := l.Dump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(live, replayed) {
+		for view := range live {
+			if !reflect.DeepEqual(live[view], replayed[view]) {
+				t.Errorf("view %s differs after replay:\nlive     %v\nreplayed %v", view, live[view], replayed[view])
+			}
+		}
+	}
+}
+
+func testHashChain(t *testing.T, l *eventlog.Log) {
+	ctx := context.Background()
+	var prev []byte
+	for i := 0; i < 5; i++ {
+		out := mustAppend(t, l, eventlog.New(eventlog.TypeTagSet, "r", eventlog.TagSet{Tag: "t", Digest: sha(i)}))
+		if prev != nil && string(out[0].PrevHash) != string(prev) {
+			t.Fatalf("event %d does not chain to its predecessor", out[0].Seq)
+		}
+		prev = out[0].Hash
+	}
+	n, bad, err := l.VerifyChain(ctx)
+	if err != nil || n != 5 || len(bad) != 0 {
+		t.Fatalf("verify = %d events, %v, %v", n, bad, err)
+	}
+}
+
+func testConcurrentWriters(t *testing.T, l *eventlog.Log) {
+	ctx := context.Background()
+	const writers, each = 8, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				if _, err := l.Append(ctx, eventlog.New(eventlog.TypeTagSet, fmt.Sprintf("w%d", w), eventlog.TagSet{Tag: fmt.Sprint(i), Digest: sha(i)})); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	var seqs []int64
+	l.Events(ctx, 0, func(e eventlog.Event) error { seqs = append(seqs, e.Seq); return nil })
+	if len(seqs) != writers*each {
+		t.Fatalf("%d events, want %d", len(seqs), writers*each)
+	}
+	for i, s := range seqs {
+		if s != int64(i+1) {
+			t.Fatalf("sequence has a gap at %d: %d", i+1, s)
+		}
+	}
+	if _, bad, _ := l.VerifyChain(ctx); len(bad) != 0 {
+		t.Fatalf("chain broken under concurrency: %v", bad)
+	}
+}

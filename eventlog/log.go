@@ -1,0 +1,222 @@
+package eventlog
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/artifact-store/artifact-store/migrations"
+)
+
+// ErrNotFound is returned by view queries for rows that do not exist.
+var ErrNotFound = errors.New("not found")
+
+// Dialect describes the SQL differences between backends.
+type Dialect struct {
+	// Name selects the migration set ("sqlite").
+	Name string
+	// Numbered placeholders ($1, $2, ...) instead of "?".
+	Numbered bool
+}
+
+// Log is the event log and its views over one database.
+type Log struct {
+	db      *sql.DB
+	dialect Dialect
+	now     func() time.Time
+
+	// appendMu serialises appends within this process, so that writers
+	// queue in Go instead of spinning on the database's write lock.
+	appendMu sync.Mutex
+}
+
+// Open wraps db, applying pending migrations.
+func Open(ctx context.Context, db *sql.DB, d Dialect) (*Log, error) {
+	l := &Log{db: db, dialect: d, now: time.Now}
+	if err := l.migrate(ctx); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// Close closes the database.
+func (l *Log) Close() error { return l.db.Close() }
+
+// q rewrites "?" placeholders for the dialect.
+func (l *Log) q(query string) string {
+	if !l.dialect.Numbered {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func (l *Log) migrate(ctx context.Context) error {
+	ms, err := migrations.For(l.dialect.Name)
+	if err != nil {
+		return err
+	}
+	if _, err := l.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)`); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	for _, m := range ms {
+		tx, err := l.db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		var n int
+		if err := tx.QueryRowContext(ctx, l.q(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), m.Version).Scan(&n); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if n > 0 {
+			tx.Rollback()
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %04d_%s: %w", m.Version, m.Name, err)
+		}
+		if _, err := tx.ExecContext(ctx, l.q(`INSERT INTO schema_migrations (version, name) VALUES (?, ?)`), m.Version, m.Name); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("migration %04d_%s: %w", m.Version, m.Name, err)
+		}
+	}
+	return nil
+}
+
+// Append assigns the next sequence numbers, time and chain hashes to evs,
+// inserts them and applies them to the views, all in one transaction. It
+// returns the events as recorded. Either every event is recorded and
+// applied, or none is.
+func (l *Log) Append(ctx context.Context, evs ...Event) ([]Event, error) {
+	if len(evs) == 0 {
+		return nil, nil
+	}
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("append: begin: %w", err)
+	}
+	defer tx.Rollback()
+	seq, prev, err := l.head(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	now := l.now().UTC()
+	out := make([]Event, len(evs))
+	for i, e := range evs {
+		seq++
+		e.Seq, e.Time, e.PrevHash = seq, now, prev
+		e.Hash = chainHash(e)
+		prev = e.Hash
+		if _, err := tx.ExecContext(ctx, l.q(`INSERT INTO events (seq, time_ns, type, repo, payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+			e.Seq, e.Time.UnixNano(), string(e.Type), e.Repo, e.Payload, e.PrevHash, e.Hash); err != nil {
+			return nil, fmt.Errorf("append %s: %w", e.Type, err)
+		}
+		if err := l.apply(ctx, tx, e); err != nil {
+			return nil, err
+		}
+		out[i] = e
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("append: commit: %w", err)
+	}
+	return out, nil
+}
+
+// head returns the last sequence number and hash (0 and genesis if empty).
+func (l *Log) head(ctx context.Context, tx *sql.Tx) (int64, []byte, error) {
+	var seq int64
+	var hash []byte
+	err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, genesis, nil
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("read log head: %w", err)
+	}
+	return seq, hash, nil
+}
+
+// Events calls fn for each event with a sequence number above after, in
+// order, stopping early if fn returns an error.
+func (l *Log) Events(ctx context.Context, after int64, fn func(Event) error) error {
+	rows, err := l.db.QueryContext(ctx, l.q(`SELECT seq, time_ns, type, repo, payload, prev_hash, hash FROM events WHERE seq > ? ORDER BY seq`), after)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return err
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+func scanEvent(rows *sql.Rows) (Event, error) {
+	var e Event
+	var ns int64
+	var typ string
+	if err := rows.Scan(&e.Seq, &ns, &typ, &e.Repo, &e.Payload, &e.PrevHash, &e.Hash); err != nil {
+		return e, err
+	}
+	e.Time, e.Type = time.Unix(0, ns).UTC(), Type(typ)
+	return e, nil
+}
+
+// ChainError describes a break in the hash chain.
+type ChainError struct {
+	Seq    int64
+	Reason string
+}
+
+func (e *ChainError) Error() string { return fmt.Sprintf("event %d: %s", e.Seq, e.Reason) }
+
+// VerifyChain walks the whole log and reports every event whose sequence
+// number, PrevHash or Hash is not what the chain requires. It returns the
+// number of events checked.
+func (l *Log) VerifyChain(ctx context.Context) (int64, []ChainError, error) {
+	var n int64
+	var bad []ChainError
+	prev, want := genesis, int64(1)
+	err := l.Events(ctx, 0, func(e Event) error {
+		n++
+		if e.Seq != want {
+			bad = append(bad, ChainError{e.Seq, fmt.Sprintf("sequence gap: expected %d", want)})
+		}
+		if !bytes.Equal(e.PrevHash, prev) {
+			bad = append(bad, ChainError{e.Seq, "prev_hash does not match the previous event's hash"})
+		}
+		if !bytes.Equal(chainHash(e), e.Hash) {
+			bad = append(bad, ChainError{e.Seq, "hash does not match the event's contents"})
+		}
+		prev, want = e.Hash, e.Seq+1
+		return nil
+	})
+	return n, bad, err
+}

@@ -1,0 +1,134 @@
+package eventlog
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+)
+
+// viewTables lists every view, in the order Replay clears them.
+var viewTables = []string{"blobs", "blob_digests", "repositories", "blob_links", "manifests", "tags", "referrers", "uploads"}
+
+// apply projects one event into the views. It must depend only on the event
+// and the views' current rows, so that replay reproduces the same state.
+func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
+	exec := func(query string, args ...any) error {
+		_, err := tx.ExecContext(ctx, l.q(query), args...)
+		if err != nil {
+			return fmt.Errorf("apply event %d (%s): %w", e.Seq, e.Type, err)
+		}
+		return nil
+	}
+	repo := func() error {
+		return exec(`INSERT INTO repositories (name, seq) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`, e.Repo, e.Seq)
+	}
+	switch e.Type {
+	case TypeBlobCommitted:
+		var p BlobCommitted
+		if err := e.Decode(&p); err != nil {
+			return err
+		}
+		if err := exec(`INSERT INTO blobs (sha256, blake3, size, tier, seq) VALUES (?, ?, ?, 'hot', ?) ON CONFLICT (sha256) DO NOTHING`, p.SHA256, p.BLAKE3, p.Size, e.Seq); err != nil {
+			return err
+		}
+		for _, d := range []string{p.SHA256, p.BLAKE3, p.SHA512} {
+			if d == "" {
+				continue
+			}
+			if err := exec(`INSERT INTO blob_digests (digest, sha256) VALUES (?, ?) ON CONFLICT (digest) DO NOTHING`, d, p.SHA256); err != nil {
+				return err
+			}
+		}
+		return nil
+	case TypeBlobLinked:
+		var p BlobLinked
+		if err := e.Decode(&p); err != nil {
+			return err
+		}
+		if err := repo(); err != nil {
+			return err
+		}
+		return exec(`INSERT INTO blob_links (repo, sha256, seq) VALUES (?, ?, ?) ON CONFLICT (repo, sha256) DO NOTHING`, e.Repo, p.SHA256, e.Seq)
+	case TypeBlobUnlinked:
+		var p BlobUnlinked
+		if err := e.Decode(&p); err != nil {
+			return err
+		}
+		return exec(`DELETE FROM blob_links WHERE repo = ? AND sha256 = ?`, e.Repo, p.SHA256)
+	case TypeManifestPut:
+		var p ManifestPut
+		if err := e.Decode(&p); err != nil {
+			return err
+		}
+		if err := repo(); err != nil {
+			return err
+		}
+		ann := "{}"
+		if len(p.Annotations) > 0 {
+			b, _ := json.Marshal(p.Annotations) // map keys are sorted: deterministic
+			ann = string(b)
+		}
+		if err := exec(`INSERT INTO manifests (repo, digest, sha256, media_type, artifact_type, size, subject, annotations, seq)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (repo, digest) DO UPDATE SET sha256 = excluded.sha256, media_type = excluded.media_type,
+			artifact_type = excluded.artifact_type, size = excluded.size, subject = excluded.subject, annotations = excluded.annotations`,
+			e.Repo, p.Digest, p.SHA256, p.MediaType, p.ArtifactType, p.Size, p.Subject, ann, e.Seq); err != nil {
+			return err
+		}
+		if p.Subject == "" {
+			return nil
+		}
+		return exec(`INSERT INTO referrers (repo, subject, digest) VALUES (?, ?, ?) ON CONFLICT (repo, subject, digest) DO NOTHING`, e.Repo, p.Subject, p.Digest)
+	case TypeManifestDeleted:
+		var p ManifestDeleted
+		if err := e.Decode(&p); err != nil {
+			return err
+		}
+		for _, q := range []string{
+			`DELETE FROM manifests WHERE repo = ? AND digest = ?`,
+			`DELETE FROM tags WHERE repo = ? AND digest = ?`,
+			`DELETE FROM referrers WHERE repo = ? AND digest = ?`,
+		} {
+			if err := exec(q, e.Repo, p.Digest); err != nil {
+				return err
+			}
+		}
+		return nil
+	case TypeTagSet:
+		var p TagSet
+		if err := e.Decode(&p); err != nil {
+			return err
+		}
+		if err := repo(); err != nil {
+			return err
+		}
+		return exec(`INSERT INTO tags (repo, tag, digest, seq) VALUES (?, ?, ?, ?)
+			ON CONFLICT (repo, tag) DO UPDATE SET digest = excluded.digest, seq = excluded.seq`, e.Repo, p.Tag, p.Digest, e.Seq)
+	case TypeTagDeleted:
+		var p TagDeleted
+		if err := e.Decode(&p); err != nil {
+			return err
+		}
+		return exec(`DELETE FROM tags WHERE repo = ? AND tag = ?`, e.Repo, p.Tag)
+	case TypeUploadStarted:
+		var p UploadStarted
+		if err := e.Decode(&p); err != nil {
+			return err
+		}
+		return exec(`INSERT INTO uploads (id, repo, started_ns, seq) VALUES (?, ?, ?, ?)`, p.ID, e.Repo, e.Time.UnixNano(), e.Seq)
+	case TypeUploadFinished:
+		var p UploadFinished
+		if err := e.Decode(&p); err != nil {
+			return err
+		}
+		return exec(`DELETE FROM uploads WHERE id = ?`, p.ID)
+	case TypeUploadCancelled:
+		var p UploadCancelled
+		if err := e.Decode(&p); err != nil {
+			return err
+		}
+		return exec(`DELETE FROM uploads WHERE id = ?`, p.ID)
+	}
+	return fmt.Errorf("apply event %d: unknown type %q", e.Seq, e.Type)
+}

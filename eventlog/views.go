@@ -1,0 +1,203 @@
+package eventlog
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Blob is a row of the blobs view.
+type Blob struct {
+	SHA256 string
+	BLAKE3 string
+	Size   int64
+	Tier   string
+}
+
+// Manifest is a row of the manifests view.
+type Manifest struct {
+	Repo         string
+	Digest       string // as pushed: sha256 or sha512
+	SHA256       string // storage key of the bytes
+	MediaType    string
+	ArtifactType string
+	Size         int64
+	Subject      string
+	Annotations  map[string]string
+}
+
+// Upload is a row of the uploads view: an open upload session.
+type Upload struct {
+	ID      string
+	Repo    string
+	Started time.Time
+}
+
+func notFound(err error, what string) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%s: %w", what, ErrNotFound)
+	}
+	return err
+}
+
+// Blob resolves any digest of a committed blob (sha256, blake3, sha512).
+func (l *Log) Blob(ctx context.Context, digest string) (Blob, error) {
+	var b Blob
+	err := l.db.QueryRowContext(ctx, l.q(`SELECT b.sha256, b.blake3, b.size, b.tier FROM blob_digests d JOIN blobs b ON b.sha256 = d.sha256 WHERE d.digest = ?`), digest).
+		Scan(&b.SHA256, &b.BLAKE3, &b.Size, &b.Tier)
+	return b, notFound(err, "blob "+digest)
+}
+
+// Blobs calls fn for every committed blob, in storage-key order.
+func (l *Log) Blobs(ctx context.Context, fn func(Blob) error) error {
+	rows, err := l.db.QueryContext(ctx, `SELECT sha256, blake3, size, tier FROM blobs ORDER BY sha256`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var b Blob
+		if err := rows.Scan(&b.SHA256, &b.BLAKE3, &b.Size, &b.Tier); err != nil {
+			return err
+		}
+		if err := fn(b); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// Linked reports whether repo may serve the blob stored under sha256.
+func (l *Log) Linked(ctx context.Context, repo, sha256 string) (bool, error) {
+	var n int
+	err := l.db.QueryRowContext(ctx, l.q(`SELECT COUNT(*) FROM blob_links WHERE repo = ? AND sha256 = ?`), repo, sha256).Scan(&n)
+	return n > 0, err
+}
+
+// RepositoryExists reports whether repo has ever held content.
+func (l *Log) RepositoryExists(ctx context.Context, repo string) (bool, error) {
+	var n int
+	err := l.db.QueryRowContext(ctx, l.q(`SELECT COUNT(*) FROM repositories WHERE name = ?`), repo).Scan(&n)
+	return n > 0, err
+}
+
+// Repositories lists repository names after last in byte order, at most n
+// (all when n < 0).
+func (l *Log) Repositories(ctx context.Context, last string, n int) ([]string, error) {
+	return l.strings(ctx, `SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?`, last, n)
+}
+
+// Tags lists repo's tags after last in byte order, at most n (all when n < 0).
+func (l *Log) Tags(ctx context.Context, repo, last string, n int) ([]string, error) {
+	return l.strings(ctx, `SELECT tag FROM tags WHERE repo = ? AND tag > ? ORDER BY tag LIMIT ?`, repo, last, n)
+}
+
+func (l *Log) strings(ctx context.Context, query string, args ...any) ([]string, error) {
+	rows, err := l.db.QueryContext(ctx, l.q(query), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []string{}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// Tag returns the digest repo's tag points at.
+func (l *Log) Tag(ctx context.Context, repo, tag string) (string, error) {
+	var d string
+	err := l.db.QueryRowContext(ctx, l.q(`SELECT digest FROM tags WHERE repo = ? AND tag = ?`), repo, tag).Scan(&d)
+	return d, notFound(err, "tag "+tag)
+}
+
+const manifestCols = `repo, digest, sha256, media_type, artifact_type, size, subject, annotations`
+
+func scanManifest(row interface{ Scan(...any) error }) (Manifest, error) {
+	var m Manifest
+	var ann string
+	if err := row.Scan(&m.Repo, &m.Digest, &m.SHA256, &m.MediaType, &m.ArtifactType, &m.Size, &m.Subject, &ann); err != nil {
+		return m, err
+	}
+	if ann != "{}" {
+		if err := json.Unmarshal([]byte(ann), &m.Annotations); err != nil {
+			return m, fmt.Errorf("manifest %s annotations: %w", m.Digest, err)
+		}
+	}
+	return m, nil
+}
+
+// Manifest returns repo's manifest pushed under digest or, failing that,
+// one whose bytes answer to digest under another algorithm.
+func (l *Log) Manifest(ctx context.Context, repo, digest string) (Manifest, error) {
+	m, err := scanManifest(l.db.QueryRowContext(ctx, l.q(`SELECT `+manifestCols+` FROM manifests WHERE repo = ? AND digest = ?`), repo, digest))
+	if errors.Is(err, sql.ErrNoRows) {
+		m, err = scanManifest(l.db.QueryRowContext(ctx, l.q(`SELECT `+manifestCols+` FROM manifests
+			WHERE repo = ? AND sha256 = (SELECT sha256 FROM blob_digests WHERE digest = ?) ORDER BY digest LIMIT 1`), repo, digest))
+	}
+	return m, notFound(err, "manifest "+digest)
+}
+
+// Referrers lists repo's manifests whose subject is digest, optionally only
+// those of one artifact type, in digest order.
+func (l *Log) Referrers(ctx context.Context, repo, digest, artifactType string) ([]Manifest, error) {
+	query := `SELECT m.repo, m.digest, m.sha256, m.media_type, m.artifact_type, m.size, m.subject, m.annotations
+		FROM referrers r JOIN manifests m ON m.repo = r.repo AND m.digest = r.digest
+		WHERE r.repo = ? AND r.subject = ?`
+	args := []any{repo, digest}
+	if artifactType != "" {
+		query += ` AND m.artifact_type = ?`
+		args = append(args, artifactType)
+	}
+	rows, err := l.db.QueryContext(ctx, l.q(query+` ORDER BY m.digest`), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Manifest
+	for rows.Next() {
+		m, err := scanManifest(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// Upload returns an open upload session.
+func (l *Log) Upload(ctx context.Context, id string) (Upload, error) {
+	var u Upload
+	var ns int64
+	err := l.db.QueryRowContext(ctx, l.q(`SELECT id, repo, started_ns FROM uploads WHERE id = ?`), id).Scan(&u.ID, &u.Repo, &ns)
+	u.Started = time.Unix(0, ns).UTC()
+	return u, notFound(err, "upload "+id)
+}
+
+// Uploads lists every open upload session.
+func (l *Log) Uploads(ctx context.Context) ([]Upload, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT id, repo, started_ns FROM uploads ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Upload
+	for rows.Next() {
+		var u Upload
+		var ns int64
+		if err := rows.Scan(&u.ID, &u.Repo, &ns); err != nil {
+			return nil, err
+		}
+		u.Started = time.Unix(0, ns).UTC()
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
