@@ -3,6 +3,7 @@ module github.com/artifact-store/artifact-store
 go 1.26.8
 
 require (
+	github.com/gorilla/mux v1.8.1
 	github.com/zeebo/blake3 v0.2.4
 	modernc.org/sqlite v1.62.0
 )

@@ -1,0 +1,54 @@
+# artifact-store: make targets a newcomer can guess.
+GO      ?= go
+BIN     := bin/artifactstore
+TOOLS   := $(CURDIR)/tools
+ADDR    ?= 127.0.0.1:5000
+DATA    ?= ./data
+export CGO_ENABLED = 0
+
+.PHONY: all build run test race fuzz conformance e2e bench lint tools clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/artifactstore
+
+## run: start the server on embedded defaults (SQLite log and blobs under ./data)
+run: build
+	$(BIN) serve --addr $(ADDR) --data $(DATA)
+
+## test: the README's test command: unit and HTTP tests
+test:
+	$(GO) test ./...
+
+## race: the registry and eventlog packages under the race detector (needs cgo)
+race:
+	CGO_ENABLED=1 $(GO) test -race ./registry/... ./eventlog/...
+
+## fuzz: each fuzz target briefly (FUZZTIME=10s by default)
+FUZZTIME ?= 10s
+fuzz:
+	$(GO) test ./digest -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./manifests -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./registry -run '^$$' -fuzz '^FuzzReference$$' -fuzztime $(FUZZTIME)
+
+## conformance: the OCI distribution-spec conformance suite, twice
+conformance: build
+	TOOLS=$(TOOLS) conformance/oci.sh $(BIN)
+
+## e2e: real clients (oras, crane, skopeo) against a live server
+e2e: build
+	TOOLS=$(TOOLS) conformance/e2e.sh $(BIN)
+
+## bench: benchmarks, including the 1 GiB push/pull with peak RSS
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+## lint: go vet and staticcheck
+lint:
+	$(GO) vet ./...
+	@test -x $(TOOLS)/staticcheck || GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+	$(TOOLS)/staticcheck ./...
+
+clean:
+	rm -rf bin results

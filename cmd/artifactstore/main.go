@@ -1,0 +1,53 @@
+// Command artifactstore runs the registry and its maintenance tasks. It only
+// parses flags and wires the libraries together.
+//
+//	artifactstore serve  --addr HOST:PORT --data DIR
+//	artifactstore replay --data DIR
+//	artifactstore verify --data DIR
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `usage: artifactstore <command> [flags]
+
+commands:
+  serve    run the registry (OCI Distribution API on /v2/)
+  replay   rebuild every view from the event log (server stopped)
+  verify   re-hash every blob and check the event log's hash chain
+
+Run "artifactstore <command> -h" for a command's flags.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch os.Args[1] {
+	case "serve":
+		err = serve(ctx, os.Args[2:])
+	case "replay":
+		err = replay(ctx, os.Args[2:])
+	case "verify":
+		err = verify(ctx, os.Args[2:])
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "artifactstore: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "artifactstore:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/artifact-store/artifact-store/registry"
+)
+
+func serve(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ExitOnError)
+	addr := fs.String("addr", env("ARTIFACTSTORE_ADDR", "127.0.0.1:5000"), "listen address (env ARTIFACTSTORE_ADDR)")
+	data := dataFlag(fs)
+	ttl := fs.Duration("upload-ttl", envDuration("ARTIFACTSTORE_UPLOAD_TTL", 24*time.Hour), "cancel upload sessions idle this long (env ARTIFACTSTORE_UPLOAD_TTL)")
+	sparse := fs.Bool("allow-sparse-manifests", envBool("ARTIFACTSTORE_ALLOW_SPARSE_MANIFESTS"), "accept manifests whose layers or child manifests are not in the repository (env ARTIFACTSTORE_ALLOW_SPARSE_MANIFESTS)")
+	logJSON := fs.Bool("log-json", envBool("ARTIFACTSTORE_LOG_JSON"), "log JSON instead of text (env ARTIFACTSTORE_LOG_JSON)")
+	fs.Parse(args)
+
+	var logger *slog.Logger
+	if *logJSON {
+		logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	} else {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	st, err := openStore(ctx, *data)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	reg, err := registry.New(registry.Options{
+		Log: st.log, Blobs: st.blobs, Logger: logger, UploadTTL: *ttl, AllowSparse: *sparse,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           reg,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	janitorCtx, stopJanitor := context.WithCancel(context.Background())
+	defer stopJanitor()
+	go reg.RunJanitor(janitorCtx, min(*ttl/2, time.Minute))
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	logger.Info("listening", "addr", ln.Addr().String(), "data", *data)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down: draining in-flight requests")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	err = srv.Shutdown(shutdownCtx)
+	stopJanitor()
+	if errors.Is(err, context.DeadlineExceeded) {
+		logger.Warn("in-flight requests did not finish in time; closing")
+		srv.Close()
+	}
+	logger.Info("stopped")
+	return nil
+}

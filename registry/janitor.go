@@ -1,0 +1,78 @@
+package registry
+
+import (
+	"context"
+	"time"
+
+	"github.com/artifact-store/artifact-store/eventlog"
+)
+
+// ExpireUploads cancels upload sessions idle for longer than the upload TTL
+// and removes staged bytes that no open session owns (left by a crash
+// between staging and the upload.started event, or by a crashed monolithic
+// push). It returns how many staging areas it removed.
+func (r *Registry) ExpireUploads(ctx context.Context, now time.Time) (int, error) {
+	cutoff := now.Add(-r.opts.UploadTTL)
+	open, err := r.log.Uploads(ctx)
+	if err != nil {
+		return 0, err
+	}
+	sessions := make(map[string]eventlog.Upload, len(open))
+	for _, u := range open {
+		sessions[u.ID] = u
+	}
+	staged, err := r.blobs.ListUploads(ctx)
+	if err != nil {
+		return 0, err
+	}
+	removed := 0
+	for _, s := range staged {
+		if s.ModTime.After(cutoff) {
+			continue
+		}
+		if u, ok := sessions[s.ID]; ok {
+			if u.Started.After(cutoff) {
+				continue
+			}
+			if _, err := r.log.Append(ctx, eventlog.New(eventlog.TypeUploadCancelled, u.Repo, eventlog.UploadCancelled{ID: u.ID, Reason: "expired"})); err != nil {
+				return removed, err
+			}
+			delete(sessions, s.ID)
+		}
+		// Otherwise an orphan, already older than the TTL: remove it.
+		if err := r.blobs.AbortUpload(ctx, s.ID); err != nil {
+			return removed, err
+		}
+		removed++
+		r.logger.InfoContext(ctx, "expired upload", "upload", s.ID, "idle_since", s.ModTime)
+	}
+	// Sessions whose staged bytes are already gone are closed too.
+	for _, u := range sessions {
+		if u.Started.After(cutoff) {
+			continue
+		}
+		if _, err := r.blobs.UploadSize(ctx, u.ID); err == nil {
+			continue
+		}
+		if _, err := r.log.Append(ctx, eventlog.New(eventlog.TypeUploadCancelled, u.Repo, eventlog.UploadCancelled{ID: u.ID, Reason: "expired"})); err != nil {
+			return removed, err
+		}
+	}
+	return removed, nil
+}
+
+// RunJanitor expires uploads every interval until ctx is done.
+func (r *Registry) RunJanitor(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if _, err := r.ExpireUploads(ctx, now); err != nil && ctx.Err() == nil {
+				r.logger.ErrorContext(ctx, "expire uploads", "err", err)
+			}
+		}
+	}
+}

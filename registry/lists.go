@@ -1,0 +1,91 @@
+package registry
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/gorilla/mux"
+)
+
+// maxPage bounds one page of a list; a larger n gets this many entries and
+// a Link to the rest, as the spec allows.
+const maxPage = 1000
+
+// page reads the n and last pagination parameters.
+func page(req *http.Request) (n int, last string, err error) {
+	q := req.URL.Query()
+	n = maxPage
+	if s := q.Get("n"); s != "" {
+		v, perr := strconv.Atoi(s)
+		if perr != nil || v < 0 {
+			return 0, "", errorf(CodePaginationInvalid, "n must be a non-negative integer, got %q", s).withStatus(http.StatusBadRequest)
+		}
+		n = min(v, maxPage)
+	}
+	return n, q.Get("last"), nil
+}
+
+// list answers one page of names. It asks the view for n+1 entries so it
+// knows whether to send a Link header to the next page.
+func writeList(w http.ResponseWriter, path string, n int, items []string, body map[string]any, key string) error {
+	if len(items) > n {
+		items = items[:n]
+		w.Header().Set("Link", nextLink(path, n, items[len(items)-1]))
+	}
+	body[key] = items
+	return writeJSON(w, "application/json", body)
+}
+
+func writeJSON(w http.ResponseWriter, contentType string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(http.StatusOK)
+	_, err = w.Write(b)
+	return err
+}
+
+// catalog lists repositories in byte order.
+// Spec: (extension) #listing-repositories in the Docker registry API; the
+// OCI spec reserves /v2/_catalog.
+func (r *Registry) catalog(w http.ResponseWriter, req *http.Request) error {
+	n, last, err := page(req)
+	if err != nil {
+		return err
+	}
+	repos := []string{}
+	if n > 0 {
+		if repos, err = r.log.Repositories(req.Context(), last, n+1); err != nil {
+			return err
+		}
+	}
+	return writeList(w, "/v2/_catalog", n, repos, map[string]any{}, "repositories")
+}
+
+// tagsList lists a repository's tags in byte order.
+// Spec: #listing-tags
+func (r *Registry) tagsList(w http.ResponseWriter, req *http.Request) error {
+	repo := mux.Vars(req)["name"]
+	n, last, err := page(req)
+	if err != nil {
+		return err
+	}
+	ok, err := r.log.RepositoryExists(req.Context(), repo)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errorf(CodeNameUnknown, "repository %s does not exist", repo)
+	}
+	tags := []string{}
+	if n > 0 {
+		if tags, err = r.log.Tags(req.Context(), repo, last, n+1); err != nil {
+			return err
+		}
+	}
+	return writeList(w, "/v2/"+repo+"/tags/list", n, tags, map[string]any{"name": repo}, "tags")
+}

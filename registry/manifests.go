@@ -1,0 +1,245 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/artifact-store/artifact-store/digest"
+	"github.com/artifact-store/artifact-store/eventlog"
+	"github.com/artifact-store/artifact-store/manifests"
+	"github.com/gorilla/mux"
+)
+
+// reference is a manifest reference: a tag or a digest.
+type reference struct {
+	tag    string
+	digest digest.Digest
+}
+
+// parseReference tells tags from digests: only digests contain a colon.
+func parseReference(s string) (reference, error) {
+	if strings.Contains(s, ":") {
+		d, err := parseDigest(s)
+		return reference{digest: d}, err
+	}
+	return reference{tag: s}, ValidateTag(s)
+}
+
+// resolve finds the manifest a reference names in repo.
+func (r *Registry) resolve(ctx context.Context, repo string, ref reference) (eventlog.Manifest, error) {
+	d := ref.digest.String()
+	if ref.tag != "" {
+		var err error
+		if d, err = r.log.Tag(ctx, repo, ref.tag); errors.Is(err, eventlog.ErrNotFound) {
+			return eventlog.Manifest{}, errorf(CodeManifestUnknown, "tag %q is not in repository %s", ref.tag, repo)
+		} else if err != nil {
+			return eventlog.Manifest{}, err
+		}
+	}
+	m, err := r.log.Manifest(ctx, repo, d)
+	if errors.Is(err, eventlog.ErrNotFound) {
+		return m, errorf(CodeManifestUnknown, "manifest %s is not in repository %s", d, repo)
+	}
+	if ref.digest != "" {
+		m.Digest = d // answer with the digest the client asked for
+	}
+	return m, err
+}
+
+// getManifest serves a manifest by tag or digest, as stored, byte for byte.
+// Spec: #pulling-manifests
+func (r *Registry) getManifest(w http.ResponseWriter, req *http.Request) error {
+	repo := mux.Vars(req)["name"]
+	ref, err := parseReference(mux.Vars(req)["reference"])
+	if err != nil {
+		return err
+	}
+	m, err := r.resolve(req.Context(), repo, ref)
+	if err != nil {
+		return err
+	}
+	if !accepts(req.Header.Values("Accept"), m.MediaType) {
+		return errorf(CodeManifestUnknown, "manifest %s is a %s, which the request's Accept header does not list", m.Digest, m.MediaType).withStatus(http.StatusNotAcceptable)
+	}
+	f, err := r.blobs.Open(req.Context(), digest.Digest(m.SHA256))
+	if err != nil {
+		return fmt.Errorf("manifest %s recorded but its bytes are missing: %w", m.Digest, err)
+	}
+	defer f.Close()
+	h := w.Header()
+	h.Set("Content-Type", m.MediaType)
+	h.Set("Content-Length", strconv.FormatInt(m.Size, 10))
+	h.Set("Docker-Content-Digest", m.Digest)
+	h.Set("ETag", `"`+m.Digest+`"`)
+	if match := req.Header.Get("If-None-Match"); match != "" && strings.Contains(match, `"`+m.Digest+`"`) {
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	w.WriteHeader(http.StatusOK)
+	if req.Method != http.MethodHead {
+		io.Copy(w, f)
+	}
+	return nil
+}
+
+// accepts reports whether Accept header lines admit mediaType. Clients
+// send several lines; no header, a wildcard, or a list naming no manifest
+// type at all admits everything.
+func accepts(lines []string, mediaType string) bool {
+	namesManifest := false
+	for _, line := range lines {
+		for _, part := range strings.Split(line, ",") {
+			t, _, _ := strings.Cut(part, ";")
+			t = strings.TrimSpace(t)
+			switch {
+			case t == mediaType || t == "*/*" || t == "application/*":
+				return true
+			case manifests.Known(t):
+				namesManifest = true
+			}
+		}
+	}
+	return !namesManifest
+}
+
+// putManifest stores a manifest under a tag or its digest, and under every
+// ?tag= given.
+// Spec: #pushing-manifests
+func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request) error {
+	ctx, repo := req.Context(), mux.Vars(req)["name"]
+	ref, err := parseReference(mux.Vars(req)["reference"])
+	if err != nil {
+		return err
+	}
+	tags := req.URL.Query()["tag"]
+	for _, t := range tags {
+		if err := ValidateTag(t); err != nil {
+			return err
+		}
+	}
+	if ref.tag != "" {
+		tags = append([]string{ref.tag}, tags...)
+	}
+	body, err := io.ReadAll(io.LimitReader(req.Body, manifests.MaxSize+1))
+	if err != nil {
+		return errorf(CodeManifestInvalid, "reading the manifest: %v", err)
+	}
+	if len(body) > manifests.MaxSize {
+		return errorf(CodeManifestInvalid, "manifest is larger than the limit of %d bytes", manifests.MaxSize).withStatus(http.StatusRequestEntityTooLarge)
+	}
+	m, err := manifests.Parse(req.Header.Get("Content-Type"), body)
+	if err != nil {
+		return errorf(CodeManifestInvalid, "%v", err)
+	}
+	d := ref.digest
+	if d == "" {
+		d = digest.FromBytes(digest.SHA256, body)
+	} else if got := digest.FromBytes(d.Algorithm(), body); got != d {
+		return errorf(CodeDigestInvalid, "the manifest's %s digest is %s, not %s as in the URL", d.Algorithm(), got, d)
+	}
+	if !r.opts.AllowSparse {
+		if err := r.checkReferences(ctx, repo, m); err != nil {
+			return err
+		}
+	}
+	ds, err := r.blobs.Ingest(ctx, bytes.NewReader(body), d)
+	if err != nil {
+		return err
+	}
+	evs, err := r.commitEvents(ctx, "", ds, d)
+	if err != nil {
+		return err
+	}
+	put := eventlog.ManifestPut{
+		Digest: d.String(), SHA256: ds.SHA256.String(), MediaType: m.MediaType,
+		ArtifactType: m.EffectiveArtifactType(), Size: int64(len(body)), Annotations: m.Annotations,
+	}
+	if m.Subject != nil {
+		put.Subject = m.Subject.Digest
+	}
+	evs = append(evs, eventlog.New(eventlog.TypeManifestPut, repo, put))
+	for _, t := range tags {
+		evs = append(evs, eventlog.New(eventlog.TypeTagSet, repo, eventlog.TagSet{Tag: t, Digest: d.String()}))
+	}
+	if _, err := r.log.Append(ctx, evs...); err != nil {
+		return err
+	}
+	h := w.Header()
+	h.Set("Location", manifestURL(repo, d.String()))
+	h.Set("Docker-Content-Digest", d.String())
+	if put.Subject != "" {
+		h.Set("OCI-Subject", put.Subject)
+	}
+	for _, t := range req.URL.Query()["tag"] {
+		h.Add("OCI-Tag", t)
+	}
+	h.Set("Content-Length", "0")
+	w.WriteHeader(http.StatusCreated)
+	return nil
+}
+
+// checkReferences refuses a manifest naming content the repository lacks:
+// an image's config and distributable layers, an index's manifests.
+func (r *Registry) checkReferences(ctx context.Context, repo string, m *manifests.Manifest) error {
+	for _, b := range m.Blobs() {
+		if _, err := r.linkedBlob(ctx, repo, digest.Digest(b.Digest)); err != nil {
+			var re *Error
+			if errors.As(err, &re) && re.Code == CodeBlobUnknown {
+				e := errorf(CodeManifestBlobUnknown, "the manifest references blob %s (%s), which is not in repository %s: push it first", b.Digest, b.MediaType, repo)
+				e.Detail = map[string]string{"digest": b.Digest}
+				return e
+			}
+			return err
+		}
+	}
+	for _, c := range m.Manifests {
+		if _, err := r.log.Manifest(ctx, repo, c.Digest); errors.Is(err, eventlog.ErrNotFound) {
+			e := errorf(CodeManifestBlobUnknown, "the index references manifest %s, which is not in repository %s: push it first", c.Digest, repo)
+			e.Detail = map[string]string{"digest": c.Digest}
+			return e
+		} else if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deleteManifest deletes a tag, or a manifest by digest together with the
+// tags that point at it.
+// Spec: #deleting-tags, #deleting-manifests
+func (r *Registry) deleteManifest(w http.ResponseWriter, req *http.Request) error {
+	ctx, repo := req.Context(), mux.Vars(req)["name"]
+	ref, err := parseReference(mux.Vars(req)["reference"])
+	if err != nil {
+		return err
+	}
+	var ev eventlog.Event
+	if ref.tag != "" {
+		if _, err := r.log.Tag(ctx, repo, ref.tag); errors.Is(err, eventlog.ErrNotFound) {
+			return errorf(CodeManifestUnknown, "tag %q is not in repository %s", ref.tag, repo)
+		} else if err != nil {
+			return err
+		}
+		ev = eventlog.New(eventlog.TypeTagDeleted, repo, eventlog.TagDeleted{Tag: ref.tag})
+	} else {
+		m, err := r.log.Manifest(ctx, repo, ref.digest.String())
+		if errors.Is(err, eventlog.ErrNotFound) {
+			return errorf(CodeManifestUnknown, "manifest %s is not in repository %s", ref.digest, repo)
+		} else if err != nil {
+			return err
+		}
+		ev = eventlog.New(eventlog.TypeManifestDeleted, repo, eventlog.ManifestDeleted{Digest: m.Digest})
+	}
+	if _, err := r.log.Append(ctx, ev); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}

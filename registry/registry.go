@@ -1,0 +1,75 @@
+// Package registry serves the OCI Distribution API (/v2/) over the event log
+// (what exists) and the blob store (the bytes).
+//
+// Every write follows one order: bytes are made durable in the blob store
+// first, then one eventlog.Append records the events that make them visible
+// and updates the views in the same transaction. A crash between the two
+// leaves bytes no event names (collected by GC), never an event naming
+// bytes that are missing.
+package registry
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/artifact-store/artifact-store/blobstore"
+	"github.com/artifact-store/artifact-store/eventlog"
+)
+
+// Options configure a Registry.
+type Options struct {
+	// Log is the event log and its views. Required.
+	Log *eventlog.Log
+	// Blobs is the blob store. Required.
+	Blobs *blobstore.Store
+	// Logger receives request errors and janitor reports.
+	Logger *slog.Logger
+	// UploadTTL is how long an upload session may stay idle before it is
+	// cancelled and its staged bytes removed. Default 24h.
+	UploadTTL time.Duration
+	// AllowSparse accepts image manifests whose layers and indexes whose
+	// child manifests are not (yet) in the repository, as the spec allows
+	// ("MAY reject"). Off by default: a manifest naming a missing blob or
+	// manifest is refused with MANIFEST_BLOB_UNKNOWN. Configs are always
+	// required; non-distributable layers and subjects never are.
+	AllowSparse bool
+}
+
+func (o *Options) ensureDefaults() error {
+	if o.Log == nil || o.Blobs == nil {
+		return errors.New("registry: Options.Log and Options.Blobs are required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.UploadTTL <= 0 {
+		o.UploadTTL = 24 * time.Hour
+	}
+	return nil
+}
+
+// Registry is the HTTP surface of the store.
+type Registry struct {
+	opts    Options
+	log     *eventlog.Log
+	blobs   *blobstore.Store
+	logger  *slog.Logger
+	handler http.Handler
+}
+
+// New returns a Registry.
+func New(opts Options) (*Registry, error) {
+	if err := opts.ensureDefaults(); err != nil {
+		return nil, err
+	}
+	r := &Registry{opts: opts, log: opts.Log, blobs: opts.Blobs, logger: opts.Logger}
+	r.handler = r.routes()
+	return r, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	r.handler.ServeHTTP(w, req)
+}

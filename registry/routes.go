@@ -1,0 +1,78 @@
+package registry
+
+import (
+	"net/http"
+
+	"github.com/gorilla/mux"
+)
+
+// routes is the whole route table of the server. Repository names contain
+// slashes, so {name} matches greedily and handlers validate it.
+//
+// Spec: https://github.com/opencontainers/distribution-spec/blob/main/spec.md#endpoints
+func (r *Registry) routes() http.Handler {
+	m := mux.NewRouter()
+	// Keep paths as sent: cleaning would turn "a/../b" into another
+	// repository instead of the NAME_INVALID the client deserves.
+	m.SkipClean(true)
+	const name = "/v2/{name:.+}"
+
+	m.Handle("/v2/", r.handle(r.apiVersion)).Methods(http.MethodGet, http.MethodHead)
+	m.Handle("/v2/_catalog", r.handle(r.catalog)).Methods(http.MethodGet)
+
+	m.Handle(name+"/tags/list", r.named(r.tagsList)).Methods(http.MethodGet)
+	m.Handle(name+"/referrers/{digest}", r.named(r.referrers)).Methods(http.MethodGet)
+
+	m.Handle(name+"/manifests/{reference}", r.named(r.getManifest)).Methods(http.MethodGet, http.MethodHead)
+	m.Handle(name+"/manifests/{reference}", r.named(r.putManifest)).Methods(http.MethodPut)
+	m.Handle(name+"/manifests/{reference}", r.named(r.deleteManifest)).Methods(http.MethodDelete)
+
+	m.Handle(name+"/blobs/uploads/", r.named(r.startUpload)).Methods(http.MethodPost)
+	m.Handle(name+"/blobs/uploads/{uuid}", r.named(r.uploadStatus)).Methods(http.MethodGet)
+	m.Handle(name+"/blobs/uploads/{uuid}", r.named(r.patchUpload)).Methods(http.MethodPatch)
+	m.Handle(name+"/blobs/uploads/{uuid}", r.named(r.finishUpload)).Methods(http.MethodPut)
+	m.Handle(name+"/blobs/uploads/{uuid}", r.named(r.cancelUpload)).Methods(http.MethodDelete)
+
+	m.Handle(name+"/blobs/{digest}", r.named(r.getBlob)).Methods(http.MethodGet, http.MethodHead)
+	m.Handle(name+"/blobs/{digest}", r.named(r.deleteBlob)).Methods(http.MethodDelete)
+
+	m.NotFoundHandler = r.handle(func(w http.ResponseWriter, req *http.Request) error {
+		return errorf(CodeUnsupported, "no endpoint %s %s", req.Method, req.URL.Path).withStatus(http.StatusNotFound)
+	})
+	m.MethodNotAllowedHandler = r.handle(func(w http.ResponseWriter, req *http.Request) error {
+		return errorf(CodeUnsupported, "%s is not supported on %s", req.Method, req.URL.Path)
+	})
+	return m
+}
+
+// handlerFunc is a handler that returns its error for handle to write.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// handle adapts fn: common headers before, the error envelope after.
+func (r *Registry) handle(fn handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+		if err := fn(w, req); err != nil {
+			writeError(w, req, r.logger, err)
+		}
+	})
+}
+
+// named is handle for routes under a repository name, which it validates.
+func (r *Registry) named(fn handlerFunc) http.Handler {
+	return r.handle(func(w http.ResponseWriter, req *http.Request) error {
+		if err := ValidateName(mux.Vars(req)["name"]); err != nil {
+			return err
+		}
+		return fn(w, req)
+	})
+}
+
+// apiVersion answers the version check.
+// Spec: #determining-support
+func (r *Registry) apiVersion(w http.ResponseWriter, _ *http.Request) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", "2")
+	w.Write([]byte("{}"))
+	return nil
+}

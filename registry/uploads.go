@@ -1,0 +1,295 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/artifact-store/artifact-store/blobstore"
+	"github.com/artifact-store/artifact-store/digest"
+	"github.com/artifact-store/artifact-store/eventlog"
+	"github.com/gorilla/mux"
+)
+
+// startUpload begins a push: a cross-repository mount, a monolithic upload
+// (POST with ?digest= and the body), or a new upload session.
+// Spec: #pushing-blobs, #mounting-a-blob-from-another-repository
+func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request) error {
+	ctx, repo, q := req.Context(), mux.Vars(req)["name"], req.URL.Query()
+	if m := q.Get("mount"); m != "" {
+		done, err := r.mount(ctx, w, repo, m, q.Get("from"))
+		if done || err != nil {
+			return err
+		}
+		// Not mountable: the spec says to fall back to a new session.
+	} else if d := q.Get("digest"); d != "" {
+		return r.monolithicUpload(w, req, repo, d)
+	}
+	id := blobstore.NewUploadID()
+	if err := r.blobs.CreateUpload(ctx, id); err != nil {
+		return err
+	}
+	if _, err := r.log.Append(ctx, eventlog.New(eventlog.TypeUploadStarted, repo, eventlog.UploadStarted{ID: id})); err != nil {
+		r.blobs.AbortUpload(context.WithoutCancel(ctx), id)
+		return err
+	}
+	writeUploadStatus(w, repo, id, 0, http.StatusAccepted)
+	return nil
+}
+
+// mount links a blob from another repository (or, without from, from any
+// repository that holds it). It reports false when the blob is not there.
+func (r *Registry) mount(ctx context.Context, w http.ResponseWriter, repo, mount, from string) (bool, error) {
+	d, err := parseDigest(mount)
+	if err != nil {
+		return false, err
+	}
+	var b eventlog.Blob
+	if from != "" {
+		if err := ValidateName(from); err != nil {
+			return false, err
+		}
+		if b, err = r.linkedBlob(ctx, from, d); err != nil {
+			var re *Error
+			if errors.As(err, &re) && re.Code == CodeBlobUnknown {
+				return false, nil
+			}
+			return false, err
+		}
+	} else {
+		b, err = r.log.Blob(ctx, d.String())
+		if errors.Is(err, eventlog.ErrNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if ok, err := r.log.LinkedAnywhere(ctx, b.SHA256); err != nil || !ok {
+			return false, err
+		}
+	}
+	if _, err := r.log.Append(ctx, eventlog.New(eventlog.TypeBlobLinked, repo, eventlog.BlobLinked{SHA256: b.SHA256})); err != nil {
+		return false, err
+	}
+	writeBlobCreated(w, repo, d)
+	return true, nil
+}
+
+func (r *Registry) monolithicUpload(w http.ResponseWriter, req *http.Request, repo, ds string) error {
+	d, err := parseDigest(ds)
+	if err != nil {
+		return err
+	}
+	got, err := r.blobs.Ingest(req.Context(), req.Body, d)
+	if err != nil {
+		return uploadError(err)
+	}
+	evs, err := r.commitEvents(req.Context(), repo, got, d)
+	if err != nil {
+		return err
+	}
+	if _, err := r.log.Append(req.Context(), evs...); err != nil {
+		return err
+	}
+	writeBlobCreated(w, repo, d)
+	return nil
+}
+
+// session returns the open upload id of repo.
+func (r *Registry) session(ctx context.Context, repo, id string) (eventlog.Upload, error) {
+	u, err := r.log.Upload(ctx, id)
+	if errors.Is(err, eventlog.ErrNotFound) || (err == nil && u.Repo != repo) {
+		return u, errorf(CodeBlobUploadUnknown, "upload %s is not open in repository %s (it finished, was cancelled or expired)", id, repo)
+	}
+	return u, err
+}
+
+// uploadStatus reports how many bytes an upload holds, so a client can
+// resume after an interruption (including a server restart).
+// Spec: #getting-the-status-of-an-upload
+func (r *Registry) uploadStatus(w http.ResponseWriter, req *http.Request) error {
+	repo, id := mux.Vars(req)["name"], mux.Vars(req)["uuid"]
+	if _, err := r.session(req.Context(), repo, id); err != nil {
+		return err
+	}
+	size, err := r.blobs.UploadSize(req.Context(), id)
+	if err != nil {
+		return uploadError(err)
+	}
+	writeUploadStatus(w, repo, id, size, http.StatusNoContent)
+	return nil
+}
+
+// patchUpload appends a chunk. With Content-Range the chunk must start
+// exactly at the end of what the upload holds (416 otherwise, and the
+// session stays usable); without it the body is streamed onto the end.
+// Spec: #pushing-a-blob-in-chunks
+func (r *Registry) patchUpload(w http.ResponseWriter, req *http.Request) error {
+	repo, id := mux.Vars(req)["name"], mux.Vars(req)["uuid"]
+	if _, err := r.session(req.Context(), repo, id); err != nil {
+		return err
+	}
+	size, err := r.appendChunk(req, repo, id)
+	if err != nil {
+		return err
+	}
+	writeUploadStatus(w, repo, id, size, http.StatusAccepted)
+	return nil
+}
+
+// appendChunk appends the request body to the upload and returns the new
+// size. Out-of-order chunks are refused with 416 before anything is read.
+func (r *Registry) appendChunk(req *http.Request, repo, id string) (int64, error) {
+	ctx := req.Context()
+	size, err := r.blobs.UploadSize(ctx, id)
+	if err != nil {
+		return 0, uploadError(err)
+	}
+	body := io.Reader(req.Body)
+	if cr := req.Header.Get("Content-Range"); cr != "" {
+		start, end, ok := parseContentRange(cr)
+		if !ok {
+			return 0, errorf(CodeBlobUploadInvalid, "Content-Range %q is not of the form <start>-<end>", cr).withStatus(http.StatusRequestedRangeNotSatisfiable)
+		}
+		if start != size {
+			return 0, rangeError(repo, id, size, fmt.Sprintf("chunk starts at byte %d but the upload holds %d bytes; resume from byte %d", start, size, size))
+		}
+		n := end - start + 1
+		if req.ContentLength >= 0 && req.ContentLength != n {
+			return 0, errorf(CodeSizeInvalid, "Content-Range covers %d bytes but Content-Length is %d", n, req.ContentLength)
+		}
+		body = io.LimitReader(req.Body, n)
+	}
+	newSize, err := r.blobs.AppendUpload(ctx, id, size, body)
+	if errors.Is(err, blobstore.ErrBadOffset) {
+		// Another request appended concurrently.
+		cur, _ := r.blobs.UploadSize(ctx, id)
+		return 0, rangeError(repo, id, cur, err.Error())
+	}
+	if err != nil {
+		return 0, uploadError(err)
+	}
+	return newSize, nil
+}
+
+// finishUpload completes an upload, optionally with a last chunk, verifies
+// the digest and makes the blob visible in the repository.
+// Spec: #pushing-a-blob-in-chunks (closing the upload)
+func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request) error {
+	ctx, repo, id := req.Context(), mux.Vars(req)["name"], mux.Vars(req)["uuid"]
+	if _, err := r.session(ctx, repo, id); err != nil {
+		return err
+	}
+	if req.Header.Get("Content-Range") != "" || req.ContentLength != 0 {
+		if _, err := r.appendChunk(req, repo, id); err != nil {
+			return err
+		}
+	}
+	ds := req.URL.Query().Get("digest")
+	if ds == "" {
+		return errorf(CodeDigestInvalid, "the digest query parameter is required to complete an upload")
+	}
+	d, err := parseDigest(ds)
+	if err != nil {
+		return err
+	}
+	got, err := r.blobs.CommitUpload(ctx, id, d)
+	if errors.Is(err, blobstore.ErrDigestMismatch) {
+		// The store has discarded the bytes; close the session to match.
+		r.log.Append(context.WithoutCancel(ctx), eventlog.New(eventlog.TypeUploadCancelled, repo, eventlog.UploadCancelled{ID: id, Reason: "digest mismatch"}))
+		return uploadError(err)
+	}
+	if err != nil {
+		return uploadError(err)
+	}
+	evs, err := r.commitEvents(ctx, repo, got, d)
+	if err != nil {
+		return err
+	}
+	evs = append(evs, eventlog.New(eventlog.TypeUploadFinished, repo, eventlog.UploadFinished{ID: id, SHA256: got.SHA256.String()}))
+	if _, err := r.log.Append(ctx, evs...); err != nil {
+		return err
+	}
+	writeBlobCreated(w, repo, d)
+	return nil
+}
+
+// cancelUpload abandons an upload and removes its staged bytes.
+// Spec: #canceling-an-upload
+func (r *Registry) cancelUpload(w http.ResponseWriter, req *http.Request) error {
+	ctx, repo, id := req.Context(), mux.Vars(req)["name"], mux.Vars(req)["uuid"]
+	if _, err := r.session(ctx, repo, id); err != nil {
+		return err
+	}
+	// The event first: if the removal below does not happen, the janitor
+	// removes staged bytes that no open session owns.
+	if _, err := r.log.Append(ctx, eventlog.New(eventlog.TypeUploadCancelled, repo, eventlog.UploadCancelled{ID: id, Reason: "cancelled by client"})); err != nil {
+		return err
+	}
+	if err := r.blobs.AbortUpload(ctx, id); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// uploadError maps blob store errors of the upload routes.
+func uploadError(err error) error {
+	switch {
+	case errors.Is(err, blobstore.ErrDigestMismatch):
+		return errorf(CodeDigestInvalid, "%v; nothing was stored", err)
+	case errors.Is(err, blobstore.ErrUploadNotFound):
+		return errorf(CodeBlobUploadUnknown, "%v", err)
+	}
+	return err
+}
+
+func rangeError(repo, id string, size int64, msg string) error {
+	e := errorf(CodeBlobUploadInvalid, "%s", msg).withStatus(http.StatusRequestedRangeNotSatisfiable)
+	e.Detail = map[string]any{"location": uploadURL(repo, id), "received": size}
+	return e
+}
+
+// parseContentRange accepts "<start>-<end>" as the spec writes it, and the
+// "bytes <start>-<end>[/<total>]" and "bytes=" forms clients also send.
+func parseContentRange(s string) (start, end int64, ok bool) {
+	s = strings.TrimSpace(s)
+	s = strings.TrimPrefix(strings.TrimPrefix(s, "bytes="), "bytes ")
+	s, _, _ = strings.Cut(s, "/")
+	a, b, found := strings.Cut(s, "-")
+	if !found {
+		return 0, 0, false
+	}
+	start, err1 := strconv.ParseInt(a, 10, 64)
+	end, err2 := strconv.ParseInt(b, 10, 64)
+	if err1 != nil || err2 != nil || start < 0 || end < start {
+		return 0, 0, false
+	}
+	return start, end, true
+}
+
+func writeUploadStatus(w http.ResponseWriter, repo, id string, size int64, status int) {
+	h := w.Header()
+	h.Set("Location", uploadURL(repo, id))
+	h.Set("Docker-Upload-UUID", id)
+	end := size - 1
+	if end < 0 {
+		end = 0 // the spec's Range has no form for "nothing yet"; 0-0 is what clients expect
+	}
+	h.Set("Range", fmt.Sprintf("0-%d", end))
+	h.Set("Content-Length", "0")
+	w.WriteHeader(status)
+}
+
+func writeBlobCreated(w http.ResponseWriter, repo string, d digest.Digest) {
+	h := w.Header()
+	h.Set("Location", blobURL(repo, d.String()))
+	h.Set("Docker-Content-Digest", d.String())
+	h.Set("Content-Length", "0")
+	w.WriteHeader(http.StatusCreated)
+}

@@ -1,0 +1,63 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/artifact-store/artifact-store/blobstore"
+	"github.com/artifact-store/artifact-store/digest"
+	"github.com/artifact-store/artifact-store/eventlog"
+)
+
+// VerifyReport is what Verify found.
+type VerifyReport struct {
+	Events   int64    // events whose chain links were checked
+	Blobs    int      // blobs re-hashed
+	Orphans  int      // stored blobs no event names (GC's work, not damage)
+	Problems []string // damage: each a sentence naming what is wrong
+}
+
+// Verify checks the event log's hash chain and re-hashes every blob the
+// views name with SHA-256 and BLAKE3, comparing against the recorded
+// digests and size.
+func Verify(ctx context.Context, log *eventlog.Log, store *blobstore.Store) (VerifyReport, error) {
+	var rep VerifyReport
+	n, breaks, err := log.VerifyChain(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("read event log: %w", err)
+	}
+	rep.Events = n
+	for _, b := range breaks {
+		rep.Problems = append(rep.Problems, "event log: "+b.Error())
+	}
+	known := make(map[string]bool)
+	err = log.Blobs(ctx, func(b eventlog.Blob) error {
+		known[b.SHA256] = true
+		rep.Blobs++
+		got, err := store.Rehash(ctx, digest.Digest(b.SHA256))
+		switch {
+		case errors.Is(err, blobstore.ErrNotFound):
+			rep.Problems = append(rep.Problems, fmt.Sprintf("blob %s: recorded but missing from the store", b.SHA256))
+		case err != nil:
+			return fmt.Errorf("read blob %s: %w", b.SHA256, err)
+		case got.SHA256.String() != b.SHA256:
+			rep.Problems = append(rep.Problems, fmt.Sprintf("blob %s: content now hashes to %s (corrupted)", b.SHA256, got.SHA256))
+		case got.BLAKE3.String() != b.BLAKE3:
+			rep.Problems = append(rep.Problems, fmt.Sprintf("blob %s: BLAKE3 is %s, recorded %s", b.SHA256, got.BLAKE3, b.BLAKE3))
+		case got.Size != b.Size:
+			rep.Problems = append(rep.Problems, fmt.Sprintf("blob %s: size is %d, recorded %d", b.SHA256, got.Size, b.Size))
+		}
+		return nil
+	})
+	if err != nil {
+		return rep, err
+	}
+	err = store.Walk(ctx, func(key digest.Digest) error {
+		if !known[key.String()] {
+			rep.Orphans++
+		}
+		return nil
+	})
+	return rep, err
+}
