@@ -1,0 +1,128 @@
+package registry_test
+
+import (
+	"github.com/artifact-store/artifact-store/digest"
+	"github.com/artifact-store/artifact-store/eventlog"
+	"testing"
+	"time"
+)
+
+// TestBLAKE3Alias: a blob's BLAKE3 digest works wherever a blob digest is
+// accepted: GET, HEAD, mount, the digest of a push, and delete.
+func TestBLAKE3Alias(t *testing.T) {
+	s := newServer(t)
+	data := randomBytes(t, 100_000)
+	s.pushBlob("r", data)
+	b3 := blake3Of(data)
+
+	r := s.do("GET", "/v2/r/blobs/"+b3, nil)
+	expect(t, r, 200)
+	if string(r.body) != string(data) || r.Header.Get("Docker-Content-Digest") != b3 {
+		t.Fatalf("GET by blake3: %d bytes, digest header %q", len(r.body), r.Header.Get("Docker-Content-Digest"))
+	}
+	r = s.do("HEAD", "/v2/r/blobs/"+b3, nil)
+	expect(t, r, 200)
+	if r.ContentLength != int64(len(data)) {
+		t.Fatalf("HEAD Content-Length %d", r.ContentLength)
+	}
+	r = s.do("GET", "/v2/r/blobs/"+b3, nil, "Range: bytes=10-19")
+	expect(t, r, 206)
+	if string(r.body) != string(data[10:20]) {
+		t.Fatal("range by blake3 returned wrong bytes")
+	}
+	// Mount by BLAKE3, from a repository and anonymously.
+	expect(t, s.do("POST", "/v2/other/blobs/uploads/?mount="+b3+"&from=r", nil), 201)
+	expect(t, s.do("GET", "/v2/other/blobs/"+sha256Of(data), nil), 200)
+	expect(t, s.do("POST", "/v2/third/blobs/uploads/?mount="+b3, nil), 201)
+	// Push addressed by BLAKE3, monolithic and chunked.
+	fresh := randomBytes(t, 5000)
+	expect(t, s.do("POST", "/v2/r/blobs/uploads/?digest="+blake3Of(fresh), fresh), 201)
+	expect(t, s.do("GET", "/v2/r/blobs/"+sha256Of(fresh), nil), 200)
+	fresh2 := randomBytes(t, 5000)
+	loc := s.do("POST", "/v2/r/blobs/uploads/", nil).Header.Get("Location")
+	expect(t, s.do("PATCH", loc, fresh2), 202)
+	expect(t, s.do("PUT", loc+"?digest="+blake3Of(fresh2), nil), 201)
+	expect(t, s.do("HEAD", "/v2/r/blobs/"+blake3Of(fresh2), nil), 200)
+	// Delete by BLAKE3 removes the blob from the repository under every digest.
+	expect(t, s.do("DELETE", "/v2/r/blobs/"+b3, nil), 202)
+	expect(t, s.do("HEAD", "/v2/r/blobs/"+sha256Of(data), nil), 404)
+	expect(t, s.do("HEAD", "/v2/other/blobs/"+sha256Of(data), nil), 200)
+}
+
+func TestSHA512(t *testing.T) {
+	s := newServer(t)
+	data := randomBytes(t, 70_000)
+	d512 := sha512Of(data)
+	expect(t, s.do("POST", "/v2/r/blobs/uploads/?digest="+d512, data), 201)
+	r := s.do("GET", "/v2/r/blobs/"+d512, nil)
+	expect(t, r, 200)
+	if string(r.body) != string(data) || r.Header.Get("Docker-Content-Digest") != d512 {
+		t.Fatal("GET by sha512 wrong")
+	}
+	// The same bytes answer to their sha256 and blake3 too: stored once.
+	expect(t, s.do("HEAD", "/v2/r/blobs/"+sha256Of(data), nil), 200)
+	expect(t, s.do("HEAD", "/v2/r/blobs/"+blake3Of(data), nil), 200)
+	// A chunked sha512 push of bytes first stored by sha256 adds the alias.
+	other := randomBytes(t, 1000)
+	s.pushBlob("r", other)
+	loc := s.do("POST", "/v2/r/blobs/uploads/", nil).Header.Get("Location")
+	expect(t, s.do("PATCH", loc, other), 202)
+	expect(t, s.do("PUT", loc+"?digest="+sha512Of(other), nil), 201)
+	expect(t, s.do("HEAD", "/v2/r/blobs/"+sha512Of(other), nil), 200)
+}
+
+func TestBlobDeduplicatedAcrossRepositories(t *testing.T) {
+	s := newServer(t)
+	data := randomBytes(t, 4096)
+	for _, repo := range []string{"a", "b", "c/d"} {
+		s.pushBlob(repo, data)
+	}
+	stored := 0
+	s.blobs.Walk(t.Context(), func(digest.Digest) error { stored++; return nil })
+	recorded := 0
+	s.log.Blobs(t.Context(), func(eventlog.Blob) error { recorded++; return nil })
+	if stored != 1 || recorded != 1 {
+		t.Fatalf("3 pushes of one content: %d stored, %d recorded; want 1 and 1", stored, recorded)
+	}
+}
+
+func TestUploadStatusAndCancel(t *testing.T) {
+	s := newServer(t)
+	r := s.do("POST", "/v2/r/blobs/uploads/", nil)
+	expect(t, r, 202)
+	loc := r.Header.Get("Location")
+	if r.Header.Get("Range") != "0-0" || r.Header.Get("Docker-Upload-UUID") == "" {
+		t.Fatalf("start headers: %v", r.Header)
+	}
+	expect(t, s.do("PATCH", loc, []byte("12345")), 202)
+	st := s.do("GET", loc, nil)
+	expect(t, st, 204)
+	if st.Header.Get("Range") != "0-4" {
+		t.Fatalf("Range %q", st.Header.Get("Range"))
+	}
+	expect(t, s.do("GET", "/v2/elsewhere/blobs/uploads/"+st.Header.Get("Docker-Upload-UUID"), nil), 404, "BLOB_UPLOAD_UNKNOWN")
+	expect(t, s.do("DELETE", loc, nil), 204)
+	expect(t, s.do("GET", loc, nil), 404, "BLOB_UPLOAD_UNKNOWN")
+	expect(t, s.do("PATCH", loc, []byte("x")), 404, "BLOB_UPLOAD_UNKNOWN")
+}
+
+func TestUploadExpiry(t *testing.T) {
+	s := newServer(t)
+	loc := s.do("POST", "/v2/r/blobs/uploads/", nil).Header.Get("Location")
+	expect(t, s.do("PATCH", loc, []byte("abandoned")), 202)
+	// Not yet stale.
+	if n, err := s.reg.ExpireUploads(t.Context(), time.Now()); err != nil || n != 0 {
+		t.Fatalf("expired %d, %v before the TTL", n, err)
+	}
+	n, err := s.reg.ExpireUploads(t.Context(), time.Now().Add(2*time.Hour))
+	if err != nil || n != 1 {
+		t.Fatalf("expired %d, %v; want 1", n, err)
+	}
+	expect(t, s.do("GET", loc, nil), 404, "BLOB_UPLOAD_UNKNOWN")
+	if ups, _ := s.blobs.ListUploads(t.Context()); len(ups) != 0 {
+		t.Fatalf("staged bytes survive expiry: %v", ups)
+	}
+	if ups, _ := s.log.Uploads(t.Context()); len(ups) != 0 {
+		t.Fatalf("session survives expiry: %v", ups)
+	}
+}

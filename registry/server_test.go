@@ -1,0 +1,152 @@
+package registry_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/artifact-store/artifact-store/blobstore"
+	blobfs "github.com/artifact-store/artifact-store/blobstore/fs"
+	"github.com/artifact-store/artifact-store/digest"
+	"github.com/artifact-store/artifact-store/eventlog"
+	"github.com/artifact-store/artifact-store/eventlog/sqlite"
+	"github.com/artifact-store/artifact-store/registry"
+)
+
+// testServer is a registry on a real loopback HTTP server over a real
+// SQLite log and filesystem blob store in a temporary directory.
+type testServer struct {
+	t     *testing.T
+	url   string
+	log   *eventlog.Log
+	blobs *blobstore.Store
+	reg   *registry.Registry
+}
+
+func newServer(t *testing.T, mutate ...func(*registry.Options)) *testServer {
+	t.Helper()
+	dir := t.TempDir()
+	l, err := sqlite.Open(context.Background(), filepath.Join(dir, "log.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	b, err := blobfs.New(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := registry.Options{Log: l, Blobs: blobstore.New(b), UploadTTL: time.Hour}
+	for _, m := range mutate {
+		m(&opts)
+	}
+	reg, err := registry.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(reg)
+	t.Cleanup(srv.Close)
+	return &testServer{t: t, url: srv.URL, log: l, blobs: opts.Blobs, reg: reg}
+}
+
+type response struct {
+	*http.Response
+	body []byte
+}
+
+// errCode returns the first error code of a spec error body.
+func (r response) errCode() string {
+	var e struct {
+		Errors []struct{ Code, Message string }
+	}
+	if json.Unmarshal(r.body, &e) != nil || len(e.Errors) == 0 {
+		return ""
+	}
+	return e.Errors[0].Code
+}
+
+// do sends a request; headers are "Name: value" strings.
+func (s *testServer) do(method, path string, body []byte, headers ...string) response {
+	s.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	u := path
+	if !strings.HasPrefix(path, "http") {
+		u = s.url + path
+	}
+	req, err := http.NewRequest(method, u, rd)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	for _, h := range headers {
+		k, v, _ := strings.Cut(h, ":")
+		req.Header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if resp.StatusCode >= 500 {
+		s.t.Errorf("%s %s: server error %d: %s", method, path, resp.StatusCode, b)
+	}
+	return response{resp, b}
+}
+
+// expect fails the test unless r has the status (and error code, if given).
+func expect(t *testing.T, r response, status int, code ...string) {
+	t.Helper()
+	if r.StatusCode != status {
+		t.Fatalf("%s %s: status %d, want %d; body %s", r.Request.Method, r.Request.URL, r.StatusCode, status, r.body)
+	}
+	if len(code) > 0 && r.errCode() != code[0] {
+		t.Fatalf("%s %s: error code %q, want %q; body %s", r.Request.Method, r.Request.URL, r.errCode(), code[0], r.body)
+	}
+}
+
+func randomBytes(t *testing.T, n int) []byte {
+	p := make([]byte, n)
+	if _, err := rand.Read(p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func sha256Of(p []byte) string { return digest.FromBytes(digest.SHA256, p).String() }
+func blake3Of(p []byte) string { return digest.FromBytes(digest.BLAKE3, p).String() }
+func sha512Of(p []byte) string { return digest.FromBytes(digest.SHA512, p).String() }
+
+// pushBlob pushes p monolithically and returns its sha256 digest.
+func (s *testServer) pushBlob(repo string, p []byte) string {
+	s.t.Helper()
+	d := sha256Of(p)
+	expect(s.t, s.do("POST", "/v2/"+repo+"/blobs/uploads/?digest="+d, p), http.StatusCreated)
+	return d
+}
+
+// pushImage pushes a config and one layer and a manifest under ref, and
+// returns the manifest bytes and digest.
+func (s *testServer) pushImage(repo, ref string, extra string) ([]byte, string) {
+	s.t.Helper()
+	cfg := []byte(fmt.Sprintf(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"n":%q}`, ref))
+	layer := randomBytes(s.t, 300)
+	m := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":%q,"size":%d}]%s}`,
+		s.pushBlob(repo, cfg), len(cfg), s.pushBlob(repo, layer), len(layer), extra))
+	r := s.do("PUT", "/v2/"+repo+"/manifests/"+ref, m, "Content-Type: application/vnd.oci.image.manifest.v1+json")
+	expect(s.t, r, http.StatusCreated)
+	return m, sha256Of(m)
+}
