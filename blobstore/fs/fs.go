@@ -2,8 +2,8 @@
 //
 // Layout under the root directory:
 //
-//	blobs/sha256/<first two hex>/<hex>   committed blobs, immutable
-//	uploads/<id>                         staged bytes of an upload, append-only
+//	sha256/<first two hex>/<hex>   committed blobs, immutable
+//	uploads/<id>                   staged bytes of an upload, append-only
 //
 // Durability: every append is fsynced before it is acknowledged, and a commit
 // fsyncs the staged file, renames it into blobs/ and fsyncs the directory,
@@ -41,7 +41,7 @@ const copyBuf = 1 << 20
 
 // New returns a backend rooted at dir, creating the directories it needs.
 func New(dir string) (*Backend, error) {
-	for _, d := range []string{"blobs/sha256", "uploads"} {
+	for _, d := range []string{"sha256", "uploads"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return nil, fmt.Errorf("blobstore fs: %w", err)
 		}
@@ -54,7 +54,7 @@ func (b *Backend) blobPath(key digest.Digest) (string, error) {
 		return "", fmt.Errorf("%w: key %q is not a sha256 digest", blobstore.ErrNotFound, key)
 	}
 	h := key.Hex()
-	return filepath.Join(b.root, "blobs", "sha256", h[:2], h), nil
+	return filepath.Join(b.root, "sha256", h[:2], h), nil
 }
 
 func (b *Backend) uploadPath(id string) (string, error) {
@@ -111,7 +111,7 @@ func (b *Backend) Delete(_ context.Context, key digest.Digest) error {
 
 // Walk implements blobstore.Backend.
 func (b *Backend) Walk(ctx context.Context, fn func(digest.Digest) error) error {
-	return filepath.WalkDir(filepath.Join(b.root, "blobs", "sha256"), func(p string, d fs.DirEntry, err error) error {
+	return filepath.WalkDir(filepath.Join(b.root, "sha256"), func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
