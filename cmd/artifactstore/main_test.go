@@ -46,7 +46,7 @@ type server struct {
 	logs *bytes.Buffer
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +56,7 @@ func freeAddr(t *testing.T) string {
 }
 
 // start runs "serve" and waits for its "listening" log line.
-func start(t *testing.T, data, addr string) *server {
+func start(t testing.TB, data, addr string) *server {
 	t.Helper()
 	cmd := exec.Command(binary, "serve", "--addr", addr, "--data", data)
 	stderr, _ := cmd.StderrPipe()

@@ -1,0 +1,58 @@
+package registry_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/artifact-store/artifact-store/"
+
+// allowedImports is the project's import direction: cmd -> registry ->
+// {eventlog, blobstore, manifests}, with digest as the leaf vocabulary and
+// migrations as embedded data. Backends import their domain package; no
+// library imports a backend.
+var allowedImports = map[string][]string{
+	"digest":                  {},
+	"migrations":              {},
+	"blobstore":               {"digest"},
+	"blobstore/fs":            {"blobstore", "digest"},
+	"blobstore/blobstoretest": {"blobstore", "digest"},
+	"manifests":               {"digest"},
+	"eventlog":                {"migrations"},
+	"eventlog/sqlite":         {"eventlog"},
+	"eventlog/eventlogtest":   {"eventlog"},
+	"registry":                {"blobstore", "digest", "eventlog", "manifests"},
+}
+
+func TestImportDirection(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, module+"...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		pkg := strings.TrimPrefix(fields[0], module)
+		allowed, known := allowedImports[pkg]
+		if strings.HasPrefix(pkg, "cmd/") || pkg == "conformance" {
+			continue // cmd wires everything
+		}
+		if !known {
+			t.Errorf("package %s has no entry in allowedImports: decide where it sits", pkg)
+			continue
+		}
+		for _, imp := range fields[1:] {
+			if !strings.HasPrefix(imp, module) {
+				continue
+			}
+			dep := strings.TrimPrefix(imp, module)
+			ok := false
+			for _, a := range allowed {
+				ok = ok || a == dep
+			}
+			if !ok {
+				t.Errorf("%s imports %s, against the import direction", pkg, dep)
+			}
+		}
+	}
+}
