@@ -23,6 +23,8 @@ type hasher struct {
 	blake3 *blake3.Hasher
 	sha512 hash.Hash // nil unless requested
 	size   int64
+
+	pending sync.WaitGroup // hashing of the last buffer given to start
 }
 
 func newHasher(withSHA512 bool) *hasher {
@@ -33,7 +35,16 @@ func newHasher(withSHA512 bool) *hasher {
 	return h
 }
 
+// Write hashes p and returns when every hash has consumed it.
 func (h *hasher) Write(p []byte) (int, error) {
+	h.start(p)
+	h.wait()
+	return len(p), nil
+}
+
+// start begins hashing p, SHA-256 (and SHA-512) in goroutines of their own
+// for large p. p must not change until wait returns.
+func (h *hasher) start(p []byte) {
 	h.size += int64(len(p))
 	if len(p) < parallelMin {
 		h.sha256.Write(p)
@@ -41,28 +52,32 @@ func (h *hasher) Write(p []byte) (int, error) {
 		if h.sha512 != nil {
 			h.sha512.Write(p)
 		}
-		return len(p), nil
+		return
 	}
-	var wg sync.WaitGroup
-	wg.Add(1)
+	h.pending.Add(2)
 	go func() {
-		defer wg.Done()
+		defer h.pending.Done()
 		h.sha256.Write(p)
 	}()
+	go func() {
+		defer h.pending.Done()
+		h.blake3.Write(p)
+	}()
 	if h.sha512 != nil {
-		wg.Add(1)
+		h.pending.Add(1)
 		go func() {
-			defer wg.Done()
+			defer h.pending.Done()
 			h.sha512.Write(p)
 		}()
 	}
-	h.blake3.Write(p)
-	wg.Wait()
-	return len(p), nil
 }
+
+// wait returns when the hashing started by start is done.
+func (h *hasher) wait() { h.pending.Wait() }
 
 // digests returns the sums of everything written so far.
 func (h *hasher) digests() Digests {
+	h.wait()
 	ds := Digests{
 		SHA256: digest.NewDigest(digest.SHA256, h.sha256.Sum(nil)),
 		BLAKE3: digest.NewDigest(digest.BLAKE3, h.blake3.Sum(nil)),
@@ -74,7 +89,10 @@ func (h *hasher) digests() Digests {
 	return ds
 }
 
-// hashingReader feeds everything read through it into a hasher.
+// hashingReader feeds everything read through it into a hasher. The
+// hashing of one buffer overlaps with whatever the caller does with it (the
+// backend's write to disk); the next Read waits for it before refilling.
+// Callers must read to io.EOF, or call h.wait, before reusing the buffer.
 type hashingReader struct {
 	r io.Reader
 	h *hasher
@@ -83,9 +101,10 @@ type hashingReader struct {
 // Read fills p as far as the source allows before hashing, so that network
 // readers returning small pieces still reach the parallel hashing path.
 func (hr hashingReader) Read(p []byte) (int, error) {
+	hr.h.wait()
 	n, err := io.ReadFull(hr.r, p)
 	if n > 0 {
-		hr.h.Write(p[:n])
+		hr.h.start(p[:n])
 	}
 	if err == io.ErrUnexpectedEOF {
 		err = nil // the next Read reports io.EOF

@@ -75,7 +75,9 @@ func (s *Store) Ingest(ctx context.Context, r io.Reader, expect digest.Digest) (
 		return Digests{}, err
 	}
 	h := newHasher(expect.Algorithm() == digest.SHA512)
-	if _, err := s.backend.AppendUpload(ctx, id, 0, hashingReader{r, h}); err != nil {
+	_, err := s.backend.AppendUpload(ctx, id, 0, hashingReader{r, h})
+	h.wait()
+	if err != nil {
 		s.backend.AbortUpload(context.WithoutCancel(ctx), id)
 		return Digests{}, err
 	}
@@ -154,6 +156,7 @@ func (s *Store) AppendUpload(ctx context.Context, id string, offset int64, r io.
 	}
 	defer st.mu.Unlock()
 	n, err := s.backend.AppendUpload(ctx, id, offset, hashingReader{r, st.h})
+	st.h.wait()
 	if err == nil && n != st.h.size {
 		err = fmt.Errorf("append upload %s: stored %d bytes, hashed %d", id, n, st.h.size)
 	}

@@ -21,7 +21,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"github.com/artifact-store/artifact-store/blobstore"
 	"github.com/artifact-store/artifact-store/digest"
@@ -30,7 +29,6 @@ import (
 // Backend stores blobs in a directory tree.
 type Backend struct {
 	root string
-	bufs sync.Pool
 }
 
 var _ blobstore.Backend = (*Backend)(nil)
@@ -46,7 +44,7 @@ func New(dir string) (*Backend, error) {
 			return nil, fmt.Errorf("blobstore fs: %w", err)
 		}
 	}
-	return &Backend{root: dir, bufs: sync.Pool{New: func() any { b := make([]byte, copyBuf); return &b }}}, nil
+	return &Backend{root: dir}, nil
 }
 
 func (b *Backend) blobPath(key digest.Digest) (string, error) {
@@ -167,10 +165,10 @@ func (b *Backend) AppendUpload(_ context.Context, id string, offset int64, r io.
 	if _, err := f.Seek(offset, io.SeekStart); err != nil {
 		return 0, err
 	}
-	bp := b.bufs.Get().(*[]byte)
-	defer b.bufs.Put(bp)
-	// writerOnly hides f's ReadFrom so that CopyBuffer uses our large buffer.
-	n, err := io.CopyBuffer(writerOnly{f}, r, *bp)
+	// A fresh buffer, not a pooled one: the store may still be hashing
+	// the last piece of it when an error ends the copy early. writerOnly
+	// hides f's ReadFrom so that CopyBuffer uses this large buffer.
+	n, err := io.CopyBuffer(writerOnly{f}, r, make([]byte, copyBuf))
 	if err != nil {
 		// Keep only whole, acknowledged state: cut back to where we started.
 		f.Truncate(offset)
