@@ -1,0 +1,354 @@
+#!/usr/bin/env bash
+# End-to-end: real clients (oras, crane, skopeo) against a live artifactstore
+# on loopback with a fresh data directory. Every check asserts on content
+# (bytes, digests, media types, listed names), not only on exit codes.
+#
+#   conformance/e2e.sh [path/to/artifactstore]
+#
+# oras and crane are built from the Go module proxy, pinned, into $TOOLS;
+# skopeo, jq and b3sum come from Debian packages when missing.
+set -euo pipefail
+BIN=${1:-$(dirname "$0")/../bin/artifactstore} # relative to where we were called from
+if [ -d "$(dirname "$BIN")" ]; then BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN"); fi
+[ -x "$BIN" ] || { echo "e2e: no server binary at $BIN (run make build)"; exit 1; }
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+TOOLS=${TOOLS:-$PWD/tools}
+ORAS_VERSION=v1.3.6
+CRANE_VERSION=v0.22.1
+START=$SECONDS
+
+# ---------------------------------------------------------------- tools
+
+mkdir -p "$TOOLS"
+if ! grep -qx "Version: *${ORAS_VERSION#v}" <<< "$("$TOOLS/oras" version 2>/dev/null || true)"; then
+  echo "== installing oras $ORAS_VERSION into $TOOLS"
+  GOBIN="$TOOLS" go install "oras.land/oras/cmd/oras@$ORAS_VERSION"
+fi
+if [ "$("$TOOLS/crane" version 2>/dev/null || true)" != "$CRANE_VERSION" ]; then
+  echo "== installing crane $CRANE_VERSION into $TOOLS"
+  GOBIN="$TOOLS" go install "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION"
+fi
+missing=()
+for p in skopeo jq b3sum; do command -v "$p" > /dev/null || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q "${missing[@]}" < /dev/null > /dev/null ||
+    { apt-get update -q < /dev/null > /dev/null && apt-get install -y -q "${missing[@]}" < /dev/null > /dev/null; }
+fi
+for p in skopeo jq; do
+  command -v "$p" > /dev/null || { echo "e2e: $p is required and could not be installed"; exit 1; }
+done
+ORAS=$TOOLS/oras
+CRANE=$TOOLS/crane
+
+. conformance/lib.sh
+WORK=$(mktemp -d)
+DATA=$WORK/data
+mkdir -p "$DATA"
+
+# ---------------------------------------------------------------- harness
+
+PASSED=0
+FAILED=0
+SERVER_PID=
+finish() {
+  local rc=$?
+  stop_server
+  if [ "$rc" = 0 ] && [ "$FAILED" = 0 ]; then
+    rm -rf "$WORK"
+  else
+    echo "--- server log (tail): $DATA/server.log"
+    tail -n 40 "$DATA/server.log" 2>/dev/null || true
+    echo "--- work dir kept for inspection: $WORK"
+    echo "e2e: $PASSED passed, 1 failed"
+  fi
+}
+trap finish EXIT
+trap 'FAILED=1; echo "FAIL: unexpected error at line $LINENO: $BASH_COMMAND"' ERR
+
+fail() {
+  FAILED=1
+  echo "FAIL: $*"
+  trap - ERR
+  exit 1
+}
+pass() { PASSED=$((PASSED + 1)); echo "ok $PASSED - $*"; }
+
+# run DESC CMD...: runs CMD with stdout in $OUT and stderr in $ERR; a
+# non-zero exit fails DESC and shows both.
+OUT=$WORK/out
+ERR=$WORK/err
+run() {
+  local desc=$1; shift
+  if ! "$@" > "$OUT" 2> "$ERR"; then
+    echo "--- command: $*"; echo "--- stdout:"; head -c 4000 "$OUT"; echo "--- stderr:"; head -c 4000 "$ERR"
+    fail "$desc: command exited non-zero"
+  fi
+}
+# run_fails DESC CMD...: CMD must exit non-zero.
+run_fails() {
+  local desc=$1; shift
+  if "$@" > "$OUT" 2> "$ERR"; then
+    echo "--- command: $*"; echo "--- stdout:"; head -c 4000 "$OUT"
+    fail "$desc: command succeeded but should have failed"
+  fi
+}
+expect_eq() { # DESC GOT WANT
+  [ "$2" == "$3" ] || fail "$1: got [$2], want [$3]"
+  pass "$1"
+}
+expect_same_file() { # DESC GOT_FILE WANT_FILE
+  cmp "$2" "$3" || fail "$1: $2 differs from $3 (sizes $(stat -c %s "$2" 2>/dev/null || echo none) vs $(stat -c %s "$3"))"
+  pass "$1"
+}
+json() { jq -r "$1" "$OUT"; } # jq FILTER over the last run's stdout
+
+# blake3 FILE: prints blake3:<hex>. b3sum (Debian) is an implementation
+# independent of the server's; without it, the module's own BLAKE3 package.
+if command -v b3sum > /dev/null; then
+  blake3() { echo "blake3:$(b3sum --no-names "$1")"; }
+else
+  cat > "$WORK/b3.go" <<'EOF'
+package main
+
+import (
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/zeebo/blake3"
+)
+
+func main() {
+	h := blake3.New()
+	if _, err := io.Copy(h, os.Stdin); err != nil {
+		panic(err)
+	}
+	fmt.Println("blake3:" + hex.EncodeToString(h.Sum(nil)))
+}
+EOF
+  (cd "$ROOT" && go build -o "$WORK/b3" "$WORK/b3.go") || fail "building the BLAKE3 helper"
+  blake3() { "$WORK/b3" < "$1"; }
+fi
+sha256() { echo "sha256:$(sha256sum "$1" | cut -d' ' -f1)"; }
+
+# ---------------------------------------------------------------- server
+
+BIN=$BIN start_server "$DATA"
+echo "== e2e against $ADDR (server $BIN, data $DATA)"
+cd "$WORK"
+HTTP=http://$ADDR
+
+# ---------------------------------------------------------------- oras
+
+echo "== oras $ORAS_VERSION"
+mkdir -p in
+printf 'hello from the artifact-store e2e\n' > in/hello.txt
+head -c $((1024 * 1024 + 17)) /dev/urandom > in/random.bin
+cd in # oras names each layer after the path it was given
+run "oras push" "$ORAS" push --plain-http --format json \
+  "$ADDR/e2e/files:v1,latest" --artifact-type application/vnd.example.e2e hello.txt random.bin
+cd "$WORK"
+ART=$(json .digest)
+expect_eq "oras push reports the artifact type" "$(json .artifactType)" application/vnd.example.e2e
+
+run "oras manifest fetch" "$ORAS" manifest fetch --plain-http "$ADDR/e2e/files:v1"
+cp "$OUT" manifest.json
+expect_eq "manifest bytes hash to the pushed digest" "$(sha256 manifest.json)" "$ART"
+expect_eq "manifest artifactType" "$(jq -r .artifactType manifest.json)" application/vnd.example.e2e
+expect_eq "manifest layer digests are the files' sha256" \
+  "$(jq -r '.layers[] | .annotations["org.opencontainers.image.title"] + " " + .digest' manifest.json | sort)" \
+  "$(printf 'hello.txt %s\nrandom.bin %s' "$(sha256 in/hello.txt)" "$(sha256 in/random.bin)")"
+
+run "oras pull" "$ORAS" pull --plain-http -o pulled "$ADDR/e2e/files:v1"
+expect_same_file "oras pull: hello.txt bytes" pulled/hello.txt in/hello.txt
+expect_same_file "oras pull: random.bin bytes" pulled/random.bin in/random.bin
+expect_eq "oras pull: nothing else pulled" "$(find pulled -mindepth 1 -printf '%P\n' | sort | tr '\n' ' ')" "hello.txt random.bin "
+
+run "oras repo tags" "$ORAS" repo tags --plain-http "$ADDR/e2e/files"
+expect_eq "oras repo tags lists exactly the pushed tags" "$(sort "$OUT" | tr '\n' ' ')" "latest v1 "
+
+printf '{"sbom":"e2e","packages":["a","b"]}\n' > in/sbom.json
+cd in
+run "oras attach" "$ORAS" attach --plain-http --format json \
+  "$ADDR/e2e/files:v1" --artifact-type application/vnd.example.sbom sbom.json
+cd "$WORK"
+SBOM=$(json .digest)
+run "oras discover" "$ORAS" discover --plain-http --format json "$ADDR/e2e/files:v1"
+expect_eq "oras discover: subject digest" "$(json .digest)" "$ART"
+expect_eq "oras discover lists the referrer (artifactType digest)" \
+  "$(json '.referrers[] | .artifactType + " " + .digest')" "application/vnd.example.sbom $SBOM"
+run "oras discover --artifact-type (no match)" "$ORAS" discover --plain-http --format json \
+  --artifact-type application/vnd.example.other "$ADDR/e2e/files:v1"
+expect_eq "oras discover filtered by another artifactType lists nothing" "$(json '.referrers | length')" 0
+run "oras repo tags after attach" "$ORAS" repo tags --plain-http "$ADDR/e2e/files"
+expect_eq "attach used the referrers API (no fallback tag)" "$(sort "$OUT" | tr '\n' ' ')" "latest v1 "
+run "oras pull referrer" "$ORAS" pull --plain-http -o sbom-out "$ADDR/e2e/files@$SBOM"
+expect_same_file "oras pull of the referrer: sbom.json bytes" sbom-out/sbom.json in/sbom.json
+
+run "oras blob fetch" "$ORAS" blob fetch --plain-http -o fetched.bin "$ADDR/e2e/files@$(sha256 in/random.bin)"
+expect_same_file "oras blob fetch by sha256: bytes" fetched.bin in/random.bin
+
+# BLAKE3 aliases: oras (go-digest) refuses blake3 references client-side,
+# so the alias is fetched with curl.
+B3=$(blake3 in/random.bin)
+run "GET blob by BLAKE3" curl -fsS -D headers.txt -o b3.bin "$HTTP/v2/e2e/files/blobs/$B3"
+expect_same_file "GET /v2/e2e/files/blobs/$B3: bytes" b3.bin in/random.bin
+expect_eq "GET blob by BLAKE3: Docker-Content-Digest echoes the BLAKE3 digest" \
+  "$(grep -i '^docker-content-digest:' headers.txt | cut -d' ' -f2 | tr -d '\r')" "$B3"
+run "HEAD blob by BLAKE3" curl -fsS -I "$HTTP/v2/e2e/files/blobs/$(blake3 in/hello.txt)"
+expect_eq "HEAD blob by BLAKE3: Content-Length" \
+  "$(grep -i '^content-length:' "$OUT" | cut -d' ' -f2 | tr -d '\r')" "$(stat -c %s in/hello.txt)"
+run "GET blob by sha256 with curl" curl -fsS -o s256.bin "$HTTP/v2/e2e/files/blobs/$(sha256 in/random.bin)"
+expect_same_file "GET blob by sha256 with curl: bytes" s256.bin in/random.bin
+
+# ---------------------------------------------------------------- crane
+
+echo "== crane $CRANE_VERSION"
+mkdir -p rootfs/etc
+printf 'crane e2e payload %s\n' "$RANDOM$RANDOM" > rootfs/etc/e2e.txt
+tar -C rootfs -cf layer.tar etc
+
+# Default empty base: Docker Image Manifest V2 Schema 2.
+run "crane append (docker schema2)" "$CRANE" append --insecure -f layer.tar -t "$ADDR/e2e/img:v1"
+IMG=$(sed -n 's/.*@//p' "$OUT")
+run "crane digest" "$CRANE" digest --insecure "$ADDR/e2e/img:v1"
+expect_eq "crane digest equals the digest append pushed" "$(cat "$OUT")" "$IMG"
+run "crane manifest" "$CRANE" manifest --insecure "$ADDR/e2e/img:v1"
+cp "$OUT" img-manifest.json
+expect_eq "docker manifest bytes hash to its digest" "$(sha256 img-manifest.json)" "$IMG"
+expect_eq "manifest is Docker V2 schema 2" "$(jq -r .mediaType img-manifest.json)" \
+  application/vnd.docker.distribution.manifest.v2+json
+expect_eq "docker config media type" "$(jq -r .config.mediaType img-manifest.json)" \
+  application/vnd.docker.container.image.v1+json
+run "HEAD docker manifest" curl -fsS -I -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+  "$HTTP/v2/e2e/img/manifests/v1"
+expect_eq "docker manifest served with its Content-Type" \
+  "$(grep -i '^content-type:' "$OUT" | cut -d' ' -f2 | tr -d '\r')" application/vnd.docker.distribution.manifest.v2+json
+LAYER=$(jq -r '.layers[0].digest' img-manifest.json)
+
+run "crane ls" "$CRANE" ls --insecure "$ADDR/e2e/img"
+expect_eq "crane ls lists the tag" "$(cat "$OUT")" v1
+
+run "crane copy" "$CRANE" copy --insecure "$ADDR/e2e/img:v1" "$ADDR/e2e/copy:v1"
+run "crane digest of the copy" "$CRANE" digest --insecure "$ADDR/e2e/copy:v1"
+expect_eq "crane copy: same digest in both repositories" "$(cat "$OUT")" "$IMG"
+
+run "crane export" "$CRANE" export --insecure "$ADDR/e2e/copy:v1" exported.tar
+tar -xOf exported.tar etc/e2e.txt > exported-e2e.txt || fail "crane export: etc/e2e.txt missing from the filesystem tar"
+expect_same_file "crane export: file content from the copied image" exported-e2e.txt rootfs/etc/e2e.txt
+
+run "crane pull" "$CRANE" pull --insecure "$ADDR/e2e/img:v1" pulled.tar
+mkdir -p pulled-img && tar -C pulled-img -xf pulled.tar
+LAYER_FILE=pulled-img/$(jq -r '.[0].Layers[0]' pulled-img/manifest.json)
+expect_eq "crane pull: layer file hashes to the manifest's layer digest" "$(sha256 "$LAYER_FILE")" "$LAYER"
+tar -xzOf "$LAYER_FILE" etc/e2e.txt > pulled-e2e.txt || fail "crane pull: etc/e2e.txt missing from the layer"
+expect_same_file "crane pull: file content inside the layer" pulled-e2e.txt rootfs/etc/e2e.txt
+
+# An OCI image manifest, then an OCI index and a Docker manifest list.
+run "crane append (OCI)" "$CRANE" append --insecure --oci-empty-base -f layer.tar -t "$ADDR/e2e/oci:v1"
+OCI=$(sed -n 's/.*@//p' "$OUT")
+run "crane manifest (OCI)" "$CRANE" manifest --insecure "$ADDR/e2e/oci:v1"
+expect_eq "manifest is an OCI image manifest" "$(json .mediaType)" application/vnd.oci.image.manifest.v1+json
+expect_eq "OCI and docker images share the layer bytes" "$(json '.layers[0].digest')" "$LAYER"
+
+run "crane index append (OCI index)" "$CRANE" index append --insecure -m "$ADDR/e2e/oci@$OCI" -t "$ADDR/e2e/oci:idx"
+IDX=$(sed -n 's/.*@//p' "$OUT")
+run "crane manifest (OCI index)" "$CRANE" manifest --insecure "$ADDR/e2e/oci:idx"
+cp "$OUT" idx.json
+expect_eq "OCI index bytes hash to its digest" "$(sha256 idx.json)" "$IDX"
+expect_eq "OCI index: media type and child" "$(jq -r '.mediaType + " " + .manifests[0].digest' idx.json)" \
+  "application/vnd.oci.image.index.v1+json $OCI"
+
+run "crane index append (Docker list)" "$CRANE" index append --insecure --docker-empty-base \
+  -m "$ADDR/e2e/img@$IMG" -t "$ADDR/e2e/img:list"
+LIST=$(sed -n 's/.*@//p' "$OUT")
+run "crane manifest (Docker list)" "$CRANE" manifest --insecure "$ADDR/e2e/img:list"
+cp "$OUT" list.json
+expect_eq "Docker manifest list bytes hash to its digest" "$(sha256 list.json)" "$LIST"
+expect_eq "Docker manifest list: media type and child" "$(jq -r '.mediaType + " " + .manifests[0].digest' list.json)" \
+  "application/vnd.docker.distribution.manifest.list.v2+json $IMG"
+
+run "crane catalog" "$CRANE" catalog --insecure "$ADDR"
+expect_eq "crane catalog lists exactly the repositories pushed so far" "$(tr '\n' ' ' < "$OUT")" \
+  "e2e/copy e2e/files e2e/img e2e/oci "
+
+# Delete by digest in the copy: both of its tags go, the source stays.
+run "crane tag" "$CRANE" tag --insecure "$ADDR/e2e/copy:v1" v2
+run "crane ls (two tags)" "$CRANE" ls --insecure "$ADDR/e2e/copy"
+expect_eq "crane ls lists both tags" "$(sort "$OUT" | tr '\n' ' ')" "v1 v2 "
+run "crane delete" "$CRANE" delete --insecure "$ADDR/e2e/copy@$IMG"
+run_fails "crane digest after delete" "$CRANE" digest --insecure "$ADDR/e2e/copy:v1"
+grep -q MANIFEST_UNKNOWN "$ERR" || { cat "$ERR"; fail "crane digest after delete: error is not MANIFEST_UNKNOWN"; }
+pass "crane digest of a deleted manifest's tag fails with MANIFEST_UNKNOWN"
+run_fails "crane digest by digest after delete" "$CRANE" digest --insecure "$ADDR/e2e/copy@$IMG"
+pass "crane digest of the deleted digest fails"
+run "crane ls after delete" "$CRANE" ls --insecure "$ADDR/e2e/copy"
+expect_eq "crane ls lists no tag after delete" "$(cat "$OUT")" ""
+run "crane digest of the source after delete" "$CRANE" digest --insecure "$ADDR/e2e/img:v1"
+expect_eq "the source repository is untouched" "$(cat "$OUT")" "$IMG"
+
+# ---------------------------------------------------------------- skopeo
+
+echo "== $(skopeo --version)"
+SK=(--src-tls-verify=false --dest-tls-verify=false)
+run "skopeo copy registry -> oci layout" skopeo copy "${SK[@]}" "docker://$ADDR/e2e/img:v1" oci:layout:v1
+expect_eq "OCI layout has the tag" "$(jq -r '.manifests[0].annotations["org.opencontainers.image.ref.name"]' layout/index.json)" v1
+expect_eq "OCI layout holds the layer blob" "$(sha256 "layout/blobs/sha256/${LAYER#sha256:}")" "$LAYER"
+run "skopeo copy oci layout -> registry" skopeo copy "${SK[@]}" oci:layout:v1 "docker://$ADDR/e2e/skopeo:v1"
+run "skopeo inspect (source)" skopeo inspect --tls-verify=false "docker://$ADDR/e2e/img:v1"
+cp "$OUT" inspect-src.json
+run "skopeo inspect (round trip)" skopeo inspect --tls-verify=false "docker://$ADDR/e2e/skopeo:v1"
+cp "$OUT" inspect-dst.json
+expect_eq "skopeo inspect: source digest" "$(jq -r .Digest inspect-src.json)" "$IMG"
+expect_eq "skopeo inspect: source layers" "$(jq -c .Layers inspect-src.json)" "[\"$LAYER\"]"
+expect_eq "skopeo round trip: same layer digests" "$(jq -c .Layers inspect-dst.json)" "$(jq -c .Layers inspect-src.json)"
+run "skopeo inspect --raw (round trip)" skopeo inspect --raw --tls-verify=false "docker://$ADDR/e2e/skopeo:v1"
+cp "$OUT" sk-manifest.json
+expect_eq "round trip manifest digest equals the layout's" "$(sha256 sk-manifest.json)" "$(jq -r '.manifests[0].digest' layout/index.json)"
+expect_eq "round trip manifest is OCI (converted by the layout)" "$(jq -r .mediaType sk-manifest.json)" application/vnd.oci.image.manifest.v1+json
+run "skopeo list-tags" skopeo list-tags --tls-verify=false "docker://$ADDR/e2e/skopeo"
+expect_eq "skopeo list-tags" "$(json '.Tags | join(" ")')" v1
+
+run "skopeo copy registry -> registry (docker)" skopeo copy "${SK[@]}" "docker://$ADDR/e2e/img:v1" "docker://$ADDR/e2e/skopeo-docker:v1"
+run "skopeo inspect --raw (docker copy)" skopeo inspect --raw --tls-verify=false "docker://$ADDR/e2e/skopeo-docker:v1"
+cp "$OUT" sk-docker.json
+expect_same_file "skopeo registry copy keeps the Docker schema2 bytes" sk-docker.json img-manifest.json
+
+run "skopeo copy --all (Docker list)" skopeo copy --all "${SK[@]}" "docker://$ADDR/e2e/img:list" "docker://$ADDR/e2e/skopeo-list:list"
+run "skopeo inspect --raw (Docker list copy)" skopeo inspect --raw --tls-verify=false "docker://$ADDR/e2e/skopeo-list:list"
+cp "$OUT" sk-list.json
+expect_same_file "skopeo copy --all keeps the manifest list bytes" sk-list.json list.json
+run "crane digest of the copied list's child" "$CRANE" digest --insecure "$ADDR/e2e/skopeo-list@$IMG"
+expect_eq "the list's child manifest was copied" "$(cat "$OUT")" "$IMG"
+
+# An OCI index out to a layout and back. skopeo 1.9 re-encodes the index
+# (it drops the descriptors' artifactType), so compare with the layout's.
+run "skopeo copy --all (OCI index) -> oci layout" skopeo copy --all "${SK[@]}" "docker://$ADDR/e2e/oci:idx" oci:idx-layout:idx
+IDX_LAYOUT=$(jq -r '.manifests[0].digest' idx-layout/index.json)
+run "skopeo copy --all oci layout -> registry" skopeo copy --all "${SK[@]}" oci:idx-layout:idx "docker://$ADDR/e2e/skopeo-idx:idx"
+run "skopeo inspect --raw (OCI index copy)" skopeo inspect --raw --tls-verify=false "docker://$ADDR/e2e/skopeo-idx:idx"
+cp "$OUT" sk-idx.json
+expect_same_file "OCI index pushed by skopeo: same bytes as in the layout" sk-idx.json "idx-layout/blobs/sha256/${IDX_LAYOUT#sha256:}"
+expect_eq "OCI index pushed by skopeo: media type and child" "$(jq -r '.mediaType + " " + .manifests[0].digest' sk-idx.json)" \
+  "application/vnd.oci.image.index.v1+json $OCI"
+run "crane digest of the copied index's child" "$CRANE" digest --insecure "$ADDR/e2e/skopeo-idx@$OCI"
+expect_eq "the index's child manifest was copied" "$(cat "$OUT")" "$OCI"
+
+run "oras repo ls" "$ORAS" repo ls --plain-http "$ADDR/e2e"
+expect_eq "oras repo ls lists every repository under e2e/" "$(tr '\n' ' ' < "$OUT")" \
+  "copy files img oci skopeo skopeo-docker skopeo-idx skopeo-list "
+
+# ---------------------------------------------------------------- end
+
+if grep -qiE 'panic|fatal error' "$DATA/server.log"; then
+  grep -iE -A5 'panic|fatal error' "$DATA/server.log" | head -40 || true
+  fail "server log shows a panic"
+fi
+pass "server log has no panic"
+
+echo "e2e took $((SECONDS - START))s"
+echo "e2e: $PASSED passed, 0 failed"
