@@ -25,14 +25,14 @@ import (
 // testServer is a registry on a real loopback HTTP server over a real
 // SQLite log and filesystem blob store in a temporary directory.
 type testServer struct {
-	t     *testing.T
+	t     testing.TB
 	url   string
 	log   *eventlog.Log
 	blobs *blobstore.Store
 	reg   *registry.Registry
 }
 
-func newServer(t *testing.T, mutate ...func(*registry.Options)) *testServer {
+func newServer(t testing.TB, mutate ...func(*registry.Options)) *testServer {
 	t.Helper()
 	dir := t.TempDir()
 	l, err := sqlite.Open(context.Background(), filepath.Join(dir, "log.db"))
@@ -108,7 +108,7 @@ func (s *testServer) do(method, path string, body []byte, headers ...string) res
 }
 
 // expect fails the test unless r has the status (and error code, if given).
-func expect(t *testing.T, r response, status int, code ...string) {
+func expect(t testing.TB, r response, status int, code ...string) {
 	t.Helper()
 	if r.StatusCode != status {
 		t.Fatalf("%s %s: status %d, want %d; body %s", r.Request.Method, r.Request.URL, r.StatusCode, status, r.body)
@@ -118,7 +118,7 @@ func expect(t *testing.T, r response, status int, code ...string) {
 	}
 }
 
-func randomBytes(t *testing.T, n int) []byte {
+func randomBytes(t testing.TB, n int) []byte {
 	p := make([]byte, n)
 	if _, err := rand.Read(p); err != nil {
 		t.Fatal(err)
