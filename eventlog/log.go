@@ -26,27 +26,61 @@ type Dialect struct {
 }
 
 // Log is the event log and its views over one database.
+//
+// Appends are group-committed: one goroutine takes every append waiting at
+// that moment and records them in one transaction, so concurrent writers
+// share one fsync instead of queueing for one each. Each append still
+// succeeds or fails on its own (a savepoint per append), and none returns
+// before its transaction is durable.
 type Log struct {
 	db      *sql.DB
 	dialect Dialect
 	now     func() time.Time
 
-	// appendMu serialises appends within this process, so that writers
-	// queue in Go instead of spinning on the database's write lock.
-	appendMu sync.Mutex
+	// commitMu is held while a transaction writes events or rebuilds the
+	// views, so that Replay never interleaves with a group commit.
+	commitMu sync.Mutex
+	queue    chan *appendReq
+	quit     chan struct{} // closed by Close
+	stopped  chan struct{} // closed when the committer has exited
 }
+
+// appendReq is one Append waiting for the committer.
+type appendReq struct {
+	evs  []Event
+	out  []Event
+	err  error
+	done chan struct{}
+}
+
+// maxGroup bounds the appends committed in one transaction.
+const maxGroup = 256
+
+// ErrClosed is returned by Append after Close.
+var ErrClosed = errors.New("event log closed")
 
 // Open wraps db, applying pending migrations.
 func Open(ctx context.Context, db *sql.DB, d Dialect) (*Log, error) {
-	l := &Log{db: db, dialect: d, now: time.Now}
+	l := &Log{db: db, dialect: d, now: time.Now,
+		queue: make(chan *appendReq, maxGroup), quit: make(chan struct{}), stopped: make(chan struct{})}
 	if err := l.migrate(ctx); err != nil {
 		return nil, err
 	}
+	go l.committer()
 	return l, nil
 }
 
-// Close closes the database.
-func (l *Log) Close() error { return l.db.Close() }
+// Close stops accepting appends, waits for the transaction in progress and
+// closes the database.
+func (l *Log) Close() error {
+	select {
+	case <-l.quit:
+	default:
+		close(l.quit)
+	}
+	<-l.stopped
+	return l.db.Close()
+}
 
 // q rewrites "?" placeholders for the dialect.
 func (l *Log) q(query string) string {
@@ -104,25 +138,127 @@ func (l *Log) migrate(ctx context.Context) error {
 }
 
 // Append assigns the next sequence numbers, time and chain hashes to evs,
-// inserts them and applies them to the views, all in one transaction. It
-// returns the events as recorded. Either every event is recorded and
-// applied, or none is.
+// inserts them and applies them to the views, all in one transaction, and
+// returns the events as recorded once they are durable. Either every event
+// of evs is recorded and applied, or none is.
 func (l *Log) Append(ctx context.Context, evs ...Event) ([]Event, error) {
 	if len(evs) == 0 {
 		return nil, nil
 	}
-	l.appendMu.Lock()
-	defer l.appendMu.Unlock()
+	req := &appendReq{evs: evs, done: make(chan struct{})}
+	select {
+	case l.queue <- req:
+	case <-l.quit:
+		return nil, ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	// Once queued, the append is decided by the committer: wait for that
+	// outcome rather than the caller's context, so that a cancelled caller
+	// is never told "failed" about events that were in fact recorded.
+	select {
+	case <-req.done:
+		return req.out, req.err
+	case <-l.stopped:
+		select {
+		case <-req.done:
+			return req.out, req.err
+		default:
+			return nil, ErrClosed
+		}
+	}
+}
+
+// committer records queued appends, as many as are waiting, per transaction.
+func (l *Log) committer() {
+	defer close(l.stopped)
+	for {
+		var first *appendReq
+		select {
+		case first = <-l.queue:
+		case <-l.quit:
+			return
+		}
+		group := []*appendReq{first}
+	gather:
+		for len(group) < maxGroup {
+			select {
+			case r := <-l.queue:
+				group = append(group, r)
+			default:
+				break gather
+			}
+		}
+		l.commitGroup(group)
+	}
+}
+
+// commitGroup records a group of appends in one transaction, isolating each
+// behind a savepoint so that one failing append does not fail the others.
+func (l *Log) commitGroup(group []*appendReq) {
+	defer func() {
+		for _, r := range group {
+			close(r.done)
+		}
+	}()
+	fail := func(err error) {
+		for _, r := range group {
+			if r.err == nil {
+				r.out, r.err = nil, err
+			}
+		}
+	}
+	l.commitMu.Lock()
+	defer l.commitMu.Unlock()
+	ctx := context.Background()
 	tx, err := l.db.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("append: begin: %w", err)
+		fail(fmt.Errorf("append: begin: %w", err))
+		return
 	}
 	defer tx.Rollback()
 	seq, prev, err := l.head(ctx, tx)
 	if err != nil {
-		return nil, err
+		fail(err)
+		return
 	}
 	now := l.now().UTC()
+	isolate := len(group) > 1
+	for _, r := range group {
+		if isolate {
+			if _, err := tx.ExecContext(ctx, "SAVEPOINT append"); err != nil {
+				fail(err)
+				return
+			}
+		}
+		out, err := l.insert(ctx, tx, seq, prev, now, r.evs)
+		if err != nil {
+			r.err = err
+			if !isolate {
+				return
+			}
+			if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT append"); err != nil {
+				fail(err)
+				return
+			}
+		} else {
+			r.out = out
+			seq, prev = out[len(out)-1].Seq, out[len(out)-1].Hash
+		}
+		if isolate {
+			if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT append"); err != nil {
+				fail(err)
+				return
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		fail(fmt.Errorf("append: commit: %w", err))
+	}
+}
+
+// insert records evs after the event (seq, prev) and applies them.
+func (l *Log) insert(ctx context.Context, tx *sql.Tx, seq int64, prev []byte, now time.Time, evs []Event) ([]Event, error) {
 	out := make([]Event, len(evs))
 	for i, e := range evs {
 		seq++
@@ -137,9 +273,6 @@ func (l *Log) Append(ctx context.Context, evs ...Event) ([]Event, error) {
 			return nil, err
 		}
 		out[i] = e
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("append: commit: %w", err)
 	}
 	return out, nil
 }

@@ -11,8 +11,8 @@ import (
 // transaction: readers see either the old views or the rebuilt ones. It
 // returns the number of events applied.
 func (l *Log) Replay(ctx context.Context) (int64, error) {
-	l.appendMu.Lock()
-	defer l.appendMu.Unlock()
+	l.commitMu.Lock()
+	defer l.commitMu.Unlock()
 	tx, err := l.db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err

@@ -19,6 +19,7 @@ func Run(t *testing.T, open func(t *testing.T) *eventlog.Log) {
 	t.Run("ReplayEqualsLive", func(t *testing.T) { testReplayEqualsLive(t, open(t)) })
 	t.Run("HashChain", func(t *testing.T) { testHashChain(t, open(t)) })
 	t.Run("ConcurrentWriters", func(t *testing.T) { testConcurrentWriters(t, open(t)) })
+	t.Run("FailedAppendIsolated", func(t *testing.T) { testFailedAppendIsolated(t, open(t)) })
 }
 
 func mustAppend(t *testing.T, l *eventlog.Log, evs ...eventlog.Event) []eventlog.Event {
@@ -187,5 +188,56 @@ func testConcurrentWriters(t *testing.T, l *eventlog.Log) {
 	}
 	if _, bad, _ := l.VerifyChain(ctx); len(bad) != 0 {
 		t.Fatalf("chain broken under concurrency: %v", bad)
+	}
+}
+
+// testFailedAppendIsolated mixes appends that cannot be applied into a
+// stream of concurrent good ones: the bad ones fail alone, with nothing of
+// theirs recorded, and the good ones land with gap-free sequence numbers.
+func testFailedAppendIsolated(t *testing.T, l *eventlog.Log) {
+	ctx := context.Background()
+	const n = 200
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	good, bad := 0, 0
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			evs := []eventlog.Event{eventlog.New(eventlog.TypeTagSet, "r", eventlog.TagSet{Tag: fmt.Sprint(i), Digest: sha(i)})}
+			if i%7 == 0 {
+				// A valid first event and an unappliable second: both or neither.
+				evs = append(evs, eventlog.Event{Type: "no.such.type", Repo: "r", Payload: []byte("{}")})
+			}
+			_, err := l.Append(ctx, evs...)
+			mu.Lock()
+			defer mu.Unlock()
+			if (err != nil) != (i%7 == 0) {
+				t.Errorf("append %d: err = %v", i, err)
+			}
+			if err == nil {
+				good++
+			} else {
+				bad++
+			}
+		}(i)
+	}
+	wg.Wait()
+	var seqs []int64
+	l.Events(ctx, 0, func(e eventlog.Event) error { seqs = append(seqs, e.Seq); return nil })
+	if len(seqs) != good {
+		t.Fatalf("%d events recorded for %d good appends (%d bad)", len(seqs), good, bad)
+	}
+	for i, s := range seqs {
+		if s != int64(i+1) {
+			t.Fatalf("gap at %d: %d", i+1, s)
+		}
+	}
+	tags, _ := l.Tags(ctx, "r", "", -1)
+	if len(tags) != good {
+		t.Fatalf("%d tags for %d good appends", len(tags), good)
+	}
+	if _, broken, _ := l.VerifyChain(ctx); len(broken) != 0 {
+		t.Fatalf("chain broken: %v", broken)
 	}
 }
