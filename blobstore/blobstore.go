@@ -63,9 +63,16 @@ type UploadInfo struct {
 	ModTime time.Time
 }
 
-// Backend is where bytes live. Keys are SHA-256 digests; upload IDs are
-// opaque strings chosen by the caller. Backends never hash: the Store does.
+// Backend is where bytes live: committed blobs and the staging areas of
+// uploads. Keys are SHA-256 digests; upload IDs are opaque strings chosen
+// by the caller. Backends never hash: the Store does.
 type Backend interface {
+	Blobs
+	Staging
+}
+
+// Blobs holds committed, immutable blobs.
+type Blobs interface {
 	// Stat returns the size of the blob stored under key.
 	Stat(ctx context.Context, key digest.Digest) (int64, error)
 	// Open returns the blob stored under key.
@@ -74,8 +81,12 @@ type Backend interface {
 	Delete(ctx context.Context, key digest.Digest) error
 	// Walk calls fn for every stored key.
 	Walk(ctx context.Context, fn func(key digest.Digest) error) error
+}
 
-	// CreateUpload makes an empty staging area for id.
+// Staging holds the bytes of uploads in progress and turns them into
+// blobs.
+type Staging interface {
+	// CreateUpload makes an empty, durable staging area for id.
 	CreateUpload(ctx context.Context, id string) error
 	// AppendUpload writes r at the end of the staged bytes, which must be
 	// offset bytes long, and makes the new bytes durable before returning

@@ -25,8 +25,9 @@ type Store struct {
 }
 
 type uploadState struct {
-	mu sync.Mutex // serialises appends to one upload
-	h  *hasher
+	mu   sync.Mutex // serialises appends to, and the commit of, one upload
+	h    *hasher
+	gone bool // committed or aborted: the staging area no longer exists
 }
 
 // New returns a Store over backend.
@@ -106,9 +107,11 @@ func (s *Store) ListUploads(ctx context.Context) ([]UploadInfo, error) {
 	return s.backend.ListUploads(ctx)
 }
 
-// state returns the upload's hash state, locked, re-deriving it from the
-// staged bytes when it does not cover exactly size bytes.
-func (s *Store) state(ctx context.Context, id string, size int64) (*uploadState, error) {
+// lock returns the upload's hash state locked, with the size of the staged
+// bytes, re-deriving the state from those bytes when it does not cover
+// exactly them. While the lock is held no append of this process changes
+// the staged bytes.
+func (s *Store) lock(ctx context.Context, id string) (*uploadState, int64, error) {
 	s.mu.Lock()
 	st, ok := s.states[id]
 	if !ok {
@@ -117,44 +120,52 @@ func (s *Store) state(ctx context.Context, id string, size int64) (*uploadState,
 	}
 	s.mu.Unlock()
 	st.mu.Lock()
-	if st.h != nil && st.h.size == size {
-		return st, nil
+	if st.gone {
+		st.mu.Unlock()
+		return nil, 0, fmt.Errorf("%w: %s was committed or aborted", ErrUploadNotFound, id)
 	}
-	h := newHasher(false)
-	rc, err := s.backend.OpenUpload(ctx, id)
+	info, err := s.backend.StatUpload(ctx, id)
 	if err != nil {
 		st.mu.Unlock()
-		return nil, err
+		return nil, 0, err
 	}
-	defer rc.Close()
-	buf := make([]byte, 1<<20)
-	if _, err := io.CopyBuffer(h, io.LimitReader(rc, size), buf); err != nil {
-		st.mu.Unlock()
-		return nil, fmt.Errorf("rehash upload %s: %w", id, err)
+	if st.h != nil && st.h.size == info.Size {
+		return st, info.Size, nil
 	}
-	if h.size != size {
+	h := newHasher(false)
+	if err := s.readUpload(ctx, id, info.Size, h); err != nil {
 		st.mu.Unlock()
-		return nil, fmt.Errorf("rehash upload %s: read %d of %d bytes", id, h.size, size)
+		return nil, 0, fmt.Errorf("rehash upload %s: %w", id, err)
 	}
 	st.h = h
-	return st, nil
+	return st, info.Size, nil
+}
+
+// readUpload copies the first size staged bytes of an upload into w.
+func (s *Store) readUpload(ctx context.Context, id string, size int64, w io.Writer) error {
+	rc, err := s.backend.OpenUpload(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	n, err := io.CopyBuffer(w, io.LimitReader(rc, size), make([]byte, 1<<20))
+	if err == nil && n != size {
+		err = fmt.Errorf("read %d of %d bytes", n, size)
+	}
+	return err
 }
 
 // AppendUpload appends r to the upload, which must hold exactly offset
 // bytes (ErrBadOffset otherwise), and returns the new size.
 func (s *Store) AppendUpload(ctx context.Context, id string, offset int64, r io.Reader) (int64, error) {
-	info, err := s.backend.StatUpload(ctx, id)
-	if err != nil {
-		return 0, err
-	}
-	if info.Size != offset {
-		return info.Size, fmt.Errorf("%w: upload has %d bytes, chunk starts at %d", ErrBadOffset, info.Size, offset)
-	}
-	st, err := s.state(ctx, id, offset)
+	st, size, err := s.lock(ctx, id)
 	if err != nil {
 		return 0, err
 	}
 	defer st.mu.Unlock()
+	if size != offset {
+		return size, fmt.Errorf("%w: upload has %d bytes, chunk starts at %d", ErrBadOffset, size, offset)
+	}
 	n, err := s.backend.AppendUpload(ctx, id, offset, hashingReader{r, st.h})
 	st.h.wait()
 	if err == nil && n != st.h.size {
@@ -172,47 +183,40 @@ func (s *Store) AppendUpload(ctx context.Context, id string, offset int64, r io.
 // CommitUpload verifies the upload against expect (sha256, sha512 or
 // blake3) and, only if it matches, stores it under its SHA-256 key. On a
 // mismatch the staged bytes are discarded and ErrDigestMismatch returned.
+// The upload stays locked throughout, so no append can slip in between
+// hashing and the commit.
 func (s *Store) CommitUpload(ctx context.Context, id string, expect digest.Digest) (Digests, error) {
-	info, err := s.backend.StatUpload(ctx, id)
+	st, size, err := s.lock(ctx, id)
 	if err != nil {
 		return Digests{}, err
 	}
-	st, err := s.state(ctx, id, info.Size)
-	if err != nil {
-		return Digests{}, err
-	}
+	defer st.mu.Unlock()
 	ds := st.h.digests()
-	st.mu.Unlock()
 	if expect.Algorithm() == digest.SHA512 {
 		// SHA-512 is rare; it costs one extra read rather than a third hash
 		// on every upload.
-		if ds.SHA512, err = s.rehashSHA512(ctx, id); err != nil {
+		h := digest.SHA512.New()
+		if err := s.readUpload(ctx, id, size, h); err != nil {
 			return Digests{}, err
 		}
+		ds.SHA512 = digest.NewDigest(digest.SHA512, h.Sum(nil))
 	}
 	return s.commit(ctx, id, ds, expect)
 }
 
-func (s *Store) rehashSHA512(ctx context.Context, id string) (digest.Digest, error) {
-	rc, err := s.backend.OpenUpload(ctx, id)
-	if err != nil {
-		return "", err
-	}
-	defer rc.Close()
-	h := digest.SHA512.New()
-	if _, err := io.CopyBuffer(h, rc, make([]byte, 1<<20)); err != nil {
-		return "", err
-	}
-	return digest.NewDigest(digest.SHA512, h.Sum(nil)), nil
-}
-
+// commit stores verified staged bytes under their key. Callers of the
+// upload-session path hold the upload's lock; the state is marked gone
+// before it is released, so an append that was waiting for the lock finds
+// the upload committed instead of writing into the committed blob.
 func (s *Store) commit(ctx context.Context, id string, ds Digests, expect digest.Digest) (Digests, error) {
-	s.forget(id)
 	if expect != "" && !ds.Matches(expect) {
+		s.forget(id)
 		s.backend.AbortUpload(context.WithoutCancel(ctx), id)
 		return Digests{}, fmt.Errorf("%w: expected %s, content is %s", ErrDigestMismatch, expect, ds.SHA256)
 	}
-	if err := s.backend.CommitUpload(ctx, id, ds.SHA256); err != nil {
+	err := s.backend.CommitUpload(ctx, id, ds.SHA256)
+	s.forget(id)
+	if err != nil {
 		return Digests{}, err
 	}
 	return ds, nil
@@ -220,13 +224,30 @@ func (s *Store) commit(ctx context.Context, id string, ds Digests, expect digest
 
 // AbortUpload discards an upload's staged bytes.
 func (s *Store) AbortUpload(ctx context.Context, id string) error {
+	st, _, err := s.lock(ctx, id)
+	if err != nil {
+		// Already gone, or unreadable: remove what may be left. The state
+		// (if any) is not ours to mark, since we do not hold its lock.
+		s.mu.Lock()
+		delete(s.states, id)
+		s.mu.Unlock()
+		return s.backend.AbortUpload(ctx, id)
+	}
+	defer st.mu.Unlock()
+	err = s.backend.AbortUpload(ctx, id)
 	s.forget(id)
-	return s.backend.AbortUpload(ctx, id)
+	return err
 }
 
+// forget drops the upload's state once its staging area is gone. The
+// caller holds the state's lock (when there is one), so marking it gone
+// here is seen by every append that was waiting for it.
 func (s *Store) forget(id string) {
 	s.mu.Lock()
-	delete(s.states, id)
+	if st, ok := s.states[id]; ok {
+		st.gone = true
+		delete(s.states, id)
+	}
 	s.mu.Unlock()
 }
 
@@ -239,8 +260,12 @@ func (s *Store) Rehash(ctx context.Context, key digest.Digest) (Digests, error) 
 	}
 	defer b.Close()
 	h := newHasher(false)
-	if _, err := io.CopyBuffer(h, b, make([]byte, 1<<20)); err != nil {
+	// readerOnly hides *os.File's WriteTo, which would ignore the large
+	// buffer and feed the hasher 32 KiB pieces, below its parallel path.
+	if _, err := io.CopyBuffer(h, readerOnly{b}, make([]byte, 1<<20)); err != nil {
 		return Digests{}, err
 	}
 	return h.digests(), nil
 }
+
+type readerOnly struct{ io.Reader }

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"sync"
 	"testing"
 
 	"github.com/artifact-store/artifact-store/blobstore"
@@ -30,6 +31,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) blobstore.Backend) {
 		{"SHA512AndBLAKE3Expectations", testOtherAlgorithms},
 		{"AbortRemovesStagedBytes", testAbort},
 		{"WalkAndDelete", testWalkAndDelete},
+		{"CommitRacesAppend", testCommitRacesAppend},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -261,5 +263,37 @@ func testWalkAndDelete(t *testing.T, s *blobstore.Store) {
 	}
 	if re, err := s.Rehash(ctx, ds.SHA256); err == nil {
 		t.Fatalf("rehash of deleted blob = %+v", re)
+	}
+}
+
+// testCommitRacesAppend commits an upload while another request appends to
+// it. Whichever wins, a committed blob's bytes must hash to its key.
+func testCommitRacesAppend(t *testing.T, s *blobstore.Store) {
+	ctx := context.Background()
+	for i := 0; i < 20; i++ {
+		id := blobstore.NewUploadID()
+		s.CreateUpload(ctx, id)
+		head := random(t, 100_000)
+		s.AppendUpload(ctx, id, 0, bytes.NewReader(head))
+		var wg sync.WaitGroup
+		var ds blobstore.Digests
+		var commitErr error
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			ds, commitErr = s.CommitUpload(ctx, id, digest.FromBytes(digest.SHA256, head))
+		}()
+		go func() {
+			defer wg.Done()
+			s.AppendUpload(ctx, id, int64(len(head)), bytes.NewReader(random(t, 100_000)))
+		}()
+		wg.Wait()
+		if commitErr != nil {
+			continue // the append won: the digest no longer matched, nothing stored
+		}
+		if got := readAll(t, s, ds.SHA256); !bytes.Equal(got, head) {
+			t.Fatalf("round %d: committed blob holds %d bytes that are not its content", i, len(got))
+		}
+		s.Delete(ctx, ds.SHA256)
 	}
 }

@@ -6,7 +6,7 @@
 //	uploads/<id>                   staged bytes of an upload, append-only
 //
 // Durability: every append is fsynced before it is acknowledged, and a commit
-// fsyncs the staged file, renames it into blobs/ and fsyncs the directory,
+// fsyncs the staged file, renames it into sha256/ and fsyncs the directory,
 // so a blob under its final name is always complete. A crash leaves at worst
 // an upload file (which upload expiry removes) or a committed blob no event
 // names yet (which GC collects).
