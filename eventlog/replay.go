@@ -1,15 +1,21 @@
 package eventlog
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"sort"
 	"strings"
 )
 
+// replayPage is how many events Replay holds in memory at once.
+const replayPage = 10_000
+
 // Replay drops every view row and rebuilds the views from the log, in one
 // transaction: readers see either the old views or the rebuilt ones. It
-// returns the number of events applied.
+// checks the hash chain as it goes and refuses to build views from a log
+// whose chain is broken. It returns the number of events applied.
 func (l *Log) Replay(ctx context.Context) (int64, error) {
 	l.commitMu.Lock()
 	defer l.commitMu.Unlock()
@@ -23,31 +29,46 @@ func (l *Log) Replay(ctx context.Context) (int64, error) {
 			return 0, fmt.Errorf("clear view %s: %w", t, err)
 		}
 	}
-	// Read the events first: a database/sql transaction cannot interleave
-	// reading rows with writes on the same connection.
-	var evs []Event
-	rows, err := tx.QueryContext(ctx, `SELECT seq, time_ns, type, repo, payload, prev_hash, hash FROM events ORDER BY seq`)
-	if err != nil {
-		return 0, err
+	var n int64
+	prev := genesis
+	for {
+		// Read a page, then apply it: a database/sql transaction cannot
+		// interleave reading rows with writes on its one connection.
+		evs, err := l.page(ctx, tx, n, replayPage)
+		if err != nil {
+			return 0, err
+		}
+		for _, e := range evs {
+			if e.Seq != n+1 || !bytes.Equal(e.PrevHash, prev) || !bytes.Equal(chainHash(e), e.Hash) {
+				return 0, fmt.Errorf("replay: event %d breaks the hash chain; run verify", e.Seq)
+			}
+			if err := l.apply(ctx, tx, e); err != nil {
+				return 0, err
+			}
+			n, prev = e.Seq, e.Hash
+		}
+		if len(evs) < replayPage {
+			break
+		}
 	}
+	return n, tx.Commit()
+}
+
+func (l *Log) page(ctx context.Context, tx *sql.Tx, after int64, limit int) ([]Event, error) {
+	rows, err := tx.QueryContext(ctx, l.q(`SELECT seq, time_ns, type, repo, payload, prev_hash, hash FROM events WHERE seq > ? ORDER BY seq LIMIT ?`), after, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var evs []Event
 	for rows.Next() {
 		e, err := scanEvent(rows)
 		if err != nil {
-			rows.Close()
-			return 0, err
+			return nil, err
 		}
 		evs = append(evs, e)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, err
-	}
-	for _, e := range evs {
-		if err := l.apply(ctx, tx, e); err != nil {
-			return 0, err
-		}
-	}
-	return int64(len(evs)), tx.Commit()
+	return evs, rows.Err()
 }
 
 // Dump returns every view row as text, sorted, keyed by view name. Two logs

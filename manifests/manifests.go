@@ -192,7 +192,7 @@ func Nondistributable(d Descriptor) bool {
 }
 
 // Blobs returns the descriptors of blobs the registry must hold before it
-// accepts the manifest: the config and every distributable layer.
+// accepts the manifest: the config first, then every distributable layer.
 func (m *Manifest) Blobs() []Descriptor {
 	if IsIndex(m.MediaType) {
 		return nil

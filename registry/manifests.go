@@ -143,10 +143,8 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request) error {
 	} else if got := digest.FromBytes(d.Algorithm(), body); got != d {
 		return errorf(CodeDigestInvalid, "the manifest's %s digest is %s, not %s as in the URL", d.Algorithm(), got, d)
 	}
-	if !r.opts.AllowSparse {
-		if err := r.checkReferences(ctx, repo, m); err != nil {
-			return err
-		}
+	if err := r.checkReferences(ctx, repo, m); err != nil {
+		return err
 	}
 	ds, err := r.blobs.Ingest(ctx, bytes.NewReader(body), d)
 	if err != nil {
@@ -185,9 +183,14 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request) error {
 }
 
 // checkReferences refuses a manifest naming content the repository lacks:
-// an image's config and distributable layers, an index's manifests.
+// an image's config and distributable layers, an index's manifests. With
+// AllowSparse only the config is required.
 func (r *Registry) checkReferences(ctx context.Context, repo string, m *manifests.Manifest) error {
-	for _, b := range m.Blobs() {
+	blobs := m.Blobs()
+	if r.opts.AllowSparse && len(blobs) > 0 {
+		blobs = blobs[:1] // Blobs lists the config first
+	}
+	for _, b := range blobs {
 		if _, err := r.linkedBlob(ctx, repo, digest.Digest(b.Digest)); err != nil {
 			var re *Error
 			if errors.As(err, &re) && re.Code == CodeBlobUnknown {
@@ -197,6 +200,9 @@ func (r *Registry) checkReferences(ctx context.Context, repo string, m *manifest
 			}
 			return err
 		}
+	}
+	if r.opts.AllowSparse {
+		return nil
 	}
 	for _, c := range m.Manifests {
 		if _, err := r.log.Manifest(ctx, repo, c.Digest); errors.Is(err, eventlog.ErrNotFound) {

@@ -194,4 +194,9 @@ func TestSparseManifestsOption(t *testing.T) {
 	cfg := s.pushBlob("r", []byte("{}"))
 	m := []byte(fmt.Sprintf(`{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":%q,"size":2},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":3}]}`, cfg, strings.Repeat("c", 64)))
 	expect(t, s.do("PUT", "/v2/r/manifests/sparse", m, "Content-Type: "+ociManifest), 201)
+	ix := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"manifests":[{"mediaType":%q,"digest":"sha256:%s","size":9}]}`, ociIndex, ociManifest, strings.Repeat("d", 64)))
+	expect(t, s.do("PUT", "/v2/r/manifests/sparse-index", ix, "Content-Type: "+ociIndex), 201)
+	// The config is required all the same.
+	noConfig := []byte(fmt.Sprintf(`{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:%s","size":2},"layers":[]}`, strings.Repeat("e", 64)))
+	expect(t, s.do("PUT", "/v2/r/manifests/noconfig", noConfig, "Content-Type: "+ociManifest), 400, "MANIFEST_BLOB_UNKNOWN")
 }

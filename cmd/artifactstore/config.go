@@ -48,9 +48,16 @@ type store struct {
 	lock  *os.File
 }
 
-// openStore opens the data directory, holding its lock so that replay
-// cannot run under a live server (nor two servers share one embedded log).
-func openStore(ctx context.Context, dir string) (*store, error) {
+// Whether openStore takes the data directory's exclusive lock.
+const (
+	exclusive = true
+	readOnly  = false
+)
+
+// openStore opens the data directory. With exclusive it holds the
+// directory's lock, so that replay cannot run under a live server, nor two
+// servers share one embedded log; verify only reads and runs beside them.
+func openStore(ctx context.Context, dir string, lockIt bool) (*store, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -58,7 +65,8 @@ func openStore(ctx context.Context, dir string) (*store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	// Readers take no lock: SQLite's WAL lets them read beside a server.
+	if err := flock(lock, lockIt); err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("data directory %s is in use by another artifactstore process", dir)
 	}
@@ -79,4 +87,11 @@ func (s *store) Close() error {
 	err := s.log.Close()
 	s.lock.Close()
 	return err
+}
+
+func flock(f *os.File, exclusive bool) error {
+	if !exclusive {
+		return nil
+	}
+	return syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 }

@@ -221,6 +221,9 @@ func TestReplayAndVerify(t *testing.T) {
 	if out, err := run(t, "replay", "--data", data); err == nil || !strings.Contains(out, "in use") {
 		t.Fatalf("replay under a live server: %v %s", err, out)
 	}
+	if out, err := run(t, "verify", "--data", data); err != nil || !strings.Contains(out, "0 problems") {
+		t.Fatalf("verify beside a live server: %v %s", err, out)
+	}
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	s.cmd.Wait()
 

@@ -12,7 +12,7 @@ func replay(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("replay", flag.ExitOnError)
 	data := dataFlag(fs)
 	fs.Parse(args)
-	st, err := openStore(ctx, *data)
+	st, err := openStore(ctx, *data, exclusive)
 	if err != nil {
 		return err
 	}
@@ -29,7 +29,7 @@ func verify(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("verify", flag.ExitOnError)
 	data := dataFlag(fs)
 	fs.Parse(args)
-	st, err := openStore(ctx, *data)
+	st, err := openStore(ctx, *data, readOnly)
 	if err != nil {
 		return err
 	}

@@ -28,7 +28,7 @@ func serve(ctx context.Context, args []string) error {
 	} else {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	st, err := openStore(ctx, *data)
+	st, err := openStore(ctx, *data, exclusive)
 	if err != nil {
 		return err
 	}

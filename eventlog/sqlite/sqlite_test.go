@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/artifact-store/artifact-store/eventlog"
@@ -52,6 +53,9 @@ func TestTamperDetected(t *testing.T) {
 	_, bad, err := l.VerifyChain(ctx)
 	if err != nil || len(bad) != 1 || bad[0].Seq != 2 {
 		t.Fatalf("VerifyChain = %v, %v; want one error at event 2", bad, err)
+	}
+	if _, err := l.Replay(ctx); err == nil || !strings.Contains(err.Error(), "event 2") {
+		t.Fatalf("Replay of a tampered log: %v; want a refusal naming event 2", err)
 	}
 }
 
