@@ -17,8 +17,10 @@ build:
 run: build
 	$(BIN) serve --addr $(ADDR) --data $(DATA)
 
-## test: the README's test command: unit and HTTP tests
+## test: the README's test command: unit and HTTP tests, on SQLite and, when
+## ARTIFACTSTORE_TEST_POSTGRES names a server, on PostgreSQL too
 test:
+	@test -n "$$ARTIFACTSTORE_TEST_POSTGRES" || echo "*** ARTIFACTSTORE_TEST_POSTGRES is not set: the PostgreSQL tests will be SKIPPED ***"
 	$(GO) test ./...
 
 ## race: the registry and eventlog packages under the race detector (needs cgo)

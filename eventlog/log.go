@@ -19,10 +19,16 @@ var ErrNotFound = errors.New("not found")
 
 // Dialect describes the SQL differences between backends.
 type Dialect struct {
-	// Name selects the migration set ("sqlite").
+	// Name selects the migration set ("sqlite", "postgres").
 	Name string
 	// Numbered placeholders ($1, $2, ...) instead of "?".
 	Numbered bool
+	// WriteLock, when set, is run first in every transaction that appends
+	// or migrates. It must serialise such transactions across every
+	// process sharing the database, so that sequence numbers are assigned
+	// in commit order (PostgreSQL: an advisory transaction lock). SQLite
+	// needs none: its write transactions are already serial.
+	WriteLock string
 }
 
 // Log is the event log and its views over one database.
@@ -59,15 +65,48 @@ const maxGroup = 256
 // ErrClosed is returned by Append after Close.
 var ErrClosed = errors.New("event log closed")
 
-// Open wraps db, applying pending migrations.
-func Open(ctx context.Context, db *sql.DB, d Dialect) (*Log, error) {
+// OpenOptions change how Open treats the schema.
+type OpenOptions struct {
+	// NoMigrate makes Open refuse a database with pending migrations
+	// (ErrMigrationsPending) instead of applying them.
+	NoMigrate bool
+}
+
+// ErrMigrationsPending is returned by Open with NoMigrate when the schema
+// is older than this binary.
+var ErrMigrationsPending = errors.New("database schema has pending migrations")
+
+// Open wraps db, applying pending migrations unless told not to.
+func Open(ctx context.Context, db *sql.DB, d Dialect, opts OpenOptions) (*Log, error) {
 	l := &Log{db: db, dialect: d, now: time.Now,
 		queue: make(chan *appendReq, maxGroup), quit: make(chan struct{}), stopped: make(chan struct{})}
-	if err := l.migrate(ctx); err != nil {
+	ms, err := migrations.For(d.Name)
+	if err != nil {
+		return nil, err
+	}
+	if opts.NoMigrate {
+		pending, err := l.pending(ctx, ms)
+		if err != nil {
+			return nil, err
+		}
+		if len(pending) > 0 {
+			return nil, fmt.Errorf("%w: %s; run \"artifactstore migrate\"", ErrMigrationsPending, strings.Join(pending, ", "))
+		}
+	} else if _, err := l.migrate(ctx, ms); err != nil {
 		return nil, err
 	}
 	go l.committer()
 	return l, nil
+}
+
+// Migrate applies pending migrations to db and returns their names.
+func Migrate(ctx context.Context, db *sql.DB, d Dialect) ([]string, error) {
+	ms, err := migrations.For(d.Name)
+	if err != nil {
+		return nil, err
+	}
+	l := &Log{db: db, dialect: d}
+	return l.migrate(ctx, ms)
 }
 
 // Close stops accepting appends, waits for the transaction in progress and
@@ -100,41 +139,76 @@ func (l *Log) q(query string) string {
 	return b.String()
 }
 
-func (l *Log) migrate(ctx context.Context) error {
-	ms, err := migrations.For(l.dialect.Name)
-	if err != nil {
-		return err
-	}
-	if _, err := l.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)`); err != nil {
-		return fmt.Errorf("create schema_migrations: %w", err)
-	}
+func (l *Log) migrate(ctx context.Context, ms []migrations.Migration) ([]string, error) {
+	var applied []string
 	for _, m := range ms {
-		tx, err := l.db.BeginTx(ctx, nil)
+		name := fmt.Sprintf("%04d_%s", m.Version, m.Name)
+		done, err := l.migrateOne(ctx, m)
 		if err != nil {
-			return err
+			return applied, fmt.Errorf("migration %s: %w", name, err)
 		}
-		var n int
-		if err := tx.QueryRowContext(ctx, l.q(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), m.Version).Scan(&n); err != nil {
-			tx.Rollback()
-			return err
-		}
-		if n > 0 {
-			tx.Rollback()
-			continue
-		}
-		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("migration %04d_%s: %w", m.Version, m.Name, err)
-		}
-		if _, err := tx.ExecContext(ctx, l.q(`INSERT INTO schema_migrations (version, name) VALUES (?, ?)`), m.Version, m.Name); err != nil {
-			tx.Rollback()
-			return err
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("migration %04d_%s: %w", m.Version, m.Name, err)
+		if done {
+			applied = append(applied, name)
 		}
 	}
-	return nil
+	return applied, nil
+}
+
+// pending lists the migrations not yet recorded as applied.
+func (l *Log) pending(ctx context.Context, ms []migrations.Migration) ([]string, error) {
+	var out []string
+	for _, m := range ms {
+		var n int
+		err := l.db.QueryRowContext(ctx, l.q(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), m.Version).Scan(&n)
+		if err != nil || n == 0 {
+			// A missing schema_migrations table means nothing is applied.
+			out = append(out, fmt.Sprintf("%04d_%s", m.Version, m.Name))
+		}
+	}
+	return out, nil
+}
+
+// migrateOne applies m unless it is recorded as applied, in one
+// transaction with its record, under the write lock so that replicas
+// starting together apply it once.
+func (l *Log) migrateOne(ctx context.Context, m migrations.Migration) (bool, error) {
+	tx, err := l.begin(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)`); err != nil {
+		return false, err
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, l.q(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), m.Version).Scan(&n); err != nil {
+		return false, err
+	}
+	if n > 0 {
+		return false, nil
+	}
+	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+		return false, err
+	}
+	if _, err := tx.ExecContext(ctx, l.q(`INSERT INTO schema_migrations (version, name) VALUES (?, ?)`), m.Version, m.Name); err != nil {
+		return false, err
+	}
+	return true, tx.Commit()
+}
+
+// begin starts a writing transaction holding the dialect's write lock.
+func (l *Log) begin(ctx context.Context) (*sql.Tx, error) {
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	if l.dialect.WriteLock != "" {
+		if _, err := tx.ExecContext(ctx, l.dialect.WriteLock); err != nil {
+			tx.Rollback()
+			return nil, fmt.Errorf("take write lock: %w", err)
+		}
+	}
+	return tx, nil
 }
 
 // Append assigns the next sequence numbers, time and chain hashes to evs,
@@ -211,7 +285,7 @@ func (l *Log) commitGroup(group []*appendReq) {
 	l.commitMu.Lock()
 	defer l.commitMu.Unlock()
 	ctx := context.Background()
-	tx, err := l.db.BeginTx(ctx, nil)
+	tx, err := l.begin(ctx)
 	if err != nil {
 		fail(fmt.Errorf("append: begin: %w", err))
 		return

@@ -19,7 +19,7 @@ const replayPage = 10_000
 func (l *Log) Replay(ctx context.Context) (int64, error) {
 	l.commitMu.Lock()
 	defer l.commitMu.Unlock()
-	tx, err := l.db.BeginTx(ctx, nil)
+	tx, err := l.begin(ctx)
 	if err != nil {
 		return 0, err
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -96,6 +97,9 @@ func (l *Log) Tags(ctx context.Context, repo, last string, n int) ([]string, err
 }
 
 func (l *Log) strings(ctx context.Context, query string, args ...any) ([]string, error) {
+	if n := args[len(args)-1].(int); n < 0 {
+		args[len(args)-1] = math.MaxInt32 // "all": LIMIT -1 is SQLite-only
+	}
 	rows, err := l.db.QueryContext(ctx, l.q(query), args...)
 	if err != nil {
 		return nil, err

@@ -15,7 +15,7 @@ import (
 	"strings"
 )
 
-//go:embed sqlite/*.sql
+//go:embed sqlite/*.sql postgres/*.sql
 var files embed.FS
 
 // Migration is one schema step.
@@ -25,7 +25,7 @@ type Migration struct {
 	SQL     string
 }
 
-// For returns the migrations of a database ("sqlite"), in order.
+// For returns the migrations of a database ("sqlite" or "postgres"), in order.
 func For(dialect string) ([]Migration, error) {
 	entries, err := fs.ReadDir(files, dialect)
 	if err != nil {

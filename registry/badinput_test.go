@@ -8,8 +8,10 @@ import (
 
 // TestBadInput sends the malformed requests a registry meets in the wild
 // and checks each gets the spec's 4xx and error code, never a 5xx.
-func TestBadInput(t *testing.T) {
-	s := newServer(t)
+func TestBadInput(t *testing.T) { forBackends(t, testBadInput) }
+
+func testBadInput(t *testing.T, b backend) {
+	s := b.server(t)
 	good := []byte("good blob")
 	gd := s.pushBlob("r", good)
 	_, md := s.pushImage("r", "v1", "")
@@ -92,7 +94,11 @@ func TestBadInput(t *testing.T) {
 // TestWrongDigestOnUploadLeavesNothing finishes a chunked upload with the
 // wrong digest: 400, no blob, and the session is closed.
 func TestWrongDigestOnUploadLeavesNothing(t *testing.T) {
-	s := newServer(t)
+	forBackends(t, testWrongDigestOnUploadLeavesNothing)
+}
+
+func testWrongDigestOnUploadLeavesNothing(t *testing.T, b backend) {
+	s := b.server(t)
 	r := s.do("POST", "/v2/r/blobs/uploads/", nil)
 	expect(t, r, 202)
 	loc := r.Header.Get("Location")
@@ -110,8 +116,10 @@ func TestWrongDigestOnUploadLeavesNothing(t *testing.T) {
 
 // TestOutOfOrderChunks sends gaps and overlaps: each 416 with the current
 // Range, and the session stays usable.
-func TestOutOfOrderChunks(t *testing.T) {
-	s := newServer(t)
+func TestOutOfOrderChunks(t *testing.T) { forBackends(t, testOutOfOrderChunks) }
+
+func testOutOfOrderChunks(t *testing.T, b backend) {
+	s := b.server(t)
 	data := randomBytes(t, 3000)
 	r := s.do("POST", "/v2/r/blobs/uploads/", nil)
 	loc := r.Header.Get("Location")
@@ -142,8 +150,10 @@ func TestOutOfOrderChunks(t *testing.T) {
 	}
 }
 
-func TestNoServerErrorOnGarbage(t *testing.T) {
-	s := newServer(t)
+func TestNoServerErrorOnGarbage(t *testing.T) { forBackends(t, testNoServerErrorOnGarbage) }
+
+func testNoServerErrorOnGarbage(t *testing.T, b backend) {
+	s := b.server(t)
 	for _, p := range []string{
 		"/v2/r/manifests/", "/v2/r/blobs/", "/v2/r/blobs/uploads/x/y", "/v2//", "/v2/r/referrers/notadigest",
 		"/v2/r/tags/list?n=abc", "/v2/_catalog?n=1e9", "/v2/r/manifests/sha256:" + strings.Repeat("0", 65),

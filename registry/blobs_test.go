@@ -9,8 +9,10 @@ import (
 
 // TestBLAKE3Alias: a blob's BLAKE3 digest works wherever a blob digest is
 // accepted: GET, HEAD, mount, the digest of a push, and delete.
-func TestBLAKE3Alias(t *testing.T) {
-	s := newServer(t)
+func TestBLAKE3Alias(t *testing.T) { forBackends(t, testBLAKE3Alias) }
+
+func testBLAKE3Alias(t *testing.T, b backend) {
+	s := b.server(t)
 	data := randomBytes(t, 100_000)
 	s.pushBlob("r", data)
 	b3 := blake3Of(data)
@@ -49,8 +51,10 @@ func TestBLAKE3Alias(t *testing.T) {
 	expect(t, s.do("HEAD", "/v2/other/blobs/"+sha256Of(data), nil), 200)
 }
 
-func TestSHA512(t *testing.T) {
-	s := newServer(t)
+func TestSHA512(t *testing.T) { forBackends(t, testSHA512) }
+
+func testSHA512(t *testing.T, b backend) {
+	s := b.server(t)
 	data := randomBytes(t, 70_000)
 	d512 := sha512Of(data)
 	expect(t, s.do("POST", "/v2/r/blobs/uploads/?digest="+d512, data), 201)
@@ -72,7 +76,11 @@ func TestSHA512(t *testing.T) {
 }
 
 func TestBlobDeduplicatedAcrossRepositories(t *testing.T) {
-	s := newServer(t)
+	forBackends(t, testBlobDeduplicatedAcrossRepositories)
+}
+
+func testBlobDeduplicatedAcrossRepositories(t *testing.T, b backend) {
+	s := b.server(t)
 	data := randomBytes(t, 4096)
 	for _, repo := range []string{"a", "b", "c/d"} {
 		s.pushBlob(repo, data)
@@ -86,8 +94,10 @@ func TestBlobDeduplicatedAcrossRepositories(t *testing.T) {
 	}
 }
 
-func TestUploadStatusAndCancel(t *testing.T) {
-	s := newServer(t)
+func TestUploadStatusAndCancel(t *testing.T) { forBackends(t, testUploadStatusAndCancel) }
+
+func testUploadStatusAndCancel(t *testing.T, b backend) {
+	s := b.server(t)
 	r := s.do("POST", "/v2/r/blobs/uploads/", nil)
 	expect(t, r, 202)
 	loc := r.Header.Get("Location")
@@ -106,8 +116,10 @@ func TestUploadStatusAndCancel(t *testing.T) {
 	expect(t, s.do("PATCH", loc, []byte("x")), 404, "BLOB_UPLOAD_UNKNOWN")
 }
 
-func TestUploadExpiry(t *testing.T) {
-	s := newServer(t)
+func TestUploadExpiry(t *testing.T) { forBackends(t, testUploadExpiry) }
+
+func testUploadExpiry(t *testing.T, b backend) {
+	s := b.server(t)
 	loc := s.do("POST", "/v2/r/blobs/uploads/", nil).Header.Get("Location")
 	expect(t, s.do("PATCH", loc, []byte("abandoned")), 202)
 	// Not yet stale.

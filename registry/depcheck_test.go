@@ -13,16 +13,18 @@ const module = "github.com/artifact-store/artifact-store/"
 // migrations as embedded data. Backends import their domain package; no
 // library imports a backend.
 var allowedImports = map[string][]string{
-	"digest":                  {},
-	"migrations":              {},
-	"blobstore":               {"digest"},
-	"blobstore/fs":            {"blobstore", "digest"},
-	"blobstore/blobstoretest": {"blobstore", "digest"},
-	"manifests":               {"digest"},
-	"eventlog":                {"migrations"},
-	"eventlog/sqlite":         {"eventlog"},
-	"eventlog/eventlogtest":   {"eventlog"},
-	"registry":                {"blobstore", "digest", "eventlog", "manifests"},
+	"digest":                   {},
+	"migrations":               {},
+	"blobstore":                {"digest"},
+	"blobstore/fs":             {"blobstore", "digest"},
+	"blobstore/blobstoretest":  {"blobstore", "digest"},
+	"manifests":                {"digest"},
+	"eventlog":                 {"migrations"},
+	"eventlog/sqlite":          {"eventlog"},
+	"eventlog/postgres":        {"eventlog"},
+	"eventlog/postgres/pgtest": {},
+	"eventlog/eventlogtest":    {"eventlog"},
+	"registry":                 {"blobstore", "digest", "eventlog", "manifests"},
 }
 
 func TestImportDirection(t *testing.T) {

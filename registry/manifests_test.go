@@ -17,8 +17,10 @@ const (
 	dockerList  = "application/vnd.docker.distribution.manifest.list.v2+json"
 )
 
-func TestManifestByTagAndDigest(t *testing.T) {
-	s := newServer(t)
+func TestManifestByTagAndDigest(t *testing.T) { forBackends(t, testManifestByTagAndDigest) }
+
+func testManifestByTagAndDigest(t *testing.T, b backend) {
+	s := b.server(t)
 	m, d := s.pushImage("lib/app", "v1", "")
 	for _, ref := range []string{"v1", d} {
 		r := s.do("GET", "/v2/lib/app/manifests/"+ref, nil, "Accept: "+ociIndex, "Accept: "+ociManifest)
@@ -51,8 +53,10 @@ func TestManifestByTagAndDigest(t *testing.T) {
 	expect(t, s.do("HEAD", "/v2/lib/app/manifests/v1", nil), 404)
 }
 
-func TestDockerManifestAndList(t *testing.T) {
-	s := newServer(t)
+func TestDockerManifestAndList(t *testing.T) { forBackends(t, testDockerManifestAndList) }
+
+func testDockerManifestAndList(t *testing.T, b backend) {
+	s := b.server(t)
 	cfg := []byte(`{"architecture":"amd64","os":"linux"}`)
 	layer := randomBytes(t, 1000)
 	m := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"config":{"mediaType":"application/vnd.docker.container.image.v1+json","size":%d,"digest":%q},"layers":[{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":%d,"digest":%q},{"mediaType":"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip","size":5,"digest":"sha256:%s","urls":["https://example.com/l"]}]}`,
@@ -69,8 +73,10 @@ func TestDockerManifestAndList(t *testing.T) {
 	}
 }
 
-func TestReferrers(t *testing.T) {
-	s := newServer(t)
+func TestReferrers(t *testing.T) { forBackends(t, testReferrers) }
+
+func testReferrers(t *testing.T, b backend) {
+	s := b.server(t)
 	_, subject := s.pushImage("r", "base", "")
 	// Referrers pushed before and after, with different artifact types.
 	subj := fmt.Sprintf(`,"subject":{"mediaType":%q,"digest":%q,"size":1}`, ociManifest, subject)
@@ -139,8 +145,10 @@ func TestReferrers(t *testing.T) {
 	}
 }
 
-func TestTagParamsAndPagination(t *testing.T) {
-	s := newServer(t)
+func TestTagParamsAndPagination(t *testing.T) { forBackends(t, testTagParamsAndPagination) }
+
+func testTagParamsAndPagination(t *testing.T, b backend) {
+	s := b.server(t)
 	m, d := s.pushImage("p", d0(), "")
 	r := s.do("PUT", "/v2/p/manifests/"+d+"?tag=b&tag=a&tag=c", m, "Content-Type: "+ociManifest)
 	expect(t, r, 201)
@@ -189,8 +197,10 @@ func TestTagParamsAndPagination(t *testing.T) {
 
 func d0() string { return "v0" }
 
-func TestSparseManifestsOption(t *testing.T) {
-	s := newServer(t, func(o *registry.Options) { o.AllowSparse = true })
+func TestSparseManifestsOption(t *testing.T) { forBackends(t, testSparseManifestsOption) }
+
+func testSparseManifestsOption(t *testing.T, b backend) {
+	s := b.server(t, func(o *registry.Options) { o.AllowSparse = true })
 	cfg := s.pushBlob("r", []byte("{}"))
 	m := []byte(fmt.Sprintf(`{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":%q,"size":2},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":3}]}`, cfg, strings.Repeat("c", 64)))
 	expect(t, s.do("PUT", "/v2/r/manifests/sparse", m, "Content-Type: "+ociManifest), 201)

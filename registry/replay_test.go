@@ -10,8 +10,10 @@ import (
 // TestReplayAfterHTTPTraffic drives random pushes, tags, re-tags and
 // deletes through the HTTP API, then rebuilds the views from the log and
 // checks both the views and what clients see are unchanged.
-func TestReplayAfterHTTPTraffic(t *testing.T) {
-	s := newServer(t)
+func TestReplayAfterHTTPTraffic(t *testing.T) { forBackends(t, testReplayAfterHTTPTraffic) }
+
+func testReplayAfterHTTPTraffic(t *testing.T, b backend) {
+	s := b.server(t)
 	rng := rand.New(rand.NewSource(7))
 	repos := []string{"a", "b/c"}
 	var digests []string

@@ -18,6 +18,8 @@ import (
 	blobfs "github.com/artifact-store/artifact-store/blobstore/fs"
 	"github.com/artifact-store/artifact-store/digest"
 	"github.com/artifact-store/artifact-store/eventlog"
+	"github.com/artifact-store/artifact-store/eventlog/postgres"
+	"github.com/artifact-store/artifact-store/eventlog/postgres/pgtest"
 	"github.com/artifact-store/artifact-store/eventlog/sqlite"
 	"github.com/artifact-store/artifact-store/registry"
 )
@@ -32,19 +34,51 @@ type testServer struct {
 	reg   *registry.Registry
 }
 
+// backend is an event log backend the HTTP tests run against.
+type backend struct {
+	name string
+	open func(t testing.TB) *eventlog.Log
+}
+
+var backends = []backend{
+	{"sqlite", func(t testing.TB) *eventlog.Log {
+		l, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "log.db"), sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}},
+	{"postgres", func(t testing.TB) *eventlog.Log {
+		l, err := postgres.Open(context.Background(), pgtest.DSN(t), postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}},
+}
+
+// forBackends runs fn once per backend, as subtests named after them.
+func forBackends(t *testing.T, fn func(t *testing.T, b backend)) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) { fn(t, b) })
+	}
+}
+
+// newServer is a server on SQLite, the default backend.
 func newServer(t testing.TB, mutate ...func(*registry.Options)) *testServer {
+	return backends[0].server(t, mutate...)
+}
+
+func (b backend) server(t testing.TB, mutate ...func(*registry.Options)) *testServer {
 	t.Helper()
 	dir := t.TempDir()
-	l, err := sqlite.Open(context.Background(), filepath.Join(dir, "log.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := b.open(t)
 	t.Cleanup(func() { l.Close() })
-	b, err := blobfs.New(filepath.Join(dir, "blobs"))
+	fsb, err := blobfs.New(filepath.Join(dir, "blobs"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := registry.Options{Log: l, Blobs: blobstore.New(b), UploadTTL: time.Hour}
+	opts := registry.Options{Log: l, Blobs: blobstore.New(fsb), UploadTTL: time.Hour}
 	for _, m := range mutate {
 		m(&opts)
 	}

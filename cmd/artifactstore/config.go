@@ -2,17 +2,20 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/artifact-store/artifact-store/blobstore"
 	blobfs "github.com/artifact-store/artifact-store/blobstore/fs"
 	"github.com/artifact-store/artifact-store/eventlog"
+	"github.com/artifact-store/artifact-store/eventlog/postgres"
 	"github.com/artifact-store/artifact-store/eventlog/sqlite"
 )
 
@@ -36,16 +39,37 @@ func envDuration(name string, def time.Duration) time.Duration {
 	return def
 }
 
-// dataFlag registers --data with its environment default.
-func dataFlag(fs *flag.FlagSet) *string {
-	return fs.String("data", env("ARTIFACTSTORE_DATA", "./data"), "data directory: event log and blobs (env ARTIFACTSTORE_DATA)")
+// storeConfig says where the event log and the blobs are.
+type storeConfig struct {
+	data      string // blobs, and the SQLite log unless db is set
+	db        string // postgres:// URL; empty for the embedded SQLite log
+	noMigrate bool
 }
 
-// store is the opened data directory.
+func storeFlags(fs *flag.FlagSet) *storeConfig {
+	c := &storeConfig{}
+	fs.StringVar(&c.data, "data", env("ARTIFACTSTORE_DATA", "./data"), "data directory: blobs, and the SQLite event log unless --db is set (env ARTIFACTSTORE_DATA)")
+	fs.StringVar(&c.db, "db", env("ARTIFACTSTORE_DB", ""), "event log database: postgres://… for PostgreSQL; empty for SQLite in the data directory (env ARTIFACTSTORE_DB)")
+	return c
+}
+
+func (c *storeConfig) postgres() (bool, error) {
+	switch {
+	case c.db == "":
+		return false, nil
+	case strings.HasPrefix(c.db, "postgres://"), strings.HasPrefix(c.db, "postgresql://"):
+		return true, nil
+	}
+	return false, fmt.Errorf("--db %q: only postgres:// URLs are supported (leave it empty for the embedded SQLite log)", c.db)
+}
+
+func (c *storeConfig) sqlitePath() string { return filepath.Join(c.data, "eventlog.db") }
+
+// store is the opened event log and blob store.
 type store struct {
 	log   *eventlog.Log
 	blobs *blobstore.Store
-	lock  *os.File
+	lock  *os.File // nil unless the data directory is locked
 }
 
 // Whether openStore takes the data directory's exclusive lock.
@@ -54,44 +78,63 @@ const (
 	readOnly  = false
 )
 
-// openStore opens the data directory. With exclusive it holds the
-// directory's lock, so that replay cannot run under a live server, nor two
-// servers share one embedded log; verify only reads and runs beside them.
-func openStore(ctx context.Context, dir string, lockIt bool) (*store, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	lock, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o644)
+// openStore opens the event log and the blobs. With the embedded SQLite log
+// and exclusive it holds the data directory's lock, so that replay cannot
+// run under a live server nor two servers share one embedded log. With
+// PostgreSQL, replicas share the data directory and take no lock.
+func openStore(ctx context.Context, c *storeConfig, lockIt bool) (*store, error) {
+	pg, err := c.postgres()
 	if err != nil {
 		return nil, err
 	}
-	// Readers take no lock: SQLite's WAL lets them read beside a server.
-	if err := flock(lock, lockIt); err != nil {
-		lock.Close()
+	if err := os.MkdirAll(c.data, 0o755); err != nil {
+		return nil, err
+	}
+	st := &store{}
+	if !pg && lockIt {
+		if st.lock, err = lockDir(c.data); err != nil {
+			return nil, err
+		}
+	}
+	backend, err := blobfs.New(filepath.Join(c.data, "blobs"))
+	if err == nil {
+		if pg {
+			st.log, err = postgres.Open(ctx, c.db, postgres.Options{NoMigrate: c.noMigrate})
+		} else {
+			st.log, err = sqlite.Open(ctx, c.sqlitePath(), sqlite.Options{NoMigrate: c.noMigrate})
+		}
+	}
+	if err != nil {
+		st.unlock()
+		if errors.Is(err, eventlog.ErrMigrationsPending) {
+			return nil, fmt.Errorf("refusing to start: %w", err)
+		}
+		return nil, err
+	}
+	st.blobs = blobstore.New(backend)
+	return st, nil
+}
+
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
 		return nil, fmt.Errorf("data directory %s is in use by another artifactstore process", dir)
 	}
-	backend, err := blobfs.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		lock.Close()
-		return nil, err
+	return f, nil
+}
+
+func (s *store) unlock() {
+	if s.lock != nil {
+		s.lock.Close()
 	}
-	log, err := sqlite.Open(ctx, filepath.Join(dir, "eventlog.db"))
-	if err != nil {
-		lock.Close()
-		return nil, err
-	}
-	return &store{log: log, blobs: blobstore.New(backend), lock: lock}, nil
 }
 
 func (s *store) Close() error {
 	err := s.log.Close()
-	s.lock.Close()
+	s.unlock()
 	return err
-}
-
-func flock(f *os.File, exclusive bool) error {
-	if !exclusive {
-		return nil
-	}
-	return syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 }

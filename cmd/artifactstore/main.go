@@ -4,6 +4,7 @@
 //	artifactstore serve  --addr HOST:PORT --data DIR
 //	artifactstore replay --data DIR
 //	artifactstore verify --data DIR
+//	artifactstore migrate --db postgres://… (or --data DIR for SQLite)
 package main
 
 import (
@@ -20,6 +21,7 @@ commands:
   serve    run the registry (OCI Distribution API on /v2/)
   replay   rebuild every view from the event log (server stopped)
   verify   re-hash every blob and check the event log's hash chain
+  migrate  apply pending database migrations
 
 Run "artifactstore <command> -h" for a command's flags.
 `
@@ -39,6 +41,8 @@ func main() {
 		err = replay(ctx, os.Args[2:])
 	case "verify":
 		err = verify(ctx, os.Args[2:])
+	case "migrate":
+		err = migrate(ctx, os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/artifact-store/artifact-store/eventlog/postgres/pgtest"
 )
 
 // These tests run the real binary: they kill it, restart it, and run the
@@ -247,4 +249,37 @@ func TestReplayAndVerify(t *testing.T) {
 	if err == nil || !strings.Contains(out, "PROBLEM: blob "+sha(blob)) {
 		t.Fatalf("verify of a corrupted blob: %v %s", err, out)
 	}
+}
+
+// TestMigrateAndNoMigrate: a server told not to migrate refuses a fresh
+// PostgreSQL schema with a clear message; migrate applies the schema once.
+func TestMigrateAndNoMigrate(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	data := t.TempDir()
+	out, err := run(t, "serve", "--db", dsn, "--data", data, "--no-migrate", "--addr", freeAddr(t))
+	if err == nil || !strings.Contains(out, "refusing to start") || !strings.Contains(out, "artifactstore migrate") {
+		t.Fatalf("serve --no-migrate on an empty schema: %v\n%s", err, out)
+	}
+	out, err = run(t, "migrate", "--db", dsn)
+	if err != nil || !strings.Contains(out, "applied 0001_init") {
+		t.Fatalf("migrate: %v %s", err, out)
+	}
+	out, err = run(t, "migrate", "--db", dsn)
+	if err != nil || !strings.Contains(out, "up to date") {
+		t.Fatalf("second migrate: %v %s", err, out)
+	}
+	addr := freeAddr(t)
+	cmd := exec.Command(binary, "serve", "--db", dsn, "--data", data, "--no-migrate", "--addr", addr)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	for i := 0; i < 100; i++ {
+		if resp, err := http.Get("http://" + addr + "/v2/"); err == nil {
+			resp.Body.Close()
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("server on a migrated schema did not start")
 }

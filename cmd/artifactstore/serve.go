@@ -16,7 +16,8 @@ import (
 func serve(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
 	addr := fs.String("addr", env("ARTIFACTSTORE_ADDR", "127.0.0.1:5000"), "listen address (env ARTIFACTSTORE_ADDR)")
-	data := dataFlag(fs)
+	sc := storeFlags(fs)
+	fs.BoolVar(&sc.noMigrate, "no-migrate", envBool("ARTIFACTSTORE_NO_MIGRATE"), "refuse to start if the database needs migrations, instead of applying them (env ARTIFACTSTORE_NO_MIGRATE)")
 	ttl := fs.Duration("upload-ttl", envDuration("ARTIFACTSTORE_UPLOAD_TTL", 24*time.Hour), "cancel upload sessions idle this long (env ARTIFACTSTORE_UPLOAD_TTL)")
 	sparse := fs.Bool("allow-sparse-manifests", envBool("ARTIFACTSTORE_ALLOW_SPARSE_MANIFESTS"), "accept manifests whose layers or child manifests are not in the repository (env ARTIFACTSTORE_ALLOW_SPARSE_MANIFESTS)")
 	logJSON := fs.Bool("log-json", envBool("ARTIFACTSTORE_LOG_JSON"), "log JSON instead of text (env ARTIFACTSTORE_LOG_JSON)")
@@ -28,7 +29,7 @@ func serve(ctx context.Context, args []string) error {
 	} else {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	st, err := openStore(ctx, *data, exclusive)
+	st, err := openStore(ctx, sc, exclusive)
 	if err != nil {
 		return err
 	}
@@ -55,7 +56,7 @@ func serve(ctx context.Context, args []string) error {
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	logger.Info("listening", "addr", ln.Addr().String(), "data", *data)
+	logger.Info("listening", "addr", ln.Addr().String(), "data", sc.data, "eventlog", backendName(sc))
 	select {
 	case err := <-errc:
 		return err
@@ -72,4 +73,11 @@ func serve(ctx context.Context, args []string) error {
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+func backendName(c *storeConfig) string {
+	if c.db != "" {
+		return "postgres"
+	}
+	return "sqlite"
 }

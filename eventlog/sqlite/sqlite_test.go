@@ -13,7 +13,7 @@ import (
 
 func TestContract(t *testing.T) {
 	eventlogtest.Run(t, func(t *testing.T) *eventlog.Log {
-		l, err := Open(context.Background(), filepath.Join(t.TempDir(), "log.db"))
+		l, err := Open(context.Background(), filepath.Join(t.TempDir(), "log.db"), Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -27,7 +27,7 @@ func TestContract(t *testing.T) {
 func TestTamperDetected(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "log.db")
-	l, err := Open(ctx, path)
+	l, err := Open(ctx, path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestTamperDetected(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
-	l, err = Open(ctx, path)
+	l, err = Open(ctx, path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,10 +62,10 @@ func TestTamperDetected(t *testing.T) {
 func TestReopenKeepsState(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "log.db")
-	l, _ := Open(ctx, path)
+	l, _ := Open(ctx, path, Options{})
 	l.Append(ctx, eventlog.New(eventlog.TypeTagSet, "r", eventlog.TagSet{Tag: "t", Digest: "sha256:00"}))
 	l.Close()
-	l, err := Open(ctx, path) // migrations must be a no-op the second time
+	l, err := Open(ctx, path, Options{}) // migrations must be a no-op the second time
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,46 @@
+package eventlog
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"testing"
+
+	"github.com/artifact-store/artifact-store/migrations"
+	_ "modernc.org/sqlite"
+)
+
+// TestFailedMigrationLeavesDatabaseAsItWas runs a migration whose second
+// statement fails: neither its first statement nor its record remain.
+func TestFailedMigrationLeavesDatabaseAsItWas(t *testing.T) {
+	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "m.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	l := &Log{db: db, dialect: Dialect{Name: "sqlite"}}
+	good := migrations.Migration{Version: 1, Name: "good", SQL: `CREATE TABLE a (x INTEGER)`}
+	bad := migrations.Migration{Version: 2, Name: "bad", SQL: `CREATE TABLE b (x INTEGER); INSERT INTO nowhere VALUES (1)`}
+	applied, err := l.migrate(ctx, []migrations.Migration{good, bad})
+	if err == nil || len(applied) != 1 {
+		t.Fatalf("migrate = %v, %v; want the first applied and an error", applied, err)
+	}
+	var n int
+	db.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE name = 'b'`).Scan(&n)
+	if n != 0 {
+		t.Fatal("the failed migration's table exists")
+	}
+	db.QueryRow(`SELECT COUNT(*) FROM schema_migrations`).Scan(&n)
+	if n != 1 {
+		t.Fatalf("%d migrations recorded, want 1", n)
+	}
+	// Re-running after fixing is a no-op for the first.
+	if applied, err := l.migrate(ctx, []migrations.Migration{good}); err != nil || len(applied) != 0 {
+		t.Fatalf("re-run = %v, %v", applied, err)
+	}
+	pending, _ := l.pending(ctx, []migrations.Migration{good, bad})
+	if len(pending) != 1 || pending[0] != "0002_bad" {
+		t.Fatalf("pending = %v", pending)
+	}
+}

@@ -1,0 +1,85 @@
+// Package postgres opens the event log on PostgreSQL through pgx/v5, for
+// production: several artifactstore replicas share one database.
+//
+// The log runs over database/sql with pgx's stdlib driver: pgx supplies the
+// connection pool and caches a prepared statement per query text on each
+// connection, and the log's SQL stays one code path for both backends.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/artifact-store/artifact-store/eventlog"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+)
+
+// writeLockKey is the advisory lock that serialises appends across
+// replicas ("artstore" in ASCII), so that sequence numbers are assigned in
+// commit order: a reader that has seen event N never later finds an event
+// below N committed after it looked.
+const writeLockKey = 0x6172747374726f72
+
+// Dialect is the PostgreSQL dialect of the event log.
+var Dialect = eventlog.Dialect{
+	Name:      "postgres",
+	Numbered:  true,
+	WriteLock: fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", writeLockKey),
+}
+
+// Options tune the connection pool.
+type Options struct {
+	// MaxConns bounds the pool (default 16).
+	MaxConns int
+	// NoMigrate refuses a database with pending migrations instead of
+	// applying them.
+	NoMigrate bool
+}
+
+// Open connects to the database at dsn (a postgres:// URL or key=value
+// string) and applies pending migrations.
+func Open(ctx context.Context, dsn string, opts Options) (*eventlog.Log, error) {
+	db, err := connect(ctx, dsn, opts)
+	if err != nil {
+		return nil, err
+	}
+	l, err := eventlog.Open(ctx, db, Dialect, eventlog.OpenOptions{NoMigrate: opts.NoMigrate})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// Migrate applies pending migrations to the database at dsn and returns
+// their names.
+func Migrate(ctx context.Context, dsn string) ([]string, error) {
+	db, err := connect(ctx, dsn, Options{MaxConns: 1})
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	return eventlog.Migrate(ctx, db, Dialect)
+}
+
+func connect(ctx context.Context, dsn string, opts Options) (*sql.DB, error) {
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = 16
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	db.SetMaxOpenConns(opts.MaxConns)
+	db.SetMaxIdleConns(opts.MaxConns)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := db.PingContext(pingCtx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connect to postgres: %w", err)
+	}
+	return db, nil
+}
