@@ -23,6 +23,10 @@ type Dialect struct {
 	Name string
 	// Numbered placeholders ($1, $2, ...) instead of "?".
 	Numbered bool
+	// Notify, when set, is run in every appending transaction to tell
+	// other processes, once it commits, that the log has grown
+	// (PostgreSQL: pg_notify). In-process readers are woken either way.
+	Notify string
 	// WriteLock, when set, is run first in every transaction that appends
 	// or migrates. It must serialise such transactions across every
 	// process sharing the database, so that sequence numbers are assigned
@@ -49,6 +53,10 @@ type Log struct {
 	queue    chan *appendReq
 	quit     chan struct{} // closed by Close
 	stopped  chan struct{} // closed when the committer has exited
+
+	changedMu sync.Mutex
+	changed   chan struct{} // closed and replaced whenever the log may have grown
+	closers   []func()
 }
 
 // appendReq is one Append waiting for the committer.
@@ -79,7 +87,8 @@ var ErrMigrationsPending = errors.New("database schema has pending migrations")
 // Open wraps db, applying pending migrations unless told not to.
 func Open(ctx context.Context, db *sql.DB, d Dialect, opts OpenOptions) (*Log, error) {
 	l := &Log{db: db, dialect: d, now: time.Now,
-		queue: make(chan *appendReq, maxGroup), quit: make(chan struct{}), stopped: make(chan struct{})}
+		queue: make(chan *appendReq, maxGroup), quit: make(chan struct{}), stopped: make(chan struct{}),
+		changed: make(chan struct{})}
 	ms, err := migrations.For(d.Name)
 	if err != nil {
 		return nil, err
@@ -118,6 +127,13 @@ func (l *Log) Close() error {
 		close(l.quit)
 	}
 	<-l.stopped
+	l.changedMu.Lock()
+	closers := l.closers
+	l.closers = nil
+	l.changedMu.Unlock()
+	for _, fn := range closers {
+		fn()
+	}
 	return l.db.Close()
 }
 
@@ -326,9 +342,17 @@ func (l *Log) commitGroup(group []*appendReq) {
 			}
 		}
 	}
+	if l.dialect.Notify != "" {
+		if _, err := tx.ExecContext(ctx, l.dialect.Notify); err != nil {
+			fail(fmt.Errorf("append: notify: %w", err))
+			return
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		fail(fmt.Errorf("append: commit: %w", err))
+		return
 	}
+	l.Wake()
 }
 
 // insert records evs after the event (seq, prev) and applies them.

@@ -22,11 +22,16 @@ import (
 // below N committed after it looked.
 const writeLockKey = 0x6172747374726f72
 
+// channel is the LISTEN/NOTIFY channel on which appends announce
+// themselves to every replica.
+const channel = "artifactstore_events"
+
 // Dialect is the PostgreSQL dialect of the event log.
 var Dialect = eventlog.Dialect{
 	Name:      "postgres",
 	Numbered:  true,
 	WriteLock: fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", writeLockKey),
+	Notify:    "SELECT pg_notify('" + channel + "', '')",
 }
 
 // Options tune the connection pool.
@@ -50,6 +55,13 @@ func Open(ctx context.Context, dsn string, opts Options) (*eventlog.Log, error) 
 		db.Close()
 		return nil, err
 	}
+	lctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		listen(lctx, dsn, l)
+	}()
+	l.OnClose(func() { stop(); <-done })
 	return l, nil
 }
 

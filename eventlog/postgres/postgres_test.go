@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/artifact-store/artifact-store/eventlog"
 	"github.com/artifact-store/artifact-store/eventlog/eventlogtest"
@@ -41,5 +42,49 @@ func TestMigrationsIdempotent(t *testing.T) {
 		if l := <-logs; l != nil {
 			defer l.Close()
 		}
+	}
+}
+
+// TestReaderNeverMissesAcrossReplicas: two handles on one database, as two
+// replicas, append concurrently while a third follows the log.
+func TestReaderNeverMissesAcrossReplicas(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	var ls []*eventlog.Log
+	for i := 0; i < 3; i++ {
+		l, err := Open(context.Background(), dsn, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		ls = append(ls, l)
+	}
+	eventlogtest.RunOrdering(t, ls[:2], ls[2])
+}
+
+// TestNotifyReachesOtherReplica: an append on one handle wakes a reader
+// waiting on another, through LISTEN/NOTIFY.
+func TestNotifyReachesOtherReplica(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	a, err := Open(context.Background(), dsn, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open(context.Background(), dsn, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	time.Sleep(200 * time.Millisecond) // let b's listener connect
+	ch := b.Changed()
+	start := time.Now()
+	if _, err := a.Append(context.Background(), eventlog.New(eventlog.TypeTagSet, "r", eventlog.TagSet{Tag: "t", Digest: "sha256:00"})); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ch:
+		t.Logf("woken %v after the append", time.Since(start))
+	case <-time.After(time.Second):
+		t.Fatal("an append on one replica did not reach the other within a second")
 	}
 }

@@ -1,0 +1,45 @@
+package postgres
+
+import (
+	"context"
+	"time"
+
+	"github.com/artifact-store/artifact-store/eventlog"
+	"github.com/jackc/pgx/v5"
+)
+
+// listen holds one connection per process that LISTENs for appends made by
+// any replica and wakes the log's readers, until ctx ends. A lost
+// connection is re-established with backoff; the readers are woken after
+// each reconnect, since notifications sent meanwhile are lost (readers then
+// re-read the log, which is the truth).
+func listen(ctx context.Context, dsn string, l *eventlog.Log) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		listenOnce(ctx, dsn, l) // returns when the connection fails or ctx ends
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func listenOnce(ctx context.Context, dsn string, l *eventlog.Log) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+channel); err != nil {
+		return err
+	}
+	l.Wake()
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			return err
+		}
+		l.Wake()
+	}
+}
