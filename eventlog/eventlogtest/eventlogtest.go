@@ -263,7 +263,7 @@ func testReadFilters(t *testing.T, l *eventlog.Log) {
 	if err != nil || len(p.Events) != 3 || p.Events[0].Seq != 1 || p.Next != 3 {
 		t.Fatalf("first page: %d events, next %d, %v", len(p.Events), p.Next, err)
 	}
-	p, _ = l.Read(ctx, eventlog.Query{After: 3, Repo: "b", Types: []string{string(eventlog.TypeTagSet)}})
+	p, _ = l.Read(ctx, eventlog.Query{After: 2, Repo: "b", Types: []string{string(eventlog.TypeTagSet)}})
 	if len(p.Events) != 5 || p.Next != 20 {
 		t.Fatalf("filtered: %d events, next %d", len(p.Events), p.Next)
 	}
