@@ -1,5 +1,6 @@
-// Package registry serves the OCI Distribution API (/v2/) over the event log
-// (what exists) and the blob store (the bytes).
+// Package registry serves the OCI Distribution API (/v2/) and the native
+// API (/api/v1/: today the event stream) over the event log (what exists)
+// and the blob store (the bytes).
 //
 // Every write follows one order: bytes are made durable in the blob store
 // first, then one eventlog.Append records the events that make them visible
@@ -12,6 +13,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/artifact-store/artifact-store/blobstore"
@@ -57,6 +59,9 @@ type Registry struct {
 	blobs   *blobstore.Store
 	logger  *slog.Logger
 	handler http.Handler
+
+	stopStreams chan struct{} // closed by StopStreams
+	stopOnce    sync.Once
 }
 
 // New returns a Registry.
@@ -64,7 +69,7 @@ func New(opts Options) (*Registry, error) {
 	if err := opts.ensureDefaults(); err != nil {
 		return nil, err
 	}
-	r := &Registry{opts: opts, log: opts.Log, blobs: opts.Blobs, logger: opts.Logger}
+	r := &Registry{opts: opts, log: opts.Log, blobs: opts.Blobs, logger: opts.Logger, stopStreams: make(chan struct{})}
 	r.handler = r.routes()
 	return r, nil
 }

@@ -36,6 +36,8 @@ func (r *Registry) routes() http.Handler {
 	m.Handle(name+"/blobs/{digest}", r.named(r.getBlob)).Methods(http.MethodGet, http.MethodHead)
 	m.Handle(name+"/blobs/{digest}", r.named(r.deleteBlob)).Methods(http.MethodDelete)
 
+	m.Handle("/api/v1/events", r.handle(r.events)).Methods(http.MethodGet)
+
 	m.NotFoundHandler = r.handle(func(w http.ResponseWriter, req *http.Request) error {
 		return errorf(CodeUnsupported, "no endpoint %s %s", req.Method, req.URL.Path).withStatus(http.StatusNotFound)
 	})

@@ -188,13 +188,28 @@ func TestGracefulShutdown(t *testing.T) {
 		resp.Body.Close()
 		done <- resp.StatusCode
 	}()
+	// A live event stream must not hold the shutdown open.
+	streamReq, _ := http.NewRequest("GET", s.url("/api/v1/events"), nil)
+	streamReq.Header.Set("Accept", "text/event-stream")
+	stream, err := http.DefaultClient.Do(streamReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Body.Close()
 	time.Sleep(100 * time.Millisecond)
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	if code := <-done; code != 201 {
 		t.Fatalf("in-flight upload ended with %d during shutdown", code)
 	}
-	if err := s.cmd.Wait(); err != nil {
-		t.Fatalf("exit after SIGTERM: %v\n%s", err, s.logs)
+	exited := make(chan error, 1)
+	go func() { exited <- s.cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, s.logs)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("server still running 20s after SIGTERM with an event stream open\n%s", s.logs)
 	}
 	if _, err := net.Dial("tcp", addr); err == nil {
 		t.Fatal("still accepting connections after shutdown")

@@ -50,6 +50,7 @@ func serve(ctx context.Context, args []string) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	srv.RegisterOnShutdown(reg.StopStreams)
 	janitorCtx, stopJanitor := context.WithCancel(context.Background())
 	defer stopJanitor()
 	go reg.RunJanitor(janitorCtx, min(*ttl/2, time.Minute))

@@ -1,0 +1,164 @@
+package registry_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+type sseEvent struct {
+	id, event string
+	data      map[string]any
+}
+
+// openStream opens an SSE stream and delivers its events on a channel.
+func openStream(t *testing.T, url string, headers ...string) <-chan sseEvent {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	req.Header.Set("Accept", "text/event-stream")
+	for _, h := range headers {
+		k, v, _ := strings.Cut(h, ": ")
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("stream: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	out := make(chan sseEvent, 1000)
+	go func() {
+		defer resp.Body.Close()
+		defer close(out)
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		var ev sseEvent
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "id: "):
+				ev.id = line[4:]
+			case strings.HasPrefix(line, "event: "):
+				ev.event = line[7:]
+			case strings.HasPrefix(line, "data: "):
+				json.Unmarshal([]byte(line[6:]), &ev.data)
+			case line == "" && ev.id != "":
+				out <- ev
+				ev = sseEvent{}
+			}
+		}
+	}()
+	return out
+}
+
+func next(t *testing.T, ch <-chan sseEvent, within time.Duration) sseEvent {
+	t.Helper()
+	select {
+	case ev, ok := <-ch:
+		if !ok {
+			t.Fatal("stream ended")
+		}
+		return ev
+	case <-time.After(within):
+		t.Fatalf("no event within %v", within)
+	}
+	return sseEvent{}
+}
+
+func TestEventsPage(t *testing.T) { forBackends(t, testEventsPage) }
+
+func testEventsPage(t *testing.T, b backend) {
+	s := b.server(t)
+	s.pushImage("a", "v1", "")
+	s.pushImage("b", "v1", "")
+	var page struct {
+		Events []struct {
+			Seq        int64
+			Type       string
+			Repository string
+			Payload    map[string]any
+			Hash       string
+		}
+		Next int64
+	}
+	r := s.do("GET", "/api/v1/events?after=0&limit=2", nil)
+	expect(t, r, 200)
+	json.Unmarshal(r.body, &page)
+	if len(page.Events) != 2 || page.Events[0].Seq != 1 || page.Next != 2 || !strings.HasPrefix(page.Events[0].Hash, "blake3:") {
+		t.Fatalf("first page: %s", r.body)
+	}
+	r = s.do("GET", "/api/v1/events?after=0&repository=b&type=tag.set,manifest.put", nil)
+	json.Unmarshal(r.body, &page)
+	if len(page.Events) != 2 || page.Events[0].Type != "manifest.put" || page.Events[1].Payload["tag"] != "v1" {
+		t.Fatalf("filtered page: %s", r.body)
+	}
+	for _, e := range page.Events {
+		if e.Repository != "b" {
+			t.Fatalf("filter let through %s", e.Repository)
+		}
+	}
+	expect(t, s.do("GET", "/api/v1/events?after=-1", nil), 400)
+	expect(t, s.do("GET", "/api/v1/events?limit=0", nil), 400)
+	expect(t, s.do("GET", "/api/v1/events?repository=Bad", nil), 400, "NAME_INVALID")
+}
+
+func TestEventStream(t *testing.T) { forBackends(t, testEventStream) }
+
+func testEventStream(t *testing.T, b backend) {
+	s := b.server(t)
+	s.pushBlob("r", []byte("before"))
+	// From the start: the history first, then live events.
+	all := openStream(t, s.url+"/api/v1/events?after=0")
+	// Without a starting point: only what happens from now on.
+	live := openStream(t, s.url+"/api/v1/events?type=tag.set")
+	ev := next(t, all, 5*time.Second)
+	if ev.id != "1" || ev.event != "blob.committed" {
+		t.Fatalf("first event %+v", ev)
+	}
+	next(t, all, 5*time.Second) // blob.linked
+	s.pushImage("r", "v1", "")
+	got := next(t, live, 5*time.Second)
+	if got.event != "tag.set" || got.data["repository"] != "r" {
+		t.Fatalf("live event %+v", got)
+	}
+	// Resume after the live event with Last-Event-ID: nothing repeats.
+	s.pushImage("r", "v2", "")
+	resumed := openStream(t, s.url+"/api/v1/events?type=tag.set", "Last-Event-ID: "+got.id)
+	if ev := next(t, resumed, 5*time.Second); ev.data["payload"].(map[string]any)["tag"] != "v2" {
+		t.Fatalf("resumed stream started with %+v", ev)
+	}
+}
+
+// TestStalledConsumerDoesNotBlockWriters opens a stream nobody reads and
+// pushes far more than a socket buffer of events through the registry.
+func TestStalledConsumerDoesNotBlockWriters(t *testing.T) {
+	s := newServer(t)
+	req, _ := http.NewRequest("GET", s.url+"/api/v1/events?after=0", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close() // never read
+	big := fmt.Sprintf(`,"annotations":{"pad":%q}`, strings.Repeat("x", 40_000))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 200; i++ {
+			s.pushImage("r", fmt.Sprintf("t%d", i), big)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("writers stalled behind an unread event stream")
+	}
+}
