@@ -14,6 +14,7 @@ CONFORMANCE_VERSION=v0.0.0-20260831232431-97274622c111
 if [ ! -x "$TOOLS/conformance" ]; then
   GOBIN="$TOOLS" go install "github.com/opencontainers/distribution-spec/conformance@$CONFORMANCE_VERSION"
 fi
+go build -o "$TOOLS/rrproxy" ./conformance/rrproxy
 . conformance/lib.sh
 
 run_suite() { # name, extra server flags, then env assignments for the tool
@@ -47,8 +48,52 @@ check_results() {
   fi
 }
 
+# run_replicas NAME FLAGS ENV...: two servers on one fresh PostgreSQL schema
+# and one data directory, behind a round-robin proxy, so that every
+# multi-request operation of the suite crosses replicas.
+run_replicas() {
+  local name=$1 flags=$2; shift 2
+  if [ -z "${ARTIFACTSTORE_TEST_POSTGRES:-}" ]; then
+    echo "*** conformance $name SKIPPED: set ARTIFACTSTORE_TEST_POSTGRES to run it ***"
+    return 0
+  fi
+  local schema="conf_$(date +%s)_$$_$RANDOM"
+  psql -q "$ARTIFACTSTORE_TEST_POSTGRES" -c "CREATE SCHEMA $schema"
+  local dsn="$ARTIFACTSTORE_TEST_POSTGRES?search_path=$schema"
+  [[ "$ARTIFACTSTORE_TEST_POSTGRES" == *\?* ]] && dsn="$ARTIFACTSTORE_TEST_POSTGRES&search_path=$schema"
+  local dir; dir=$(mktemp -d)
+  "$BIN" migrate --db "$dsn" > /dev/null
+  local pids=() backends=()
+  for i in 1 2; do
+    start_server "$dir" --db "$dsn" $flags
+    mv "$dir/server.log" "$dir/server$i.log"
+    pids+=("$SERVER_PID"); backends+=("http://$ADDR")
+  done
+  local port
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  "$TOOLS/rrproxy" --listen "127.0.0.1:$port" "${backends[@]}" > "$dir/proxy.log" 2>&1 &
+  local proxy=$!
+  ADDR=127.0.0.1:$port
+  for _ in $(seq 50); do curl -fsS "http://$ADDR/v2/" > /dev/null 2>&1 && break; sleep 0.1; done
+  local results="$PWD/results/conformance-$name"
+  rm -rf "$results"; mkdir -p "$results"
+  echo "== OCI conformance ($name) through a round-robin proxy to 2 replicas on PostgreSQL"
+  set +e
+  (cd "$dir" && env OCI_REGISTRY="$ADDR" OCI_TLS=disabled OCI_RESULTS_DIR="$results" \
+     OCI_REPO1=conformance/repo1 OCI_REPO2=conformance/repo2 OCI_LOG=error "$@" "$TOOLS/conformance") > "$results/stdout.txt" 2>&1
+  local rc=$?
+  set -e
+  kill "$proxy" "${pids[@]}" 2>/dev/null || true
+  wait "$proxy" "${pids[@]}" 2>/dev/null || true
+  PGOPTIONS=--client-min-messages=warning psql -q "$ARTIFACTSTORE_TEST_POSTGRES" -c "DROP SCHEMA $schema CASCADE"
+  rm -rf "$dir"
+  check_results "$name" "$results" "$rc" "$MAX_DISABLED"
+}
+
 # Spec 1.1 defaults leave upload cancel untested: its two tests show as
 # Disabled. The dev run tests everything.
 MAX_DISABLED=2 run_suite v1.1 "" OCI_VERSION=1.1
 MAX_DISABLED=0 run_suite dev-sparse "--allow-sparse-manifests" OCI_VERSION=dev OCI_DATA_SPARSE=true
+MAX_DISABLED=2 run_replicas postgres-replicas-v1.1 "" OCI_VERSION=1.1
+MAX_DISABLED=0 run_replicas postgres-replicas-dev-sparse "--allow-sparse-manifests" OCI_VERSION=dev OCI_DATA_SPARSE=true
 echo "conformance: all passed"
