@@ -2,7 +2,11 @@ package registry_test
 
 import (
 	"bytes"
+	"context"
+	"sort"
+
 	"fmt"
+	"github.com/artifact-store/artifact-store/eventlog"
 	"io"
 	"net/http"
 	"sync"
@@ -15,7 +19,12 @@ import (
 // clients, each PUT a distinct manifest (so each is a new blob, a new
 // manifest and a tag move: the full write path).
 func BenchmarkManifestPut(b *testing.B) {
-	s := newServer(b)
+	for _, be := range backends {
+		b.Run(be.name, func(b *testing.B) { benchManifestPut(b, be.server(b)) })
+	}
+}
+
+func benchManifestPut(b *testing.B, s *testServer) {
 	cfg := s.pushBlob("bench", []byte("{}"))
 	const clients = 16
 	var next atomic.Int64
@@ -95,4 +104,36 @@ func benchGets(b *testing.B, url string) {
 	}
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
+}
+
+// BenchmarkEventLatency measures the time from an append to its receipt by
+// a Server-Sent Events consumer: on SQLite in one process, and on
+// PostgreSQL from one replica to a stream on another (LISTEN/NOTIFY).
+func BenchmarkEventLatency(b *testing.B) {
+	b.Run("sqlite", func(b *testing.B) {
+		s := newServer(b)
+		benchLatency(b, s, s)
+	})
+	b.Run("postgres-across-replicas", func(b *testing.B) {
+		_, direct := replicas(b, 2)
+		benchLatency(b, direct[0], direct[1])
+	})
+}
+
+func benchLatency(b *testing.B, writer, reader *testServer) {
+	stream := openStream(b, reader.url+"/api/v1/events?type=tag.set")
+	time.Sleep(100 * time.Millisecond)
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		if _, err := writer.log.Append(context.Background(), eventlog.New(eventlog.TypeTagSet, "lat", eventlog.TagSet{Tag: fmt.Sprint(i), Digest: "sha256:00"})); err != nil {
+			b.Fatal(err)
+		}
+		next(b, stream, 5*time.Second)
+		lat = append(lat, time.Since(start))
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 }

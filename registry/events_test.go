@@ -17,7 +17,7 @@ type sseEvent struct {
 }
 
 // openStream opens an SSE stream and delivers its events on a channel.
-func openStream(t *testing.T, url string, headers ...string) <-chan sseEvent {
+func openStream(t testing.TB, url string, headers ...string) <-chan sseEvent {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -59,7 +59,7 @@ func openStream(t *testing.T, url string, headers ...string) <-chan sseEvent {
 	return out
 }
 
-func next(t *testing.T, ch <-chan sseEvent, within time.Duration) sseEvent {
+func next(t testing.TB, ch <-chan sseEvent, within time.Duration) sseEvent {
 	t.Helper()
 	select {
 	case ev, ok := <-ch:

@@ -23,7 +23,7 @@ import (
 // directory, each on its own loopback server, and a round-robin reverse
 // proxy in front of them. Every request through the proxy goes to the next
 // replica, so a multi-request operation crosses replicas.
-func replicas(t *testing.T, n int) (proxy *testServer, direct []*testServer) {
+func replicas(t testing.TB, n int) (proxy *testServer, direct []*testServer) {
 	dsn := pgtest.DSN(t)
 	blobDir := t.TempDir()
 	var targets []*url.URL
