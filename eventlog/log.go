@@ -27,6 +27,10 @@ type Dialect struct {
 	// other processes, once it commits, that the log has grown
 	// (PostgreSQL: pg_notify). In-process readers are woken either way.
 	Notify string
+	// KeyLock and KeyUnlock, when set, take and release a session-wide
+	// lock on one int32 key (the only parameter) across processes; see
+	// LockUpload.
+	KeyLock, KeyUnlock string
 	// WriteLock, when set, is run first in every transaction that appends
 	// or migrates. It must serialise such transactions across every
 	// process sharing the database, so that sequence numbers are assigned

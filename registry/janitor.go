@@ -30,19 +30,16 @@ func (r *Registry) ExpireUploads(ctx context.Context, now time.Time) (int, error
 		if s.ModTime.After(cutoff) {
 			continue
 		}
-		if u, ok := sessions[s.ID]; ok {
-			if u.Started.After(cutoff) {
-				continue
-			}
-			if _, err := r.log.Append(ctx, eventlog.New(eventlog.TypeUploadCancelled, u.Repo, eventlog.UploadCancelled{ID: u.ID, Reason: "expired"})); err != nil {
-				return removed, err
-			}
-			delete(sessions, s.ID)
+		u, ok := sessions[s.ID]
+		if ok && u.Started.After(cutoff) {
+			continue
 		}
-		// Otherwise an orphan, already older than the TTL: remove it.
-		if err := r.blobs.AbortUpload(ctx, s.ID); err != nil {
+		// A session, or an orphan already older than the TTL: remove it,
+		// holding the upload's lock so that no replica is mid-append.
+		if err := r.expire(ctx, u, ok, s.ID); err != nil {
 			return removed, err
 		}
+		delete(sessions, s.ID)
 		removed++
 		r.logger.InfoContext(ctx, "expired upload", "upload", s.ID, "idle_since", s.ModTime)
 	}
@@ -59,6 +56,26 @@ func (r *Registry) ExpireUploads(ctx context.Context, now time.Time) (int, error
 		}
 	}
 	return removed, nil
+}
+
+// expire cancels the session (when there is one) and removes the staged
+// bytes of upload id.
+func (r *Registry) expire(ctx context.Context, u eventlog.Upload, isSession bool, id string) error {
+	unlock, err := r.log.LockUpload(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if isSession {
+		// Re-check under the lock: a replica may have finished it meanwhile.
+		if _, err := r.log.Upload(ctx, id); err != nil {
+			return nil
+		}
+		if _, err := r.log.Append(ctx, eventlog.New(eventlog.TypeUploadCancelled, u.Repo, eventlog.UploadCancelled{ID: id, Reason: "expired"})); err != nil {
+			return err
+		}
+	}
+	return r.blobs.AbortUpload(ctx, id)
 }
 
 // RunJanitor expires uploads every interval until ctx is done.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
@@ -119,4 +120,31 @@ func TestEventReachesStreamOnOtherReplica(t *testing.T) {
 		t.Fatalf("unexpected event %+v", ev)
 	}
 	t.Logf("event crossed replicas in %v", time.Since(start))
+}
+
+// TestCrossReplicaCommitRace finishes an upload on one replica while a
+// misbehaving client appends to it on the other. Whichever wins, a blob
+// that exists must hash to its digest: the upload lock spans replicas.
+func TestCrossReplicaCommitRace(t *testing.T) {
+	_, direct := replicas(t, 2)
+	for i := 0; i < 10; i++ {
+		head := randomBytes(t, 200_000)
+		r := direct[0].do("POST", "/v2/race/blobs/uploads/", nil)
+		loc := r.Header.Get("Location")
+		expect(t, direct[0].do("PATCH", loc, head), 202)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			req, _ := http.NewRequest("PATCH", direct[1].url+loc, bytes.NewReader(randomBytes(t, 2_000_000)))
+			req.Header.Set("Content-Range", fmt.Sprintf("%d-%d", len(head), len(head)+2_000_000-1))
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}()
+		direct[0].do("PUT", loc+"?digest="+sha256Of(head), nil)
+		<-done
+		if got := direct[1].do("GET", "/v2/race/blobs/"+sha256Of(head), nil); got.StatusCode == 200 && !bytes.Equal(got.body, head) {
+			t.Fatalf("round %d: blob %s holds %d bytes of something else", i, sha256Of(head), len(got.body))
+		}
+	}
 }

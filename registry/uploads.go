@@ -129,10 +129,15 @@ func (r *Registry) uploadStatus(w http.ResponseWriter, req *http.Request) error 
 // session stays usable); without it the body is streamed onto the end.
 // Spec: #pushing-a-blob-in-chunks
 func (r *Registry) patchUpload(w http.ResponseWriter, req *http.Request) error {
-	repo, id := mux.Vars(req)["name"], mux.Vars(req)["uuid"]
-	if _, err := r.session(req.Context(), repo, id); err != nil {
+	ctx, repo, id := req.Context(), mux.Vars(req)["name"], mux.Vars(req)["uuid"]
+	if _, err := r.session(ctx, repo, id); err != nil {
 		return err
 	}
+	unlock, err := r.log.LockUpload(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	size, err := r.appendChunk(req, repo, id)
 	if err != nil {
 		return err
@@ -184,6 +189,11 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request) error 
 	if _, err := r.session(ctx, repo, id); err != nil {
 		return err
 	}
+	unlock, err := r.log.LockUpload(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if req.Header.Get("Content-Range") != "" || req.ContentLength != 0 {
 		if _, err := r.appendChunk(req, repo, id); err != nil {
 			return err
@@ -225,6 +235,11 @@ func (r *Registry) cancelUpload(w http.ResponseWriter, req *http.Request) error 
 	if _, err := r.session(ctx, repo, id); err != nil {
 		return err
 	}
+	unlock, err := r.log.LockUpload(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	// The event first: if the removal below does not happen, the janitor
 	// removes staged bytes that no open session owns.
 	if _, err := r.log.Append(ctx, eventlog.New(eventlog.TypeUploadCancelled, repo, eventlog.UploadCancelled{ID: id, Reason: "cancelled by client"})); err != nil {

@@ -32,7 +32,14 @@ var Dialect = eventlog.Dialect{
 	Numbered:  true,
 	WriteLock: fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", writeLockKey),
 	Notify:    "SELECT pg_notify('" + channel + "', '')",
+	// The two-int advisory lock space is separate from the bigint one the
+	// write lock uses; uploadLockClass keeps ours apart from other users.
+	KeyLock:   fmt.Sprintf("SELECT pg_advisory_lock(%d, ?)", uploadLockClass),
+	KeyUnlock: fmt.Sprintf("SELECT pg_advisory_unlock(%d, ?)", uploadLockClass),
 }
+
+// uploadLockClass is the first key of upload session locks ("up").
+const uploadLockClass = 0x7570
 
 // Options tune the connection pool.
 type Options struct {

@@ -1,0 +1,37 @@
+package eventlog
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+)
+
+// LockUpload serialises work on one upload session across every process
+// sharing the database, until the returned unlock is called. Chunks of an
+// upload may arrive at different replicas; without this, an append on one
+// replica could race the commit of the same upload on another. Within one
+// process the blob store already serialises; the database lock extends that
+// to replicas (PostgreSQL: a session advisory lock on a dedicated
+// connection, released if that connection dies). SQLite has one process
+// and needs none.
+func (l *Log) LockUpload(ctx context.Context, id string) (unlock func(), err error) {
+	if l.dialect.KeyLock == "" {
+		return func() {}, nil
+	}
+	conn, err := l.db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	key := int32(h.Sum32())
+	if _, err := conn.ExecContext(ctx, l.q(l.dialect.KeyLock), key); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("lock upload %s: %w", id, err)
+	}
+	return func() {
+		// Unlock on a context of its own: the request's may be cancelled.
+		conn.ExecContext(context.Background(), l.q(l.dialect.KeyUnlock), key)
+		conn.Close()
+	}, nil
+}
