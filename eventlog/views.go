@@ -52,6 +52,17 @@ func (l *Log) Blob(ctx context.Context, digest string) (Blob, error) {
 	return b, notFound(err, "blob "+digest)
 }
 
+// LinkedBlob resolves any digest of a blob that repo may serve, in one
+// query (the hot path of every blob GET and HEAD).
+func (l *Log) LinkedBlob(ctx context.Context, repo, digest string) (Blob, error) {
+	var b Blob
+	err := l.db.QueryRowContext(ctx, l.q(`SELECT b.sha256, b.blake3, b.size, b.tier FROM blob_digests d
+		JOIN blobs b ON b.sha256 = d.sha256
+		JOIN blob_links k ON k.sha256 = d.sha256 AND k.repo = ?
+		WHERE d.digest = ?`), repo, digest).Scan(&b.SHA256, &b.BLAKE3, &b.Size, &b.Tier)
+	return b, notFound(err, "blob "+digest+" in "+repo)
+}
+
 // Blobs calls fn for every committed blob, in storage-key order.
 func (l *Log) Blobs(ctx context.Context, fn func(Blob) error) error {
 	rows, err := l.db.QueryContext(ctx, `SELECT sha256, blake3, size, tier FROM blobs ORDER BY sha256`)
@@ -137,6 +148,13 @@ func scanManifest(row interface{ Scan(...any) error }) (Manifest, error) {
 		}
 	}
 	return m, nil
+}
+
+// TaggedManifest returns the manifest repo's tag points at, in one query.
+func (l *Log) TaggedManifest(ctx context.Context, repo, tag string) (Manifest, error) {
+	m, err := scanManifest(l.db.QueryRowContext(ctx, l.q(`SELECT m.repo, m.digest, m.sha256, m.media_type, m.artifact_type, m.size, m.subject, m.annotations
+		FROM tags t JOIN manifests m ON m.repo = t.repo AND m.digest = t.digest WHERE t.repo = ? AND t.tag = ?`), repo, tag))
+	return m, notFound(err, "tag "+tag)
 }
 
 // Manifest returns repo's manifest pushed under digest or, failing that,

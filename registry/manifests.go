@@ -33,22 +33,18 @@ func parseReference(s string) (reference, error) {
 
 // resolve finds the manifest a reference names in repo.
 func (r *Registry) resolve(ctx context.Context, repo string, ref reference) (eventlog.Manifest, error) {
-	d := ref.digest.String()
 	if ref.tag != "" {
-		var err error
-		if d, err = r.log.Tag(ctx, repo, ref.tag); errors.Is(err, eventlog.ErrNotFound) {
-			return eventlog.Manifest{}, errorf(CodeManifestUnknown, "tag %q is not in repository %s", ref.tag, repo)
-		} else if err != nil {
-			return eventlog.Manifest{}, err
+		m, err := r.log.TaggedManifest(ctx, repo, ref.tag)
+		if errors.Is(err, eventlog.ErrNotFound) {
+			return m, errorf(CodeManifestUnknown, "tag %q is not in repository %s", ref.tag, repo)
 		}
+		return m, err
 	}
-	m, err := r.log.Manifest(ctx, repo, d)
+	m, err := r.log.Manifest(ctx, repo, ref.digest.String())
 	if errors.Is(err, eventlog.ErrNotFound) {
-		return m, errorf(CodeManifestUnknown, "manifest %s is not in repository %s", d, repo)
+		return m, errorf(CodeManifestUnknown, "manifest %s is not in repository %s", ref.digest, repo)
 	}
-	if ref.digest != "" {
-		m.Digest = d // answer with the digest the client asked for
-	}
+	m.Digest = ref.digest.String() // answer with the digest the client asked for
 	return m, err
 }
 

@@ -2,15 +2,17 @@ package registry
 
 import (
 	"net/http"
-	"regexp"
+	"strings"
 )
 
-// Repository names and tags, from the distribution-spec's "pulling" section.
-var (
-	nameComponent = `[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*`
-	nameRE        = regexp.MustCompile(`^` + nameComponent + `(?:/` + nameComponent + `)*$`)
-	tagRE         = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
-)
+// Repository names and tags follow the distribution-spec's "pulling"
+// section:
+//
+//	name      [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*
+//	tag       [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}
+//
+// They are checked by hand rather than with regexp: every request checks a
+// name, and a regexp match costs more than the rest of a small GET.
 
 // maxNameLen bounds a repository name; the spec advises clients to keep
 // hostname plus name under 255 characters.
@@ -22,7 +24,7 @@ func ValidateName(name string) error {
 	if len(name) > maxNameLen {
 		return errorf(CodeNameInvalid, "repository name is %d characters long; the limit is %d", len(name), maxNameLen)
 	}
-	if !nameRE.MatchString(name) {
+	if !validName(name) {
 		return errorf(CodeNameInvalid, "invalid repository name %q: use lowercase letters, digits and separators (. _ __ -) in path components separated by /", name)
 	}
 	return nil
@@ -30,8 +32,62 @@ func ValidateName(name string) error {
 
 // ValidateTag returns a MANIFEST_INVALID error unless tag is a valid tag.
 func ValidateTag(tag string) error {
-	if !tagRE.MatchString(tag) {
+	if !validTag(tag) {
 		return errorf(CodeManifestInvalid, "invalid tag %q: up to 128 characters of [a-zA-Z0-9_.-], not starting with . or -", tag).withStatus(http.StatusBadRequest)
 	}
 	return nil
+}
+
+func isLowerAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
+
+// validName checks the name grammar: components of lowercase alphanumerics
+// joined by ".", "_", "__" or runs of "-", separated by single "/".
+func validName(name string) bool {
+	for _, comp := range strings.Split(name, "/") {
+		if comp == "" || !isLowerAlnum(comp[0]) || !isLowerAlnum(comp[len(comp)-1]) {
+			return false
+		}
+		for i := 0; i < len(comp); {
+			c := comp[i]
+			if isLowerAlnum(c) {
+				i++
+				continue
+			}
+			// A separator run: ".", "_", "__" or "-"+, then an alphanumeric.
+			j := i
+			switch c {
+			case '.':
+				j++
+			case '_':
+				j++
+				if j < len(comp) && comp[j] == '_' {
+					j++
+				}
+			case '-':
+				for j < len(comp) && comp[j] == '-' {
+					j++
+				}
+			default:
+				return false
+			}
+			if j >= len(comp) || !isLowerAlnum(comp[j]) {
+				return false
+			}
+			i = j
+		}
+	}
+	return true
+}
+
+func validTag(tag string) bool {
+	if len(tag) == 0 || len(tag) > 128 || tag[0] == '.' || tag[0] == '-' {
+		return false
+	}
+	for i := 0; i < len(tag); i++ {
+		c := tag[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
 }

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -28,10 +29,26 @@ func TestValidateTag(t *testing.T) {
 	}
 }
 
+// The grammar as regular expressions: the oracle the hand-written checks
+// are fuzzed against.
+var (
+	nameComponent = `[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*`
+	nameRE        = regexp.MustCompile(`^` + nameComponent + `(?:/` + nameComponent + `)*$`)
+	tagRE         = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+)
+
 func FuzzReference(f *testing.F) {
 	f.Add("library/ubuntu", "latest")
 	f.Add("a/../b", "sha256:abc")
+	f.Add("a__b/c-.d", "x..y")
+	f.Add("a---b/c_d.e", "_9")
 	f.Fuzz(func(t *testing.T, name, ref string) {
+		if got, want := validName(name), nameRE.MatchString(name); got != want {
+			t.Fatalf("validName(%q) = %v, the grammar says %v", name, got, want)
+		}
+		if got, want := validTag(ref), tagRE.MatchString(ref); got != want {
+			t.Fatalf("validTag(%q) = %v, the grammar says %v", ref, got, want)
+		}
 		if ValidateName(name) == nil {
 			if strings.Contains(name, "..") || strings.ToLower(name) != name || len(name) > maxNameLen {
 				t.Fatalf("accepted name %q", name)

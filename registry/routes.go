@@ -17,13 +17,16 @@ func (r *Registry) routes() http.Handler {
 	m.SkipClean(true)
 	const name = "/v2/{name:.+}"
 
+	// Pulls first: mux tries routes in order, and these are most requests.
+	m.Handle(name+"/blobs/{digest}", r.named(r.getBlob)).Methods(http.MethodGet, http.MethodHead)
+	m.Handle(name+"/manifests/{reference}", r.named(r.getManifest)).Methods(http.MethodGet, http.MethodHead)
+
 	m.Handle("/v2/", r.handle(r.apiVersion)).Methods(http.MethodGet, http.MethodHead)
 	m.Handle("/v2/_catalog", r.handle(r.catalog)).Methods(http.MethodGet)
 
 	m.Handle(name+"/tags/list", r.named(r.tagsList)).Methods(http.MethodGet)
 	m.Handle(name+"/referrers/{digest}", r.named(r.referrers)).Methods(http.MethodGet)
 
-	m.Handle(name+"/manifests/{reference}", r.named(r.getManifest)).Methods(http.MethodGet, http.MethodHead)
 	m.Handle(name+"/manifests/{reference}", r.named(r.putManifest)).Methods(http.MethodPut)
 	m.Handle(name+"/manifests/{reference}", r.named(r.deleteManifest)).Methods(http.MethodDelete)
 
@@ -33,7 +36,6 @@ func (r *Registry) routes() http.Handler {
 	m.Handle(name+"/blobs/uploads/{uuid}", r.named(r.finishUpload)).Methods(http.MethodPut)
 	m.Handle(name+"/blobs/uploads/{uuid}", r.named(r.cancelUpload)).Methods(http.MethodDelete)
 
-	m.Handle(name+"/blobs/{digest}", r.named(r.getBlob)).Methods(http.MethodGet, http.MethodHead)
 	m.Handle(name+"/blobs/{digest}", r.named(r.deleteBlob)).Methods(http.MethodDelete)
 
 	m.Handle("/api/v1/events", r.handle(r.events)).Methods(http.MethodGet)
