@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/fxamacker/cbor/v2"
 	"github.com/zeebo/blake3"
 )
 
@@ -32,16 +33,18 @@ type Type string
 
 // The event types. Payload types of the same name describe their payloads.
 const (
-	TypeBlobCommitted   Type = "blob.committed"
-	TypeBlobLinked      Type = "blob.linked"
-	TypeBlobUnlinked    Type = "blob.unlinked"
-	TypeManifestPut     Type = "manifest.put"
-	TypeManifestDeleted Type = "manifest.deleted"
-	TypeTagSet          Type = "tag.set"
-	TypeTagDeleted      Type = "tag.deleted"
-	TypeUploadStarted   Type = "upload.started"
-	TypeUploadFinished  Type = "upload.finished"
-	TypeUploadCancelled Type = "upload.cancelled"
+	TypeBlobCommitted    Type = "blob.committed"
+	TypeBlobLinked       Type = "blob.linked"
+	TypeBlobUnlinked     Type = "blob.unlinked"
+	TypeManifestPut      Type = "manifest.put"
+	TypeManifestDeleted  Type = "manifest.deleted"
+	TypeTagSet           Type = "tag.set"
+	TypeTagDeleted       Type = "tag.deleted"
+	TypeUploadStarted    Type = "upload.started"
+	TypeUploadFinished   Type = "upload.finished"
+	TypeUploadCancelled  Type = "upload.cancelled"
+	TypeVersionPublished Type = "version.published"
+	TypeVersionDeleted   Type = "version.deleted"
 )
 
 // Event is one record of the log.
@@ -50,7 +53,7 @@ type Event struct {
 	Time     time.Time
 	Type     Type
 	Repo     string // empty for events that concern no repository
-	Payload  []byte // JSON encoding of the type's payload struct
+	Payload  []byte // canonical CBOR of the type's payload struct
 	PrevHash []byte
 	Hash     []byte
 }
@@ -105,6 +108,21 @@ type (
 		ID     string `json:"id"`
 		SHA256 string `json:"sha256"`
 	}
+	// VersionPublished: a native artifact version exists. Its manifest is
+	// the canonical CBOR blob Native*; OCIDigest is the manifest derived
+	// from it, recorded by the manifest.put and tag.set of the same append.
+	VersionPublished struct {
+		Version      string `json:"version"`
+		NativeSHA256 string `json:"nativeSha256"`
+		NativeBLAKE3 string `json:"nativeBlake3"`
+		NativeSize   int64  `json:"nativeSize"`
+		OCIDigest    string `json:"ociDigest"`
+	}
+	// VersionDeleted: a native version is gone (its tag and derived
+	// manifest go in the same append); its blobs are left to GC.
+	VersionDeleted struct {
+		Version string `json:"version"`
+	}
 	// UploadCancelled: an upload session was cancelled or expired.
 	UploadCancelled struct {
 		ID     string `json:"id"`
@@ -112,20 +130,32 @@ type (
 	}
 )
 
-// New builds an unsequenced event with payload p encoded as JSON. Seq, Time
-// and hashes are assigned by Append.
+// New builds an unsequenced event with payload p encoded as canonical CBOR
+// (RFC 8949 core deterministic encoding: map keys are the payload
+// structs' json names). Seq, Time and hashes are assigned by Append.
 func New(t Type, repo string, p any) Event {
-	b, err := json.Marshal(p)
-	if err != nil {
-		// Payloads are the plain structs above; they always encode.
-		panic(fmt.Sprintf("eventlog: encode %s payload: %v", t, err))
+	em, err := cbor.CoreDetEncOptions().EncMode()
+	if err == nil {
+		var b []byte
+		if b, err = em.Marshal(p); err == nil {
+			return Event{Type: t, Repo: repo, Payload: b}
+		}
 	}
-	return Event{Type: t, Repo: repo, Payload: b}
+	// Payloads are the plain structs above; they always encode.
+	panic(fmt.Sprintf("eventlog: encode %s payload: %v", t, err))
 }
 
-// Decode unmarshals the event's payload into p.
+// Decode unmarshals the event's payload into p. Payloads are canonical
+// CBOR; logs written before CBOR payloads hold JSON objects, which are
+// still read.
 func (e Event) Decode(p any) error {
-	if err := json.Unmarshal(e.Payload, p); err != nil {
+	var err error
+	if len(e.Payload) > 0 && e.Payload[0] == '{' {
+		err = json.Unmarshal(e.Payload, p)
+	} else {
+		err = cbor.Unmarshal(e.Payload, p)
+	}
+	if err != nil {
 		return fmt.Errorf("event %d (%s): decode payload: %w", e.Seq, e.Type, err)
 	}
 	return nil

@@ -8,7 +8,7 @@ import (
 )
 
 // viewTables lists every view, in the order Replay clears them.
-var viewTables = []string{"blobs", "blob_digests", "repositories", "blob_links", "manifests", "tags", "referrers", "uploads"}
+var viewTables = []string{"blobs", "blob_digests", "repositories", "blob_links", "manifests", "tags", "referrers", "uploads", "versions", "manifest_annotations"}
 
 // apply projects one event into the views. It must depend only on the event
 // and the views' current rows, so that replay reproduces the same state.
@@ -76,6 +76,14 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 			e.Repo, p.Digest, p.SHA256, p.MediaType, p.ArtifactType, p.Size, p.Subject, ann, e.Seq); err != nil {
 			return err
 		}
+		if err := exec(`DELETE FROM manifest_annotations WHERE repo = ? AND digest = ?`, e.Repo, p.Digest); err != nil {
+			return err
+		}
+		for k, v := range p.Annotations {
+			if err := exec(`INSERT INTO manifest_annotations (repo, digest, key, value) VALUES (?, ?, ?, ?)`, e.Repo, p.Digest, k, v); err != nil {
+				return err
+			}
+		}
 		if p.Subject == "" {
 			return nil
 		}
@@ -89,6 +97,7 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 			`DELETE FROM manifests WHERE repo = ? AND digest = ?`,
 			`DELETE FROM tags WHERE repo = ? AND digest = ?`,
 			`DELETE FROM referrers WHERE repo = ? AND digest = ?`,
+			`DELETE FROM manifest_annotations WHERE repo = ? AND digest = ?`,
 		} {
 			if err := exec(q, e.Repo, p.Digest); err != nil {
 				return err
@@ -111,6 +120,19 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 			return err
 		}
 		return exec(`DELETE FROM tags WHERE repo = ? AND tag = ?`, e.Repo, p.Tag)
+	case TypeVersionPublished:
+		var p VersionPublished
+		if err := e.Decode(&p); err != nil {
+			return err
+		}
+		return exec(`INSERT INTO versions (repo, version, native_sha256, native_blake3, native_size, oci_digest, seq) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			e.Repo, p.Version, p.NativeSHA256, p.NativeBLAKE3, p.NativeSize, p.OCIDigest, e.Seq)
+	case TypeVersionDeleted:
+		var p VersionDeleted
+		if err := e.Decode(&p); err != nil {
+			return err
+		}
+		return exec(`DELETE FROM versions WHERE repo = ? AND version = ?`, e.Repo, p.Version)
 	case TypeUploadStarted:
 		var p UploadStarted
 		if err := e.Decode(&p); err != nil {

@@ -142,12 +142,20 @@ func scanManifest(row interface{ Scan(...any) error }) (Manifest, error) {
 	if err := row.Scan(&m.Repo, &m.Digest, &m.SHA256, &m.MediaType, &m.ArtifactType, &m.Size, &m.Subject, &ann); err != nil {
 		return m, err
 	}
-	if ann != "{}" {
-		if err := json.Unmarshal([]byte(ann), &m.Annotations); err != nil {
-			return m, fmt.Errorf("manifest %s annotations: %w", m.Digest, err)
-		}
+	var err error
+	m.Annotations, err = decodeAnnotations(m.Digest, ann)
+	return m, err
+}
+
+func decodeAnnotations(digest, ann string) (map[string]string, error) {
+	if ann == "{}" || ann == "" {
+		return nil, nil
 	}
-	return m, nil
+	var out map[string]string
+	if err := json.Unmarshal([]byte(ann), &out); err != nil {
+		return nil, fmt.Errorf("manifest %s annotations: %w", digest, err)
+	}
+	return out, nil
 }
 
 // TaggedManifest returns the manifest repo's tag points at, in one query.

@@ -33,6 +33,11 @@ const (
 	CodeUnsupported         Code = "UNSUPPORTED"
 	CodeTooManyRequests     Code = "TOOMANYREQUESTS"
 	CodePaginationInvalid   Code = "PAGINATION_NUMBER_INVALID"
+	// The native API's own codes (/api/v1/).
+	CodeVersionExists  Code = "VERSION_EXISTS"
+	CodeVersionUnknown Code = "VERSION_UNKNOWN"
+	CodeFileUnknown    Code = "FILE_UNKNOWN"
+	CodePathInvalid    Code = "PATH_INVALID"
 	// Not in the spec's table, but used by every registry for what is not
 	// the client's fault.
 	CodeUnknown Code = "UNKNOWN"
@@ -42,14 +47,16 @@ const (
 
 func (c Code) status() int {
 	switch c {
-	case CodeBlobUnknown, CodeBlobUploadUnknown, CodeManifestUnknown, CodeNameUnknown:
+	case CodeBlobUnknown, CodeBlobUploadUnknown, CodeManifestUnknown, CodeNameUnknown, CodeVersionUnknown, CodeFileUnknown:
 		return http.StatusNotFound
-	case CodeBlobUploadInvalid, CodeDigestInvalid, CodeManifestBlobUnknown, CodeManifestInvalid, CodeNameInvalid, CodeSizeInvalid, CodePaginationInvalid:
+	case CodeBlobUploadInvalid, CodeDigestInvalid, CodeManifestBlobUnknown, CodeManifestInvalid, CodeNameInvalid, CodeSizeInvalid, CodePaginationInvalid, CodePathInvalid:
 		return http.StatusBadRequest
 	case CodeUnauthorized:
 		return http.StatusUnauthorized
 	case CodeDenied:
 		return http.StatusForbidden
+	case CodeVersionExists:
+		return http.StatusConflict
 	case CodeUnsupported:
 		return http.StatusMethodNotAllowed
 	case CodeTooManyRequests:
@@ -95,7 +102,7 @@ func classify(err error) *Error {
 		return errorf(CodeBlobUploadUnknown, "%v", err)
 	case errors.Is(err, blobstore.ErrNotFound):
 		return errorf(CodeBlobUnknown, "%v", err)
-	case errors.Is(err, manifests.ErrInvalid), errors.Is(err, manifests.ErrUnsupportedMediaType):
+	case errors.Is(err, manifests.ErrInvalid), errors.Is(err, manifests.ErrUnsupportedMediaType), errors.Is(err, manifests.ErrUnknownManifestVersion):
 		return errorf(CodeManifestInvalid, "%v", err)
 	}
 	return nil

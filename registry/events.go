@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/artifact-store/artifact-store/eventlog"
+	"github.com/artifact-store/artifact-store/manifests"
 )
 
 // Event stream tuning.
@@ -32,9 +33,23 @@ type eventJSON struct {
 
 func toJSON(e eventlog.Event) eventJSON {
 	return eventJSON{
-		Seq: e.Seq, Time: e.Time, Type: e.Type, Repository: e.Repo, Payload: json.RawMessage(e.Payload),
+		Seq: e.Seq, Time: e.Time, Type: e.Type, Repository: e.Repo, Payload: payloadJSON(e.Payload),
 		Hash: fmt.Sprintf("blake3:%x", e.Hash), PrevHash: fmt.Sprintf("blake3:%x", e.PrevHash),
 	}
+}
+
+// payloadJSON shows a payload (canonical CBOR, or JSON in old logs) as
+// RFC 8785 JSON.
+func payloadJSON(p []byte) json.RawMessage {
+	if len(p) > 0 && p[0] == '{' {
+		return json.RawMessage(p)
+	}
+	j, err := manifests.CBORToJSON(p)
+	if err != nil {
+		// Never the case for payloads this code wrote; show what is there.
+		j, _ = json.Marshal(map[string]string{"undecodableCBOR": fmt.Sprintf("%x", p)})
+	}
+	return json.RawMessage(j)
 }
 
 // eventQuery reads after (or Last-Event-ID), limit, repository and type.

@@ -122,6 +122,11 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request) error {
 	if ref.tag != "" {
 		tags = append([]string{ref.tag}, tags...)
 	}
+	for _, t := range tags {
+		if err := r.denyNative(ctx, repo, t); err != nil {
+			return err
+		}
+	}
 	body, err := io.ReadAll(io.LimitReader(req.Body, manifests.MaxSize+1))
 	if err != nil {
 		return errorf(CodeManifestInvalid, "reading the manifest: %v", err)
@@ -223,6 +228,9 @@ func (r *Registry) deleteManifest(w http.ResponseWriter, req *http.Request) erro
 	}
 	var ev eventlog.Event
 	if ref.tag != "" {
+		if err := r.denyNative(ctx, repo, ref.tag); err != nil {
+			return err
+		}
 		if _, err := r.log.Tag(ctx, repo, ref.tag); errors.Is(err, eventlog.ErrNotFound) {
 			return errorf(CodeManifestUnknown, "tag %q is not in repository %s", ref.tag, repo)
 		} else if err != nil {
@@ -236,6 +244,11 @@ func (r *Registry) deleteManifest(w http.ResponseWriter, req *http.Request) erro
 		} else if err != nil {
 			return err
 		}
+		if v, ok, err := r.log.NativeVersionOf(ctx, repo, m.Digest); err != nil {
+			return err
+		} else if ok {
+			return errorf(CodeDenied, "manifest %s is the OCI view of native version %s:%s; delete the version (DELETE %s)", m.Digest, repo, v, versionURL(repo, v)).withStatus(http.StatusConflict)
+		}
 		ev = eventlog.New(eventlog.TypeManifestDeleted, repo, eventlog.ManifestDeleted{Digest: m.Digest})
 	}
 	if _, err := r.log.Append(ctx, ev); err != nil {
@@ -243,5 +256,18 @@ func (r *Registry) deleteManifest(w http.ResponseWriter, req *http.Request) erro
 	}
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+// denyNative refuses to move or delete a tag that is a native version:
+// versions published through /api/v1/ are immutable.
+func (r *Registry) denyNative(ctx context.Context, repo, tag string) error {
+	native, err := r.log.NativeVersion(ctx, repo, tag)
+	if err != nil {
+		return err
+	}
+	if native {
+		return errorf(CodeDenied, "tag %s is native version %s:%s, which is immutable; delete it with DELETE %s", tag, repo, tag, versionURL(repo, tag)).withStatus(http.StatusConflict)
+	}
 	return nil
 }

@@ -38,7 +38,20 @@ func (r *Registry) routes() http.Handler {
 
 	m.Handle(name+"/blobs/{digest}", r.named(r.deleteBlob)).Methods(http.MethodDelete)
 
+	// The native API. Repository names end at the first /versions/ or
+	// /blobs/ (non-greedy), since file paths may contain anything.
+	const repoAPI = "/api/v1/repositories/{name:.+?}"
 	m.Handle("/api/v1/events", r.handle(r.events)).Methods(http.MethodGet)
+	m.Handle("/api/v1/search", r.handle(r.searchVersions)).Methods(http.MethodGet)
+	m.Handle("/api/v1/repositories", r.handle(r.listRepositories)).Methods(http.MethodGet)
+	m.Handle(repoAPI+"/versions", r.named(r.listVersions)).Methods(http.MethodGet)
+	m.Handle(repoAPI+"/versions/{version}", r.named(r.getVersion)).Methods(http.MethodGet, http.MethodHead)
+	m.Handle(repoAPI+"/versions/{version}", r.named(r.putVersion)).Methods(http.MethodPut)
+	m.Handle(repoAPI+"/versions/{version}", r.named(r.deleteVersion)).Methods(http.MethodDelete)
+	m.Handle(repoAPI+"/versions/{version}/files", r.named(r.listFiles)).Methods(http.MethodGet)
+	m.Handle(repoAPI+"/versions/{version}/files/{path:.+}", r.named(r.getFile)).Methods(http.MethodGet, http.MethodHead)
+	m.Handle(repoAPI+"/versions/{version}/files/{path:.+}", r.named(r.putFile)).Methods(http.MethodPut)
+	m.Handle(repoAPI+"/blobs/{digest}", r.named(r.getNativeBlob)).Methods(http.MethodGet, http.MethodHead)
 
 	m.NotFoundHandler = r.handle(func(w http.ResponseWriter, req *http.Request) error {
 		return errorf(CodeUnsupported, "no endpoint %s %s", req.Method, req.URL.Path).withStatus(http.StatusNotFound)

@@ -2,6 +2,7 @@ package registry_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -184,3 +185,5 @@ func (s *testServer) pushImage(repo, ref string, extra string) ([]byte, string) 
 	expect(s.t, r, http.StatusCreated)
 	return m, sha256Of(m)
 }
+
+func base64Std(b []byte) string { return base64.StdEncoding.EncodeToString(b) }

@@ -19,3 +19,5 @@ func nextLink(path string, n int, last string) string {
 	q := url.Values{"n": {strconv.Itoa(n)}, "last": {last}}
 	return "<" + path + "?" + q.Encode() + `>; rel="next"`
 }
+
+func versionURL(repo, version string) string { return "/api/v1/repositories/" + repo + "/versions/" + version }

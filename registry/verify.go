@@ -29,7 +29,7 @@ func Verify(ctx context.Context, log *eventlog.Log, store *blobstore.Store) (Ver
 	}
 	rep.Events = n
 	for _, b := range breaks {
-		rep.Problems = append(rep.Problems, "event log: "+b.Error())
+		rep.Problems = append(rep.Problems, "event log: "+b.Error()+brokenEvent(ctx, log, b.Seq))
 	}
 	known := make(map[string]bool)
 	err = log.Blobs(ctx, func(b eventlog.Blob) error {
@@ -60,4 +60,14 @@ func Verify(ctx context.Context, log *eventlog.Log, store *blobstore.Store) (Ver
 		return nil
 	})
 	return rep, err
+}
+
+// brokenEvent shows the payload of a broken event as JSON, for the report.
+func brokenEvent(ctx context.Context, log *eventlog.Log, seq int64) string {
+	p, err := log.Read(ctx, eventlog.Query{After: seq - 1, Limit: 1})
+	if err != nil || len(p.Events) == 0 || p.Events[0].Seq != seq {
+		return ""
+	}
+	e := p.Events[0]
+	return fmt.Sprintf(" (%s %s %s)", e.Type, e.Repo, payloadJSON(e.Payload))
 }

@@ -1,0 +1,136 @@
+package manifests
+
+import (
+	"bytes"
+	"encoding/json"
+	"sort"
+	"time"
+)
+
+// The OCI view of a native artifact: an image manifest with artifactType,
+// the empty config and one layer per file. Derivation rules (each is part
+// of the derived manifest's identity; changing one changes every derived
+// digest, so they change only with a new native format version):
+//
+//   - schemaVersion 2, mediaType application/vnd.oci.image.manifest.v1+json;
+//   - artifactType: the native artifactType, or DefaultArtifactType;
+//   - config: the empty descriptor (application/vnd.oci.empty.v1+json,
+//     the 2-byte "{}" blob);
+//   - layers: one per file, in path order: the file's mediaType, sha256
+//     digest and size, annotated org.opencontainers.image.title = path;
+//   - subject: the native subject, if any;
+//   - annotations: the native annotations, plus
+//     org.opencontainers.image.created = created and
+//     org.opencontainers.image.version = version (these two win).
+//
+// The bytes are encoding/json of fixed structs (fields in declaration
+// order, map keys sorted, no HTML escaping), so a native manifest always
+// derives the same bytes, on every replica and after every replay.
+
+// Annotation keys the derivation uses.
+const (
+	AnnotationTitle   = "org.opencontainers.image.title"
+	AnnotationCreated = "org.opencontainers.image.created"
+	AnnotationVersion = "org.opencontainers.image.version"
+)
+
+// EmptyConfig returns the bytes of the empty config blob, "{}".
+func EmptyConfig() []byte { return []byte("{}") }
+
+const emptyConfigDigest = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+
+type derivedDescriptor struct {
+	MediaType   string            `json:"mediaType"`
+	Digest      string            `json:"digest"`
+	Size        int64             `json:"size"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+type derivedManifest struct {
+	SchemaVersion int                 `json:"schemaVersion"`
+	MediaType     string              `json:"mediaType"`
+	ArtifactType  string              `json:"artifactType"`
+	Config        derivedDescriptor   `json:"config"`
+	Layers        []derivedDescriptor `json:"layers"`
+	Subject       *derivedDescriptor  `json:"subject,omitempty"`
+	Annotations   map[string]string   `json:"annotations"`
+}
+
+// DeriveOCI returns the OCI image manifest that shows n on /v2/.
+func (n *Native) DeriveOCI() ([]byte, error) {
+	m := derivedManifest{
+		SchemaVersion: 2,
+		MediaType:     MediaTypeImageManifest,
+		ArtifactType:  n.ArtifactType,
+		Config:        derivedDescriptor{MediaType: MediaTypeEmptyJSON, Digest: emptyConfigDigest, Size: 2},
+		Layers:        make([]derivedDescriptor, len(n.Files)),
+		Annotations:   make(map[string]string, len(n.Annotations)+2),
+	}
+	if m.ArtifactType == "" {
+		m.ArtifactType = DefaultArtifactType
+	}
+	for i, f := range n.Files {
+		m.Layers[i] = derivedDescriptor{MediaType: f.MediaType, Digest: f.SHA256, Size: f.Size,
+			Annotations: map[string]string{AnnotationTitle: f.Path}}
+	}
+	if s := n.Subject; s != nil {
+		m.Subject = &derivedDescriptor{MediaType: s.MediaType, Digest: s.Digest, Size: s.Size}
+	}
+	for k, v := range n.Annotations {
+		m.Annotations[k] = v
+	}
+	m.Annotations[AnnotationCreated] = n.Created
+	m.Annotations[AnnotationVersion] = n.Version
+	return marshalNoEscape(m)
+}
+
+// marshalNoEscape is json.Marshal without HTML escaping and without the
+// trailing newline json.Encoder adds.
+func marshalNoEscape(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// NativeFromOCI shows an OCI image manifest pushed by an OCI client (oras,
+// say) as a native version: each layer with a title annotation becomes a
+// file named by it. blake3 looks up a blob's BLAKE3 digest by its SHA-256
+// digest; layers it does not know are left out, as are untitled layers.
+// created is used unless the manifest carries a creation annotation.
+func NativeFromOCI(repo, version string, m *Manifest, created time.Time, blake3 func(sha256 string) (string, bool)) *Native {
+	n := &Native{ManifestVersion: NativeVersion1, Repository: repo, Version: version,
+		ArtifactType: m.EffectiveArtifactType(), Created: FormatCreated(created)}
+	if t, err := time.Parse(time.RFC3339, m.Annotations[AnnotationCreated]); err == nil {
+		n.Created = FormatCreated(t)
+	}
+	seen := map[string]bool{}
+	for _, l := range m.Layers {
+		title := l.Annotations[AnnotationTitle]
+		if title == "" || seen[title] || ValidPath(title) != nil {
+			continue
+		}
+		b3, ok := blake3(l.Digest)
+		if !ok {
+			continue
+		}
+		seen[title] = true
+		n.Files = append(n.Files, File{Path: title, Size: l.Size, MediaType: l.MediaType, SHA256: l.Digest, BLAKE3: b3})
+	}
+	sort.Slice(n.Files, func(i, j int) bool { return n.Files[i].Path < n.Files[j].Path })
+	for k, v := range m.Annotations {
+		if k != AnnotationCreated {
+			if n.Annotations == nil {
+				n.Annotations = map[string]string{}
+			}
+			n.Annotations[k] = v
+		}
+	}
+	if m.Subject != nil {
+		n.Subject = &Subject{MediaType: m.Subject.MediaType, Digest: m.Subject.Digest, Size: m.Subject.Size}
+	}
+	return n
+}

@@ -1,0 +1,208 @@
+package registry
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/artifact-store/artifact-store/digest"
+	"github.com/artifact-store/artifact-store/eventlog"
+	"github.com/artifact-store/artifact-store/manifests"
+	"github.com/gorilla/mux"
+)
+
+// version looks up the route's version.
+func (r *Registry) version(ctx context.Context, repo, version string) (eventlog.Version, error) {
+	v, err := r.log.Version(ctx, repo, version)
+	if errors.Is(err, eventlog.ErrNotFound) {
+		return v, errorf(CodeVersionUnknown, "%s has no version %q", repo, version)
+	}
+	return v, err
+}
+
+// nativeManifest returns a version's native manifest: the published one,
+// or for a version pushed by an OCI client, the one its titled layers
+// describe.
+func (r *Registry) nativeManifest(ctx context.Context, v eventlog.Version) (*manifests.Native, error) {
+	if v.NativeSHA256 != "" {
+		b, err := r.readBlob(ctx, v.NativeSHA256)
+		if err != nil {
+			return nil, err
+		}
+		return manifests.DecodeNative(b)
+	}
+	b, err := r.readBlob(ctx, v.Manifest.SHA256)
+	if err != nil {
+		return nil, err
+	}
+	m, err := manifests.Parse(v.Manifest.MediaType, b)
+	if err != nil {
+		return nil, fmt.Errorf("stored manifest %s: %w", v.Manifest.Digest, err)
+	}
+	return manifests.NativeFromOCI(v.Repo, v.Version, m, v.Time, func(sha string) (string, bool) {
+		b, err := r.log.Blob(ctx, sha)
+		return b.BLAKE3, err == nil
+	}), nil
+}
+
+// readBlob reads a small stored blob (a manifest) whole.
+func (r *Registry) readBlob(ctx context.Context, key string) ([]byte, error) {
+	f, err := r.blobs.Open(ctx, digest.Digest(key))
+	if err != nil {
+		return nil, fmt.Errorf("blob %s recorded but unreadable: %w", key, err)
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, manifests.MaxSize+1))
+}
+
+// getVersion returns a version's manifest: the RFC 8785 JSON projection,
+// or with "Accept: application/cbor" the canonical CBOR bytes, whose
+// SHA-256 is the ETag.
+func (r *Registry) getVersion(w http.ResponseWriter, req *http.Request) error {
+	ctx, repo := req.Context(), mux.Vars(req)["name"]
+	v, err := r.version(ctx, repo, mux.Vars(req)["version"])
+	if err != nil {
+		return err
+	}
+	n, err := r.nativeManifest(ctx, v)
+	if err != nil {
+		return err
+	}
+	cb, err := n.Encode()
+	if err != nil {
+		return err
+	}
+	etag := `"` + digest.FromBytes(digest.SHA256, cb).String() + `"`
+	body, ct := cb, manifests.MediaTypeCBOR
+	if !strings.Contains(req.Header.Get("Accept"), manifests.MediaTypeCBOR) {
+		if body, err = manifests.MarshalJCS(n); err != nil {
+			return err
+		}
+		ct = "application/json"
+	}
+	h := w.Header()
+	h.Set("ETag", etag)
+	h.Set("Vary", "Accept")
+	h.Set("OCI-Digest", v.Manifest.Digest)
+	if inm := req.Header.Get("If-None-Match"); inm != "" && strings.Contains(inm, etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	h.Set("Content-Type", ct)
+	h.Set("Content-Length", fmt.Sprint(len(body)))
+	w.WriteHeader(http.StatusOK)
+	if req.Method != http.MethodHead {
+		w.Write(body)
+	}
+	return nil
+}
+
+// listFiles lists a version's files.
+func (r *Registry) listFiles(w http.ResponseWriter, req *http.Request) error {
+	ctx, repo := req.Context(), mux.Vars(req)["name"]
+	v, err := r.version(ctx, repo, mux.Vars(req)["version"])
+	if err != nil {
+		return err
+	}
+	n, err := r.nativeManifest(ctx, v)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, "application/json", map[string]any{"repository": repo, "version": v.Version, "files": n.Files})
+}
+
+// getFile serves one file of a version by its path.
+func (r *Registry) getFile(w http.ResponseWriter, req *http.Request) error {
+	ctx, repo, p := req.Context(), mux.Vars(req)["name"], mux.Vars(req)["path"]
+	v, err := r.version(ctx, repo, mux.Vars(req)["version"])
+	if err != nil {
+		return err
+	}
+	n, err := r.nativeManifest(ctx, v)
+	if err != nil {
+		return err
+	}
+	for _, f := range n.Files {
+		if f.Path == p {
+			return r.serveFile(w, req, eventlog.Blob{SHA256: f.SHA256, BLAKE3: f.BLAKE3, Size: f.Size}, f.MediaType, path.Base(p))
+		}
+	}
+	return errorf(CodeFileUnknown, "%s:%s has no file %q (GET .../versions/%s/files lists them)", repo, v.Version, p, v.Version)
+}
+
+// getNativeBlob serves any blob of a repository by its sha256, sha512 or
+// blake3 digest.
+func (r *Registry) getNativeBlob(w http.ResponseWriter, req *http.Request) error {
+	repo := mux.Vars(req)["name"]
+	d, err := parseDigest(mux.Vars(req)["digest"])
+	if err != nil {
+		return err
+	}
+	b, err := r.linkedBlob(req.Context(), repo, d)
+	if err != nil {
+		return err
+	}
+	return r.serveFile(w, req, b, "application/octet-stream", "")
+}
+
+// serveFile streams a blob with Range and conditional requests; the ETag
+// is its SHA-256 digest and Repr-Digest (RFC 9530) carries both digests of
+// the whole representation, also on partial responses.
+func (r *Registry) serveFile(w http.ResponseWriter, req *http.Request, b eventlog.Blob, mediaType, filename string) error {
+	f, err := r.blobs.Open(req.Context(), digest.Digest(b.SHA256))
+	if err != nil {
+		return fmt.Errorf("blob %s recorded but unreadable: %w", b.SHA256, err)
+	}
+	defer f.Close()
+	h := w.Header()
+	h.Set("Content-Type", mediaType)
+	h.Set("ETag", `"`+b.SHA256+`"`)
+	h.Set("Repr-Digest", reprDigest(b))
+	h.Set("Cache-Control", "max-age=31536000, immutable")
+	if filename != "" {
+		h.Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", filename))
+	}
+	http.ServeContent(w, req, "", time.Time{}, f)
+	return nil
+}
+
+// reprDigest is the RFC 9530 Repr-Digest field value: a structured
+// dictionary of byte sequences. "sha-256" is the registered name; BLAKE3
+// has no registered name yet, so it goes under "blake3".
+func reprDigest(b eventlog.Blob) string {
+	return fmt.Sprintf("sha-256=:%s:, blake3=:%s:", b64(digest.Digest(b.SHA256).Hex()), b64(digest.Digest(b.BLAKE3).Hex()))
+}
+
+func b64(hexs string) string {
+	raw, _ := hex.DecodeString(hexs)
+	return base64.StdEncoding.EncodeToString(raw)
+}
+
+// deleteVersion removes a version: its tag and, for a native version, its
+// derived manifest and the version record, in one append. Blobs stay for
+// GC.
+func (r *Registry) deleteVersion(w http.ResponseWriter, req *http.Request) error {
+	ctx, repo := req.Context(), mux.Vars(req)["name"]
+	v, err := r.version(ctx, repo, mux.Vars(req)["version"])
+	if err != nil {
+		return err
+	}
+	evs := []eventlog.Event{eventlog.New(eventlog.TypeTagDeleted, repo, eventlog.TagDeleted{Tag: v.Version})}
+	if v.NativeSHA256 != "" {
+		evs = append(evs,
+			eventlog.New(eventlog.TypeManifestDeleted, repo, eventlog.ManifestDeleted{Digest: v.Manifest.Digest}),
+			eventlog.New(eventlog.TypeVersionDeleted, repo, eventlog.VersionDeleted{Version: v.Version}))
+	}
+	if _, err := r.log.Append(ctx, evs...); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
