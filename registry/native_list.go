@@ -125,4 +125,3 @@ func (r *Registry) listRepositories(w http.ResponseWriter, req *http.Request) er
 	}
 	return writeList(w, "/api/v1/repositories", n, repos, map[string]any{}, "repositories")
 }
-

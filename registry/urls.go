@@ -20,4 +20,6 @@ func nextLink(path string, n int, last string) string {
 	return "<" + path + "?" + q.Encode() + `>; rel="next"`
 }
 
-func versionURL(repo, version string) string { return "/api/v1/repositories/" + repo + "/versions/" + version }
+func versionURL(repo, version string) string {
+	return "/api/v1/repositories/" + repo + "/versions/" + version
+}
