@@ -1,7 +1,9 @@
 package manifests
 
 import (
+	"encoding/hex"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -117,6 +119,36 @@ func BenchmarkDeriveOCI(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		if _, err := n.DeriveOCI(); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestDocumentedExample keeps docs/native-manifest.md honest: its worked
+// example must be what the code produces.
+func TestDocumentedExample(t *testing.T) {
+	doc, err := os.ReadFile("../docs/native-manifest.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	content := []byte("a,b\n1")
+	n := &Native{ManifestVersion: 1, Repository: "team/reports", Version: "2026.11", ArtifactType: "application/vnd.example.report",
+		Files: []File{{Path: "q3.csv", Size: 5, MediaType: "text/csv",
+			SHA256: digest.FromBytes(digest.SHA256, content).String(), BLAKE3: digest.FromBytes(digest.BLAKE3, content).String()}},
+		Annotations: map[string]string{"team": "finance"}, Created: "2026-11-27T04:00:00Z"}
+	b, err := n.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	oci, _ := n.DeriveOCI()
+	for _, want := range []string{
+		hex.EncodeToString(b),
+		digest.FromBytes(digest.SHA256, b).String(),
+		digest.FromBytes(digest.BLAKE3, b).String(),
+		string(oci),
+		digest.FromBytes(digest.SHA256, oci).String(),
+	} {
+		if !strings.Contains(string(doc), want) {
+			t.Errorf("docs/native-manifest.md does not show %.80s…", want)
 		}
 	}
 }
