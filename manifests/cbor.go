@@ -79,6 +79,8 @@ func newCBORModes() (cborModes, error) {
 // EncodeCBOR returns the RFC 8949 core deterministic encoding of v, the only
 // encoding DecodeCBOR accepts. Struct fields follow their `cbor` (or `json`)
 // tags and are sorted like map keys; nil slices and maps encode as null.
+// time.Time encodes as untagged whole Unix seconds (fxamacker's default,
+// which drops sub-seconds), so keep times as RFC 3339 text.
 func EncodeCBOR(v any) ([]byte, error) {
 	m, err := cachedCBORModes()
 	if err != nil {
@@ -86,7 +88,7 @@ func EncodeCBOR(v any) ([]byte, error) {
 	}
 	b, err := m.enc.Marshal(v)
 	if err != nil {
-		return nil, fmt.Errorf("encode cbor: %w", err)
+		return nil, fmt.Errorf("encode: %w", err)
 	}
 	return b, nil
 }
@@ -105,32 +107,32 @@ func DecodeCBOR(data []byte, v any) error {
 		return err
 	}
 	if err := m.dec.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("decode cbor: %w", err)
+		return fmt.Errorf("decode: %w", err)
 	}
-	return checkReencoding(m.enc, data, v)
-}
-
-// CanonicalCBOR reports whether data is one well-formed CBOR item in core
-// deterministic encoding, with the same rules as DecodeCBOR into an any.
-// Tags 0 and 1 (date/time) are refused: fxamacker decodes them to time.Time,
-// which cannot give back the tag and content it came from.
-func CanonicalCBOR(data []byte) error {
-	m, err := cachedCBORModes()
-	if err != nil {
-		return err
-	}
-	var v any
-	if err := m.dec.Unmarshal(data, &v); err != nil {
-		return fmt.Errorf("decode cbor: %w", err)
-	}
+	tree, isAny := v.(*any)
 	if err := checkReencoding(m.enc, data, v); err != nil {
 		// Only on failure: name the unsupported tag rather than blame the encoder.
-		if containsTime(v) {
-			return errors.New("decode cbor: tags 0 and 1 (date/time) are not supported")
+		if isAny && containsTime(*tree) {
+			return errors.New("decode: cbor: tags 0 and 1 (date/time) are not supported")
 		}
 		return err
 	}
+	if isAny {
+		return checkMapKeys(*tree)
+	}
 	return nil
+}
+
+// CanonicalCBOR reports whether data is one well-formed CBOR item in core
+// deterministic encoding: DecodeCBOR into an any. A few canonical items
+// cannot be told apart from others after fxamacker decodes them into an any,
+// so they are refused: tags 0 and 1 (date/time, decoded to time.Time), tag
+// 55799 (self-described CBOR, dropped: ErrNotCanonical), undefined (nil),
+// and as map keys NaN (never equal to itself), bignums (unhashable) and
+// -0.0 beside 0.0 (equal Go keys, so a duplicate).
+func CanonicalCBOR(data []byte) error {
+	var v any
+	return DecodeCBOR(data, &v)
 }
 
 // checkReencoding compares data with the canonical encoding of the value
@@ -138,7 +140,7 @@ func CanonicalCBOR(data []byte) error {
 func checkReencoding(enc cbor.EncMode, data []byte, v any) error {
 	again, err := enc.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("re-encode cbor: %w", err)
+		return fmt.Errorf("re-encode: %w", err)
 	}
 	if !bytes.Equal(again, data) {
 		i := 0
@@ -146,6 +148,35 @@ func checkReencoding(enc cbor.EncMode, data []byte, v any) error {
 			i++
 		}
 		return fmt.Errorf("%w (first difference at byte %d)", ErrNotCanonical, i)
+	}
+	return nil
+}
+
+// checkMapKeys refuses map keys that are not equal to themselves: NaN, or a
+// tag enclosing NaN. The decoder's duplicate check is a Go map lookup, which
+// never finds them, so {NaN: 1, NaN: 2} would otherwise pass as canonical.
+func checkMapKeys(v any) error {
+	switch v := v.(type) {
+	case cbor.Tag:
+		return checkMapKeys(v.Content)
+	case []any:
+		for _, e := range v {
+			if err := checkMapKeys(e); err != nil {
+				return err
+			}
+		}
+	case map[any]any:
+		for k, e := range v {
+			if k2 := k; k != k2 {
+				return fmt.Errorf("decode: cbor: map key %v is not equal to itself, so duplicates cannot be found", k)
+			}
+			if err := checkMapKeys(k); err != nil {
+				return err
+			}
+			if err := checkMapKeys(e); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -178,7 +209,7 @@ func containsTime(v any) bool {
 // strings become standard padded base64, tags become their content, NaN,
 // infinities and simple values other than false, true and null become null.
 // Integers beyond ±2^53, which an IEEE double would round, become decimal
-// strings; dates (tags 0 and 1) become RFC 3339 strings. Map keys must be
+// strings; dates (tags 0 and 1) become RFC 3339 strings in UTC. Map keys must be
 // text strings.
 func CBORToJSON(data []byte) ([]byte, error) {
 	m, err := cachedCBORModes()
@@ -187,7 +218,7 @@ func CBORToJSON(data []byte) ([]byte, error) {
 	}
 	var v any
 	if err := m.dec.Unmarshal(data, &v); err != nil {
-		return nil, fmt.Errorf("decode cbor: %w", err)
+		return nil, fmt.Errorf("decode: %w", err)
 	}
 	j, err := cborToJSONValue(v)
 	if err != nil {
@@ -229,7 +260,7 @@ func cborToJSONValue(v any) (any, error) {
 	case []byte:
 		return base64.StdEncoding.EncodeToString(v), nil
 	case time.Time:
-		return v.Format(time.RFC3339Nano), nil
+		return v.UTC().Format(time.RFC3339Nano), nil
 	case cbor.SimpleValue:
 		return nil, nil
 	case cbor.Tag:
