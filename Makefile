@@ -32,6 +32,8 @@ FUZZTIME ?= 10s
 fuzz:
 	$(GO) test ./digest -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./manifests -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./manifests -run '^$$' -fuzz '^FuzzCBORRoundTrip$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./manifests -run '^$$' -fuzz '^FuzzCanonicalJSON$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./registry -run '^$$' -fuzz '^FuzzReference$$' -fuzztime $(FUZZTIME)
 
 ## conformance: the OCI distribution-spec conformance suite, twice
