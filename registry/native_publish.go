@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -107,11 +108,7 @@ func (r *Registry) putFile(w http.ResponseWriter, req *http.Request) error {
 			return err
 		}
 	}
-	mediaType := manifests.DefaultFileMediaType
-	if ct := req.Header.Get("Content-Type"); ct != "" && ct != "application/x-www-form-urlencoded" {
-		// curl sends form-urlencoded for --data; a file's type is never that.
-		mediaType = ct
-	}
+	mediaType := fileMediaType(req.Header.Get("Content-Type"), path)
 	ds, err := r.blobs.Ingest(ctx, req.Body, expect)
 	if err != nil {
 		return uploadError(err)
@@ -132,6 +129,20 @@ func (r *Registry) putFile(w http.ResponseWriter, req *http.Request) error {
 		return errorf(CodeManifestInvalid, "%v", err)
 	}
 	return r.publish(w, req, n, false)
+}
+
+// fileMediaType is the Content-Type a client sent, or, since curl -T sends
+// none, a guess from the file name's extension, or application/octet-stream.
+func fileMediaType(contentType, name string) string {
+	// curl sends form-urlencoded for --data: a file's type is never that.
+	if contentType != "" && contentType != "application/x-www-form-urlencoded" {
+		return contentType
+	}
+	if t := mime.TypeByExtension(filepath.Ext(name)); t != "" {
+		base, _, _ := strings.Cut(t, ";")
+		return base
+	}
+	return manifests.DefaultFileMediaType
 }
 
 // annotationParams reads key=value pairs.
