@@ -41,6 +41,7 @@ func (r *Registry) routes() http.Handler {
 	// The native API. Repository names end at the first /versions/ or
 	// /blobs/ (non-greedy), since file paths may contain anything.
 	const repoAPI = "/api/v1/repositories/{name:.+?}"
+	m.Handle("/api/v1/openapi.json", r.handle(r.openAPI)).Methods(http.MethodGet)
 	m.Handle("/api/v1/events", r.handle(r.events)).Methods(http.MethodGet)
 	m.Handle("/api/v1/search", r.handle(r.searchVersions)).Methods(http.MethodGet)
 	m.Handle("/api/v1/repositories", r.handle(r.listRepositories)).Methods(http.MethodGet)

@@ -1,0 +1,38 @@
+package registry
+
+import (
+	"fmt"
+
+	"github.com/gorilla/mux"
+)
+
+// Route is one entry of the route table, for tests: its path template as
+// written in routes (variables with their patterns) and its methods.
+type Route struct {
+	Path    string
+	Methods []string
+}
+
+// Routes lists the route table that serves requests, in order.
+func (r *Registry) Routes() ([]Route, error) {
+	m, ok := r.handler.(*mux.Router)
+	if !ok {
+		if m, ok = r.routes().(*mux.Router); !ok {
+			return nil, fmt.Errorf("the handler is a %T, not a *mux.Router: teach Routes in export_test.go to unwrap it", r.handler)
+		}
+	}
+	var out []Route
+	err := m.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+		tpl, err := route.GetPathTemplate()
+		if err != nil {
+			return err
+		}
+		methods, err := route.GetMethods()
+		if err != nil {
+			return fmt.Errorf("route %s: %w (every route must list its methods)", tpl, err)
+		}
+		out = append(out, Route{Path: tpl, Methods: methods})
+		return nil
+	})
+	return out, err
+}
