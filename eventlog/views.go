@@ -127,6 +127,11 @@ func (l *Log) strings(ctx context.Context, query string, args ...any) ([]string,
 	return out, rows.Err()
 }
 
+// TagsOf lists the tags of repo that point at digest.
+func (l *Log) TagsOf(ctx context.Context, repo, digest string) ([]string, error) {
+	return l.strings(ctx, `SELECT tag FROM tags WHERE repo = ? AND digest = ? ORDER BY tag LIMIT ?`, repo, digest, -1)
+}
+
 // Tag returns the digest repo's tag points at.
 func (l *Log) Tag(ctx context.Context, repo, tag string) (string, error) {
 	var d string

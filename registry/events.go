@@ -62,7 +62,7 @@ func eventQuery(req *http.Request) (q eventlog.Query, ok bool, err error) {
 	}
 	if after != "" {
 		if q.After, err = strconv.ParseInt(after, 10, 64); err != nil || q.After < 0 {
-			return q, false, errorf(CodeUnsupported, "after must be a sequence number (a non-negative integer), got %q", after).withStatus(http.StatusBadRequest)
+			return q, false, errorf(CodePaginationInvalid, "after must be a sequence number (a non-negative integer), got %q", after).withStatus(http.StatusBadRequest)
 		}
 		ok = true
 	}

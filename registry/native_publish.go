@@ -61,6 +61,9 @@ func (r *Registry) putVersion(w http.ResponseWriter, req *http.Request) error {
 		if err := dec.Decode(n); err != nil {
 			return errorf(CodeManifestInvalid, "manifest is not valid JSON for format version 1: %v", err)
 		}
+		if dec.More() {
+			return errorf(CodeManifestInvalid, "trailing data after the manifest's JSON object")
+		}
 		if n.Repository == "" {
 			n.Repository = repo
 		}
@@ -81,7 +84,7 @@ func (r *Registry) putVersion(w http.ResponseWriter, req *http.Request) error {
 	if err := n.Validate(); err != nil {
 		return errorf(CodeManifestInvalid, "%v", err)
 	}
-	return r.publish(w, req, n, createdGiven)
+	return r.publish(w, req, n, createdGiven, nil)
 }
 
 // putFile publishes a version of one file from the request body: what
@@ -113,11 +116,10 @@ func (r *Registry) putFile(w http.ResponseWriter, req *http.Request) error {
 	if err != nil {
 		return uploadError(err)
 	}
-	evs, err := r.commitEvents(ctx, repo, ds, ds.SHA256)
+	// The file's events go into the version's own append: a refused
+	// publish (409) records nothing, and its bytes are GC's.
+	link, err := r.commitEvents(ctx, repo, ds, ds.SHA256)
 	if err != nil {
-		return err
-	}
-	if _, err := r.log.Append(ctx, evs...); err != nil {
 		return err
 	}
 	n := &manifests.Native{
@@ -128,7 +130,7 @@ func (r *Registry) putFile(w http.ResponseWriter, req *http.Request) error {
 	if err := n.Validate(); err != nil {
 		return errorf(CodeManifestInvalid, "%v", err)
 	}
-	return r.publish(w, req, n, false)
+	return r.publish(w, req, n, false, link)
 }
 
 // fileMediaType is the Content-Type a client sent, or, since curl -T sends
@@ -163,14 +165,18 @@ func annotationParams(params []string) (map[string]string, error) {
 
 // publish records a validated native manifest: its canonical bytes and
 // the derived OCI manifest become blobs, then one append records them, the
-// derived manifest and its tag, and the version. Versions are immutable:
+// derived manifest and its tag, and the version. pre are events recording
+// the files' bytes, when the request itself brought them (they are then
+// not yet linked, and go first in the same append). Versions are immutable:
 // the same manifest again is a no-op (200), a different one a 409. When
 // the client did not choose the creation time, the existing version's is
 // used for the comparison.
-func (r *Registry) publish(w http.ResponseWriter, req *http.Request, n *manifests.Native, createdGiven bool) error {
+func (r *Registry) publish(w http.ResponseWriter, req *http.Request, n *manifests.Native, createdGiven bool, pre []eventlog.Event) error {
 	ctx, repo := req.Context(), n.Repository
-	if err := r.checkFiles(ctx, repo, n); err != nil {
-		return err
+	if pre == nil {
+		if err := r.checkFiles(ctx, repo, n); err != nil {
+			return err
+		}
 	}
 	existing, err := r.log.Version(ctx, repo, n.Version)
 	switch {
@@ -212,7 +218,7 @@ func (r *Registry) publish(w http.ResponseWriter, req *http.Request, n *manifest
 	if err != nil {
 		return err
 	}
-	var evs []eventlog.Event
+	evs := pre
 	for _, c := range []struct {
 		ds   blobstore.Digests
 		repo string

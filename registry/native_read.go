@@ -75,7 +75,7 @@ func (r *Registry) getVersion(w http.ResponseWriter, req *http.Request) error {
 	if err != nil {
 		return err
 	}
-	cb, err := n.Encode()
+	cb, err := encodeView(v, n)
 	if err != nil {
 		return err
 	}
@@ -104,6 +104,17 @@ func (r *Registry) getVersion(w http.ResponseWriter, req *http.Request) error {
 	return nil
 }
 
+// encodeView returns the canonical bytes of a version's manifest. A native
+// version's are the published ones; a version pushed over /v2/ may have no
+// titled layers at all, which publishing would refuse, so its synthesized
+// manifest is encoded as it is.
+func encodeView(v eventlog.Version, n *manifests.Native) ([]byte, error) {
+	if v.NativeSHA256 != "" {
+		return n.Encode()
+	}
+	return manifests.EncodeCBOR(n)
+}
+
 // listFiles lists a version's files.
 func (r *Registry) listFiles(w http.ResponseWriter, req *http.Request) error {
 	ctx, repo := req.Context(), mux.Vars(req)["name"]
@@ -115,7 +126,11 @@ func (r *Registry) listFiles(w http.ResponseWriter, req *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, "application/json", map[string]any{"repository": repo, "version": v.Version, "files": n.Files})
+	files := n.Files
+	if files == nil {
+		files = []manifests.File{}
+	}
+	return writeJSON(w, "application/json", map[string]any{"repository": repo, "version": v.Version, "files": files})
 }
 
 // getFile serves one file of a version by its path.
@@ -196,9 +211,16 @@ func (r *Registry) deleteVersion(w http.ResponseWriter, req *http.Request) error
 	}
 	evs := []eventlog.Event{eventlog.New(eventlog.TypeTagDeleted, repo, eventlog.TagDeleted{Tag: v.Version})}
 	if v.NativeSHA256 != "" {
-		evs = append(evs,
-			eventlog.New(eventlog.TypeManifestDeleted, repo, eventlog.ManifestDeleted{Digest: v.Manifest.Digest}),
-			eventlog.New(eventlog.TypeVersionDeleted, repo, eventlog.VersionDeleted{Version: v.Version}))
+		// The derived manifest goes too, unless /v2/ clients tagged it
+		// under other names, which they may keep.
+		tags, err := r.log.TagsOf(ctx, repo, v.Manifest.Digest)
+		if err != nil {
+			return err
+		}
+		if len(tags) <= 1 {
+			evs = append(evs, eventlog.New(eventlog.TypeManifestDeleted, repo, eventlog.ManifestDeleted{Digest: v.Manifest.Digest}))
+		}
+		evs = append(evs, eventlog.New(eventlog.TypeVersionDeleted, repo, eventlog.VersionDeleted{Version: v.Version}))
 	}
 	if _, err := r.log.Append(ctx, evs...); err != nil {
 		return err

@@ -320,3 +320,28 @@ func TestNativeSubjectInReferrers(t *testing.T) {
 		t.Fatalf("referrers of the subject: %s", ref.body)
 	}
 }
+
+func TestNativeEdgeCases(t *testing.T) {
+	s := newServer(t)
+	// A plain image pushed over /v2/ is a version with no files.
+	s.pushImage("img", "v1", "")
+	expect(t, s.do("GET", "/api/v1/repositories/img/versions/v1", nil), 200)
+	if r := s.do("GET", "/api/v1/repositories/img/versions/v1/files", nil); !strings.Contains(string(r.body), `"files":[]`) {
+		t.Fatalf("files of a plain image: %s", r.body)
+	}
+	// A refused one-file publish records nothing.
+	expect(t, s.do("PUT", "/api/v1/repositories/n/versions/1/files/a.txt", []byte("one")), 201)
+	head, _ := s.log.Head(t.Context())
+	expect(t, s.do("PUT", "/api/v1/repositories/n/versions/1/files/a.txt", []byte("two")), 409, "VERSION_EXISTS")
+	if after, _ := s.log.Head(t.Context()); after != head {
+		t.Fatalf("a refused publish appended %d events", after-head)
+	}
+	// A /v2/ tag on a version's derived manifest survives the version.
+	o := s.do("GET", "/v2/n/manifests/1", nil)
+	expect(t, s.do("PUT", "/v2/n/manifests/latest", o.body, "Content-Type: "+ociManifest), 201)
+	expect(t, s.do("DELETE", "/api/v1/repositories/n/versions/1", nil), 204)
+	expect(t, s.do("GET", "/v2/n/manifests/latest", nil), 200)
+	expect(t, s.do("GET", "/v2/n/manifests/1", nil), 404)
+	// Trailing data after a JSON manifest is refused.
+	expect(t, s.do("PUT", "/api/v1/repositories/n/versions/2", []byte(`{"manifestVersion":1} {}`), "Content-Type: application/json"), 400, "MANIFEST_INVALID")
+}
