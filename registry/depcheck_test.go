@@ -25,6 +25,7 @@ var allowedImports = map[string][]string{
 	"eventlog/postgres/pgtest": {},
 	"eventlog/eventlogtest":    {"eventlog"},
 	"registry":                 {"blobstore", "digest", "eventlog", "manifests"},
+	"client":                   {"digest", "manifests"},
 }
 
 func TestImportDirection(t *testing.T) {

@@ -5,6 +5,8 @@
 //	artifactstore replay --data DIR
 //	artifactstore verify --data DIR
 //	artifactstore migrate --db postgres://… (or --data DIR for SQLite)
+//	artifactstore push --server URL REPO:VERSION FILE[=PATH]...
+//	artifactstore pull --server URL REPO:VERSION [DIR]
 package main
 
 import (
@@ -22,6 +24,8 @@ commands:
   replay   rebuild every view from the event log (server stopped)
   verify   re-hash every blob and check the event log's hash chain
   migrate  apply pending database migrations
+  push     upload files and publish them as REPO:VERSION (client)
+  pull     download the files of REPO:VERSION, verified (client)
 
 Run "artifactstore <command> -h" for a command's flags.
 `
@@ -43,6 +47,10 @@ func main() {
 		err = verify(ctx, os.Args[2:])
 	case "migrate":
 		err = migrate(ctx, os.Args[2:])
+	case "push":
+		err = push(ctx, os.Args[2:])
+	case "pull":
+		err = pull(ctx, os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
