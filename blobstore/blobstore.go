@@ -34,6 +34,9 @@ var (
 	ErrDigestMismatch = errors.New("digest does not match content")
 	ErrSizeMismatch   = errors.New("size does not match content")
 	ErrBadOffset      = errors.New("chunk does not start at the end of the upload")
+	// ErrUnavailable: the storage service could not be reached or failed;
+	// retrying later may succeed.
+	ErrUnavailable = errors.New("blob storage unavailable")
 )
 
 // Digests is the identity of stored content: both digests the store always

@@ -15,6 +15,9 @@ if [ ! -x "$TOOLS/conformance" ]; then
   GOBIN="$TOOLS" go install "github.com/opencontainers/distribution-spec/conformance@$CONFORMANCE_VERSION"
 fi
 go build -o "$TOOLS/rrproxy" ./conformance/rrproxy
+if [ ! -x "$TOOLS/versitygw" ]; then
+  GOBIN="$TOOLS" go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
+fi
 . conformance/lib.sh
 
 run_suite() { # name, extra server flags, then env assignments for the tool
@@ -90,10 +93,44 @@ run_replicas() {
   check_results "$name" "$results" "$rc" "$MAX_DISABLED"
 }
 
+# start_s3 DIR: a Versity S3 gateway on a free loopback port; sets
+# S3_ADDR, S3_PID and S3_FLAGS (the serve flags that use it).
+start_s3() {
+  local dir=$1 port
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  S3_ADDR=127.0.0.1:$port
+  mkdir -p "$dir/s3"
+  "$TOOLS/versitygw" --access conformance --secret conformance-secret --port "$S3_ADDR" posix "$dir/s3" > "$dir/versitygw.log" 2>&1 &
+  S3_PID=$!
+  for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+  S3_FLAGS="--storage s3://conformance/blobs --s3-endpoint http://$S3_ADDR --s3-access-key conformance --s3-secret-key conformance-secret --s3-path-style"
+}
+
+# run_s3 NAME ENV...: one server whose blobs are in an S3 bucket.
+run_s3() {
+  local name=$1; shift
+  local dir; dir=$(mktemp -d)
+  start_s3 "$dir"
+  local results="$PWD/results/conformance-$name"
+  rm -rf "$results"; mkdir -p "$results"
+  start_server "$dir" $S3_FLAGS
+  echo "== OCI conformance ($name) against $ADDR, blobs in S3 (versitygw)"
+  set +e
+  (cd "$dir" && env OCI_REGISTRY="$ADDR" OCI_TLS=disabled OCI_RESULTS_DIR="$results" \
+     OCI_REPO1=conformance/repo1 OCI_REPO2=conformance/repo2 OCI_LOG=error "$@" "$TOOLS/conformance") > "$results/stdout.txt" 2>&1
+  local rc=$?
+  set -e
+  stop_server
+  kill "$S3_PID" 2>/dev/null || true; wait "$S3_PID" 2>/dev/null || true
+  rm -rf "$dir"
+  check_results "$name" "$results" "$rc" "$MAX_DISABLED"
+}
+
 # Spec 1.1 defaults leave upload cancel untested: its two tests show as
 # Disabled. The dev run tests everything.
 MAX_DISABLED=2 run_suite v1.1 "" OCI_VERSION=1.1
 MAX_DISABLED=0 run_suite dev-sparse "--allow-sparse-manifests" OCI_VERSION=dev OCI_DATA_SPARSE=true
 MAX_DISABLED=2 run_replicas postgres-replicas-v1.1 "" OCI_VERSION=1.1
 MAX_DISABLED=0 run_replicas postgres-replicas-dev-sparse "--allow-sparse-manifests" OCI_VERSION=dev OCI_DATA_SPARSE=true
+MAX_DISABLED=2 run_s3 s3-v1.1 OCI_VERSION=1.1
 echo "conformance: all passed"

@@ -38,6 +38,9 @@ const (
 	CodeVersionUnknown Code = "VERSION_UNKNOWN"
 	CodeFileUnknown    Code = "FILE_UNKNOWN"
 	CodePathInvalid    Code = "PATH_INVALID"
+	// UNAVAILABLE (503): the blob storage could not be reached; the same
+	// request may succeed later. Distribution uses the same code.
+	CodeUnavailable Code = "UNAVAILABLE"
 	// Not in the spec's table, but used by every registry for what is not
 	// the client's fault.
 	CodeUnknown Code = "UNKNOWN"
@@ -63,6 +66,8 @@ func (c Code) status() int {
 		return http.StatusTooManyRequests
 	case CodeRangeInvalid:
 		return http.StatusRequestedRangeNotSatisfiable
+	case CodeUnavailable:
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }
@@ -94,6 +99,9 @@ func classify(err error) *Error {
 	switch {
 	case errors.As(err, &re):
 		return re
+	case errors.Is(err, blobstore.ErrUnavailable):
+		e := errorf(CodeUnavailable, "blob storage is unavailable; retry later (%v)", err)
+		return e
 	case errors.Is(err, digest.ErrUnsupported):
 		return errorf(CodeUnsupported, "%v", err).withStatus(http.StatusBadRequest)
 	case errors.Is(err, digest.ErrInvalid), errors.Is(err, blobstore.ErrDigestMismatch):

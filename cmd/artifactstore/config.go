@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/artifact-store/artifact-store/blobstore"
-	blobfs "github.com/artifact-store/artifact-store/blobstore/fs"
 	"github.com/artifact-store/artifact-store/eventlog"
 	"github.com/artifact-store/artifact-store/eventlog/postgres"
 	"github.com/artifact-store/artifact-store/eventlog/sqlite"
@@ -43,6 +42,8 @@ func envDuration(name string, def time.Duration) time.Duration {
 type storeConfig struct {
 	data      string // blobs, and the SQLite log unless db is set
 	db        string // postgres:// URL; empty for the embedded SQLite log
+	storage   string // s3://BUCKET/PREFIX; empty for data/blobs
+	s3        s3Config
 	noMigrate bool
 }
 
@@ -50,6 +51,7 @@ func storeFlags(fs *flag.FlagSet) *storeConfig {
 	c := &storeConfig{}
 	fs.StringVar(&c.data, "data", env("ARTIFACTSTORE_DATA", "./data"), "data directory: blobs, and the SQLite event log unless --db is set (env ARTIFACTSTORE_DATA)")
 	fs.StringVar(&c.db, "db", env("ARTIFACTSTORE_DB", ""), "event log database: postgres://… for PostgreSQL; empty for SQLite in the data directory (env ARTIFACTSTORE_DB)")
+	storageFlags(fs, c)
 	return c
 }
 
@@ -96,7 +98,7 @@ func openStore(ctx context.Context, c *storeConfig, lockIt bool) (*store, error)
 			return nil, err
 		}
 	}
-	backend, err := blobfs.New(filepath.Join(c.data, "blobs"))
+	backend, err := openBackend(ctx, c)
 	if err == nil {
 		if pg {
 			st.log, err = postgres.Open(ctx, c.db, postgres.Options{NoMigrate: c.noMigrate})
