@@ -48,6 +48,11 @@ e2e: build
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
 
+## tools: the test servers and clients, built from the Go module proxy into tools/
+tools:
+	@test -x $(TOOLS)/versitygw || GOBIN=$(TOOLS) $(GO) install github.com/versity/versitygw/cmd/versitygw@v1.8.0
+	@test -x $(TOOLS)/staticcheck || GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
 ## lint: go vet and staticcheck
 lint:
 	$(GO) vet ./...
