@@ -101,6 +101,9 @@ func New(ctx context.Context, opts Options) (*Backend, error) {
 		Region:       opts.Region,
 		BucketLookup: lookup,
 		Transport:    tr,
+		// A few quick retries ride out a blip; more would hold requests
+		// far past Timeout when the store is down.
+		MaxRetries: 2,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("s3 %s: %w", opts.Endpoint, err)

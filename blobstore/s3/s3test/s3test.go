@@ -32,6 +32,7 @@ const (
 type Server struct {
 	Endpoint string // host:port
 	Dir      string // the directory it serves buckets from
+	bin      string
 	cmd      *exec.Cmd
 }
 
@@ -72,32 +73,41 @@ func Start(t testing.TB) *Server {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	cmd := exec.Command(bin, "--access", AccessKey, "--secret", SecretKey, "--port", addr, "posix", dir)
-	log, _ := os.Create(filepath.Join(dir, ".versitygw.log"))
+	s := &Server{Endpoint: addr, Dir: dir, bin: bin}
+	t.Cleanup(s.Stop)
+	s.Restart(t)
+	return s
+}
+
+// Restart starts the gateway again on the same address and directory,
+// after Stop: the store comes back with everything it held.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	cmd := exec.Command(s.bin, "--access", AccessKey, "--secret", SecretKey, "--port", s.Endpoint, "posix", s.Dir)
+	log, _ := os.OpenFile(filepath.Join(s.Dir, ".versitygw.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start versitygw: %v", err)
 	}
-	s := &Server{Endpoint: addr, Dir: dir, cmd: cmd}
-	t.Cleanup(s.Stop)
+	s.cmd = cmd
 	for i := 0; i < 100; i++ {
-		if c, err := net.Dial("tcp", addr); err == nil {
+		if c, err := net.Dial("tcp", s.Endpoint); err == nil {
 			c.Close()
-			return s
+			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	out, _ := os.ReadFile(filepath.Join(dir, ".versitygw.log"))
-	t.Fatalf("versitygw did not listen on %s:\n%s", addr, out)
-	return nil
+	out, _ := os.ReadFile(filepath.Join(s.Dir, ".versitygw.log"))
+	t.Fatalf("versitygw did not listen on %s:\n%s", s.Endpoint, out)
 }
 
 // Stop ends the gateway (idempotent): tests use it to make the store
 // unreachable.
 func (s *Server) Stop() {
-	if s.cmd.Process != nil {
+	if s.cmd != nil && s.cmd.Process != nil {
 		s.cmd.Process.Kill()
 		s.cmd.Wait()
+		s.cmd = nil
 	}
 }
 

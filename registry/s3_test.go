@@ -1,0 +1,71 @@
+package registry_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/artifact-store/artifact-store/blobstore"
+	blobs3 "github.com/artifact-store/artifact-store/blobstore/s3"
+	"github.com/artifact-store/artifact-store/blobstore/s3/s3test"
+	"github.com/artifact-store/artifact-store/eventlog/sqlite"
+	"github.com/artifact-store/artifact-store/registry"
+)
+
+// TestS3Unavailable stops the object store under a running registry:
+// requests that need it fail with 503 UNAVAILABLE after a bounded time,
+// nothing is recorded, and the registry recovers by itself when the store
+// comes back.
+func TestS3Unavailable(t *testing.T) {
+	gw := s3test.Start(t)
+	b, err := blobs3.New(context.Background(), blobs3.Options{Endpoint: gw.Endpoint, AccessKey: s3test.AccessKey, SecretKey: s3test.SecretKey,
+		Region: "us-east-1", Bucket: s3test.Bucket(), PathStyle: true, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "log.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	reg, err := registry.New(registry.Options{Log: l, Blobs: blobstore.New(b)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(reg)
+	defer srv.Close()
+	s := &testServer{t: t, url: srv.URL, log: l, blobs: blobstore.New(b), reg: reg}
+
+	before := randomBytes(t, 10_000)
+	d := s.pushBlob("r", before)
+	expect(t, s.do("GET", "/v2/r/blobs/"+d, nil), 200)
+
+	gw.Stop()
+	head, _ := l.Head(t.Context())
+	during := randomBytes(t, 10_000)
+	for _, req := range []struct{ method, path string }{
+		{"GET", "/v2/r/blobs/" + d},
+		{"POST", "/v2/r/blobs/uploads/?digest=" + sha256Of(during)},
+		{"POST", "/v2/r/blobs/uploads/"},
+	} {
+		start := time.Now()
+		r := s.do2(req.method, req.path, during)
+		if r.StatusCode != 503 || r.errCode() != "UNAVAILABLE" {
+			t.Fatalf("%s %s with the store down: %d %s", req.method, req.path, r.StatusCode, r.body)
+		}
+		if took := time.Since(start); took > 30*time.Second {
+			t.Fatalf("%s %s took %v to fail", req.method, req.path, took)
+		}
+	}
+	if after, _ := l.Head(t.Context()); after != head {
+		t.Fatalf("%d events recorded while the store was down", after-head)
+	}
+	expect(t, s.do("HEAD", "/v2/r/blobs/"+sha256Of(during), nil), 404)
+
+	gw.Restart(t)
+	expect(t, s.do("GET", "/v2/r/blobs/"+d, nil), 200)
+	s.pushBlob("r", during)
+	expect(t, s.do("GET", "/v2/r/blobs/"+sha256Of(during), nil), 200)
+}
