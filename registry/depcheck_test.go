@@ -17,6 +17,8 @@ var allowedImports = map[string][]string{
 	"migrations":               {},
 	"blobstore":                {"digest"},
 	"blobstore/fs":             {"blobstore", "digest"},
+	"blobstore/s3":             {"blobstore", "digest"},
+	"blobstore/s3/s3test":      {},
 	"blobstore/blobstoretest":  {"blobstore", "digest"},
 	"manifests":                {"digest"},
 	"eventlog":                 {"migrations"},
