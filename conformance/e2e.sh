@@ -406,6 +406,74 @@ else
   echo "*** e2e: the two-replica check is SKIPPED: set ARTIFACTSTORE_TEST_POSTGRES to run it ***"
 fi
 
+# ---------------------------------------------------------------- S3
+
+# The real clients against a server whose blobs are in an S3 bucket (the
+# Versity gateway), and a chunked push whose PATCHes alternate between two
+# replicas sharing the bucket (and, for their log, PostgreSQL).
+if [ ! -x "$TOOLS/versitygw" ]; then
+  GOBIN="$TOOLS" go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
+fi
+(cd "$ROOT" && go build -o "$TOOLS/rrproxy" ./conformance/rrproxy)
+S3DIR=$WORK/s3
+mkdir -p "$S3DIR/gw" "$S3DIR/a"
+S3PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$TOOLS/versitygw" --access e2e --secret e2e-secret-key --port "127.0.0.1:$S3PORT" posix "$S3DIR/gw" > "$S3DIR/versitygw.log" 2>&1 &
+S3_PID=$!
+for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$S3PORT") 2>/dev/null && break; sleep 0.1; done
+S3F=(--storage s3://e2e/blobs --s3-endpoint "http://127.0.0.1:$S3PORT" --s3-access-key e2e --s3-secret-key e2e-secret-key --s3-path-style)
+MAIN_PID=$SERVER_PID MAIN_ADDR=$ADDR
+BIN=$BIN start_server "$S3DIR/a" "${S3F[@]}"
+S3A_PID=$SERVER_PID
+run "crane append on S3" "$CRANE" append --insecure -f layer.tar -t "$ADDR/e2e/s3img:v1"
+run "crane export from S3" "$CRANE" export --insecure "$ADDR/e2e/s3img:v1" s3-export.tar
+expect_eq "crane export from S3 has the layer's file" "$(tar -xOf s3-export.tar etc/e2e.txt)" "$(cat rootfs/etc/e2e.txt)"
+run "oras push to S3" "$ORAS" push --plain-http "$ADDR/e2e/s3files:v1" --artifact-type application/vnd.example.e2e in/random.bin:application/octet-stream
+run "oras pull from S3" "$ORAS" pull --plain-http -o s3-pulled "$ADDR/e2e/s3files:v1"
+expect_same_file "oras pull from S3: bytes" s3-pulled/in/random.bin in/random.bin
+run "ranged GET from S3" curl -fsS -r 1000-1999 -o s3-range.bin "http://$ADDR/v2/e2e/s3files/blobs/$(sha256 in/random.bin)"
+expect_eq "ranged GET from S3: bytes" "$(sha256 s3-range.bin)" "sha256:$(tail -c +1001 in/random.bin | head -c 1000 | sha256sum | cut -d' ' -f1)"
+kill "$S3A_PID" 2>/dev/null || true; wait "$S3A_PID" 2>/dev/null || true
+
+if [ -n "${ARTIFACTSTORE_TEST_POSTGRES:-}" ]; then
+  SCHEMA="e2es3_$(date +%s)_$$"
+  psql -q "$ARTIFACTSTORE_TEST_POSTGRES" -c "CREATE SCHEMA $SCHEMA"
+  DSN="$ARTIFACTSTORE_TEST_POSTGRES?search_path=$SCHEMA"
+  mkdir -p "$S3DIR/r1" "$S3DIR/r2"
+  BIN=$BIN start_server "$S3DIR/r1" --db "$DSN" "${S3F[@]}"; P1=$SERVER_PID; B1=http://$ADDR
+  BIN=$BIN start_server "$S3DIR/r2" --db "$DSN" "${S3F[@]}"; P2=$SERVER_PID; B2=http://$ADDR
+  PXPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  "$TOOLS/rrproxy" -v --listen "127.0.0.1:$PXPORT" "$B1" "$B2" > "$S3DIR/proxy.log" 2>&1 &
+  PX_PID=$!
+  for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$PXPORT/v2/" > /dev/null 2>&1 && break; sleep 0.1; done
+  PX=http://127.0.0.1:$PXPORT
+  head -c 7340032 /dev/urandom > in/chunked.bin   # 7 MiB in three chunks
+  LOC=$(curl -fsS -X POST -D - -o /dev/null "$PX/v2/e2e/s3chunks/blobs/uploads/" | tr -d '\r' | awk 'tolower($1)=="location:"{print $2}')
+  OFF=0
+  for LEN in 3145728 3145728 1048576; do
+    head -c $((OFF + LEN)) in/chunked.bin | tail -c "$LEN" > chunk.part
+    LOC=$(curl -fsS -X PATCH -H "Content-Type: application/octet-stream" -H "Content-Range: $OFF-$((OFF + LEN - 1))" \
+      --data-binary @chunk.part -D - -o /dev/null "$PX$LOC" | tr -d '\r' | awk 'tolower($1)=="location:"{print $2}')
+    OFF=$((OFF + LEN))
+  done
+  run "finish the chunked push through the proxy" curl -fsS -X PUT -o /dev/null -w '%{http_code}' "$PX$LOC?digest=$(sha256 in/chunked.bin)"
+  expect_eq "chunked push across two replicas on one bucket: 201" "$(cat "$OUT")" 201
+  expect_eq "the PATCHes went to both replicas" "$(grep ' PATCH ' "$S3DIR/proxy.log" | awk '{print $NF}' | sort -u | wc -l)" 2
+  for B in "$B1" "$B2"; do
+    run "GET the chunked blob from $B" curl -fsS -o s3-chunked.bin "$B/v2/e2e/s3chunks/blobs/$(sha256 in/chunked.bin)"
+    expect_same_file "chunked blob from $B: bytes" s3-chunked.bin in/chunked.bin
+  done
+  run "a BLAKE3 fetch of the chunked blob" curl -fsS -o s3-chunked-b3.bin "$PX/v2/e2e/s3chunks/blobs/$(blake3 in/chunked.bin)"
+  expect_same_file "chunked blob by BLAKE3: bytes" s3-chunked-b3.bin in/chunked.bin
+  kill "$PX_PID" "$P1" "$P2" 2>/dev/null || true
+  wait "$PX_PID" "$P1" "$P2" 2>/dev/null || true
+  PGOPTIONS=--client-min-messages=warning psql -q "$ARTIFACTSTORE_TEST_POSTGRES" -c "DROP SCHEMA $SCHEMA CASCADE"
+else
+  echo "*** e2e: the two-replica S3 check is SKIPPED: set ARTIFACTSTORE_TEST_POSTGRES to run it ***"
+fi
+kill "$S3_PID" 2>/dev/null || true; wait "$S3_PID" 2>/dev/null || true
+SERVER_PID=$MAIN_PID ADDR=$MAIN_ADDR
+
 # ---------------------------------------------------------------- end
 
 if grep -qiE 'panic|fatal error' "$DATA/server.log"; then

@@ -16,6 +16,7 @@ import (
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "address to listen on")
+	verbose := flag.Bool("v", false, "log each request and the backend it went to")
 	flag.Parse()
 	var targets []*url.URL
 	for _, a := range flag.Args() {
@@ -31,8 +32,12 @@ func main() {
 	var next atomic.Uint64
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(targets[next.Add(1)%uint64(len(targets))])
+			target := targets[next.Add(1)%uint64(len(targets))]
+			pr.SetURL(target)
 			pr.Out.Host = pr.In.Host // Location headers stay relative to the proxy
+			if *verbose {
+				log.Printf("%s %s -> %s", pr.In.Method, pr.In.URL.Path, target.Host)
+			}
 		},
 		FlushInterval: -1, // event streams pass through unbuffered
 	}
