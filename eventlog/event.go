@@ -43,6 +43,7 @@ const (
 	TypeUploadStarted    Type = "upload.started"
 	TypeUploadFinished   Type = "upload.finished"
 	TypeUploadCancelled  Type = "upload.cancelled"
+	TypeBlobTiered       Type = "blob.tiered"
 	TypeVersionPublished Type = "version.published"
 	TypeVersionDeleted   Type = "version.deleted"
 )
@@ -74,6 +75,12 @@ type (
 	// BlobUnlinked: the repository no longer serves the blob.
 	BlobUnlinked struct {
 		SHA256 string `json:"sha256"`
+	}
+	// BlobTiered: the blob's bytes are now durable and verified in Tier
+	// ("hot" or "cold"); the copy in the other tier may be removed.
+	BlobTiered struct {
+		SHA256 string `json:"sha256"`
+		Tier   string `json:"tier"`
 	}
 	// ManifestPut: a manifest exists in the repository under Digest; its
 	// bytes are the blob SHA256.

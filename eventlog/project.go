@@ -41,6 +41,12 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 			}
 		}
 		return nil
+	case TypeBlobTiered:
+		var p BlobTiered
+		if err := e.Decode(&p); err != nil {
+			return err
+		}
+		return exec(`UPDATE blobs SET tier = ?, tier_seq = ? WHERE sha256 = ?`, p.Tier, e.Seq, p.SHA256)
 	case TypeBlobLinked:
 		var p BlobLinked
 		if err := e.Decode(&p); err != nil {

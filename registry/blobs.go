@@ -65,7 +65,7 @@ func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request) error {
 		w.WriteHeader(http.StatusOK)
 		return nil
 	}
-	f, err := r.blobs.Open(req.Context(), digest.Digest(b.SHA256))
+	f, err := r.openBlob(req.Context(), b)
 	if errors.Is(err, blobstore.ErrNotFound) {
 		// The log says the bytes exist but the store lost them: that is
 		// damage for verify to report, not a client error.

@@ -54,7 +54,7 @@ func (r *Registry) nativeManifest(ctx context.Context, v eventlog.Version) (*man
 
 // readBlob reads a small stored blob (a manifest) whole.
 func (r *Registry) readBlob(ctx context.Context, key string) ([]byte, error) {
-	f, err := r.blobs.Open(ctx, digest.Digest(key))
+	f, err := r.openKey(ctx, key)
 	if err != nil {
 		return nil, fmt.Errorf("blob %s recorded but unreadable: %w", key, err)
 	}
@@ -146,7 +146,11 @@ func (r *Registry) getFile(w http.ResponseWriter, req *http.Request) error {
 	}
 	for _, f := range n.Files {
 		if f.Path == p {
-			return r.serveFile(w, req, eventlog.Blob{SHA256: f.SHA256, BLAKE3: f.BLAKE3, Size: f.Size}, f.MediaType, path.Base(p))
+			b, err := r.log.Blob(ctx, f.SHA256) // for its tier
+			if err != nil {
+				b = eventlog.Blob{SHA256: f.SHA256, BLAKE3: f.BLAKE3, Size: f.Size, Tier: eventlog.TierHot}
+			}
+			return r.serveFile(w, req, b, f.MediaType, path.Base(p))
 		}
 	}
 	return errorf(CodeFileUnknown, "%s:%s has no file %q (GET .../versions/%s/files lists them)", repo, v.Version, p, v.Version)
@@ -171,7 +175,7 @@ func (r *Registry) getNativeBlob(w http.ResponseWriter, req *http.Request) error
 // is its SHA-256 digest and Repr-Digest (RFC 9530) carries both digests of
 // the whole representation, also on partial responses.
 func (r *Registry) serveFile(w http.ResponseWriter, req *http.Request, b eventlog.Blob, mediaType, filename string) error {
-	f, err := r.blobs.Open(req.Context(), digest.Digest(b.SHA256))
+	f, err := r.openBlob(req.Context(), b)
 	if err != nil {
 		return fmt.Errorf("blob %s recorded but unreadable: %w", b.SHA256, err)
 	}

@@ -37,6 +37,11 @@ type Options struct {
 	// manifest is refused with MANIFEST_BLOB_UNKNOWN. Configs are always
 	// required; non-distributable layers and subjects never are.
 	AllowSparse bool
+	// Cold, when set, is the object store that retrieval tiering moves
+	// blobs to (Blobs being the hot store); reads find a blob in either.
+	Cold *blobstore.Store
+	// Tiering is the policy RunTiering and TierPass apply.
+	Tiering TierPolicy
 }
 
 func (o *Options) ensureDefaults() error {
@@ -62,6 +67,7 @@ type Registry struct {
 
 	stopStreams chan struct{} // closed by StopStreams
 	stopOnce    sync.Once
+	tiers       tiering
 }
 
 // New returns a Registry.

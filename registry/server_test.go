@@ -33,6 +33,7 @@ type testServer struct {
 	log   *eventlog.Log
 	blobs *blobstore.Store
 	reg   *registry.Registry
+	cold  *blobstore.Store // with tiering only
 }
 
 // backend is an event log backend the HTTP tests run against.

@@ -19,9 +19,10 @@ type VerifyReport struct {
 }
 
 // Verify checks the event log's hash chain and re-hashes every blob the
-// views name with SHA-256 and BLAKE3, comparing against the recorded
-// digests and size.
-func Verify(ctx context.Context, log *eventlog.Log, store *blobstore.Store) (VerifyReport, error) {
+// views name with SHA-256 and BLAKE3, in the store of its recorded tier
+// (cold may be nil when there is no tiering), comparing against the
+// recorded digests and size.
+func Verify(ctx context.Context, log *eventlog.Log, store, cold *blobstore.Store) (VerifyReport, error) {
 	var rep VerifyReport
 	n, breaks, err := log.VerifyChain(ctx)
 	if err != nil {
@@ -35,10 +36,14 @@ func Verify(ctx context.Context, log *eventlog.Log, store *blobstore.Store) (Ver
 	err = log.Blobs(ctx, func(b eventlog.Blob) error {
 		known[b.SHA256] = true
 		rep.Blobs++
-		got, err := store.Rehash(ctx, digest.Digest(b.SHA256))
+		in := store
+		if b.Tier == eventlog.TierCold && cold != nil {
+			in = cold
+		}
+		got, err := in.Rehash(ctx, digest.Digest(b.SHA256))
 		switch {
 		case errors.Is(err, blobstore.ErrNotFound):
-			rep.Problems = append(rep.Problems, fmt.Sprintf("blob %s: recorded but missing from the store", b.SHA256))
+			rep.Problems = append(rep.Problems, fmt.Sprintf("blob %s: recorded in the %s tier but missing from its store", b.SHA256, b.Tier))
 		case err != nil:
 			return fmt.Errorf("read blob %s: %w", b.SHA256, err)
 		case got.SHA256.String() != b.SHA256:
@@ -53,13 +58,20 @@ func Verify(ctx context.Context, log *eventlog.Log, store *blobstore.Store) (Ver
 	if err != nil {
 		return rep, err
 	}
-	err = store.Walk(ctx, func(key digest.Digest) error {
-		if !known[key.String()] {
-			rep.Orphans++
+	for _, st := range []*blobstore.Store{store, cold} {
+		if st == nil {
+			continue
 		}
-		return nil
-	})
-	return rep, err
+		if err := st.Walk(ctx, func(key digest.Digest) error {
+			if !known[key.String()] {
+				rep.Orphans++
+			}
+			return nil
+		}); err != nil {
+			return rep, err
+		}
+	}
+	return rep, nil
 }
 
 // brokenEvent shows the payload of a broken event as JSON, for the report.

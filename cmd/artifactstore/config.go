@@ -40,11 +40,12 @@ func envDuration(name string, def time.Duration) time.Duration {
 
 // storeConfig says where the event log and the blobs are.
 type storeConfig struct {
-	data      string // blobs, and the SQLite log unless db is set
-	db        string // postgres:// URL; empty for the embedded SQLite log
-	storage   string // s3://BUCKET/PREFIX; empty for data/blobs
-	s3        s3Config
-	noMigrate bool
+	data        string // blobs, and the SQLite log unless db is set
+	db          string // postgres:// URL; empty for the embedded SQLite log
+	storage     string // s3://BUCKET/PREFIX; empty for data/blobs
+	coldStorage string // s3://BUCKET/PREFIX of the cold tier; empty for none
+	s3          s3Config
+	noMigrate   bool
 }
 
 func storeFlags(fs *flag.FlagSet) *storeConfig {
@@ -71,7 +72,8 @@ func (c *storeConfig) sqlitePath() string { return filepath.Join(c.data, "eventl
 type store struct {
 	log   *eventlog.Log
 	blobs *blobstore.Store
-	lock  *os.File // nil unless the data directory is locked
+	cold  *blobstore.Store // nil without tiering
+	lock  *os.File         // nil unless the data directory is locked
 }
 
 // Whether openStore takes the data directory's exclusive lock.
@@ -99,6 +101,9 @@ func openStore(ctx context.Context, c *storeConfig, lockIt bool) (*store, error)
 		}
 	}
 	backend, err := openBackend(ctx, c)
+	if err == nil {
+		st.cold, err = openCold(ctx, c)
+	}
 	if err == nil {
 		if pg {
 			st.log, err = postgres.Open(ctx, c.db, postgres.Options{NoMigrate: c.noMigrate})

@@ -24,6 +24,7 @@ commands:
   replay   rebuild every view from the event log (server stopped)
   verify   re-hash every blob and check the event log's hash chain
   migrate  apply pending database migrations
+  tier     apply the retrieval tiering policy once, or move one blob
   push     upload files and publish them as REPO:VERSION (client)
   pull     download the files of REPO:VERSION, verified (client)
 
@@ -47,6 +48,8 @@ func main() {
 		err = verify(ctx, os.Args[2:])
 	case "migrate":
 		err = migrate(ctx, os.Args[2:])
+	case "tier":
+		err = tier(ctx, os.Args[2:])
 	case "push":
 		err = push(ctx, os.Args[2:])
 	case "pull":

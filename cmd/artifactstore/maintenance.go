@@ -38,7 +38,7 @@ func verify(ctx context.Context, args []string) error {
 		return err
 	}
 	defer st.Close()
-	rep, err := registry.Verify(ctx, st.log, st.blobs)
+	rep, err := registry.Verify(ctx, st.log, st.blobs, st.cold)
 	if err != nil {
 		return err
 	}

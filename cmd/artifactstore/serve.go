@@ -20,6 +20,8 @@ func serve(ctx context.Context, args []string) error {
 	fs.BoolVar(&sc.noMigrate, "no-migrate", envBool("ARTIFACTSTORE_NO_MIGRATE"), "refuse to start if the database needs migrations, instead of applying them (env ARTIFACTSTORE_NO_MIGRATE)")
 	ttl := fs.Duration("upload-ttl", envDuration("ARTIFACTSTORE_UPLOAD_TTL", 24*time.Hour), "cancel upload sessions idle this long (env ARTIFACTSTORE_UPLOAD_TTL)")
 	sparse := fs.Bool("allow-sparse-manifests", envBool("ARTIFACTSTORE_ALLOW_SPARSE_MANIFESTS"), "accept manifests whose layers or child manifests are not in the repository (env ARTIFACTSTORE_ALLOW_SPARSE_MANIFESTS)")
+	policy := tierFlags(fs)
+	tierEvery := fs.Duration("tier-interval", envDuration("ARTIFACTSTORE_TIER_INTERVAL", time.Hour), "how often the tiering policy runs, with --cold-storage (env ARTIFACTSTORE_TIER_INTERVAL)")
 	logJSON := fs.Bool("log-json", envBool("ARTIFACTSTORE_LOG_JSON"), "log JSON instead of text (env ARTIFACTSTORE_LOG_JSON)")
 	fs.Parse(args)
 
@@ -36,6 +38,7 @@ func serve(ctx context.Context, args []string) error {
 	defer st.Close()
 	reg, err := registry.New(registry.Options{
 		Log: st.log, Blobs: st.blobs, Logger: logger, UploadTTL: *ttl, AllowSparse: *sparse,
+		Cold: st.cold, Tiering: *policy,
 	})
 	if err != nil {
 		return err
@@ -54,6 +57,9 @@ func serve(ctx context.Context, args []string) error {
 	janitorCtx, stopJanitor := context.WithCancel(context.Background())
 	defer stopJanitor()
 	go reg.RunJanitor(janitorCtx, min(*ttl/2, time.Minute))
+	if st.cold != nil {
+		go reg.RunTiering(janitorCtx, *tierEvery)
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -22,6 +22,7 @@ type s3Config struct {
 
 func storageFlags(fs *flag.FlagSet, c *storeConfig) {
 	fs.StringVar(&c.storage, "storage", env("ARTIFACTSTORE_STORAGE", ""), "where blobs live: empty for DATA/blobs, or s3://BUCKET/PREFIX (env ARTIFACTSTORE_STORAGE)")
+	fs.StringVar(&c.coldStorage, "cold-storage", env("ARTIFACTSTORE_COLD_STORAGE", ""), "s3://BUCKET/PREFIX of the cold tier, which enables retrieval tiering (env ARTIFACTSTORE_COLD_STORAGE)")
 	fs.StringVar(&c.s3.endpoint, "s3-endpoint", env("ARTIFACTSTORE_S3_ENDPOINT", env("AWS_ENDPOINT_URL_S3", env("AWS_ENDPOINT_URL", "https://s3.amazonaws.com"))), "S3 endpoint URL, http:// or https:// (env ARTIFACTSTORE_S3_ENDPOINT, AWS_ENDPOINT_URL_S3)")
 	fs.StringVar(&c.s3.region, "s3-region", env("ARTIFACTSTORE_S3_REGION", env("AWS_REGION", env("AWS_DEFAULT_REGION", "us-east-1"))), "S3 region (env ARTIFACTSTORE_S3_REGION, AWS_REGION)")
 	fs.StringVar(&c.s3.accessKey, "s3-access-key", env("ARTIFACTSTORE_S3_ACCESS_KEY", env("AWS_ACCESS_KEY_ID", "")), "S3 access key (env ARTIFACTSTORE_S3_ACCESS_KEY, AWS_ACCESS_KEY_ID)")
@@ -34,9 +35,25 @@ func openBackend(ctx context.Context, c *storeConfig) (blobstore.Backend, error)
 	if c.storage == "" || c.storage == "file" {
 		return blobfs.New(filepath.Join(c.data, "blobs"))
 	}
-	u, err := url.Parse(c.storage)
+	return openS3(ctx, c, "--storage", c.storage)
+}
+
+// openCold opens the cold tier, or returns nil when there is none.
+func openCold(ctx context.Context, c *storeConfig) (*blobstore.Store, error) {
+	if c.coldStorage == "" {
+		return nil, nil
+	}
+	b, err := openS3(ctx, c, "--cold-storage", c.coldStorage)
+	if err != nil {
+		return nil, err
+	}
+	return blobstore.New(b), nil
+}
+
+func openS3(ctx context.Context, c *storeConfig, flagName, storage string) (blobstore.Backend, error) {
+	u, err := url.Parse(storage)
 	if err != nil || u.Scheme != "s3" || u.Host == "" {
-		return nil, fmt.Errorf("--storage %q: want s3://BUCKET/PREFIX (or empty for %s)", c.storage, filepath.Join(c.data, "blobs"))
+		return nil, fmt.Errorf("%s %q: want s3://BUCKET/PREFIX", flagName, storage)
 	}
 	ep, err := url.Parse(c.s3.endpoint)
 	if err != nil || (ep.Scheme != "http" && ep.Scheme != "https") || ep.Host == "" {

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/artifact-store/artifact-store/registry"
+)
+
+// tierFlags registers the tiering policy's flags.
+func tierFlags(fs *flag.FlagSet) *registry.TierPolicy {
+	p := &registry.TierPolicy{}
+	fs.DurationVar(&p.UnreadFor, "tier-unread-for", envDuration("ARTIFACTSTORE_TIER_UNREAD_FOR", 0), "move blobs not read for this long to the cold tier, e.g. 720h (env ARTIFACTSTORE_TIER_UNREAD_FOR)")
+	fs.Func("tier-larger-than", "move blobs larger than this to the cold tier, e.g. 1GiB (env ARTIFACTSTORE_TIER_LARGER_THAN)", func(s string) (err error) {
+		p.LargerThan, err = parseSize(s)
+		return err
+	})
+	if v := env("ARTIFACTSTORE_TIER_LARGER_THAN", ""); v != "" {
+		p.LargerThan, _ = parseSize(v)
+	}
+	fs.BoolVar(&p.Promote, "promote-on-read", envBool("ARTIFACTSTORE_PROMOTE_ON_READ"), "move a cold blob back to the hot tier when it is read (env ARTIFACTSTORE_PROMOTE_ON_READ)")
+	fs.DurationVar(&p.Grace, "tier-grace", envDuration("ARTIFACTSTORE_TIER_GRACE", time.Minute), "keep a moved blob's old copy this long, for reads already under way (env ARTIFACTSTORE_TIER_GRACE)")
+	return p
+}
+
+// parseSize reads a byte count: 1048576, 512KiB, 10MiB, 1GiB, 2TiB.
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
+	for _, u := range units {
+		if num, ok := strings.CutSuffix(s, u.suffix); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+			if err != nil || n < 0 {
+				return 0, fmt.Errorf("size %q: want a number of bytes, optionally with KiB, MiB, GiB or TiB", s)
+			}
+			return n * u.mult, nil
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("size %q: want a number of bytes, optionally with KiB, MiB, GiB or TiB", s)
+	}
+	return n, nil
+}
+
+// tier applies the tiering policy once, or moves one blob (--blob, --to).
+func tier(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("tier", flag.ExitOnError)
+	sc := storeFlags(fs)
+	policy := tierFlags(fs)
+	blob := fs.String("blob", "", "move only this blob (sha256:…) …")
+	to := fs.String("to", "cold", "… to this tier: hot or cold")
+	fs.Parse(args)
+	st, err := openStore(ctx, sc, exclusive)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if st.cold == nil {
+		return errors.New("tier: no cold tier: give --cold-storage s3://BUCKET/PREFIX")
+	}
+	reg, err := registry.New(registry.Options{Log: st.log, Blobs: st.blobs, Cold: st.cold, Tiering: *policy})
+	if err != nil {
+		return err
+	}
+	if *blob != "" {
+		if err := reg.MoveBlob(ctx, *blob, *to); err != nil {
+			return err
+		}
+		fmt.Printf("moved %s to the %s tier\n", *blob, *to)
+		return nil
+	}
+	if policy.UnreadFor == 0 && policy.LargerThan == 0 {
+		return errors.New("tier: give a policy (--tier-unread-for, --tier-larger-than) or --blob")
+	}
+	n, err := reg.TierPass(ctx, time.Now())
+	fmt.Printf("moved %d blobs to the cold tier\n", n)
+	return err
+}

@@ -1,0 +1,101 @@
+package eventlog
+
+import (
+	"context"
+	"time"
+)
+
+// Tiers of the blobs view.
+const (
+	TierHot  = "hot"  // the primary store, where uploads land
+	TierCold = "cold" // the object store that tiering moves blobs to
+)
+
+// TierCandidate is a blob the tiering policy may move.
+type TierCandidate struct {
+	Blob
+	LastUsed time.Time // last read, or the commit if never read
+	TierSeq  int64     // the blob.tiered event that put it in its tier
+	TierTime time.Time // that event's time (zero when never moved)
+}
+
+// TierCandidates lists blobs in tier that were last used before usedBefore
+// (zero: any) or are larger than largerThan (negative: any), at most limit.
+func (l *Log) TierCandidates(ctx context.Context, tier string, usedBefore time.Time, largerThan int64, limit int) ([]TierCandidate, error) {
+	before := int64(0) // no age rule: nothing was used before the epoch
+	if !usedBefore.IsZero() {
+		before = usedBefore.UnixNano()
+	}
+	q := `SELECT b.sha256, b.blake3, b.size, b.tier, COALESCE(r.last_ns, c.time_ns), b.tier_seq, COALESCE(t.time_ns, 0)
+		FROM blobs b
+		JOIN events c ON c.seq = b.seq
+		LEFT JOIN events t ON t.seq = b.tier_seq
+		LEFT JOIN blob_reads r ON r.sha256 = b.sha256
+		WHERE b.tier = ? AND (COALESCE(r.last_ns, c.time_ns) < ? OR b.size > ?)
+		ORDER BY b.sha256 LIMIT ?`
+	if largerThan < 0 {
+		largerThan = 1<<63 - 1
+	}
+	rows, err := l.db.QueryContext(ctx, l.q(q), tier, before, largerThan, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []TierCandidate
+	for rows.Next() {
+		var c TierCandidate
+		var used, tiered int64
+		if err := rows.Scan(&c.SHA256, &c.BLAKE3, &c.Size, &c.Tier, &used, &c.TierSeq, &tiered); err != nil {
+			return nil, err
+		}
+		c.LastUsed = time.Unix(0, used).UTC()
+		if tiered > 0 {
+			c.TierTime = time.Unix(0, tiered).UTC()
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// MovedBlobs lists blobs moved to another tier by an event at or before
+// movedBefore: their copy in the tier they left may be removed.
+func (l *Log) MovedBlobs(ctx context.Context, movedBefore time.Time, limit int) ([]TierCandidate, error) {
+	rows, err := l.db.QueryContext(ctx, l.q(`SELECT b.sha256, b.blake3, b.size, b.tier, b.tier_seq, t.time_ns
+		FROM blobs b JOIN events t ON t.seq = b.tier_seq
+		WHERE b.tier_seq > 0 AND t.time_ns <= ? ORDER BY b.tier_seq LIMIT ?`), movedBefore.UnixNano(), limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []TierCandidate
+	for rows.Next() {
+		var c TierCandidate
+		var tiered int64
+		if err := rows.Scan(&c.SHA256, &c.BLAKE3, &c.Size, &c.Tier, &c.TierSeq, &tiered); err != nil {
+			return nil, err
+		}
+		c.TierTime = time.Unix(0, tiered).UTC()
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// RecordReads stores when blobs were last read (operational metadata for
+// the tiering policy, not part of the log).
+func (l *Log) RecordReads(ctx context.Context, reads map[string]time.Time) error {
+	if len(reads) == 0 {
+		return nil
+	}
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for sha, t := range reads {
+		if _, err := tx.ExecContext(ctx, l.q(`INSERT INTO blob_reads (sha256, last_ns) VALUES (?, ?)
+			ON CONFLICT (sha256) DO UPDATE SET last_ns = excluded.last_ns WHERE blob_reads.last_ns < excluded.last_ns`), sha, t.UnixNano()); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}

@@ -1,0 +1,245 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/artifact-store/artifact-store/blobstore"
+	"github.com/artifact-store/artifact-store/digest"
+	"github.com/artifact-store/artifact-store/eventlog"
+)
+
+// Retrieval tiering. Blobs land in the primary store ("hot"); with a cold
+// store configured, a policy moves them there and back. A move is:
+//
+//  1. copy the bytes into the destination (streamed, hashed on the way);
+//  2. re-read them from the destination and check both digests and size;
+//  3. append blob.tiered: from now on reads start at the destination;
+//  4. after a grace period, remove the source copy.
+//
+// At every point at least one verified copy exists, and reads try the
+// recorded tier first and the other second, so a crash anywhere leaves
+// every blob readable: before 3 the view still names the source, after 3
+// the destination holds verified bytes, and a source copy left by a crash
+// before 4 is removed by the next pass. The grace period lets reads that
+// opened the source before 3 finish.
+
+// TierPolicy says which hot blobs go cold.
+type TierPolicy struct {
+	UnreadFor  time.Duration // blobs not read for this long (0: never by age)
+	LargerThan int64         // blobs larger than this many bytes (0: never by size)
+	Promote    bool          // a read of a cold blob moves it back hot
+	Grace      time.Duration // how long a moved blob's source copy is kept (default 1m)
+}
+
+// tiering is the registry's tiering state.
+type tiering struct {
+	mu        sync.Mutex
+	reads     map[string]time.Time // not yet recorded in blob_reads
+	promoting map[string]bool
+}
+
+func (r *Registry) store(tier string) *blobstore.Store {
+	if tier == eventlog.TierCold && r.opts.Cold != nil {
+		return r.opts.Cold
+	}
+	return r.blobs
+}
+
+// openBlob opens a blob wherever it is: its recorded tier first, then the
+// other (a move in progress or interrupted). It notes the read for the
+// tiering policy and, if asked, promotes a cold blob.
+func (r *Registry) openBlob(ctx context.Context, b eventlog.Blob) (blobstore.Blob, error) {
+	first, second := r.store(b.Tier), r.blobs
+	if first == r.blobs {
+		second = r.opts.Cold
+	}
+	f, err := first.Open(ctx, digest.Digest(b.SHA256))
+	if errors.Is(err, blobstore.ErrNotFound) && second != nil {
+		f, err = second.Open(ctx, digest.Digest(b.SHA256))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if r.opts.Cold != nil {
+		r.noteRead(b)
+	}
+	return f, nil
+}
+
+// openKey opens the blob stored under key in whichever store holds it,
+// without the view: for manifests, read whole and small.
+func (r *Registry) openKey(ctx context.Context, key string) (blobstore.Blob, error) {
+	return r.openBlob(ctx, eventlog.Blob{SHA256: key, Tier: eventlog.TierHot})
+}
+
+func (r *Registry) noteRead(b eventlog.Blob) {
+	r.tiers.mu.Lock()
+	defer r.tiers.mu.Unlock()
+	if r.tiers.reads == nil {
+		r.tiers.reads = map[string]time.Time{}
+	}
+	if r.tiers.promoting == nil {
+		r.tiers.promoting = map[string]bool{}
+	}
+	r.tiers.reads[b.SHA256] = time.Now()
+	if b.Tier == eventlog.TierCold && r.opts.Tiering.Promote && !r.tiers.promoting[b.SHA256] {
+		r.tiers.promoting[b.SHA256] = true
+		go func() {
+			ctx := context.Background()
+			if err := r.MoveBlob(ctx, b.SHA256, eventlog.TierHot); err != nil {
+				r.logger.WarnContext(ctx, "promote blob", "blob", b.SHA256, "err", err)
+			}
+			r.tiers.mu.Lock()
+			delete(r.tiers.promoting, b.SHA256)
+			r.tiers.mu.Unlock()
+		}()
+	}
+}
+
+// FlushReads records the reads noted since the last flush.
+func (r *Registry) FlushReads(ctx context.Context) error {
+	r.tiers.mu.Lock()
+	reads := r.tiers.reads
+	r.tiers.reads = map[string]time.Time{}
+	r.tiers.mu.Unlock()
+	return r.log.RecordReads(ctx, reads)
+}
+
+// MoveBlob moves a blob to tier ("hot" or "cold") by the protocol above,
+// except the source removal, which waits for the grace period (SweepMoved).
+func (r *Registry) MoveBlob(ctx context.Context, sha256, tier string) error {
+	if r.opts.Cold == nil {
+		return errors.New("tiering: no cold store configured")
+	}
+	if tier != eventlog.TierHot && tier != eventlog.TierCold {
+		return fmt.Errorf("tiering: unknown tier %q", tier)
+	}
+	b, err := r.log.Blob(ctx, sha256)
+	if err != nil {
+		return err
+	}
+	if b.Tier == tier {
+		return nil
+	}
+	key := digest.Digest(b.SHA256)
+	dst := r.store(tier)
+	if _, err := dst.Stat(ctx, key); err != nil {
+		f, err := r.openBlob(ctx, b)
+		if err != nil {
+			return fmt.Errorf("tiering: read %s: %w", sha256, err)
+		}
+		_, err = dst.Ingest(ctx, f, key)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("tiering: copy %s to %s: %w", sha256, tier, err)
+		}
+	}
+	// Verify at the destination, by reading it back, before saying so.
+	got, err := dst.Rehash(ctx, key)
+	if err != nil {
+		return fmt.Errorf("tiering: re-read %s in %s: %w", sha256, tier, err)
+	}
+	if got.SHA256 != key || got.BLAKE3.String() != b.BLAKE3 || got.Size != b.Size {
+		dst.Delete(context.WithoutCancel(ctx), key)
+		return fmt.Errorf("tiering: %s reads back from %s as %s %s (%d bytes); left where it was", sha256, tier, got.SHA256, got.BLAKE3, got.Size)
+	}
+	if _, err := r.log.Append(ctx, eventlog.New(eventlog.TypeBlobTiered, "", eventlog.BlobTiered{SHA256: sha256, Tier: tier})); err != nil {
+		return err
+	}
+	return nil // the source copy goes in SweepMoved, after the grace period
+}
+
+// SweepMoved removes the source copies of blobs moved more than the grace
+// period ago (including copies a crash left behind).
+func (r *Registry) SweepMoved(ctx context.Context, now time.Time) (int, error) {
+	if r.opts.Cold == nil {
+		return 0, nil
+	}
+	grace := r.opts.Tiering.Grace
+	if grace <= 0 {
+		grace = time.Minute
+	}
+	moved, err := r.log.MovedBlobs(ctx, now.Add(-grace), 10_000)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, c := range moved {
+		other := r.blobs
+		if c.Tier == eventlog.TierHot {
+			other = r.opts.Cold
+		}
+		key := digest.Digest(c.SHA256)
+		if _, err := other.Stat(ctx, key); err != nil {
+			continue // already gone
+		}
+		// The recorded tier must hold the bytes before the other copy goes.
+		if _, err := r.store(c.Tier).Stat(ctx, key); err != nil {
+			continue
+		}
+		if err := other.Delete(ctx, key); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// TierPass applies the policy once: hot blobs it selects go cold, and
+// source copies past their grace period are removed. It returns how many
+// blobs moved.
+func (r *Registry) TierPass(ctx context.Context, now time.Time) (int, error) {
+	if r.opts.Cold == nil {
+		return 0, errors.New("tiering: no cold store configured")
+	}
+	if err := r.FlushReads(ctx); err != nil {
+		return 0, err
+	}
+	p := r.opts.Tiering
+	var before time.Time
+	if p.UnreadFor > 0 {
+		before = now.Add(-p.UnreadFor)
+	}
+	larger := int64(-1)
+	if p.LargerThan > 0 {
+		larger = p.LargerThan
+	}
+	moved := 0
+	if p.UnreadFor > 0 || p.LargerThan > 0 {
+		cands, err := r.log.TierCandidates(ctx, eventlog.TierHot, before, larger, 1000)
+		if err != nil {
+			return 0, err
+		}
+		for _, c := range cands {
+			if err := r.MoveBlob(ctx, c.SHA256, eventlog.TierCold); err != nil {
+				return moved, err
+			}
+			moved++
+		}
+	}
+	_, err := r.SweepMoved(ctx, now)
+	return moved, err
+}
+
+// RunTiering applies the policy every interval until ctx is done.
+func (r *Registry) RunTiering(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			r.FlushReads(context.WithoutCancel(ctx))
+			return
+		case now := <-t.C:
+			if n, err := r.TierPass(ctx, now); err != nil && ctx.Err() == nil {
+				r.logger.ErrorContext(ctx, "tiering pass", "err", err)
+			} else if n > 0 {
+				r.logger.InfoContext(ctx, "tiering pass", "moved_cold", n)
+			}
+		}
+	}
+}
