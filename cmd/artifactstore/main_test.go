@@ -60,7 +60,13 @@ func freeAddr(t testing.TB) string {
 // start runs "serve" and waits for its "listening" log line.
 func start(t testing.TB, data, addr string) *server {
 	t.Helper()
-	cmd := exec.Command(binary, "serve", "--addr", addr, "--data", data)
+	return startWith(t, data, addr)
+}
+
+// startWith is start with more serve flags.
+func startWith(t testing.TB, data, addr string, flags ...string) *server {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"serve", "--addr", addr, "--data", data}, flags...)...)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
