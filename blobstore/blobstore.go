@@ -86,6 +86,13 @@ type Blobs interface {
 	Walk(ctx context.Context, fn func(key digest.Digest) error) error
 }
 
+// Redirector is implemented by backends that can hand out a short-lived
+// URL from which a client reads a blob directly (a presigned S3 URL), so
+// that bytes need not flow through the registry.
+type Redirector interface {
+	RedirectURL(ctx context.Context, key digest.Digest, ttl time.Duration) (string, error)
+}
+
 // Staging holds the bytes of uploads in progress and turns them into
 // blobs.
 type Staging interface {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/artifact-store/artifact-store/digest"
 )
@@ -51,6 +52,17 @@ func (s *Store) Open(ctx context.Context, key digest.Digest) (Blob, error) {
 // Delete removes the blob stored under the SHA-256 key.
 func (s *Store) Delete(ctx context.Context, key digest.Digest) error {
 	return s.backend.Delete(ctx, key)
+}
+
+// RedirectURL returns a short-lived URL that serves the blob, when the
+// backend can make one (ok false otherwise).
+func (s *Store) RedirectURL(ctx context.Context, key digest.Digest, ttl time.Duration) (u string, ok bool, err error) {
+	r, ok := s.backend.(Redirector)
+	if !ok {
+		return "", false, nil
+	}
+	u, err = r.RedirectURL(ctx, key, ttl)
+	return u, err == nil, err
 }
 
 // Walk calls fn for every stored key.

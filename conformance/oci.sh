@@ -106,15 +106,15 @@ start_s3() {
   S3_FLAGS="--storage s3://conformance/blobs --s3-endpoint http://$S3_ADDR --s3-access-key conformance --s3-secret-key conformance-secret --s3-path-style"
 }
 
-# run_s3 NAME ENV...: one server whose blobs are in an S3 bucket.
+# run_s3 NAME FLAGS ENV...: one server whose blobs are in an S3 bucket.
 run_s3() {
-  local name=$1; shift
+  local name=$1 flags=$2; shift 2
   local dir; dir=$(mktemp -d)
   start_s3 "$dir"
   local results="$PWD/results/conformance-$name"
   rm -rf "$results"; mkdir -p "$results"
-  start_server "$dir" $S3_FLAGS
-  echo "== OCI conformance ($name) against $ADDR, blobs in S3 (versitygw)"
+  start_server "$dir" $S3_FLAGS $flags
+  echo "== OCI conformance ($name) against $ADDR, blobs in S3 (versitygw) $flags"
   set +e
   (cd "$dir" && env OCI_REGISTRY="$ADDR" OCI_TLS=disabled OCI_RESULTS_DIR="$results" \
      OCI_REPO1=conformance/repo1 OCI_REPO2=conformance/repo2 OCI_LOG=error "$@" "$TOOLS/conformance") > "$results/stdout.txt" 2>&1
@@ -132,5 +132,6 @@ MAX_DISABLED=2 run_suite v1.1 "" OCI_VERSION=1.1
 MAX_DISABLED=0 run_suite dev-sparse "--allow-sparse-manifests" OCI_VERSION=dev OCI_DATA_SPARSE=true
 MAX_DISABLED=2 run_replicas postgres-replicas-v1.1 "" OCI_VERSION=1.1
 MAX_DISABLED=0 run_replicas postgres-replicas-dev-sparse "--allow-sparse-manifests" OCI_VERSION=dev OCI_DATA_SPARSE=true
-MAX_DISABLED=2 run_s3 s3-v1.1 OCI_VERSION=1.1
+MAX_DISABLED=2 run_s3 s3-v1.1 "" OCI_VERSION=1.1
+MAX_DISABLED=0 run_s3 s3-dev-sparse "--allow-sparse-manifests" OCI_VERSION=dev OCI_DATA_SPARSE=true
 echo "conformance: all passed"

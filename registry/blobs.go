@@ -65,6 +65,14 @@ func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request) error {
 		w.WriteHeader(http.StatusOK)
 		return nil
 	}
+	if r.opts.RedirectPulls > 0 && req.Method == http.MethodGet {
+		if u, ok, err := r.store(b.Tier).RedirectURL(req.Context(), digest.Digest(b.SHA256), r.opts.RedirectPulls); err == nil && ok {
+			h.Set("Location", u)
+			w.WriteHeader(http.StatusTemporaryRedirect)
+			return nil
+		}
+		// No redirect possible: serve the bytes ourselves.
+	}
 	f, err := r.openBlob(req.Context(), b)
 	if errors.Is(err, blobstore.ErrNotFound) {
 		// The log says the bytes exist but the store lost them: that is

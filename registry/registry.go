@@ -42,6 +42,11 @@ type Options struct {
 	Cold *blobstore.Store
 	// Tiering is the policy RunTiering and TierPass apply.
 	Tiering TierPolicy
+	// RedirectPulls, when positive, answers blob GETs with a redirect to a
+	// URL valid this long (a presigned S3 URL) where the blob's store can
+	// make one, so bytes flow from the object store, not through the
+	// registry. HEAD and the native API's file routes are not redirected.
+	RedirectPulls time.Duration
 }
 
 func (o *Options) ensureDefaults() error {

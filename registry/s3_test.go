@@ -1,7 +1,10 @@
 package registry_test
 
 import (
+	"bytes"
 	"context"
+	"net/http"
+	"strings"
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
@@ -68,4 +71,51 @@ func TestS3Unavailable(t *testing.T) {
 	expect(t, s.do("GET", "/v2/r/blobs/"+d, nil), 200)
 	s.pushBlob("r", during)
 	expect(t, s.do("GET", "/v2/r/blobs/"+sha256Of(during), nil), 200)
+}
+
+// TestRedirectPulls: with RedirectPulls a blob GET is a redirect to a
+// presigned URL of the gateway, which serves the bytes (and ranges).
+func TestRedirectPulls(t *testing.T) {
+	gw := s3test.Start(t)
+	b, err := blobs3.New(context.Background(), blobs3.Options{Endpoint: gw.Endpoint, AccessKey: s3test.AccessKey, SecretKey: s3test.SecretKey,
+		Region: "us-east-1", Bucket: s3test.Bucket(), PathStyle: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "log.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	reg, err := registry.New(registry.Options{Log: l, Blobs: blobstore.New(b), RedirectPulls: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(reg)
+	defer srv.Close()
+	s := &testServer{t: t, url: srv.URL, log: l, blobs: blobstore.New(b), reg: reg}
+	data := randomBytes(t, 200_000)
+	d := s.pushBlob("r", data)
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(srv.URL + "/v2/r/blobs/" + d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusTemporaryRedirect || !strings.Contains(loc, gw.Endpoint) || !strings.Contains(loc, "X-Amz-Signature") {
+		t.Fatalf("GET: %d, Location %q", resp.StatusCode, loc)
+	}
+	got := s.do("GET", "/v2/r/blobs/"+d, nil) // the default client follows
+	if got.StatusCode != 200 || !bytes.Equal(got.body, data) {
+		t.Fatalf("following the redirect: %d, %d bytes", got.StatusCode, len(got.body))
+	}
+	part := s.do("GET", "/v2/r/blobs/"+d, nil, "Range: bytes=10-19")
+	if part.StatusCode != 206 || !bytes.Equal(part.body, data[10:20]) {
+		t.Fatalf("ranged GET through the redirect: %d", part.StatusCode)
+	}
+	// HEAD is answered by the registry itself.
+	if h := s.do("HEAD", "/v2/r/blobs/"+d, nil); h.StatusCode != 200 || h.ContentLength != int64(len(data)) {
+		t.Fatalf("HEAD: %d", h.StatusCode)
+	}
 }

@@ -201,6 +201,21 @@ func (b *Backend) Open(ctx context.Context, key digest.Digest) (blobstore.Blob, 
 	return obj, nil
 }
 
+// RedirectURL implements blobstore.Redirector with a presigned GET.
+func (b *Backend) RedirectURL(ctx context.Context, key digest.Digest, ttl time.Duration) (string, error) {
+	k, err := b.blobKey(key)
+	if err != nil {
+		return "", err
+	}
+	u, err := b.c.PresignedGetObject(ctx, b.opts.Bucket, k, ttl, nil)
+	if err != nil {
+		return "", b.wrap(err, "presign "+key.String())
+	}
+	return u.String(), nil
+}
+
+var _ blobstore.Redirector = (*Backend)(nil)
+
 // Delete implements blobstore.Backend.
 func (b *Backend) Delete(ctx context.Context, key digest.Digest) error {
 	k, err := b.blobKey(key)

@@ -20,6 +20,7 @@ func serve(ctx context.Context, args []string) error {
 	fs.BoolVar(&sc.noMigrate, "no-migrate", envBool("ARTIFACTSTORE_NO_MIGRATE"), "refuse to start if the database needs migrations, instead of applying them (env ARTIFACTSTORE_NO_MIGRATE)")
 	ttl := fs.Duration("upload-ttl", envDuration("ARTIFACTSTORE_UPLOAD_TTL", 24*time.Hour), "cancel upload sessions idle this long (env ARTIFACTSTORE_UPLOAD_TTL)")
 	sparse := fs.Bool("allow-sparse-manifests", envBool("ARTIFACTSTORE_ALLOW_SPARSE_MANIFESTS"), "accept manifests whose layers or child manifests are not in the repository (env ARTIFACTSTORE_ALLOW_SPARSE_MANIFESTS)")
+	redirect := fs.Duration("redirect-pulls", envDuration("ARTIFACTSTORE_REDIRECT_PULLS", 0), "answer blob GETs with a redirect to a presigned URL valid this long, when blobs are in S3 (env ARTIFACTSTORE_REDIRECT_PULLS)")
 	policy := tierFlags(fs)
 	tierEvery := fs.Duration("tier-interval", envDuration("ARTIFACTSTORE_TIER_INTERVAL", time.Hour), "how often the tiering policy runs, with --cold-storage (env ARTIFACTSTORE_TIER_INTERVAL)")
 	logJSON := fs.Bool("log-json", envBool("ARTIFACTSTORE_LOG_JSON"), "log JSON instead of text (env ARTIFACTSTORE_LOG_JSON)")
@@ -38,7 +39,7 @@ func serve(ctx context.Context, args []string) error {
 	defer st.Close()
 	reg, err := registry.New(registry.Options{
 		Log: st.log, Blobs: st.blobs, Logger: logger, UploadTTL: *ttl, AllowSparse: *sparse,
-		Cold: st.cold, Tiering: *policy,
+		Cold: st.cold, Tiering: *policy, RedirectPulls: *redirect,
 	})
 	if err != nil {
 		return err
