@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"context"
 	"net/http"
-	"strings"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
