@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/artifact-store/artifact-store/blobstore/s3/s3test"
 )
 
 // patternReader yields size bytes of a fixed pseudo-random 1 MiB pattern,
@@ -57,9 +59,19 @@ func peakRSS(b *testing.B, pid int) float64 {
 }
 
 // BenchmarkPushPullLargeBlob pushes and pulls one large blob (1 GiB, or
-// BENCH_BLOB_MIB) through the real server and reports throughput and the
-// server's peak RSS, which must not grow with the blob.
+// BENCH_BLOB_MIB) through the real server, with blobs on the filesystem
+// and in S3 (a Versity gateway on loopback), and reports throughput and
+// the server's peak RSS, which must not grow with the blob.
 func BenchmarkPushPullLargeBlob(b *testing.B) {
+	b.Run("fs", func(b *testing.B) { benchLargeBlob(b) })
+	b.Run("s3", func(b *testing.B) {
+		gw := s3test.Start(b)
+		benchLargeBlob(b, "--storage", "s3://"+s3test.Bucket()+"/bench", "--s3-endpoint", "http://"+gw.Endpoint,
+			"--s3-access-key", s3test.AccessKey, "--s3-secret-key", s3test.SecretKey, "--s3-path-style")
+	})
+}
+
+func benchLargeBlob(b *testing.B, flags ...string) {
 	mib := int64(1024)
 	if v, err := strconv.Atoi(os.Getenv("BENCH_BLOB_MIB")); err == nil {
 		mib = int64(v)
@@ -70,7 +82,7 @@ func BenchmarkPushPullLargeBlob(b *testing.B) {
 	d := fmt.Sprintf("sha256:%x", h.Sum(nil))
 	for i := 0; i < b.N; i++ {
 		data := b.TempDir()
-		s := start(b, data, freeAddr(b))
+		s := startWith(b, data, freeAddr(b), flags...)
 		start := time.Now()
 		req, _ := http.NewRequest("POST", s.url("/v2/bench/big/blobs/uploads/?digest="+d), newPattern(size))
 		req.ContentLength = size
