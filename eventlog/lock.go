@@ -15,6 +15,16 @@ import (
 // connection, released if that connection dies). SQLite has one process
 // and needs none.
 func (l *Log) LockUpload(ctx context.Context, id string) (unlock func(), err error) {
+	return l.lockKey(ctx, "upload:"+id)
+}
+
+// LockBlob serialises moves of one blob between tiers across processes,
+// as LockUpload does for upload sessions.
+func (l *Log) LockBlob(ctx context.Context, sha256 string) (unlock func(), err error) {
+	return l.lockKey(ctx, "blob:"+sha256)
+}
+
+func (l *Log) lockKey(ctx context.Context, id string) (unlock func(), err error) {
 	if l.dialect.KeyLock == "" {
 		return func() {}, nil
 	}
@@ -27,7 +37,7 @@ func (l *Log) LockUpload(ctx context.Context, id string) (unlock func(), err err
 	key := int32(h.Sum32())
 	if _, err := conn.ExecContext(ctx, l.q(l.dialect.KeyLock), key); err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("lock upload %s: %w", id, err)
+		return nil, fmt.Errorf("lock %s: %w", id, err)
 	}
 	return func() {
 		// Unlock on a context of its own: the request's may be cancelled.

@@ -37,6 +37,7 @@ type TierPolicy struct {
 
 // tiering is the registry's tiering state.
 type tiering struct {
+	moveMu    sync.Mutex // one move at a time in this process
 	mu        sync.Mutex
 	reads     map[string]time.Time // not yet recorded in blob_reads
 	promoting map[string]bool
@@ -53,6 +54,15 @@ func (r *Registry) store(tier string) *blobstore.Store {
 // other (a move in progress or interrupted). It notes the read for the
 // tiering policy and, if asked, promotes a cold blob.
 func (r *Registry) openBlob(ctx context.Context, b eventlog.Blob) (blobstore.Blob, error) {
+	f, err := r.openAnywhere(ctx, b)
+	if err == nil && r.opts.Cold != nil {
+		r.noteRead(b)
+	}
+	return f, err
+}
+
+// openAnywhere opens a blob from its recorded tier, else the other.
+func (r *Registry) openAnywhere(ctx context.Context, b eventlog.Blob) (blobstore.Blob, error) {
 	first, second := r.store(b.Tier), r.blobs
 	if first == r.blobs {
 		second = r.opts.Cold
@@ -61,13 +71,7 @@ func (r *Registry) openBlob(ctx context.Context, b eventlog.Blob) (blobstore.Blo
 	if errors.Is(err, blobstore.ErrNotFound) && second != nil {
 		f, err = second.Open(ctx, digest.Digest(b.SHA256))
 	}
-	if err != nil {
-		return nil, err
-	}
-	if r.opts.Cold != nil {
-		r.noteRead(b)
-	}
-	return f, nil
+	return f, err
 }
 
 // openKey opens the blob stored under key in whichever store holds it,
@@ -118,6 +122,15 @@ func (r *Registry) MoveBlob(ctx context.Context, sha256, tier string) error {
 	if tier != eventlog.TierHot && tier != eventlog.TierCold {
 		return fmt.Errorf("tiering: unknown tier %q", tier)
 	}
+	// One mover per blob, in this process and across replicas (each runs
+	// the policy), so a blob is copied and recorded once.
+	r.tiers.moveMu.Lock()
+	defer r.tiers.moveMu.Unlock()
+	unlock, err := r.log.LockBlob(ctx, sha256)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	b, err := r.log.Blob(ctx, sha256)
 	if err != nil {
 		return err
@@ -128,7 +141,7 @@ func (r *Registry) MoveBlob(ctx context.Context, sha256, tier string) error {
 	key := digest.Digest(b.SHA256)
 	dst := r.store(tier)
 	if _, err := dst.Stat(ctx, key); err != nil {
-		f, err := r.openBlob(ctx, b)
+		f, err := r.openAnywhere(ctx, b) // not a client's read: the policy must not see it
 		if err != nil {
 			return fmt.Errorf("tiering: read %s: %w", sha256, err)
 		}
