@@ -65,6 +65,9 @@ func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request) error {
 		w.WriteHeader(http.StatusOK)
 		return nil
 	}
+	if err := checkRange(w, req, b.Size); err != nil {
+		return err
+	}
 	if r.opts.RedirectPulls > 0 && req.Method == http.MethodGet {
 		if u, ok, err := r.store(b.Tier).RedirectURL(req.Context(), digest.Digest(b.SHA256), r.opts.RedirectPulls); err == nil && ok {
 			h.Set("Location", u)

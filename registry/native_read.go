@@ -175,6 +175,9 @@ func (r *Registry) getNativeBlob(w http.ResponseWriter, req *http.Request) error
 // is its SHA-256 digest and Repr-Digest (RFC 9530) carries both digests of
 // the whole representation, also on partial responses.
 func (r *Registry) serveFile(w http.ResponseWriter, req *http.Request, b eventlog.Blob, mediaType, filename string) error {
+	if err := checkRange(w, req, b.Size); err != nil {
+		return err
+	}
 	f, err := r.openBlob(req.Context(), b)
 	if err != nil {
 		return fmt.Errorf("blob %s recorded but unreadable: %w", b.SHA256, err)
