@@ -16,6 +16,7 @@ type Blob struct {
 	BLAKE3 string
 	Size   int64
 	Tier   string
+	SHA512 string // set by Blobs only, when a client addressed the blob by sha512
 }
 
 // Manifest is a row of the manifests view.
@@ -65,14 +66,16 @@ func (l *Log) LinkedBlob(ctx context.Context, repo, digest string) (Blob, error)
 
 // Blobs calls fn for every committed blob, in storage-key order.
 func (l *Log) Blobs(ctx context.Context, fn func(Blob) error) error {
-	rows, err := l.db.QueryContext(ctx, `SELECT sha256, blake3, size, tier FROM blobs ORDER BY sha256`)
+	rows, err := l.db.QueryContext(ctx, `SELECT b.sha256, b.blake3, b.size, b.tier, COALESCE(MAX(d.digest), '')
+		FROM blobs b LEFT JOIN blob_digests d ON d.sha256 = b.sha256 AND d.digest LIKE 'sha512:%'
+		GROUP BY b.sha256, b.blake3, b.size, b.tier ORDER BY b.sha256`)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var b Blob
-		if err := rows.Scan(&b.SHA256, &b.BLAKE3, &b.Size, &b.Tier); err != nil {
+		if err := rows.Scan(&b.SHA256, &b.BLAKE3, &b.Size, &b.Tier, &b.SHA512); err != nil {
 			return err
 		}
 		if err := fn(b); err != nil {

@@ -64,6 +64,9 @@ func (r *Registry) putVersion(w http.ResponseWriter, req *http.Request) error {
 		if dec.More() {
 			return errorf(CodeManifestInvalid, "trailing data after the manifest's JSON object")
 		}
+		if err := exactKeys(body); err != nil {
+			return errorf(CodeManifestInvalid, "%v", err)
+		}
 		if n.Repository == "" {
 			n.Repository = repo
 		}
@@ -131,6 +134,44 @@ func (r *Registry) putFile(w http.ResponseWriter, req *http.Request) error {
 		return errorf(CodeManifestInvalid, "%v", err)
 	}
 	return r.publish(w, req, n, false, link)
+}
+
+// exactKeys refuses JSON keys that encoding/json would have matched to a
+// field ignoring case ("Files" for "files"): the CBOR form is strict, and
+// the JSON form must not accept what CBOR refuses.
+func exactKeys(body []byte) error {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		return err
+	}
+	check := func(where string, m map[string]json.RawMessage, allowed ...string) error {
+		for k := range m {
+			ok := false
+			for _, a := range allowed {
+				ok = ok || k == a
+			}
+			if !ok {
+				return fmt.Errorf("%s: unknown key %q (keys are case-sensitive: %s)", where, k, strings.Join(allowed, ", "))
+			}
+		}
+		return nil
+	}
+	if err := check("manifest", top, "manifestVersion", "repository", "version", "artifactType", "files", "annotations", "created", "subject"); err != nil {
+		return err
+	}
+	var files []map[string]json.RawMessage
+	if raw, ok := top["files"]; ok && json.Unmarshal(raw, &files) == nil {
+		for i, f := range files {
+			if err := check(fmt.Sprintf("files[%d]", i), f, "path", "size", "mediaType", "sha256", "blake3"); err != nil {
+				return err
+			}
+		}
+	}
+	var subject map[string]json.RawMessage
+	if raw, ok := top["subject"]; ok && json.Unmarshal(raw, &subject) == nil {
+		return check("subject", subject, "mediaType", "digest", "size")
+	}
+	return nil
 }
 
 // fileMediaType is the Content-Type a client sent, or, since curl -T sends

@@ -187,6 +187,7 @@ func testPublishBadInput(t *testing.T, b backend) {
 			n.Files[0].SHA256, n.Files[0].BLAKE3 = sha256Of([]byte("x")), blake3Of([]byte("x"))
 		}), 400, "MANIFEST_BLOB_UNKNOWN"},
 		{"unknown field", "application/json", []byte(`{"manifestVersion":1,"files":[],"bogus":1}`), 400, "MANIFEST_INVALID"},
+		{"key in the wrong case", "application/json", bytes.Replace(mk(func(*manifests.Native) {}), []byte(`"files"`), []byte(`"Files"`), 1), 400, "MANIFEST_INVALID"},
 		{"other repository", "application/json", mk(func(n *manifests.Native) { n.Repository = "elsewhere" }), 400, "MANIFEST_INVALID"},
 		{"bad created", "application/json", mk(func(n *manifests.Native) { n.Created = "yesterday" }), 400, "MANIFEST_INVALID"},
 		{"wrong content type", "text/plain", mk(func(*manifests.Native) {}), 415, "MANIFEST_INVALID"},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/artifact-store/artifact-store/blobstore"
 	"github.com/artifact-store/artifact-store/digest"
@@ -52,6 +53,13 @@ func Verify(ctx context.Context, log *eventlog.Log, store, cold *blobstore.Store
 			rep.Problems = append(rep.Problems, fmt.Sprintf("blob %s: BLAKE3 is %s, recorded %s", b.SHA256, got.BLAKE3, b.BLAKE3))
 		case got.Size != b.Size:
 			rep.Problems = append(rep.Problems, fmt.Sprintf("blob %s: size is %d, recorded %d", b.SHA256, got.Size, b.Size))
+		case b.SHA512 != "":
+			// Recorded for a client that addressed it by sha512: check that too.
+			if d, err := sha512Of(ctx, in, b.SHA256); err != nil {
+				return err
+			} else if d != b.SHA512 {
+				rep.Problems = append(rep.Problems, fmt.Sprintf("blob %s: sha512 is %s, recorded %s", b.SHA256, d, b.SHA512))
+			}
 		}
 		return nil
 	})
@@ -82,4 +90,17 @@ func brokenEvent(ctx context.Context, log *eventlog.Log, seq int64) string {
 	}
 	e := p.Events[0]
 	return fmt.Sprintf(" (%s %s %s)", e.Type, e.Repo, payloadJSON(e.Payload))
+}
+
+func sha512Of(ctx context.Context, s *blobstore.Store, key string) (string, error) {
+	f, err := s.Open(ctx, digest.Digest(key))
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := digest.SHA512.New()
+	if _, err := io.CopyBuffer(h, struct{ io.Reader }{f}, make([]byte, 1<<20)); err != nil {
+		return "", err
+	}
+	return digest.NewDigest(digest.SHA512, h.Sum(nil)).String(), nil
 }
