@@ -70,6 +70,9 @@ func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request) error {
 	}
 	if r.opts.RedirectPulls > 0 && req.Method == http.MethodGet {
 		if u, ok, err := r.store(b.Tier).RedirectURL(req.Context(), digest.Digest(b.SHA256), r.opts.RedirectPulls); err == nil && ok {
+			if r.opts.Cold != nil {
+				r.noteRead(b)
+			}
 			h.Set("Location", u)
 			w.WriteHeader(http.StatusTemporaryRedirect)
 			return nil
@@ -80,7 +83,7 @@ func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request) error {
 	if errors.Is(err, blobstore.ErrNotFound) {
 		// The log says the bytes exist but the store lost them: that is
 		// damage for verify to report, not a client error.
-		return fmt.Errorf("blob %s recorded but missing from the store: %w", b.SHA256, err)
+		return fmt.Errorf("blob %s recorded but missing from the store: %v", b.SHA256, err)
 	}
 	if err != nil {
 		return err

@@ -100,8 +100,8 @@ func classify(err error) *Error {
 	case errors.As(err, &re):
 		return re
 	case errors.Is(err, blobstore.ErrUnavailable):
-		e := errorf(CodeUnavailable, "blob storage is unavailable; retry later (%v)", err)
-		return e
+		// The details (endpoint, bucket, key) go to the log, not the client.
+		return errorf(CodeUnavailable, "blob storage is unavailable; retry later")
 	case errors.Is(err, digest.ErrUnsupported):
 		return errorf(CodeUnsupported, "%v", err).withStatus(http.StatusBadRequest)
 	case errors.Is(err, digest.ErrInvalid), errors.Is(err, blobstore.ErrDigestMismatch):
@@ -120,6 +120,9 @@ func classify(err error) *Error {
 // not registry errors are logged and answered 500 without detail.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	re := classify(err)
+	if errors.Is(err, blobstore.ErrUnavailable) {
+		log.WarnContext(r.Context(), "blob storage unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
 	if re == nil {
 		log.ErrorContext(r.Context(), "internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 		re = errorf(CodeUnknown, "internal error; the server log has the details")

@@ -131,13 +131,14 @@ func (r *Registry) MoveBlob(ctx context.Context, sha256, tier string) error {
 		return err
 	}
 	defer unlock()
-	b, err := r.log.Blob(ctx, sha256)
+	b, err := r.log.Blob(ctx, sha256) // any digest of the blob
 	if err != nil {
 		return err
 	}
 	if b.Tier == tier {
 		return nil
 	}
+	sha256 = b.SHA256
 	key := digest.Digest(b.SHA256)
 	dst := r.store(tier)
 	if _, err := dst.Stat(ctx, key); err != nil {
@@ -182,24 +183,51 @@ func (r *Registry) SweepMoved(ctx context.Context, now time.Time) (int, error) {
 	}
 	n := 0
 	for _, c := range moved {
-		other := r.blobs
-		if c.Tier == eventlog.TierHot {
-			other = r.opts.Cold
-		}
-		key := digest.Digest(c.SHA256)
-		if _, err := other.Stat(ctx, key); err != nil {
-			continue // already gone
-		}
-		// The recorded tier must hold the bytes before the other copy goes.
-		if _, err := r.store(c.Tier).Stat(ctx, key); err != nil {
-			continue
-		}
-		if err := other.Delete(ctx, key); err != nil {
+		removed, err := r.sweepOne(ctx, c.SHA256)
+		if err != nil {
 			return n, err
 		}
-		n++
+		if removed {
+			n++
+		}
+	}
+	// Staging a crashed copy left in the cold store.
+	if ups, err := r.opts.Cold.ListUploads(ctx); err == nil {
+		for _, u := range ups {
+			if u.ModTime.Before(now.Add(-time.Hour)) {
+				r.opts.Cold.AbortUpload(ctx, u.ID)
+			}
+		}
 	}
 	return n, nil
+}
+
+// sweepOne removes the copy of a moved blob in the tier it left, under the
+// same locks as moves, and only while the recorded tier holds the bytes.
+func (r *Registry) sweepOne(ctx context.Context, sha256 string) (bool, error) {
+	r.tiers.moveMu.Lock()
+	defer r.tiers.moveMu.Unlock()
+	unlock, err := r.log.LockBlob(ctx, sha256)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	b, err := r.log.Blob(ctx, sha256) // the tier now, not when listed
+	if err != nil {
+		return false, err
+	}
+	other := r.blobs
+	if b.Tier == eventlog.TierHot {
+		other = r.opts.Cold
+	}
+	key := digest.Digest(b.SHA256)
+	if _, err := other.Stat(ctx, key); err != nil {
+		return false, nil // already gone
+	}
+	if _, err := r.store(b.Tier).Stat(ctx, key); err != nil {
+		return false, nil // keep the only copy
+	}
+	return true, other.Delete(ctx, key)
 }
 
 // TierPass applies the policy once: hot blobs it selects go cold, and

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/artifact-store/artifact-store/registry"
@@ -21,10 +22,13 @@ func serve(ctx context.Context, args []string) error {
 	ttl := fs.Duration("upload-ttl", envDuration("ARTIFACTSTORE_UPLOAD_TTL", 24*time.Hour), "cancel upload sessions idle this long (env ARTIFACTSTORE_UPLOAD_TTL)")
 	sparse := fs.Bool("allow-sparse-manifests", envBool("ARTIFACTSTORE_ALLOW_SPARSE_MANIFESTS"), "accept manifests whose layers or child manifests are not in the repository (env ARTIFACTSTORE_ALLOW_SPARSE_MANIFESTS)")
 	redirect := fs.Duration("redirect-pulls", envDuration("ARTIFACTSTORE_REDIRECT_PULLS", 0), "answer blob GETs with a redirect to a presigned URL valid this long, when blobs are in S3 (env ARTIFACTSTORE_REDIRECT_PULLS)")
-	policy := tierFlags(fs)
+	policy, checkPolicy := tierFlags(fs)
 	tierEvery := fs.Duration("tier-interval", envDuration("ARTIFACTSTORE_TIER_INTERVAL", time.Hour), "how often the tiering policy runs, with --cold-storage (env ARTIFACTSTORE_TIER_INTERVAL)")
 	logJSON := fs.Bool("log-json", envBool("ARTIFACTSTORE_LOG_JSON"), "log JSON instead of text (env ARTIFACTSTORE_LOG_JSON)")
 	fs.Parse(args)
+	if err := checkPolicy(); err != nil {
+		return err
+	}
 
 	var logger *slog.Logger
 	if *logJSON {
@@ -57,9 +61,12 @@ func serve(ctx context.Context, args []string) error {
 	srv.RegisterOnShutdown(reg.StopStreams)
 	janitorCtx, stopJanitor := context.WithCancel(context.Background())
 	defer stopJanitor()
-	go reg.RunJanitor(janitorCtx, min(*ttl/2, time.Minute))
+	var background sync.WaitGroup
+	background.Add(1)
+	go func() { defer background.Done(); reg.RunJanitor(janitorCtx, min(*ttl/2, time.Minute)) }()
 	if st.cold != nil {
-		go reg.RunTiering(janitorCtx, *tierEvery)
+		background.Add(1)
+		go func() { defer background.Done(); reg.RunTiering(janitorCtx, *tierEvery) }()
 	}
 
 	errc := make(chan error, 1)
@@ -75,6 +82,7 @@ func serve(ctx context.Context, args []string) error {
 	defer cancel()
 	err = srv.Shutdown(shutdownCtx)
 	stopJanitor()
+	background.Wait() // the tiering loop records the last reads before the log closes
 	if errors.Is(err, context.DeadlineExceeded) {
 		logger.Warn("in-flight requests did not finish in time; closing")
 		srv.Close()

@@ -25,8 +25,10 @@ func storageFlags(fs *flag.FlagSet, c *storeConfig) {
 	fs.StringVar(&c.coldStorage, "cold-storage", env("ARTIFACTSTORE_COLD_STORAGE", ""), "s3://BUCKET/PREFIX of the cold tier, which enables retrieval tiering (env ARTIFACTSTORE_COLD_STORAGE)")
 	fs.StringVar(&c.s3.endpoint, "s3-endpoint", env("ARTIFACTSTORE_S3_ENDPOINT", env("AWS_ENDPOINT_URL_S3", env("AWS_ENDPOINT_URL", "https://s3.amazonaws.com"))), "S3 endpoint URL, http:// or https:// (env ARTIFACTSTORE_S3_ENDPOINT, AWS_ENDPOINT_URL_S3)")
 	fs.StringVar(&c.s3.region, "s3-region", env("ARTIFACTSTORE_S3_REGION", env("AWS_REGION", env("AWS_DEFAULT_REGION", "us-east-1"))), "S3 region (env ARTIFACTSTORE_S3_REGION, AWS_REGION)")
-	fs.StringVar(&c.s3.accessKey, "s3-access-key", env("ARTIFACTSTORE_S3_ACCESS_KEY", env("AWS_ACCESS_KEY_ID", "")), "S3 access key (env ARTIFACTSTORE_S3_ACCESS_KEY, AWS_ACCESS_KEY_ID)")
-	fs.StringVar(&c.s3.secretKey, "s3-secret-key", env("ARTIFACTSTORE_S3_SECRET_KEY", env("AWS_SECRET_ACCESS_KEY", "")), "S3 secret key (env ARTIFACTSTORE_S3_SECRET_KEY, AWS_SECRET_ACCESS_KEY)")
+	// Credentials default from the environment after parsing, so that -h
+	// never prints them.
+	fs.StringVar(&c.s3.accessKey, "s3-access-key", "", "S3 access key (env ARTIFACTSTORE_S3_ACCESS_KEY, AWS_ACCESS_KEY_ID)")
+	fs.StringVar(&c.s3.secretKey, "s3-secret-key", "", "S3 secret key (env ARTIFACTSTORE_S3_SECRET_KEY, AWS_SECRET_ACCESS_KEY)")
 	fs.BoolVar(&c.s3.pathStyle, "s3-path-style", envBool("ARTIFACTSTORE_S3_PATH_STYLE"), "path-style requests (MinIO, Ceph, gateways) instead of virtual-host style (env ARTIFACTSTORE_S3_PATH_STYLE)")
 }
 
@@ -51,6 +53,12 @@ func openCold(ctx context.Context, c *storeConfig) (*blobstore.Store, error) {
 }
 
 func openS3(ctx context.Context, c *storeConfig, flagName, storage string) (blobstore.Backend, error) {
+	if c.s3.accessKey == "" {
+		c.s3.accessKey = env("ARTIFACTSTORE_S3_ACCESS_KEY", env("AWS_ACCESS_KEY_ID", ""))
+	}
+	if c.s3.secretKey == "" {
+		c.s3.secretKey = env("ARTIFACTSTORE_S3_SECRET_KEY", env("AWS_SECRET_ACCESS_KEY", ""))
+	}
 	u, err := url.Parse(storage)
 	if err != nil || u.Scheme != "s3" || u.Host == "" {
 		return nil, fmt.Errorf("%s %q: want s3://BUCKET/PREFIX", flagName, storage)

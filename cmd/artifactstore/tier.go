@@ -12,20 +12,24 @@ import (
 	"github.com/artifact-store/artifact-store/registry"
 )
 
-// tierFlags registers the tiering policy's flags.
-func tierFlags(fs *flag.FlagSet) *registry.TierPolicy {
-	p := &registry.TierPolicy{}
+// tierFlags registers the tiering policy's flags. check reports a bad
+// value from the environment, after parsing.
+func tierFlags(fs *flag.FlagSet) (p *registry.TierPolicy, check func() error) {
+	p = &registry.TierPolicy{}
+	var envErr error
 	fs.DurationVar(&p.UnreadFor, "tier-unread-for", envDuration("ARTIFACTSTORE_TIER_UNREAD_FOR", 0), "move blobs not read for this long to the cold tier, e.g. 720h (env ARTIFACTSTORE_TIER_UNREAD_FOR)")
 	fs.Func("tier-larger-than", "move blobs larger than this to the cold tier, e.g. 1GiB (env ARTIFACTSTORE_TIER_LARGER_THAN)", func(s string) (err error) {
 		p.LargerThan, err = parseSize(s)
 		return err
 	})
 	if v := env("ARTIFACTSTORE_TIER_LARGER_THAN", ""); v != "" {
-		p.LargerThan, _ = parseSize(v)
+		if p.LargerThan, envErr = parseSize(v); envErr != nil {
+			envErr = fmt.Errorf("ARTIFACTSTORE_TIER_LARGER_THAN: %w", envErr)
+		}
 	}
 	fs.BoolVar(&p.Promote, "promote-on-read", envBool("ARTIFACTSTORE_PROMOTE_ON_READ"), "move a cold blob back to the hot tier when it is read (env ARTIFACTSTORE_PROMOTE_ON_READ)")
 	fs.DurationVar(&p.Grace, "tier-grace", envDuration("ARTIFACTSTORE_TIER_GRACE", time.Minute), "keep a moved blob's old copy this long, for reads already under way (env ARTIFACTSTORE_TIER_GRACE)")
-	return p
+	return p, func() error { return envErr }
 }
 
 // parseSize reads a byte count: 1048576, 512KiB, 10MiB, 1GiB, 2TiB.
@@ -54,10 +58,13 @@ func parseSize(s string) (int64, error) {
 func tier(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("tier", flag.ExitOnError)
 	sc := storeFlags(fs)
-	policy := tierFlags(fs)
-	blob := fs.String("blob", "", "move only this blob (sha256:…) …")
+	policy, checkPolicy := tierFlags(fs)
+	blob := fs.String("blob", "", "move only this blob (any of its digests) …")
 	to := fs.String("to", "cold", "… to this tier: hot or cold")
 	fs.Parse(args)
+	if err := checkPolicy(); err != nil {
+		return err
+	}
 	st, err := openStore(ctx, sc, exclusive)
 	if err != nil {
 		return err
