@@ -53,6 +53,11 @@ func writeJSON(w http.ResponseWriter, contentType string, v any) error {
 // Spec: (extension) #listing-repositories in the Docker registry API; the
 // OCI spec reserves /v2/_catalog.
 func (r *Registry) catalog(w http.ResponseWriter, req *http.Request) error {
+	return r.repositoryPage(w, req, "/v2/_catalog")
+}
+
+// repositoryPage answers one page of repository names (n, last).
+func (r *Registry) repositoryPage(w http.ResponseWriter, req *http.Request, path string) error {
 	n, last, err := page(req)
 	if err != nil {
 		return err
@@ -63,7 +68,7 @@ func (r *Registry) catalog(w http.ResponseWriter, req *http.Request) error {
 			return err
 		}
 	}
-	return writeList(w, "/v2/_catalog", n, repos, map[string]any{}, "repositories")
+	return writeList(w, path, n, repos, map[string]any{}, "repositories")
 }
 
 // tagsList lists a repository's tags in byte order.

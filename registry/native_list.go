@@ -113,15 +113,5 @@ func (r *Registry) searchVersions(w http.ResponseWriter, req *http.Request) erro
 
 // listRepositories lists repositories in byte order, like /v2/_catalog.
 func (r *Registry) listRepositories(w http.ResponseWriter, req *http.Request) error {
-	n, last, err := page(req)
-	if err != nil {
-		return err
-	}
-	repos := []string{}
-	if n > 0 {
-		if repos, err = r.log.Repositories(req.Context(), last, n+1); err != nil {
-			return err
-		}
-	}
-	return writeList(w, "/api/v1/repositories", n, repos, map[string]any{}, "repositories")
+	return r.repositoryPage(w, req, "/api/v1/repositories")
 }

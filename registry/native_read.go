@@ -52,6 +52,16 @@ func (r *Registry) nativeManifest(ctx context.Context, v eventlog.Version) (*man
 	}), nil
 }
 
+// versionManifest looks up a version and its native manifest.
+func (r *Registry) versionManifest(ctx context.Context, repo, version string) (eventlog.Version, *manifests.Native, error) {
+	v, err := r.version(ctx, repo, version)
+	if err != nil {
+		return v, nil, err
+	}
+	n, err := r.nativeManifest(ctx, v)
+	return v, n, err
+}
+
 // readBlob reads a small stored blob (a manifest) whole.
 func (r *Registry) readBlob(ctx context.Context, key string) ([]byte, error) {
 	f, err := r.openKey(ctx, key)
@@ -67,11 +77,7 @@ func (r *Registry) readBlob(ctx context.Context, key string) ([]byte, error) {
 // SHA-256 is the ETag.
 func (r *Registry) getVersion(w http.ResponseWriter, req *http.Request) error {
 	ctx, repo := req.Context(), mux.Vars(req)["name"]
-	v, err := r.version(ctx, repo, mux.Vars(req)["version"])
-	if err != nil {
-		return err
-	}
-	n, err := r.nativeManifest(ctx, v)
+	v, n, err := r.versionManifest(ctx, repo, mux.Vars(req)["version"])
 	if err != nil {
 		return err
 	}
@@ -118,11 +124,7 @@ func encodeView(v eventlog.Version, n *manifests.Native) ([]byte, error) {
 // listFiles lists a version's files.
 func (r *Registry) listFiles(w http.ResponseWriter, req *http.Request) error {
 	ctx, repo := req.Context(), mux.Vars(req)["name"]
-	v, err := r.version(ctx, repo, mux.Vars(req)["version"])
-	if err != nil {
-		return err
-	}
-	n, err := r.nativeManifest(ctx, v)
+	v, n, err := r.versionManifest(ctx, repo, mux.Vars(req)["version"])
 	if err != nil {
 		return err
 	}
@@ -136,11 +138,7 @@ func (r *Registry) listFiles(w http.ResponseWriter, req *http.Request) error {
 // getFile serves one file of a version by its path.
 func (r *Registry) getFile(w http.ResponseWriter, req *http.Request) error {
 	ctx, repo, p := req.Context(), mux.Vars(req)["name"], mux.Vars(req)["path"]
-	v, err := r.version(ctx, repo, mux.Vars(req)["version"])
-	if err != nil {
-		return err
-	}
-	n, err := r.nativeManifest(ctx, v)
+	v, n, err := r.versionManifest(ctx, repo, mux.Vars(req)["version"])
 	if err != nil {
 		return err
 	}

@@ -108,6 +108,15 @@ func (r *Registry) session(ctx context.Context, repo, id string) (eventlog.Uploa
 	return u, err
 }
 
+// lockedSession checks that id is an open session of repo and takes its
+// cross-replica lock.
+func (r *Registry) lockedSession(ctx context.Context, repo, id string) (unlock func(), err error) {
+	if _, err := r.session(ctx, repo, id); err != nil {
+		return nil, err
+	}
+	return r.log.LockUpload(ctx, id)
+}
+
 // uploadStatus reports how many bytes an upload holds, so a client can
 // resume after an interruption (including a server restart).
 // Spec: #getting-the-status-of-an-upload
@@ -130,10 +139,7 @@ func (r *Registry) uploadStatus(w http.ResponseWriter, req *http.Request) error 
 // Spec: #pushing-a-blob-in-chunks
 func (r *Registry) patchUpload(w http.ResponseWriter, req *http.Request) error {
 	ctx, repo, id := req.Context(), mux.Vars(req)["name"], mux.Vars(req)["uuid"]
-	if _, err := r.session(ctx, repo, id); err != nil {
-		return err
-	}
-	unlock, err := r.log.LockUpload(ctx, id)
+	unlock, err := r.lockedSession(ctx, repo, id)
 	if err != nil {
 		return err
 	}
@@ -186,10 +192,7 @@ func (r *Registry) appendChunk(req *http.Request, repo, id string) (int64, error
 // Spec: #pushing-a-blob-in-chunks (closing the upload)
 func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request) error {
 	ctx, repo, id := req.Context(), mux.Vars(req)["name"], mux.Vars(req)["uuid"]
-	if _, err := r.session(ctx, repo, id); err != nil {
-		return err
-	}
-	unlock, err := r.log.LockUpload(ctx, id)
+	unlock, err := r.lockedSession(ctx, repo, id)
 	if err != nil {
 		return err
 	}
@@ -232,10 +235,7 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request) error 
 // Spec: #canceling-an-upload
 func (r *Registry) cancelUpload(w http.ResponseWriter, req *http.Request) error {
 	ctx, repo, id := req.Context(), mux.Vars(req)["name"], mux.Vars(req)["uuid"]
-	if _, err := r.session(ctx, repo, id); err != nil {
-		return err
-	}
-	unlock, err := r.log.LockUpload(ctx, id)
+	unlock, err := r.lockedSession(ctx, repo, id)
 	if err != nil {
 		return err
 	}
