@@ -37,17 +37,23 @@ func (r *Registry) linkedBlob(ctx context.Context, repo string, d digest.Digest)
 	return b, err
 }
 
+// routeBlob resolves the route's repository and digest to a blob the
+// repository may serve.
+func (r *Registry) routeBlob(req *http.Request) (repo string, d digest.Digest, b eventlog.Blob, err error) {
+	repo = mux.Vars(req)["name"]
+	if d, err = parseDigest(mux.Vars(req)["digest"]); err != nil {
+		return repo, d, b, err
+	}
+	b, err = r.linkedBlob(req.Context(), repo, d)
+	return repo, d, b, err
+}
+
 // getBlob serves a blob, with Range and conditional requests. A blob is
 // addressed by any of its digests; Docker-Content-Digest echoes the one
 // asked for.
 // Spec: #pulling-blobs
 func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request) error {
-	repo := mux.Vars(req)["name"]
-	d, err := parseDigest(mux.Vars(req)["digest"])
-	if err != nil {
-		return err
-	}
-	b, err := r.linkedBlob(req.Context(), repo, d)
+	_, d, b, err := r.routeBlob(req)
 	if err != nil {
 		return err
 	}
@@ -114,12 +120,7 @@ const smallBlob = 64 << 10
 // finds no repository that links them.
 // Spec: #deleting-blobs
 func (r *Registry) deleteBlob(w http.ResponseWriter, req *http.Request) error {
-	repo := mux.Vars(req)["name"]
-	d, err := parseDigest(mux.Vars(req)["digest"])
-	if err != nil {
-		return err
-	}
-	b, err := r.linkedBlob(req.Context(), repo, d)
+	repo, _, b, err := r.routeBlob(req)
 	if err != nil {
 		return err
 	}

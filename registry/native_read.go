@@ -157,12 +157,7 @@ func (r *Registry) getFile(w http.ResponseWriter, req *http.Request) error {
 // getNativeBlob serves any blob of a repository by its sha256, sha512 or
 // blake3 digest.
 func (r *Registry) getNativeBlob(w http.ResponseWriter, req *http.Request) error {
-	repo := mux.Vars(req)["name"]
-	d, err := parseDigest(mux.Vars(req)["digest"])
-	if err != nil {
-		return err
-	}
-	b, err := r.linkedBlob(req.Context(), repo, d)
+	_, _, b, err := r.routeBlob(req)
 	if err != nil {
 		return err
 	}
