@@ -36,7 +36,9 @@ fuzz:
 	$(GO) test ./manifests -run '^$$' -fuzz '^FuzzCanonicalJSON$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./registry -run '^$$' -fuzz '^FuzzReference$$' -fuzztime $(FUZZTIME)
 
-## conformance: the OCI distribution-spec conformance suite, twice
+## conformance: the OCI distribution-spec conformance suite, six times: spec
+## 1.1 and dev+sparse, each on one server, on two PostgreSQL replicas behind
+## a proxy (when ARTIFACTSTORE_TEST_POSTGRES is set) and with blobs in S3
 conformance: build
 	TOOLS=$(TOOLS) conformance/oci.sh $(BIN)
 

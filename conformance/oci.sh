@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# Runs the official OCI distribution-spec conformance suite against a fresh
-# artifactstore server, twice: spec 1.1 defaults, then OCI_VERSION=dev with
-# sparse manifests. Fails unless every test passes and none is skipped.
+# Runs the official OCI distribution-spec conformance suite in six
+# configurations: spec 1.1 defaults, and OCI_VERSION=dev with sparse
+# manifests, each against one fresh server (SQLite log, blobs on the
+# filesystem), through a round-robin proxy to two replicas on one fresh
+# PostgreSQL schema (only with ARTIFACTSTORE_TEST_POSTGRES set; skipped
+# loudly otherwise), and against one server whose blobs are in S3 (a
+# Versity gateway on loopback). Fails unless every test passes and none is
+# skipped.
 #
 #   conformance/oci.sh [path/to/artifactstore]
 #
-# The conformance tool is built from the Go module proxy, pinned.
+# The conformance tool, rrproxy and versitygw are built with Go (the first
+# and last from the Go module proxy, pinned) into $TOOLS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-bin/artifactstore}

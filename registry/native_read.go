@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/artifact-store/artifact-store/blobstore"
 	"github.com/artifact-store/artifact-store/digest"
 	"github.com/artifact-store/artifact-store/eventlog"
 	"github.com/artifact-store/artifact-store/manifests"
@@ -173,6 +174,9 @@ func (r *Registry) serveFile(w http.ResponseWriter, req *http.Request, b eventlo
 	}
 	f, err := r.openBlob(req.Context(), b)
 	if err != nil {
+		if errors.Is(err, blobstore.ErrNotFound) {
+			return fmt.Errorf("blob %s recorded but missing from the store: %v", b.SHA256, err)
+		}
 		return fmt.Errorf("blob %s recorded but unreadable: %w", b.SHA256, err)
 	}
 	defer f.Close()

@@ -122,6 +122,12 @@ func (r *Registry) MoveBlob(ctx context.Context, sha256, tier string) error {
 	if tier != eventlog.TierHot && tier != eventlog.TierCold {
 		return fmt.Errorf("tiering: unknown tier %q", tier)
 	}
+	// Lock under the sha256 key, whichever digest was given.
+	first, err := r.log.Blob(ctx, sha256)
+	if err != nil {
+		return err
+	}
+	sha256 = first.SHA256
 	// One mover per blob, in this process and across replicas (each runs
 	// the policy), so a blob is copied and recorded once.
 	r.tiers.moveMu.Lock()
@@ -131,14 +137,13 @@ func (r *Registry) MoveBlob(ctx context.Context, sha256, tier string) error {
 		return err
 	}
 	defer unlock()
-	b, err := r.log.Blob(ctx, sha256) // any digest of the blob
+	b, err := r.log.Blob(ctx, sha256) // again, under the locks
 	if err != nil {
 		return err
 	}
 	if b.Tier == tier {
 		return nil
 	}
-	sha256 = b.SHA256
 	key := digest.Digest(b.SHA256)
 	dst := r.store(tier)
 	if _, err := dst.Stat(ctx, key); err != nil {
