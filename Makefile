@@ -18,7 +18,9 @@ run: build
 	$(BIN) serve --addr $(ADDR) --data $(DATA)
 
 ## test: the README's test command: unit and HTTP tests, on SQLite and, when
-## ARTIFACTSTORE_TEST_POSTGRES names a server, on PostgreSQL too
+## ARTIFACTSTORE_TEST_POSTGRES names a server, on PostgreSQL too; the S3
+## tests run when versitygw is found (ARTIFACTSTORE_TEST_VERSITYGW, PATH or
+## tools/, which `make tools` fills)
 test:
 	@test -n "$$ARTIFACTSTORE_TEST_POSTGRES" || echo "*** ARTIFACTSTORE_TEST_POSTGRES is not set: the PostgreSQL tests will be SKIPPED ***"
 	$(GO) test ./...

@@ -30,17 +30,21 @@ run_suite() { # name, extra server flags, then env assignments for the tool
   local name=$1 flags=$2; shift 2
   local dir; dir=$(mktemp -d)
   start_server "$dir" $flags
-  local results="$PWD/results/conformance-$name"
-  rm -rf "$results"; mkdir -p "$results"
   echo "== OCI conformance ($name) against $ADDR"
-  set +e
-  (cd "$dir" && env OCI_REGISTRY="$ADDR" OCI_TLS=disabled OCI_RESULTS_DIR="$results" \
-     OCI_REPO1=conformance/repo1 OCI_REPO2=conformance/repo2 OCI_LOG=error "$@" "$TOOLS/conformance") > "$results/stdout.txt" 2>&1
-  local rc=$?
-  set -e
+  local results="$PWD/results/conformance-$name" rc
+  run_tool "$dir" "$results" "$@" && rc=0 || rc=$?
   stop_server
   rm -rf "$dir"
   check_results "$name" "$results" "$rc" "$MAX_DISABLED"
+}
+
+# run_tool DIR RESULTS ENV...: runs the conformance tool against $ADDR from
+# DIR, its report in RESULTS; returns the tool's exit code.
+run_tool() {
+  local dir=$1 results=$2; shift 2
+  rm -rf "$results"; mkdir -p "$results"
+  (cd "$dir" && env OCI_REGISTRY="$ADDR" OCI_TLS=disabled OCI_RESULTS_DIR="$results" \
+     OCI_REPO1=conformance/repo1 OCI_REPO2=conformance/repo2 OCI_LOG=error "$@" "$TOOLS/conformance") > "$results/stdout.txt" 2>&1
 }
 
 check_results() {
@@ -84,14 +88,9 @@ run_replicas() {
   local proxy=$!
   ADDR=127.0.0.1:$port
   for _ in $(seq 50); do curl -fsS "http://$ADDR/v2/" > /dev/null 2>&1 && break; sleep 0.1; done
-  local results="$PWD/results/conformance-$name"
-  rm -rf "$results"; mkdir -p "$results"
   echo "== OCI conformance ($name) through a round-robin proxy to 2 replicas on PostgreSQL"
-  set +e
-  (cd "$dir" && env OCI_REGISTRY="$ADDR" OCI_TLS=disabled OCI_RESULTS_DIR="$results" \
-     OCI_REPO1=conformance/repo1 OCI_REPO2=conformance/repo2 OCI_LOG=error "$@" "$TOOLS/conformance") > "$results/stdout.txt" 2>&1
-  local rc=$?
-  set -e
+  local results="$PWD/results/conformance-$name" rc
+  run_tool "$dir" "$results" "$@" && rc=0 || rc=$?
   kill "$proxy" "${pids[@]}" 2>/dev/null || true
   wait "$proxy" "${pids[@]}" 2>/dev/null || true
   PGOPTIONS=--client-min-messages=warning psql -q "$ARTIFACTSTORE_TEST_POSTGRES" -c "DROP SCHEMA $schema CASCADE"
@@ -117,15 +116,10 @@ run_s3() {
   local name=$1 flags=$2; shift 2
   local dir; dir=$(mktemp -d)
   start_s3 "$dir"
-  local results="$PWD/results/conformance-$name"
-  rm -rf "$results"; mkdir -p "$results"
   start_server "$dir" $S3_FLAGS $flags
   echo "== OCI conformance ($name) against $ADDR, blobs in S3 (versitygw) $flags"
-  set +e
-  (cd "$dir" && env OCI_REGISTRY="$ADDR" OCI_TLS=disabled OCI_RESULTS_DIR="$results" \
-     OCI_REPO1=conformance/repo1 OCI_REPO2=conformance/repo2 OCI_LOG=error "$@" "$TOOLS/conformance") > "$results/stdout.txt" 2>&1
-  local rc=$?
-  set -e
+  local results="$PWD/results/conformance-$name" rc
+  run_tool "$dir" "$results" "$@" && rc=0 || rc=$?
   stop_server
   kill "$S3_PID" 2>/dev/null || true; wait "$S3_PID" 2>/dev/null || true
   rm -rf "$dir"
