@@ -22,6 +22,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
@@ -141,7 +142,7 @@ type (
 // (RFC 8949 core deterministic encoding: map keys are the payload
 // structs' json names). Seq, Time and hashes are assigned by Append.
 func New(t Type, repo string, p any) Event {
-	em, err := cbor.CoreDetEncOptions().EncMode()
+	em, err := payloadEncoder()
 	if err == nil {
 		var b []byte
 		if b, err = em.Marshal(p); err == nil {
@@ -151,6 +152,10 @@ func New(t Type, repo string, p any) Event {
 	// Payloads are the plain structs above; they always encode.
 	panic(fmt.Sprintf("eventlog: encode %s payload: %v", t, err))
 }
+
+// payloadEncoder builds the canonical encoder once. It is a cached
+// immutable value, not mutable state: the options never change.
+var payloadEncoder = sync.OnceValues(func() (cbor.EncMode, error) { return cbor.CoreDetEncOptions().EncMode() })
 
 // Decode unmarshals the event's payload into p. Payloads are canonical
 // CBOR; logs written before CBOR payloads hold JSON objects, which are
