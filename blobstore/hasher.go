@@ -100,13 +100,25 @@ type hashingReader struct {
 
 // Read fills p as far as the source allows before hashing, so that network
 // readers returning small pieces still reach the parallel hashing path.
+// Only a real io.EOF ends the stream: any other error, including a body cut
+// short (io.ErrUnexpectedEOF from net/http), is passed on, so a truncated
+// upload is never taken for a complete one.
 func (hr hashingReader) Read(p []byte) (int, error) {
 	hr.h.wait()
-	n, err := io.ReadFull(hr.r, p)
+	n := 0
+	var err error
+	for n < len(p) && err == nil {
+		var m int
+		m, err = hr.r.Read(p[n:])
+		n += m
+		if m == 0 && err == nil {
+			break // a reader may return 0, nil; do not spin on it
+		}
+	}
 	if n > 0 {
 		hr.h.start(p[:n])
 	}
-	if err == io.ErrUnexpectedEOF {
+	if err == io.EOF && n > 0 {
 		err = nil // the next Read reports io.EOF
 	}
 	return n, err

@@ -234,19 +234,18 @@ func (s *Store) commit(ctx context.Context, id string, ds Digests, expect digest
 	return ds, nil
 }
 
-// AbortUpload discards an upload's staged bytes.
+// AbortUpload discards an upload's staged bytes. It waits for an append
+// in progress in this process but, unlike appends and commits, needs no
+// hash state, so it never re-reads the staged bytes.
 func (s *Store) AbortUpload(ctx context.Context, id string) error {
-	st, _, err := s.lock(ctx, id)
-	if err != nil {
-		// Already gone, or unreadable: remove what may be left. The state
-		// (if any) is not ours to mark, since we do not hold its lock.
-		s.mu.Lock()
-		delete(s.states, id)
-		s.mu.Unlock()
-		return s.backend.AbortUpload(ctx, id)
+	s.mu.Lock()
+	st, ok := s.states[id]
+	s.mu.Unlock()
+	if ok {
+		st.mu.Lock()
+		defer st.mu.Unlock()
 	}
-	defer st.mu.Unlock()
-	err = s.backend.AbortUpload(ctx, id)
+	err := s.backend.AbortUpload(ctx, id)
 	s.forget(id)
 	return err
 }

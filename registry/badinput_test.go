@@ -2,8 +2,10 @@ package registry_test
 
 import (
 	"fmt"
+	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestBadInput sends the malformed requests a registry meets in the wild
@@ -168,4 +170,43 @@ func testNoServerErrorOnGarbage(t *testing.T, b backend) {
 			}
 		}
 	}
+}
+
+// TestTruncatedChunkBodies cuts a PATCH body short, chunked and with a
+// Content-Length, by closing the connection: the partial chunk is not
+// taken as complete, the server does not spin, and the session stays
+// usable at the size it had.
+func TestTruncatedChunkBodies(t *testing.T) {
+	s := newServer(t)
+	r := s.do("POST", "/v2/r/blobs/uploads/", nil)
+	loc := r.Header.Get("Location")
+	expect(t, s.do("PATCH", loc, []byte("0123456789")), 202)
+	host := strings.TrimPrefix(s.url, "http://")
+	for _, raw := range []string{
+		"PATCH " + loc + " HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n100\r\nonly-part-of-the-chunk",
+		"PATCH " + loc + " HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nonly a little",
+	} {
+		c, err := net.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write([]byte(raw))
+		time.Sleep(100 * time.Millisecond)
+		c.Close()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			st := s.do("GET", loc, nil)
+			if st.StatusCode == 204 && st.Header.Get("Range") == "0-9" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after a cut-off PATCH the upload reports %d %q, want 204 0-9", st.StatusCode, st.Header.Get("Range"))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	// A chunk whose length contradicts its Content-Range is refused before
+	// anything is written.
+	expect(t, s.do("PATCH", loc, []byte("abc"), "Content-Range: 10-19"), 400, "SIZE_INVALID")
+	expect(t, s.do("PUT", loc+"?digest="+sha256Of([]byte("0123456789")), nil), 201)
 }

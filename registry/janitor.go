@@ -80,6 +80,9 @@ func (r *Registry) expire(ctx context.Context, u eventlog.Upload, isSession bool
 
 // RunJanitor expires uploads every interval until ctx is done.
 func (r *Registry) RunJanitor(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		interval = time.Minute
+	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {

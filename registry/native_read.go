@@ -67,7 +67,7 @@ func (r *Registry) versionManifest(ctx context.Context, repo, version string) (e
 func (r *Registry) readBlob(ctx context.Context, key string) ([]byte, error) {
 	f, err := r.openKey(ctx, key)
 	if err != nil {
-		return nil, fmt.Errorf("blob %s recorded but unreadable: %w", key, err)
+		return nil, fmt.Errorf("blob %s recorded but unreadable: %v", key, err)
 	}
 	defer f.Close()
 	return io.ReadAll(io.LimitReader(f, manifests.MaxSize+1))

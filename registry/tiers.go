@@ -273,6 +273,9 @@ func (r *Registry) TierPass(ctx context.Context, now time.Time) (int, error) {
 
 // RunTiering applies the policy every interval until ctx is done.
 func (r *Registry) RunTiering(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		interval = time.Minute
+	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {

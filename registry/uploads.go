@@ -161,6 +161,7 @@ func (r *Registry) appendChunk(req *http.Request, repo, id string) (int64, error
 		return 0, uploadError(err)
 	}
 	body := io.Reader(req.Body)
+	want := int64(-1) // the size the upload must reach, when Content-Range says
 	if cr := req.Header.Get("Content-Range"); cr != "" {
 		start, end, ok := parseContentRange(cr)
 		if !ok {
@@ -174,8 +175,13 @@ func (r *Registry) appendChunk(req *http.Request, repo, id string) (int64, error
 			return 0, errorf(CodeSizeInvalid, "Content-Range covers %d bytes but Content-Length is %d", n, req.ContentLength)
 		}
 		body = io.LimitReader(req.Body, n)
+		want = end + 1
 	}
 	newSize, err := r.blobs.AppendUpload(ctx, id, size, body)
+	if err == nil && want >= 0 && newSize != want {
+		return 0, errorf(CodeSizeInvalid, "the chunk carried %d bytes but Content-Range announced %d; the upload now holds %d bytes: resume from there",
+			newSize-size, want-size, newSize)
+	}
 	if errors.Is(err, blobstore.ErrBadOffset) {
 		// Another request appended concurrently.
 		cur, _ := r.blobs.UploadSize(ctx, id)
@@ -197,11 +203,7 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request) error 
 		return err
 	}
 	defer unlock()
-	if req.Header.Get("Content-Range") != "" || req.ContentLength != 0 {
-		if _, err := r.appendChunk(req, repo, id); err != nil {
-			return err
-		}
-	}
+	// The digest first: a malformed one must not cost the last chunk.
 	ds := req.URL.Query().Get("digest")
 	if ds == "" {
 		return errorf(CodeDigestInvalid, "the digest query parameter is required to complete an upload")
@@ -209,6 +211,11 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request) error 
 	d, err := parseDigest(ds)
 	if err != nil {
 		return err
+	}
+	if req.Header.Get("Content-Range") != "" || req.ContentLength != 0 {
+		if _, err := r.appendChunk(req, repo, id); err != nil {
+			return err
+		}
 	}
 	got, err := r.blobs.CommitUpload(ctx, id, d)
 	if errors.Is(err, blobstore.ErrDigestMismatch) {
@@ -219,6 +226,9 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request) error 
 	if err != nil {
 		return uploadError(err)
 	}
+	// The bytes are committed: record them even if the client goes away
+	// now, or they would be an orphan and the session a dead end.
+	ctx = context.WithoutCancel(ctx)
 	evs, err := r.commitEvents(ctx, repo, got, d)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -28,6 +29,9 @@ func serve(ctx context.Context, args []string) error {
 	fs.Parse(args)
 	if err := checkPolicy(); err != nil {
 		return err
+	}
+	if *ttl <= 0 || *tierEvery <= 0 {
+		return fmt.Errorf("--upload-ttl and --tier-interval must be positive durations, e.g. 24h")
 	}
 
 	var logger *slog.Logger
