@@ -2,6 +2,7 @@ package eventlog
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"hash/fnv"
 )
@@ -24,11 +25,18 @@ func (l *Log) LockBlob(ctx context.Context, sha256 string) (unlock func(), err e
 	return l.lockKey(ctx, "blob:"+sha256)
 }
 
+// lockKey holds a connection for as long as the lock (a whole chunk upload,
+// say): it comes from the separate lock pool when the backend gave one
+// (UseLockPool), so that slow uploads never starve appends and queries.
 func (l *Log) lockKey(ctx context.Context, id string) (unlock func(), err error) {
 	if l.dialect.KeyLock == "" {
 		return func() {}, nil
 	}
-	conn, err := l.db.Conn(ctx)
+	db := l.db
+	if l.lockDB != nil {
+		db = l.lockDB
+	}
+	conn, err := db.Conn(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -45,3 +53,7 @@ func (l *Log) lockKey(ctx context.Context, id string) (unlock func(), err error)
 		conn.Close()
 	}, nil
 }
+
+// UseLockPool makes the cross-process locks take their connections from db
+// instead of the main pool; Close closes it.
+func (l *Log) UseLockPool(db *sql.DB) { l.lockDB = db }

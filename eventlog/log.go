@@ -58,6 +58,8 @@ type Log struct {
 	quit     chan struct{} // closed by Close
 	stopped  chan struct{} // closed when the committer has exited
 
+	lockDB *sql.DB // connections for LockUpload and LockBlob; nil: use db
+
 	changedMu sync.Mutex
 	changed   chan struct{} // closed and replaced whenever the log may have grown
 	closers   []func()
@@ -137,6 +139,9 @@ func (l *Log) Close() error {
 	l.changedMu.Unlock()
 	for _, fn := range closers {
 		fn()
+	}
+	if l.lockDB != nil {
+		l.lockDB.Close()
 	}
 	return l.db.Close()
 }

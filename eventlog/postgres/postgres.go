@@ -48,6 +48,9 @@ type Options struct {
 	// NoMigrate refuses a database with pending migrations instead of
 	// applying them.
 	NoMigrate bool
+	// LockConns bounds the separate pool that upload and tier locks hold
+	// connections from, one per upload request in flight (default 32).
+	LockConns int
 }
 
 // Open connects to the database at dsn (a postgres:// URL or key=value
@@ -62,6 +65,15 @@ func Open(ctx context.Context, dsn string, opts Options) (*eventlog.Log, error) 
 		db.Close()
 		return nil, err
 	}
+	if opts.LockConns <= 0 {
+		opts.LockConns = 32
+	}
+	locks, err := connect(ctx, dsn, Options{MaxConns: opts.LockConns})
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	l.UseLockPool(locks)
 	lctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
