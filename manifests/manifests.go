@@ -151,12 +151,29 @@ func Parse(contentType string, body []byte) (*Manifest, error) {
 			return nil, invalid("subject: %v", err)
 		}
 	}
+	if err := checkText(m.ArtifactType, m.Annotations); err != nil {
+		return nil, err
+	}
 	return &m, nil
 }
 
+// checkText refuses NUL in text the registry stores and indexes (JSON
+// decoding has already replaced invalid UTF-8): databases refuse it.
+func checkText(artifactType string, annotations map[string]string) error {
+	if strings.ContainsRune(artifactType, 0) {
+		return invalid("artifactType contains a NUL character")
+	}
+	for k, v := range annotations {
+		if strings.ContainsRune(k, 0) || strings.ContainsRune(v, 0) {
+			return invalid("annotation %q contains a NUL character", k)
+		}
+	}
+	return nil
+}
+
 func checkDescriptor(d *Descriptor) error {
-	if d.MediaType == "" {
-		return errors.New("mediaType is required")
+	if d.MediaType == "" || strings.ContainsRune(d.MediaType, 0) {
+		return errors.New("mediaType is required, without NUL")
 	}
 	if _, err := digest.Parse(d.Digest); err != nil {
 		return err

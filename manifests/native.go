@@ -146,8 +146,8 @@ func (n *Native) Validate() error {
 		if f.Size < 0 {
 			return invalid("files[%d] (%s): negative size", i, f.Path)
 		}
-		if f.MediaType == "" {
-			return invalid("files[%d] (%s): mediaType is required", i, f.Path)
+		if f.MediaType == "" || strings.ContainsRune(f.MediaType, 0) {
+			return invalid("files[%d] (%s): mediaType is required, without NUL", i, f.Path)
 		}
 		if d, err := digest.Parse(f.SHA256); err != nil || d.Algorithm() != digest.SHA256 {
 			return invalid("files[%d] (%s): sha256 must be a sha256: digest, got %q", i, f.Path, f.SHA256)
@@ -160,6 +160,9 @@ func (n *Native) Validate() error {
 		if k == "" {
 			return invalid("annotation keys must not be empty")
 		}
+	}
+	if err := checkText(n.ArtifactType, n.Annotations); err != nil {
+		return err
 	}
 	t, err := time.Parse(time.RFC3339, n.Created)
 	if err != nil || FormatCreated(t) != n.Created {

@@ -65,6 +65,13 @@ func testBadInput(t *testing.T, b backend) {
 		{"unknown endpoint", "GET", "/v2/r/whatever", nil, nil, 404, "UNSUPPORTED"},
 		{"delete unknown tag", "DELETE", "/v2/r/manifests/nope", nil, nil, 404, "MANIFEST_UNKNOWN"},
 		{"delete unknown blob", "DELETE", "/v2/r/blobs/sha256:" + hex64, nil, nil, 404, "BLOB_UNKNOWN"},
+		{"NUL in last", "GET", "/v2/r/tags/list?last=%00", nil, nil, 400, "UNSUPPORTED"},
+		{"invalid UTF-8 in last", "GET", "/v2/_catalog?last=%FF", nil, nil, 400, "UNSUPPORTED"},
+		{"NUL in artifactType filter", "GET", "/v2/r/referrers/" + md + "?artifactType=%00", nil, nil, 400, "UNSUPPORTED"},
+		{"NUL in an annotation", "PUT", "/v2/r/manifests/x", []byte(`{"schemaVersion":2,"config":` + config + `,"annotations":{"a":"b\u0000c"}}`), []string{ct}, 400, "MANIFEST_INVALID"},
+		{"invalid UTF-8 event type", "GET", "/api/v1/events?type=%FF", nil, nil, 400, "UNSUPPORTED"},
+		{"NUL in an annotation search", "GET", "/api/v1/search?annotation=k=%00", nil, nil, 400, "MANIFEST_INVALID"},
+		{"invalid version name", "GET", "/api/v1/repositories/r/versions/%FF", nil, nil, 404, "VERSION_UNKNOWN"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -82,6 +82,9 @@ func eventQuery(req *http.Request) (q eventlog.Query, ok bool, err error) {
 	for _, t := range v["type"] {
 		for _, t := range strings.Split(t, ",") {
 			if t = strings.TrimSpace(t); t != "" {
+				if err := textParam("type", t); err != nil {
+					return q, ok, err
+				}
 				q.Types = append(q.Types, t)
 			}
 		}

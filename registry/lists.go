@@ -23,7 +23,8 @@ func page(req *http.Request) (n int, last string, err error) {
 		}
 		n = min(v, maxPage)
 	}
-	return n, q.Get("last"), nil
+	last = q.Get("last")
+	return n, last, textParam("last", last)
 }
 
 // list answers one page of names. It asks the view for n+1 entries so it

@@ -3,6 +3,7 @@ package registry
 import (
 	"net/http"
 	"strings"
+	"unicode/utf8"
 )
 
 // Repository names and tags follow the distribution-spec's "pulling"
@@ -90,4 +91,18 @@ func validTag(tag string) bool {
 		}
 	}
 	return true
+}
+
+// validText reports whether s may be stored and compared as text on every
+// backend: valid UTF-8 without NUL (PostgreSQL refuses both).
+func validText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+}
+
+// textParam refuses a query parameter validText would not store.
+func textParam(name, value string) error {
+	if !validText(value) {
+		return errorf(CodeUnsupported, "parameter %s must be UTF-8 text without NUL", name).withStatus(http.StatusBadRequest)
+	}
+	return nil
 }

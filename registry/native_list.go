@@ -48,6 +48,9 @@ func versionQuery(req *http.Request) (eventlog.VersionQuery, error) {
 		}
 		q.Before = b
 	}
+	if err := textParam("artifactType", q.ArtifactType); err != nil {
+		return q, err
+	}
 	ann, err := annotationParams(v["annotation"])
 	q.Annotations = ann
 	return q, err

@@ -108,6 +108,9 @@ func (r *Registry) putFile(w http.ResponseWriter, req *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := textParam("artifactType", q.Get("artifactType")); err != nil {
+		return err
+	}
 	var expect digest.Digest
 	if s := q.Get("digest"); s != "" {
 		if expect, err = parseDigest(s); err != nil {
@@ -193,8 +196,8 @@ func annotationParams(params []string) (map[string]string, error) {
 	var out map[string]string
 	for _, p := range params {
 		k, v, ok := strings.Cut(p, "=")
-		if !ok || k == "" {
-			return nil, errorf(CodeManifestInvalid, "annotation %q: write key=value", p)
+		if !ok || k == "" || !validText(p) {
+			return nil, errorf(CodeManifestInvalid, "annotation %q: write key=value, UTF-8 text without NUL", p)
 		}
 		if out == nil {
 			out = map[string]string{}

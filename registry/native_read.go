@@ -21,6 +21,9 @@ import (
 
 // version looks up the route's version.
 func (r *Registry) version(ctx context.Context, repo, version string) (eventlog.Version, error) {
+	if manifests.ValidVersion(version) != nil {
+		return eventlog.Version{}, errorf(CodeVersionUnknown, "%s has no version %q (not a valid version name)", repo, version)
+	}
 	v, err := r.log.Version(ctx, repo, version)
 	if errors.Is(err, eventlog.ErrNotFound) {
 		return v, errorf(CodeVersionUnknown, "%s has no version %q", repo, version)

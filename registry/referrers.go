@@ -19,6 +19,9 @@ func (r *Registry) referrers(w http.ResponseWriter, req *http.Request) error {
 		return err
 	}
 	at := req.URL.Query().Get("artifactType")
+	if err := textParam("artifactType", at); err != nil {
+		return err
+	}
 	ms, err := r.log.Referrers(req.Context(), repo, d.String(), at)
 	if err != nil {
 		return err
