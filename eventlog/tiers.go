@@ -58,11 +58,12 @@ func (l *Log) TierCandidates(ctx context.Context, tier string, usedBefore time.T
 }
 
 // MovedBlobs lists blobs moved to another tier by an event at or before
-// movedBefore: their copy in the tier they left may be removed.
+// movedBefore whose source copy has not been swept since (MarkSwept).
 func (l *Log) MovedBlobs(ctx context.Context, movedBefore time.Time, limit int) ([]TierCandidate, error) {
 	rows, err := l.db.QueryContext(ctx, l.q(`SELECT b.sha256, b.blake3, b.size, b.tier, b.tier_seq, t.time_ns
 		FROM blobs b JOIN events t ON t.seq = b.tier_seq
-		WHERE b.tier_seq > 0 AND t.time_ns <= ? ORDER BY b.tier_seq LIMIT ?`), movedBefore.UnixNano(), limit)
+		LEFT JOIN blob_sweeps w ON w.sha256 = b.sha256 AND w.tier_seq = b.tier_seq
+		WHERE b.tier_seq > 0 AND t.time_ns <= ? AND w.sha256 IS NULL ORDER BY b.tier_seq LIMIT ?`), movedBefore.UnixNano(), limit)
 	if err != nil {
 		return nil, err
 	}
@@ -98,4 +99,12 @@ func (l *Log) RecordReads(ctx context.Context, reads map[string]time.Time) error
 		}
 	}
 	return tx.Commit()
+}
+
+// MarkSwept records that the move recorded by tierSeq has had its source
+// copy removed (or found gone).
+func (l *Log) MarkSwept(ctx context.Context, sha256 string, tierSeq int64) error {
+	_, err := l.db.ExecContext(ctx, l.q(`INSERT INTO blob_sweeps (sha256, tier_seq) VALUES (?, ?)
+		ON CONFLICT (sha256) DO UPDATE SET tier_seq = excluded.tier_seq`), sha256, tierSeq)
+	return err
 }

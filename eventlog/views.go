@@ -12,11 +12,12 @@ import (
 
 // Blob is a row of the blobs view.
 type Blob struct {
-	SHA256 string
-	BLAKE3 string
-	Size   int64
-	Tier   string
-	SHA512 string // set by Blobs only, when a client addressed the blob by sha512
+	SHA256  string
+	BLAKE3  string
+	Size    int64
+	Tier    string
+	SHA512  string // set by Blobs only, when a client addressed the blob by sha512
+	TierSeq int64  // set by Blob only: the blob.tiered event behind Tier (0: never moved)
 }
 
 // Manifest is a row of the manifests view.
@@ -48,8 +49,8 @@ func notFound(err error, what string) error {
 // Blob resolves any digest of a committed blob (sha256, blake3, sha512).
 func (l *Log) Blob(ctx context.Context, digest string) (Blob, error) {
 	var b Blob
-	err := l.db.QueryRowContext(ctx, l.q(`SELECT b.sha256, b.blake3, b.size, b.tier FROM blob_digests d JOIN blobs b ON b.sha256 = d.sha256 WHERE d.digest = ?`), digest).
-		Scan(&b.SHA256, &b.BLAKE3, &b.Size, &b.Tier)
+	err := l.db.QueryRowContext(ctx, l.q(`SELECT b.sha256, b.blake3, b.size, b.tier, b.tier_seq FROM blob_digests d JOIN blobs b ON b.sha256 = d.sha256 WHERE d.digest = ?`), digest).
+		Scan(&b.SHA256, &b.BLAKE3, &b.Size, &b.Tier, &b.TierSeq)
 	return b, notFound(err, "blob "+digest)
 }
 

@@ -190,7 +190,8 @@ func (r *Registry) SweepMoved(ctx context.Context, now time.Time) (int, error) {
 	for _, c := range moved {
 		removed, err := r.sweepOne(ctx, c.SHA256)
 		if err != nil {
-			return n, err
+			r.logger.WarnContext(ctx, "tiering: sweep", "blob", c.SHA256, "err", err)
+			continue
 		}
 		if removed {
 			n++
@@ -226,13 +227,17 @@ func (r *Registry) sweepOne(ctx context.Context, sha256 string) (bool, error) {
 		other = r.opts.Cold
 	}
 	key := digest.Digest(b.SHA256)
-	if _, err := other.Stat(ctx, key); err != nil {
-		return false, nil // already gone
-	}
 	if _, err := r.store(b.Tier).Stat(ctx, key); err != nil {
-		return false, nil // keep the only copy
+		return false, nil // keep the only copy; look again next pass
 	}
-	return true, other.Delete(ctx, key)
+	removed := false
+	if _, err := other.Stat(ctx, key); err == nil {
+		if err := other.Delete(ctx, key); err != nil {
+			return false, err
+		}
+		removed = true
+	}
+	return removed, r.log.MarkSwept(ctx, b.SHA256, b.TierSeq)
 }
 
 // TierPass applies the policy once: hot blobs it selects go cold, and
@@ -261,8 +266,11 @@ func (r *Registry) TierPass(ctx context.Context, now time.Time) (int, error) {
 			return 0, err
 		}
 		for _, c := range cands {
+			// One blob that cannot move (unreadable, store trouble) must
+			// not stop the others, nor the sweep.
 			if err := r.MoveBlob(ctx, c.SHA256, eventlog.TierCold); err != nil {
-				return moved, err
+				r.logger.WarnContext(ctx, "tiering: move", "blob", c.SHA256, "err", err)
+				continue
 			}
 			moved++
 		}
