@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 )
 
@@ -115,6 +116,11 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 		if err := e.Decode(&p); err != nil {
 			return err
 		}
+		// A native version's tag never moves (a publish sets it before
+		// its version.published, so the version row is not there yet).
+		if l.exists(ctx, tx, `SELECT 1 FROM versions WHERE repo = ? AND version = ? AND oci_digest <> ?`, e.Repo, p.Tag, p.Digest) {
+			return fmt.Errorf("%w: tag %s:%s is an immutable native version", ErrConflict, e.Repo, p.Tag)
+		}
 		if err := repo(); err != nil {
 			return err
 		}
@@ -130,6 +136,11 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 		var p VersionPublished
 		if err := e.Decode(&p); err != nil {
 			return err
+		}
+		// Versions are immutable: a second publish that lost a race with
+		// the first fails here, inside the append, not on a constraint.
+		if l.exists(ctx, tx, `SELECT 1 FROM versions WHERE repo = ? AND version = ?`, e.Repo, p.Version) {
+			return fmt.Errorf("%w: version %s:%s is already published", ErrConflict, e.Repo, p.Version)
 		}
 		return exec(`INSERT INTO versions (repo, version, native_sha256, native_blake3, native_size, oci_digest, seq) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 			e.Repo, p.Version, p.NativeSHA256, p.NativeBLAKE3, p.NativeSize, p.OCIDigest, e.Seq)
@@ -159,4 +170,14 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 		return exec(`DELETE FROM uploads WHERE id = ?`, p.ID)
 	}
 	return fmt.Errorf("apply event %d: unknown type %q", e.Seq, e.Type)
+}
+
+// ErrConflict is returned by Append when an event contradicts the views'
+// invariants (an immutable version): nothing of that append is recorded.
+var ErrConflict = errors.New("conflict")
+
+// exists reports whether query finds a row, inside the append.
+func (l *Log) exists(ctx context.Context, tx *sql.Tx, query string, args ...any) bool {
+	var one int
+	return tx.QueryRowContext(ctx, l.q(query), args...).Scan(&one) == nil
 }

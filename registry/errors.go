@@ -9,6 +9,7 @@ import (
 
 	"github.com/artifact-store/artifact-store/blobstore"
 	"github.com/artifact-store/artifact-store/digest"
+	"github.com/artifact-store/artifact-store/eventlog"
 	"github.com/artifact-store/artifact-store/manifests"
 )
 
@@ -99,6 +100,8 @@ func classify(err error) *Error {
 	switch {
 	case errors.As(err, &re):
 		return re
+	case errors.Is(err, eventlog.ErrConflict):
+		return errorf(CodeDenied, "%v", err).withStatus(http.StatusConflict)
 	case errors.Is(err, blobstore.ErrUnavailable):
 		// The details (endpoint, bucket, key) go to the log, not the client.
 		return errorf(CodeUnavailable, "blob storage is unavailable; retry later")

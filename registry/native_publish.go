@@ -290,7 +290,9 @@ func (r *Registry) publish(w http.ResponseWriter, req *http.Request, n *manifest
 		eventlog.New(eventlog.TypeVersionPublished, repo, eventlog.VersionPublished{
 			Version: n.Version, NativeSHA256: nds.SHA256.String(), NativeBLAKE3: nds.BLAKE3.String(), NativeSize: nds.Size, OCIDigest: put.Digest,
 		}))
-	if _, err := r.log.Append(ctx, evs...); err != nil {
+	if _, err := r.log.Append(ctx, evs...); errors.Is(err, eventlog.ErrConflict) {
+		return errorf(CodeVersionExists, "%s:%s was published meanwhile by another request; versions are immutable", repo, n.Version)
+	} else if err != nil {
 		return err
 	}
 	w.Header().Set("Location", versionURL(repo, n.Version))

@@ -346,3 +346,31 @@ func TestNativeEdgeCases(t *testing.T) {
 	// Trailing data after a JSON manifest is refused.
 	expect(t, s.do("PUT", "/api/v1/repositories/n/versions/2", []byte(`{"manifestVersion":1} {}`), "Content-Type: application/json"), 400, "MANIFEST_INVALID")
 }
+
+// TestConcurrentPublishes races publishes of different content to one
+// version: exactly one wins, the others get 409, none a 5xx.
+func TestConcurrentPublishes(t *testing.T) { forBackends(t, testConcurrentPublishes) }
+
+func testConcurrentPublishes(t *testing.T, b backend) {
+	s := b.server(t)
+	codes := make(chan int, 8)
+	for i := 0; i < 8; i++ {
+		go func(i int) {
+			r := s.do2("PUT", "/api/v1/repositories/race/versions/1/files/f.txt", []byte(fmt.Sprintf("content %d", i)))
+			codes <- r.StatusCode
+		}(i)
+	}
+	won := 0
+	for i := 0; i < 8; i++ {
+		switch c := <-codes; c {
+		case 201:
+			won++
+		case 409:
+		default:
+			t.Errorf("a racing publish got %d", c)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d publishes won, want exactly 1", won)
+	}
+}
