@@ -18,6 +18,7 @@ const (
 	streamPage     = 500
 	keepAlive      = 15 * time.Second
 	streamFallback = 5 * time.Second // re-read even without a wake-up, in case one was lost
+	writeTimeout   = 30 * time.Second
 )
 
 // eventJSON is how an event looks on /api/v1/events.
@@ -143,6 +144,10 @@ func (r *Registry) streamEvents(w http.ResponseWriter, req *http.Request, q even
 	flusher.Flush()
 	ctx := req.Context()
 	q.Limit = streamPage
+	// A consumer that stops reading must not hold its handler (and the
+	// server's shutdown) forever: each write gets a deadline.
+	rc := http.NewResponseController(w)
+	deadline := func() { rc.SetWriteDeadline(time.Now().Add(writeTimeout)) }
 	ticker := time.NewTicker(keepAlive)
 	defer ticker.Stop()
 	for {
@@ -155,6 +160,7 @@ func (r *Registry) streamEvents(w http.ResponseWriter, req *http.Request, q even
 			r.logger.ErrorContext(ctx, "event stream read", "err", err)
 			return nil // headers are sent: nothing more to say
 		}
+		deadline()
 		for _, e := range page.Events {
 			data, _ := json.Marshal(toJSON(e))
 			if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.Seq, e.Type, data); err != nil {
@@ -170,6 +176,7 @@ func (r *Registry) streamEvents(w http.ResponseWriter, req *http.Request, q even
 		case <-changed:
 		case <-time.After(streamFallback):
 		case <-ticker.C:
+			deadline()
 			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
 				return nil
 			}

@@ -37,11 +37,17 @@ func Verify(ctx context.Context, log *eventlog.Log, store, cold *blobstore.Store
 	err = log.Blobs(ctx, func(b eventlog.Blob) error {
 		known[b.SHA256] = true
 		rep.Blobs++
-		in := store
+		in, other := store, cold
 		if b.Tier == eventlog.TierCold && cold != nil {
-			in = cold
+			in, other = cold, store
 		}
 		got, err := in.Rehash(ctx, digest.Digest(b.SHA256))
+		if errors.Is(err, blobstore.ErrNotFound) && other != nil {
+			// Moved (and swept) since this listing began: look where it went.
+			if got, err = other.Rehash(ctx, digest.Digest(b.SHA256)); err == nil {
+				in = other
+			}
+		}
 		switch {
 		case errors.Is(err, blobstore.ErrNotFound):
 			rep.Problems = append(rep.Problems, fmt.Sprintf("blob %s: recorded in the %s tier but missing from its store", b.SHA256, b.Tier))

@@ -44,6 +44,11 @@ func New(dir string) (*Backend, error) {
 			return nil, fmt.Errorf("blobstore fs: %w", err)
 		}
 	}
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := syncDir(d); err != nil {
+			return nil, fmt.Errorf("blobstore fs: sync %s: %w", d, err)
+		}
+	}
 	return &Backend{root: dir}, nil
 }
 
@@ -221,6 +226,11 @@ func (b *Backend) CommitUpload(_ context.Context, id string, key digest.Digest) 
 	}
 	if _, err := os.Stat(dst); err == nil {
 		// Already stored: content addressing makes the copies identical.
+		// Sync its directory: a concurrent commit's rename may not be
+		// durable yet, and our caller is about to record the blob.
+		if err := syncDir(filepath.Dir(dst)); err != nil {
+			return err
+		}
 		return os.Remove(src)
 	}
 	f, err := os.OpenFile(src, os.O_RDWR, 0)
@@ -234,7 +244,7 @@ func (b *Backend) CommitUpload(_ context.Context, id string, key digest.Digest) 
 	if err != nil {
 		return fmt.Errorf("sync upload %s: %w", id, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+	if err := b.mkdirDurable(filepath.Dir(dst)); err != nil {
 		return err
 	}
 	if err := os.Rename(src, dst); err != nil {
@@ -270,6 +280,18 @@ func (b *Backend) ListUploads(_ context.Context) ([]blobstore.UploadInfo, error)
 		out = append(out, blobstore.UploadInfo{ID: e.Name(), Size: fi.Size(), ModTime: fi.ModTime()})
 	}
 	return out, nil
+}
+
+// mkdirDurable creates a shard directory and syncs its parent, so that
+// the new entry (and the blob about to go in it) survives a crash.
+func (b *Backend) mkdirDurable(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(dir))
 }
 
 func syncDir(dir string) error {

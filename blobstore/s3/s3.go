@@ -477,22 +477,25 @@ func (b *Backend) AbortUpload(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	objs := make(chan minio.ObjectInfo)
-	go func() {
-		defer close(objs)
-		for obj := range b.c.ListObjects(ctx, b.opts.Bucket, minio.ListObjectsOptions{Prefix: dir, Recursive: true}) {
-			if obj.Err != nil {
-				return
-			}
-			objs <- obj
+	var keys []minio.ObjectInfo
+	for obj := range b.c.ListObjects(ctx, b.opts.Bucket, minio.ListObjectsOptions{Prefix: dir, Recursive: true}) {
+		if obj.Err != nil {
+			return b.wrap(obj.Err, "list upload "+id)
 		}
-	}()
+		keys = append(keys, obj)
+	}
+	objs := make(chan minio.ObjectInfo, len(keys))
+	for _, k := range keys {
+		objs <- k
+	}
+	close(objs)
+	var first error
 	for e := range b.c.RemoveObjects(ctx, b.opts.Bucket, objs, minio.RemoveObjectsOptions{}) {
-		if e.Err != nil {
-			return b.wrap(e.Err, "abort upload "+id)
+		if e.Err != nil && first == nil {
+			first = b.wrap(e.Err, "abort upload "+id) // keep draining: the channel must empty
 		}
 	}
-	return nil
+	return first
 }
 
 // ListUploads implements blobstore.Backend.
