@@ -32,6 +32,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) blobstore.Backend) {
 		{"AbortRemovesStagedBytes", testAbort},
 		{"WalkAndDelete", testWalkAndDelete},
 		{"CommitRacesAppend", testCommitRacesAppend},
+		{"TruncatedSourceIsAnError", testTruncatedSource},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -295,5 +296,40 @@ func testCommitRacesAppend(t *testing.T, s *blobstore.Store) {
 			t.Fatalf("round %d: committed blob holds %d bytes that are not its content", i, len(got))
 		}
 		s.Delete(ctx, ds.SHA256)
+	}
+}
+
+// cutReader yields some bytes, then fails as a request body cut short does.
+type cutReader struct{ p []byte }
+
+func (c *cutReader) Read(b []byte) (int, error) {
+	if len(c.p) == 0 {
+		return 0, io.ErrUnexpectedEOF
+	}
+	n := copy(b, c.p)
+	c.p = c.p[n:]
+	return n, nil
+}
+
+// testTruncatedSource appends from a source that fails midway: the append
+// fails and the upload keeps its previous size, and an ingest stores
+// nothing.
+func testTruncatedSource(t *testing.T, s *blobstore.Store) {
+	ctx := context.Background()
+	id := blobstore.NewUploadID()
+	s.CreateUpload(ctx, id)
+	s.AppendUpload(ctx, id, 0, bytes.NewReader([]byte("0123456789")))
+	if _, err := s.AppendUpload(ctx, id, 10, &cutReader{random(t, 70_000)}); err == nil {
+		t.Fatal("an append from a source cut short succeeded")
+	}
+	if size, _ := s.UploadSize(ctx, id); size != 10 {
+		t.Fatalf("upload holds %d bytes after a failed append, want 10", size)
+	}
+	ds, err := s.CommitUpload(ctx, id, digest.FromBytes(digest.SHA256, []byte("0123456789")))
+	if err != nil || ds.Size != 10 {
+		t.Fatalf("commit after a failed append: %+v %v", ds, err)
+	}
+	if _, err := s.Ingest(ctx, &cutReader{random(t, 1000)}, ""); err == nil {
+		t.Fatal("an ingest from a source cut short succeeded")
 	}
 }

@@ -95,6 +95,13 @@ func (b *Backend) AppendUpload(ctx context.Context, id string, offset int64, r i
 	dir, _ := b.uploadDir(id)
 	cr := &countingReader{r: r}
 	up, err := b.c.PutObject(ctx, b.opts.Bucket, fmt.Sprintf("%s%020d", dir, offset), cr, -1, b.putOptions())
+	if err == nil && cr.err != nil {
+		// minio-go ends an unknown-size upload at the source's first error
+		// as if it were the end: a body cut short would pass for a whole
+		// chunk. Take the chunk back and report the error.
+		b.c.RemoveObject(context.WithoutCancel(ctx), b.opts.Bucket, fmt.Sprintf("%s%020d", dir, offset), minio.RemoveObjectOptions{})
+		return 0, fmt.Errorf("append upload %s: %w", id, cr.err)
+	}
 	if err != nil {
 		return 0, b.wrap(err, "append upload "+id)
 	}
@@ -118,14 +125,20 @@ func (b *Backend) putOptions() minio.PutObjectOptions {
 	return minio.PutObjectOptions{PartSize: b.opts.PartSize, ContentType: "application/octet-stream", DisableContentSha256: true}
 }
 
+// countingReader counts what it passes on and remembers the first error
+// other than io.EOF.
 type countingReader struct {
-	r io.Reader
-	n int64
+	r   io.Reader
+	n   int64
+	err error
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	if err != nil && err != io.EOF && c.err == nil {
+		c.err = err
+	}
 	return n, err
 }
 
