@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -80,12 +81,8 @@ func (r *Registry) tagsList(w http.ResponseWriter, req *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ok, err := r.log.RepositoryExists(req.Context(), repo)
-	if err != nil {
+	if err := r.requireRepository(req.Context(), repo); err != nil {
 		return err
-	}
-	if !ok {
-		return errorf(CodeNameUnknown, "repository %s does not exist", repo)
 	}
 	tags := []string{}
 	if n > 0 {
@@ -94,4 +91,14 @@ func (r *Registry) tagsList(w http.ResponseWriter, req *http.Request) error {
 		}
 	}
 	return writeList(w, "/v2/"+repo+"/tags/list", n, tags, map[string]any{"name": repo}, "tags")
+}
+
+// requireRepository answers NAME_UNKNOWN for a repository that never held
+// content.
+func (r *Registry) requireRepository(ctx context.Context, repo string) error {
+	ok, err := r.log.RepositoryExists(ctx, repo)
+	if err == nil && !ok {
+		err = errorf(CodeNameUnknown, "repository %s does not exist", repo)
+	}
+	return err
 }

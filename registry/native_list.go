@@ -88,12 +88,8 @@ func (r *Registry) listVersions(w http.ResponseWriter, req *http.Request) error 
 	if err != nil {
 		return err
 	}
-	ok, err := r.log.RepositoryExists(req.Context(), repo)
-	if err != nil {
+	if err := r.requireRepository(req.Context(), repo); err != nil {
 		return err
-	}
-	if !ok {
-		return errorf(CodeNameUnknown, "repository %s does not exist", repo)
 	}
 	q.Repo = repo
 	return r.writeVersions(w, req, q, map[string]any{"repository": repo})

@@ -4,16 +4,12 @@ import (
 	"bytes"
 	"context"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/artifact-store/artifact-store/blobstore"
 	blobs3 "github.com/artifact-store/artifact-store/blobstore/s3"
 	"github.com/artifact-store/artifact-store/blobstore/s3/s3test"
-	"github.com/artifact-store/artifact-store/eventlog/sqlite"
 	"github.com/artifact-store/artifact-store/registry"
 )
 
@@ -28,18 +24,8 @@ func TestS3Unavailable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "log.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	reg, err := registry.New(registry.Options{Log: l, Blobs: blobstore.New(b)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(reg)
-	defer srv.Close()
-	s := &testServer{t: t, url: srv.URL, log: l, blobs: blobstore.New(b), reg: reg}
+	s := serveOn(t, nil, b)
+	l := s.log
 
 	before := randomBytes(t, 10_000)
 	d := s.pushBlob("r", before)
@@ -82,22 +68,11 @@ func TestRedirectPulls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "log.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	reg, err := registry.New(registry.Options{Log: l, Blobs: blobstore.New(b), RedirectPulls: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(reg)
-	defer srv.Close()
-	s := &testServer{t: t, url: srv.URL, log: l, blobs: blobstore.New(b), reg: reg}
+	s := serveOn(t, nil, b, func(o *registry.Options) { o.RedirectPulls = time.Minute })
 	data := randomBytes(t, 200_000)
 	d := s.pushBlob("r", data)
 	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := noFollow.Get(srv.URL + "/v2/r/blobs/" + d)
+	resp, err := noFollow.Get(s.url + "/v2/r/blobs/" + d)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -80,7 +80,18 @@ func (b backend) server(t testing.TB, mutate ...func(*registry.Options)) *testSe
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := registry.Options{Log: l, Blobs: blobstore.New(fsb), UploadTTL: time.Hour}
+	return serveOn(t, l, fsb, mutate...)
+}
+
+// serveOn runs a registry over the log and blob backend on a loopback
+// server (on SQLite in a temporary file when l is nil).
+func serveOn(t testing.TB, l *eventlog.Log, blobs blobstore.Backend, mutate ...func(*registry.Options)) *testServer {
+	t.Helper()
+	if l == nil {
+		l = backends[0].open(t)
+		t.Cleanup(func() { l.Close() })
+	}
+	opts := registry.Options{Log: l, Blobs: blobstore.New(blobs), UploadTTL: time.Hour}
 	for _, m := range mutate {
 		m(&opts)
 	}
@@ -90,7 +101,7 @@ func (b backend) server(t testing.TB, mutate ...func(*registry.Options)) *testSe
 	}
 	srv := httptest.NewServer(reg)
 	t.Cleanup(srv.Close)
-	return &testServer{t: t, url: srv.URL, log: l, blobs: opts.Blobs, reg: reg}
+	return &testServer{t: t, url: srv.URL, log: l, blobs: opts.Blobs, reg: reg, cold: opts.Cold}
 }
 
 type response struct {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand"
-	"net/http/httptest"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -17,7 +16,6 @@ import (
 	"github.com/artifact-store/artifact-store/blobstore/s3/s3test"
 	"github.com/artifact-store/artifact-store/digest"
 	"github.com/artifact-store/artifact-store/eventlog"
-	"github.com/artifact-store/artifact-store/eventlog/sqlite"
 	"github.com/artifact-store/artifact-store/registry"
 )
 
@@ -30,23 +28,11 @@ func tieredServer(t *testing.T, policy registry.TierPolicy) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	hot, err := blobfs.New(filepath.Join(dir, "blobs"))
+	hot, err := blobfs.New(filepath.Join(t.TempDir(), "blobs"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := sqlite.Open(context.Background(), filepath.Join(dir, "log.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	reg, err := registry.New(registry.Options{Log: l, Blobs: blobstore.New(hot), Cold: blobstore.New(cold), Tiering: policy})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(reg)
-	t.Cleanup(srv.Close)
-	return &testServer{t: t, url: srv.URL, log: l, blobs: blobstore.New(hot), reg: reg, cold: blobstore.New(cold)}
+	return serveOn(t, nil, hot, func(o *registry.Options) { o.Cold, o.Tiering = blobstore.New(cold), policy })
 }
 
 func tierOf(t *testing.T, s *testServer, d string) string {
