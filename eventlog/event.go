@@ -58,6 +58,10 @@ type Event struct {
 	Payload  []byte // canonical CBOR of the type's payload struct
 	PrevHash []byte
 	Hash     []byte
+
+	// PayloadSize is the stored payload's length. Set by Read, which
+	// leaves Payload nil when it is larger than Query.MaxPayload.
+	PayloadSize int64
 }
 
 // Payloads. Digests are strings in "algorithm:hex" form.

@@ -185,33 +185,6 @@ func (l *Log) Manifest(ctx context.Context, repo, digest string) (Manifest, erro
 	return m, notFound(err, "manifest "+digest)
 }
 
-// Referrers lists repo's manifests whose subject is digest, optionally only
-// those of one artifact type, in digest order.
-func (l *Log) Referrers(ctx context.Context, repo, digest, artifactType string) ([]Manifest, error) {
-	query := `SELECT m.repo, m.digest, m.sha256, m.media_type, m.artifact_type, m.size, m.subject, m.annotations
-		FROM referrers r JOIN manifests m ON m.repo = r.repo AND m.digest = r.digest
-		WHERE r.repo = ? AND r.subject = ?`
-	args := []any{repo, digest}
-	if artifactType != "" {
-		query += ` AND m.artifact_type = ?`
-		args = append(args, artifactType)
-	}
-	rows, err := l.db.QueryContext(ctx, l.q(query+` ORDER BY m.digest`), args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Manifest
-	for rows.Next() {
-		m, err := scanManifest(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
-}
-
 // Upload returns an open upload session.
 func (l *Log) Upload(ctx context.Context, id string) (Upload, error) {
 	var u Upload

@@ -2,15 +2,29 @@ package registry
 
 import (
 	"net/http"
+	"net/url"
+	"strconv"
 
+	"github.com/artifact-store/artifact-store/eventlog"
 	"github.com/artifact-store/artifact-store/manifests"
 	"github.com/gorilla/mux"
 )
+
+// maxReferrersBytes bounds one page of referrers by the size of their
+// annotations (each referrer's descriptor carries its manifest's): a page
+// ends once they pass it, with a Link to the rest.
+const maxReferrersBytes = 4 << 20
 
 // referrers lists the manifests whose subject is the given digest, as an
 // OCI image index, optionally filtered by artifactType. An unknown subject
 // (or repository) has an empty list, not a 404: referrers may be pushed
 // before their subject.
+//
+// The list is paginated as the spec asks when it "cannot be returned in a
+// single manifest": at most n descriptors (default and most 1000) and
+// about 4 MiB of annotations per answer, in digest order, with an RFC 8288
+// Link (rel="next") to the rest; the link's last parameter is the page's
+// final digest.
 // Spec: #listing-referrers
 func (r *Registry) referrers(w http.ResponseWriter, req *http.Request) error {
 	repo := mux.Vars(req)["name"]
@@ -22,9 +36,26 @@ func (r *Registry) referrers(w http.ResponseWriter, req *http.Request) error {
 	if err := textParam("artifactType", at); err != nil {
 		return err
 	}
-	ms, err := r.log.Referrers(req.Context(), repo, d.String(), at)
+	n, last, err := page(req)
 	if err != nil {
 		return err
+	}
+	var ms []eventlog.Manifest
+	if n > 0 {
+		var more bool
+		ms, more, err = r.log.Referrers(req.Context(), eventlog.ReferrersQuery{
+			Repo: repo, Subject: d.String(), ArtifactType: at, After: last, Limit: n, MaxBytes: maxReferrersBytes,
+		})
+		if err != nil {
+			return err
+		}
+		if more {
+			q := url.Values{"n": {strconv.Itoa(n)}, "last": {ms[len(ms)-1].Digest}}
+			if at != "" {
+				q.Set("artifactType", at)
+			}
+			w.Header().Set("Link", "<"+req.URL.Path+"?"+q.Encode()+`>; rel="next"`)
+		}
 	}
 	descs := make([]manifests.Descriptor, 0, len(ms))
 	for _, m := range ms {

@@ -22,6 +22,8 @@ func Run(t *testing.T, open func(t *testing.T) *eventlog.Log) {
 	t.Run("ConcurrentWriters", func(t *testing.T) { testConcurrentWriters(t, open(t)) })
 	t.Run("FailedAppendIsolated", func(t *testing.T) { testFailedAppendIsolated(t, open(t)) })
 	t.Run("ReadFilters", func(t *testing.T) { testReadFilters(t, open(t)) })
+	t.Run("ReadBoundedBySize", func(t *testing.T) { testReadBoundedBySize(t, open(t)) })
+	t.Run("ReferrerPages", func(t *testing.T) { testReferrerPages(t, open(t)) })
 	t.Run("ChangedWakesReaders", func(t *testing.T) { testChangedWakesReaders(t, open(t)) })
 	t.Run("ReaderNeverMisses", func(t *testing.T) {
 		l := open(t)
@@ -60,18 +62,18 @@ func testAppendAndViews(t *testing.T, l *eventlog.Log) {
 	if d, err := l.Tag(ctx, "a/b", "v1"); err != nil || d != sha(2) {
 		t.Fatalf("tag = %q, %v", d, err)
 	}
-	refs, err := l.Referrers(ctx, "a/b", sha(9), "")
+	refs, _, err := l.Referrers(ctx, eventlog.ReferrersQuery{Repo: "a/b", Subject: sha(9)})
 	if err != nil || len(refs) != 1 || refs[0].Annotations["k"] != "v" || refs[0].ArtifactType != "x/y" {
 		t.Fatalf("referrers = %+v, %v", refs, err)
 	}
-	if refs, _ := l.Referrers(ctx, "a/b", sha(9), "other"); len(refs) != 0 {
+	if refs, _, _ := l.Referrers(ctx, eventlog.ReferrersQuery{Repo: "a/b", Subject: sha(9), ArtifactType: "other"}); len(refs) != 0 {
 		t.Fatalf("filtered referrers = %+v", refs)
 	}
 	mustAppend(t, l, eventlog.New(eventlog.TypeManifestDeleted, "a/b", eventlog.ManifestDeleted{Digest: sha(2)}))
 	if _, err := l.Tag(ctx, "a/b", "v1"); err == nil {
 		t.Fatal("tag survived deletion of its manifest")
 	}
-	if refs, _ := l.Referrers(ctx, "a/b", sha(9), ""); len(refs) != 0 {
+	if refs, _, _ := l.Referrers(ctx, eventlog.ReferrersQuery{Repo: "a/b", Subject: sha(9)}); len(refs) != 0 {
 		t.Fatalf("referrer survived deletion: %+v", refs)
 	}
 	if repos, _ := l.Repositories(ctx, "", -1); !reflect.DeepEqual(repos, []string{"a/b"}) {
