@@ -39,6 +39,7 @@ const (
 	CodeVersionUnknown Code = "VERSION_UNKNOWN"
 	CodeFileUnknown    Code = "FILE_UNKNOWN"
 	CodePathInvalid    Code = "PATH_INVALID"
+	CodeEventUnknown   Code = "EVENT_UNKNOWN"
 	// UNAVAILABLE (503): the blob storage could not be reached; the same
 	// request may succeed later. Distribution uses the same code.
 	CodeUnavailable Code = "UNAVAILABLE"
@@ -51,7 +52,7 @@ const (
 
 func (c Code) status() int {
 	switch c {
-	case CodeBlobUnknown, CodeBlobUploadUnknown, CodeManifestUnknown, CodeNameUnknown, CodeVersionUnknown, CodeFileUnknown:
+	case CodeBlobUnknown, CodeBlobUploadUnknown, CodeManifestUnknown, CodeNameUnknown, CodeVersionUnknown, CodeFileUnknown, CodeEventUnknown:
 		return http.StatusNotFound
 	case CodeBlobUploadInvalid, CodeDigestInvalid, CodeManifestBlobUnknown, CodeManifestInvalid, CodeNameInvalid, CodeSizeInvalid, CodePaginationInvalid, CodePathInvalid:
 		return http.StatusBadRequest

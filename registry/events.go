@@ -2,7 +2,9 @@ package registry
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -10,15 +12,23 @@ import (
 
 	"github.com/artifact-store/artifact-store/eventlog"
 	"github.com/artifact-store/artifact-store/manifests"
+	"github.com/gorilla/mux"
 )
 
-// Event stream tuning.
+// Bounds of what one answer of the event API holds.
 const (
-	maxEventPage   = 1000
-	streamPage     = 500
-	keepAlive      = 15 * time.Second
-	streamFallback = 5 * time.Second // re-read even without a wake-up, in case one was lost
-	writeTimeout   = 30 * time.Second
+	maxEventPage = 1000 // events in a JSON page (limit)
+	// maxEventPageBytes bounds a JSON page's encoded events: events are
+	// added while the page is below it, and at least one is, so a reader
+	// always progresses.
+	maxEventPageBytes = 4 << 20
+	// maxInlinePayload is the largest payload shown in pages and streams,
+	// as stored (canonical CBOR) and as shown (JSON). A larger one is
+	// shown as a payloadRef to GET /api/v1/events/{seq}, which has it
+	// whole; the log does not even read it for a page.
+	maxInlinePayload = 64 << 10
+	// maxEventTypes bounds the type filter, so a query stays a small one.
+	maxEventTypes = 64
 )
 
 // eventJSON is how an event looks on /api/v1/events.
@@ -27,22 +37,42 @@ type eventJSON struct {
 	Time       time.Time       `json:"time"`
 	Type       eventlog.Type   `json:"type"`
 	Repository string          `json:"repository,omitempty"`
-	Payload    json.RawMessage `json:"payload"`
+	Payload    json.RawMessage `json:"payload,omitempty"`
+	PayloadRef *payloadRef     `json:"payloadRef,omitempty"` // instead of Payload, when that is large
 	Hash       string          `json:"hash"`
 	PrevHash   string          `json:"prevHash"`
 }
 
-func toJSON(e eventlog.Event) eventJSON {
-	return eventJSON{
-		Seq: e.Seq, Time: e.Time, Type: e.Type, Repository: e.Repo, Payload: payloadJSON(e.Payload),
+// payloadRef stands for a payload too large to show inline.
+type payloadRef struct {
+	// Href is the event's own URL, which answers it whole (with the same
+	// hash, which covers the payload).
+	Href string `json:"href"`
+	// Size is the payload's size as recorded (canonical CBOR), in bytes.
+	Size int64 `json:"size"`
+}
+
+// toJSON shows e; a payload larger than inline bytes (or left out by the
+// log's read) is shown as a payloadRef. inline 0 shows every payload.
+func toJSON(e eventlog.Event, inline int) eventJSON {
+	j := eventJSON{
+		Seq: e.Seq, Time: e.Time, Type: e.Type, Repository: e.Repo,
 		Hash: fmt.Sprintf("blake3:%x", e.Hash), PrevHash: fmt.Sprintf("blake3:%x", e.PrevHash),
 	}
+	if e.Payload != nil {
+		j.Payload = payloadJSON(e.Payload)
+	}
+	if e.Payload == nil || (inline > 0 && len(j.Payload) > inline) {
+		j.Payload = nil
+		j.PayloadRef = &payloadRef{Href: eventURL(e.Seq), Size: max(e.PayloadSize, int64(len(e.Payload)))}
+	}
+	return j
 }
 
 // payloadJSON shows a payload (canonical CBOR, or JSON in old logs) as
 // RFC 8785 JSON.
 func payloadJSON(p []byte) json.RawMessage {
-	if len(p) > 0 && p[0] == '{' {
+	if len(p) > 0 && p[0] == '{' && json.Valid(p) {
 		return json.RawMessage(p)
 	}
 	j, err := manifests.CBORToJSON(p)
@@ -52,6 +82,8 @@ func payloadJSON(p []byte) json.RawMessage {
 	}
 	return json.RawMessage(j)
 }
+
+func eventURL(seq int64) string { return "/api/v1/events/" + strconv.FormatInt(seq, 10) }
 
 // eventQuery reads after (or Last-Event-ID), limit, repository and type.
 // ok reports whether a starting point was given at all.
@@ -82,12 +114,16 @@ func eventQuery(req *http.Request) (q eventlog.Query, ok bool, err error) {
 	}
 	for _, t := range v["type"] {
 		for _, t := range strings.Split(t, ",") {
-			if t = strings.TrimSpace(t); t != "" {
-				if err := textParam("type", t); err != nil {
-					return q, ok, err
-				}
-				q.Types = append(q.Types, t)
+			if t = strings.TrimSpace(t); t == "" {
+				continue
 			}
+			if len(q.Types) == maxEventTypes {
+				return q, ok, errorf(CodeUnsupported, "at most %d event types may be asked for at once (type=a,b,...); ask without type and filter, or in several requests", maxEventTypes).withStatus(http.StatusBadRequest)
+			}
+			if err := textParam("type", t); err != nil {
+				return q, ok, err
+			}
+			q.Types = append(q.Types, t)
 		}
 	}
 	return q, ok, nil
@@ -95,103 +131,70 @@ func eventQuery(req *http.Request) (q eventlog.Query, ok bool, err error) {
 
 // events serves the event log: a JSON page for pollers, or with
 // "Accept: text/event-stream" a Server-Sent Events stream that follows the
-// log live. Stream ids are sequence numbers: reconnecting with
-// Last-Event-ID resumes exactly after the last event received.
+// log live (streamEvents). Stream ids are sequence numbers: reconnecting
+// with Last-Event-ID resumes exactly after the last event received.
 func (r *Registry) events(w http.ResponseWriter, req *http.Request) error {
 	q, given, err := eventQuery(req)
 	if err != nil {
 		return err
 	}
 	if strings.Contains(req.Header.Get("Accept"), "text/event-stream") {
-		if !given {
-			// A new stream without a starting point shows what happens
-			// from now on.
-			if q.After, err = r.log.Head(req.Context()); err != nil {
-				return err
-			}
-		}
-		return r.streamEvents(w, req, q)
+		return r.streamEvents(w, req, q, given)
 	}
+	q.MaxBytes, q.MaxPayload = maxEventPageBytes, maxInlinePayload
 	page, err := r.log.Read(req.Context(), q)
 	if err != nil {
 		return err
 	}
-	out := struct {
-		Events []eventJSON `json:"events"`
-		Next   int64       `json:"next"`
-	}{Events: []eventJSON{}, Next: page.Next}
-	for _, e := range page.Events {
-		out.Events = append(out.Events, toJSON(e))
-	}
-	return writeJSON(w, "application/json", out)
+	return writeEventPage(w, page)
 }
 
-// streamEvents writes events as they are committed until the client goes
-// away or the server shuts down. A slow client only slows its own stream:
-// writers never wait for it, and when it falls behind it is fed page by
-// page from the log.
-func (r *Registry) streamEvents(w http.ResponseWriter, req *http.Request, q eventlog.Query) error {
-	flusher, ok := w.(http.Flusher)
-	if !ok {
-		return errorf(CodeUnsupported, "this connection cannot stream").withStatus(http.StatusNotAcceptable)
-	}
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
+// writeEventPage writes {"events": [...], "next": N} one event at a time,
+// so a page is never held twice in memory. Events are added while the
+// encoded page is below maxEventPageBytes (at least one is); next is the
+// last one written when the page stops early, so nothing is skipped.
+func writeEventPage(w http.ResponseWriter, page eventlog.Page) error {
+	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	fmt.Fprint(w, "retry: 2000\n\n")
-	flusher.Flush()
-	ctx := req.Context()
-	q.Limit = streamPage
-	// A consumer that stops reading must not hold its handler (and the
-	// server's shutdown) forever: each write gets a deadline.
-	rc := http.NewResponseController(w)
-	deadline := func() { rc.SetWriteDeadline(time.Now().Add(writeTimeout)) }
-	ticker := time.NewTicker(keepAlive)
-	defer ticker.Stop()
-	for {
-		changed := r.log.Changed() // before reading, so no commit slips between
-		page, err := r.log.Read(ctx, q)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			r.logger.ErrorContext(ctx, "event stream read", "err", err)
-			return nil // headers are sent: nothing more to say
-		}
-		deadline()
-		for _, e := range page.Events {
-			data, _ := json.Marshal(toJSON(e))
-			if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.Seq, e.Type, data); err != nil {
-				return nil // client gone
-			}
-		}
-		flusher.Flush()
-		q.After = page.Next
-		if len(page.Events) == q.Limit {
-			continue // behind: keep reading from the log
-		}
-		select {
-		case <-changed:
-		case <-time.After(streamFallback):
-		case <-ticker.C:
-			deadline()
-			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
-				return nil
-			}
-			flusher.Flush()
-		case <-ctx.Done():
-			return nil
-		case <-r.stopStreams:
-			return nil
-		}
+	if _, err := io.WriteString(w, `{"events":[`); err != nil {
+		return nil // the client is gone; the status is sent
 	}
+	next, size := page.Next, 0
+	for i, e := range page.Events {
+		b, err := json.Marshal(toJSON(e, maxInlinePayload))
+		if err != nil {
+			return nil // cannot happen: every field is plain or valid JSON
+		}
+		if i > 0 && size+len(b) > maxEventPageBytes {
+			next = page.Events[i-1].Seq
+			break
+		}
+		if i > 0 {
+			io.WriteString(w, ",")
+		}
+		if _, err := w.Write(b); err != nil {
+			return nil
+		}
+		size += len(b) + 1
+	}
+	fmt.Fprintf(w, `],"next":%d}`, next)
+	return nil
 }
 
-// StopStreams ends every event stream, so that a graceful shutdown is not
-// held open by long-lived connections. Register it with
-// http.Server.RegisterOnShutdown.
-func (r *Registry) StopStreams() {
-	r.stopOnce.Do(func() { close(r.stopStreams) })
+// getEvent answers one event whole, however large its payload: the
+// target of a payloadRef.
+func (r *Registry) getEvent(w http.ResponseWriter, req *http.Request) error {
+	s := mux.Vars(req)["seq"]
+	seq, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || seq < 1 {
+		return errorf(CodeEventUnknown, "no event %q: events are named by their sequence number, a positive integer", s)
+	}
+	e, err := r.log.Event(req.Context(), seq)
+	if errors.Is(err, eventlog.ErrNotFound) {
+		return errorf(CodeEventUnknown, "no event %d in the log", seq)
+	}
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, "application/json", toJSON(e, 0))
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -34,11 +35,17 @@ func openStream(t testing.TB, url string, headers ...string) <-chan sseEvent {
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
 		t.Fatalf("stream: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
+	return sseEvents(resp.Body)
+}
+
+// sseEvents parses a stream's events onto a channel, closed (and body
+// closed) when the stream ends.
+func sseEvents(body io.ReadCloser) <-chan sseEvent {
 	out := make(chan sseEvent, 1000)
 	go func() {
-		defer resp.Body.Close()
+		defer body.Close()
 		defer close(out)
-		sc := bufio.NewScanner(resp.Body)
+		sc := bufio.NewScanner(body)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		var ev sseEvent
 		for sc.Scan() {

@@ -36,3 +36,14 @@ func (r *Registry) Routes() ([]Route, error) {
 	})
 	return out, err
 }
+
+// StreamReads counts the queries of the event log made for event streams:
+// the one follower's reads, and those of streams catching up.
+func (r *Registry) StreamReads() int64 { return r.hub.reads.Load() }
+
+// StreamSubscribers counts the streams the follower feeds live.
+func (r *Registry) StreamSubscribers() int {
+	r.hub.mu.Lock()
+	defer r.hub.mu.Unlock()
+	return len(r.hub.subs)
+}

@@ -47,6 +47,10 @@ type Options struct {
 	// make one, so bytes flow from the object store, not through the
 	// registry. HEAD and the native API's file routes are not redirected.
 	RedirectPulls time.Duration
+	// MaxEventStreams caps the Server-Sent Events streams open at once
+	// (GET /api/v1/events with Accept: text/event-stream); one more is
+	// refused with 503 UNAVAILABLE and Retry-After. Default 1000.
+	MaxEventStreams int
 }
 
 func (o *Options) ensureDefaults() error {
@@ -58,6 +62,9 @@ func (o *Options) ensureDefaults() error {
 	}
 	if o.UploadTTL <= 0 {
 		o.UploadTTL = 24 * time.Hour
+	}
+	if o.MaxEventStreams <= 0 {
+		o.MaxEventStreams = 1000
 	}
 	return nil
 }
@@ -72,6 +79,7 @@ type Registry struct {
 
 	stopStreams chan struct{} // closed by StopStreams
 	stopOnce    sync.Once
+	hub         *hub // the event stream's one reader of the log
 	tiers       tiering
 }
 
@@ -81,6 +89,7 @@ func New(opts Options) (*Registry, error) {
 		return nil, err
 	}
 	r := &Registry{opts: opts, log: opts.Log, blobs: opts.Blobs, logger: opts.Logger, stopStreams: make(chan struct{})}
+	r.hub = newHub(opts.Log, opts.Logger, r.stopStreams, opts.MaxEventStreams)
 	r.handler = r.routes()
 	return r, nil
 }

@@ -43,6 +43,7 @@ func (r *Registry) routes() http.Handler {
 	const repoAPI = "/api/v1/repositories/{name:.+?}"
 	m.Handle("/api/v1/openapi.json", r.handle(r.openAPI)).Methods(http.MethodGet)
 	m.Handle("/api/v1/events", r.handle(r.events)).Methods(http.MethodGet)
+	m.Handle("/api/v1/events/{seq}", r.handle(r.getEvent)).Methods(http.MethodGet)
 	m.Handle("/api/v1/search", r.handle(r.searchVersions)).Methods(http.MethodGet)
 	m.Handle("/api/v1/repositories", r.handle(r.listRepositories)).Methods(http.MethodGet)
 	m.Handle(repoAPI+"/versions", r.named(r.listVersions)).Methods(http.MethodGet)
