@@ -58,7 +58,8 @@ type Log struct {
 	quit     chan struct{} // closed by Close
 	stopped  chan struct{} // closed when the committer has exited
 
-	lockDB *sql.DB // connections for LockUpload and LockBlob; nil: use db
+	lockDB *sql.DB    // connections for LockBlob; nil: use db
+	leases leaseTable // upload leases, when the dialect has no KeyLock (SQLite)
 
 	changedMu sync.Mutex
 	changed   chan struct{} // closed and replaced whenever the log may have grown

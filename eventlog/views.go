@@ -240,3 +240,10 @@ func (l *Log) Uploads(ctx context.Context) ([]Upload, error) {
 	}
 	return out, rows.Err()
 }
+
+// OpenUploads counts the open upload sessions of repo and of every
+// repository.
+func (l *Log) OpenUploads(ctx context.Context, repo string) (inRepo, total int, err error) {
+	err = l.db.QueryRowContext(ctx, l.q(`SELECT COALESCE(SUM(CASE WHEN repo = ? THEN 1 ELSE 0 END), 0), COUNT(*) FROM uploads`), repo).Scan(&inRepo, &total)
+	return inRepo, total, err
+}

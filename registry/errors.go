@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 
@@ -100,6 +101,10 @@ func classify(err error) *Error {
 	switch {
 	case errors.As(err, &re):
 		return re
+	case errors.Is(err, errBodyStalled):
+		return errorf(CodeBlobUploadInvalid, "%v; nothing of this request was kept: resume from the size the upload reports", err).withStatus(http.StatusRequestTimeout)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return errorf(CodeBlobUploadInvalid, "the request body ended before its announced length; nothing of this request was kept")
 	case errors.Is(err, eventlog.ErrConflict):
 		return errorf(CodeDenied, "%v", err).withStatus(http.StatusConflict)
 	case errors.Is(err, blobstore.ErrUnavailable):

@@ -1,14 +1,20 @@
 package registry_test
 
 import (
+	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	blobfs "github.com/artifact-store/artifact-store/blobstore/fs"
+	"github.com/artifact-store/artifact-store/digest"
+	"github.com/artifact-store/artifact-store/eventlog/sqlite"
 	"github.com/artifact-store/artifact-store/registry"
 )
 
@@ -241,4 +247,68 @@ func mustJSON(t testing.TB, b []byte, v any) {
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatalf("%s: %v", b, err)
 	}
+}
+
+// TestVerifyReportsManifestsMissingBlobs: a manifest whose layer's bytes
+// are gone, or whose layer is no longer linked (a database edited by hand:
+// the API refuses it), is reported by verify.
+func TestVerifyReportsManifestsMissingBlobs(t *testing.T) {
+	forBackends(t, func(t *testing.T, b backend) {
+		s := b.server(t)
+		m, md := s.pushImage("app", "1", "")
+		rep, err := registry.Verify(context.Background(), s.log, s.blobs, nil)
+		if err != nil || len(rep.Problems) != 0 {
+			t.Fatalf("clean store: %v %v", rep.Problems, err)
+		}
+		var parsed struct{ Layers []struct{ Digest string } }
+		mustJSON(t, m, &parsed)
+		if err := s.blobs.Delete(context.Background(), digest.Digest(parsed.Layers[0].Digest)); err != nil {
+			t.Fatal(err)
+		}
+		rep, err = registry.Verify(context.Background(), s.log, s.blobs, nil)
+		if err != nil || !anyContains(rep.Problems, md, "missing or damaged") {
+			t.Fatalf("verify after losing a layer's bytes: %v %v", rep.Problems, err)
+		}
+	})
+	t.Run("unlinked by hand", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "log.db")
+		l, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		fsb, err := blobfs.New(filepath.Join(t.TempDir(), "blobs"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := serveOn(t, l, fsb)
+		m, md := s.pushImage("app", "1", "")
+		var parsed struct{ Layers []struct{ Digest string } }
+		mustJSON(t, m, &parsed)
+		db, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if _, err := db.Exec(`DELETE FROM blob_links WHERE repo = 'app' AND sha256 = ?`, parsed.Layers[0].Digest); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := registry.Verify(context.Background(), s.log, s.blobs, nil)
+		if err != nil || !anyContains(rep.Problems, md, "no longer links") {
+			t.Fatalf("verify after unlinking a needed layer by hand: %v %v", rep.Problems, err)
+		}
+	})
+}
+
+func anyContains(lines []string, subs ...string) bool {
+	for _, l := range lines {
+		ok := true
+		for _, s := range subs {
+			ok = ok && strings.Contains(l, s)
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
 }

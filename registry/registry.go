@@ -47,6 +47,16 @@ type Options struct {
 	// make one, so bytes flow from the object store, not through the
 	// registry. HEAD and the native API's file routes are not redirected.
 	RedirectPulls time.Duration
+	// BodyIdleTimeout cuts a request body that makes no progress for this
+	// long: a client that sends part of a body and goes quiet then holds
+	// nothing (no lease, descriptor or connection) beyond it. Default 60s.
+	BodyIdleTimeout time.Duration
+	// MaxUploads and MaxUploadsPerRepo cap the open upload sessions, in
+	// total and per repository; a POST beyond a cap gets 429
+	// TOOMANYREQUESTS. Defaults 10,000 and 1,000. The caps are checked
+	// before the session is recorded, so concurrent POSTs may pass them
+	// by at most their number.
+	MaxUploads, MaxUploadsPerRepo int
 }
 
 func (o *Options) ensureDefaults() error {
@@ -58,6 +68,15 @@ func (o *Options) ensureDefaults() error {
 	}
 	if o.UploadTTL <= 0 {
 		o.UploadTTL = 24 * time.Hour
+	}
+	if o.BodyIdleTimeout <= 0 {
+		o.BodyIdleTimeout = 60 * time.Second
+	}
+	if o.MaxUploads <= 0 {
+		o.MaxUploads = 10_000
+	}
+	if o.MaxUploadsPerRepo <= 0 {
+		o.MaxUploadsPerRepo = 1_000
 	}
 	return nil
 }

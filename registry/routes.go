@@ -70,6 +70,7 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 func (r *Registry) handle(fn handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+		r.withIdleBody(w, req)
 		if err := fn(w, req); err != nil {
 			writeError(w, req, r.logger, err)
 		}

@@ -29,6 +29,9 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request) error {
 	} else if d := q.Get("digest"); d != "" {
 		return r.monolithicUpload(w, req, repo, d)
 	}
+	if err := r.checkUploadCaps(ctx, repo); err != nil {
+		return err
+	}
 	id := blobstore.NewUploadID()
 	if err := r.blobs.CreateUpload(ctx, id); err != nil {
 		return err
@@ -94,6 +97,21 @@ func (r *Registry) monolithicUpload(w http.ResponseWriter, req *http.Request, re
 	return nil
 }
 
+// checkUploadCaps refuses a new session beyond the caps on open sessions.
+func (r *Registry) checkUploadCaps(ctx context.Context, repo string) error {
+	inRepo, total, err := r.log.OpenUploads(ctx, repo)
+	if err != nil {
+		return err
+	}
+	switch {
+	case inRepo >= r.opts.MaxUploadsPerRepo:
+		return errorf(CodeTooManyRequests, "repository %s has %d open upload sessions, the limit; finish or cancel some (DELETE their Location), or wait for them to expire", repo, inRepo)
+	case total >= r.opts.MaxUploads:
+		return errorf(CodeTooManyRequests, "the registry has %d open upload sessions, the limit; retry later", total)
+	}
+	return nil
+}
+
 // session returns the open upload id of repo.
 func (r *Registry) session(ctx context.Context, repo, id string) (eventlog.Upload, error) {
 	u, err := r.log.Upload(ctx, id)
@@ -101,15 +119,6 @@ func (r *Registry) session(ctx context.Context, repo, id string) (eventlog.Uploa
 		return u, errorf(CodeBlobUploadUnknown, "upload %s is not open in repository %s (it finished, was cancelled or expired)", id, repo)
 	}
 	return u, err
-}
-
-// lockedSession checks that id is an open session of repo and takes its
-// cross-replica lock.
-func (r *Registry) lockedSession(ctx context.Context, repo, id string) (unlock func(), err error) {
-	if _, err := r.session(ctx, repo, id); err != nil {
-		return nil, err
-	}
-	return r.log.LockUpload(ctx, id)
 }
 
 // uploadStatus reports how many bytes an upload holds, so a client can
@@ -134,12 +143,12 @@ func (r *Registry) uploadStatus(w http.ResponseWriter, req *http.Request) error 
 // Spec: #pushing-a-blob-in-chunks
 func (r *Registry) patchUpload(w http.ResponseWriter, req *http.Request) error {
 	ctx, repo, id := req.Context(), mux.Vars(req)["name"], mux.Vars(req)["uuid"]
-	unlock, err := r.lockedSession(ctx, repo, id)
+	lease, err := r.leaseSession(ctx, repo, id)
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	size, err := r.appendChunk(req, repo, id)
+	defer lease.Release()
+	size, err := r.appendChunk(req, repo, id, lease)
 	if err != nil {
 		return err
 	}
@@ -149,13 +158,13 @@ func (r *Registry) patchUpload(w http.ResponseWriter, req *http.Request) error {
 
 // appendChunk appends the request body to the upload and returns the new
 // size. Out-of-order chunks are refused with 416 before anything is read.
-func (r *Registry) appendChunk(req *http.Request, repo, id string) (int64, error) {
+func (r *Registry) appendChunk(req *http.Request, repo, id string, lease *eventlog.Lease) (int64, error) {
 	ctx := req.Context()
 	size, err := r.blobs.UploadSize(ctx, id)
 	if err != nil {
 		return 0, uploadError(err)
 	}
-	body := io.Reader(req.Body)
+	body := io.Reader(newLeasedBody(ctx, req.Body, lease))
 	want := int64(-1) // the size the upload must reach, when Content-Range says
 	if cr := req.Header.Get("Content-Range"); cr != "" {
 		start, end, ok := parseContentRange(cr)
@@ -169,7 +178,7 @@ func (r *Registry) appendChunk(req *http.Request, repo, id string) (int64, error
 		if req.ContentLength >= 0 && req.ContentLength != n {
 			return 0, errorf(CodeSizeInvalid, "Content-Range covers %d bytes but Content-Length is %d", n, req.ContentLength)
 		}
-		body = io.LimitReader(req.Body, n)
+		body = io.LimitReader(body, n)
 		want = end + 1
 	}
 	newSize, err := r.blobs.AppendUpload(ctx, id, size, body)
@@ -193,11 +202,11 @@ func (r *Registry) appendChunk(req *http.Request, repo, id string) (int64, error
 // Spec: #pushing-a-blob-in-chunks (closing the upload)
 func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request) error {
 	ctx, repo, id := req.Context(), mux.Vars(req)["name"], mux.Vars(req)["uuid"]
-	unlock, err := r.lockedSession(ctx, repo, id)
+	lease, err := r.leaseSession(ctx, repo, id)
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer lease.Release()
 	// The digest first: a malformed one must not cost the last chunk.
 	ds := req.URL.Query().Get("digest")
 	if ds == "" {
@@ -208,7 +217,7 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request) error 
 		return err
 	}
 	if req.Header.Get("Content-Range") != "" || req.ContentLength != 0 {
-		if _, err := r.appendChunk(req, repo, id); err != nil {
+		if _, err := r.appendChunk(req, repo, id, lease); err != nil {
 			return err
 		}
 	}
@@ -240,11 +249,11 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request) error 
 // Spec: #canceling-an-upload
 func (r *Registry) cancelUpload(w http.ResponseWriter, req *http.Request) error {
 	ctx, repo, id := req.Context(), mux.Vars(req)["name"], mux.Vars(req)["uuid"]
-	unlock, err := r.lockedSession(ctx, repo, id)
+	lease, err := r.leaseSession(ctx, repo, id)
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer lease.Release()
 	// The event first: if the removal below does not happen, the janitor
 	// removes staged bytes that no open session owns.
 	if _, err := r.log.Append(ctx, eventlog.New(eventlog.TypeUploadCancelled, repo, eventlog.UploadCancelled{ID: id, Reason: "cancelled by client"})); err != nil {

@@ -34,7 +34,15 @@ func Verify(ctx context.Context, log *eventlog.Log, store, cold *blobstore.Store
 		rep.Problems = append(rep.Problems, "event log: "+b.Error()+brokenEvent(ctx, log, b.Seq))
 	}
 	known := make(map[string]bool)
+	damaged := make(map[string]bool) // sha256 keys whose bytes are missing or wrong
+	problems := len(rep.Problems)
 	err = log.Blobs(ctx, func(b eventlog.Blob) error {
+		defer func() {
+			if len(rep.Problems) > problems {
+				damaged[b.SHA256] = true
+				problems = len(rep.Problems)
+			}
+		}()
 		known[b.SHA256] = true
 		rep.Blobs++
 		in, other := store, cold
@@ -72,6 +80,11 @@ func Verify(ctx context.Context, log *eventlog.Log, store, cold *blobstore.Store
 	if err != nil {
 		return rep, err
 	}
+	mp, err := manifestProblems(ctx, log, damaged)
+	if err != nil {
+		return rep, err
+	}
+	rep.Problems = append(rep.Problems, mp...)
 	for _, st := range []*blobstore.Store{store, cold} {
 		if st == nil {
 			continue
