@@ -36,7 +36,7 @@ func nativeURLHint(p string) string {
 		return ""
 	}
 	const scheme = "native URLs put /-/ between the repository and what follows: " +
-		repositoriesPrefix + "<name>/-/versions[/<version>[/files[/<path>]]] or " + repositoriesPrefix + "<name>/-/blobs/<digest>"
+		repositoriesPrefix + "NAME/-/versions[/VERSION[/files[/PATH]]] or " + repositoriesPrefix + "NAME/-/blobs/DIGEST"
 	parts := strings.Split(rest, "/")
 	if slices.Contains(parts, nativeSeparator) {
 		return scheme
