@@ -91,7 +91,6 @@ func testPublishPathConflicts(t *testing.T, b backend) {
 		f.MediaType = "text/plain"
 		return f
 	}
-	head, _ := s.log.Head(t.Context())
 	for _, tc := range []struct {
 		paths         []string
 		parent, child string
@@ -104,7 +103,7 @@ func testPublishPathConflicts(t *testing.T, b backend) {
 		for _, p := range tc.paths {
 			files = append(files, file(p))
 		}
-		head, _ = s.log.Head(t.Context())
+		head, _ := s.log.Head(t.Context())
 		body, _ := json.Marshal(map[string]any{"manifestVersion": 1, "files": files})
 		r := s.do("PUT", "/api/v1/repositories/tree/-/versions/v1", body, "Content-Type: application/json")
 		expect(t, r, 400, "PATH_INVALID")
