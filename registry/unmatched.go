@@ -16,9 +16,9 @@ const nativeSeparator = "-"
 // repositoriesPrefix is where the native API's per-repository URLs start.
 const repositoriesPrefix = "/api/v1/repositories/"
 
-// noEndpoint answers a path no route matches: a 404 that, for a native
-// URL written without the separator (the form before the separator),
-// says what to write instead.
+// noEndpoint answers a path no route matches: a 404 that, under
+// /api/v1/repositories/, explains the URL scheme and, for a URL in the old
+// form without the separator, gives the URL to use instead.
 func noEndpoint(w http.ResponseWriter, req *http.Request) error {
 	msg := "no endpoint " + req.Method + " " + req.URL.Path
 	if hint := nativeURLHint(req.URL.Path); hint != "" {
