@@ -104,34 +104,42 @@ func marshalNoEscape(v any) ([]byte, error) {
 //   - a layer titled with a valid path (org.opencontainers.image.title, as
 //     oras writes) is the file at that path;
 //   - an untitled layer (a container image's) is the file at
-//     blobs/sha256/<hex>, the path an OCI image layout gives it;
-//   - a layer blake3 does not know (bytes the repository does not hold), or
-//     not addressed by sha256, is not a file; nor is a layer whose path
-//     another file already has or that would put a file under another
-//     file ("a" and "a/b"): titled layers are taken first, each in layer
-//     order.
+//     blobs/sha256/<hex> of its blob's SHA-256, the path an OCI image
+//     layout gives it;
+//   - a layer lookup does not know (bytes the repository does not hold) is
+//     not a file; nor is a layer whose path another file already has or
+//     that would put a file under another file ("a" and "a/b"): titled
+//     layers are taken first, then untitled ones, each in layer order.
 //
 // Files is never nil: an index, or a manifest without such layers, is a
-// version with no files ("files": []), which ValidateView accepts. blake3
-// looks up a blob's BLAKE3 digest by its SHA-256 digest. created is used
-// unless the manifest carries a creation annotation.
-func NativeFromOCI(repo, version string, m *Manifest, created time.Time, blake3 func(sha256 string) (string, bool)) *Native {
+// version with no files ("files": []), which ValidateView accepts. lookup
+// resolves a layer's digest (of any algorithm) to the blob's SHA-256 and
+// BLAKE3 digests. created is used unless the manifest carries a creation
+// annotation.
+func NativeFromOCI(repo, version string, m *Manifest, created time.Time, lookup func(digest string) (sha256, blake3 string, ok bool)) *Native {
 	n := &Native{ManifestVersion: NativeVersion1, Repository: repo, Version: version,
 		ArtifactType: m.EffectiveArtifactType(), Created: FormatCreated(created), Files: []File{}}
 	if t, err := time.Parse(time.RFC3339, m.Annotations[AnnotationCreated]); err == nil {
 		n.Created = FormatCreated(t)
 	}
 	t := newTree()
-	add := func(l Descriptor, p string) {
-		if len(n.Files) == MaxFiles || !strings.HasPrefix(l.Digest, "sha256:") || ValidPath(p) != nil || !t.fits(p) {
+	add := func(l Descriptor, title string) {
+		if len(n.Files) == MaxFiles {
 			return
 		}
-		b3, ok := blake3(l.Digest)
+		sha, b3, ok := lookup(l.Digest)
 		if !ok {
 			return
 		}
+		p := title
+		if p == "" {
+			p = UntitledPath(sha)
+		}
+		if ValidPath(p) != nil || !t.fits(p) {
+			return
+		}
 		t.add(p)
-		n.Files = append(n.Files, File{Path: p, Size: l.Size, MediaType: l.MediaType, SHA256: l.Digest, BLAKE3: b3})
+		n.Files = append(n.Files, File{Path: p, Size: l.Size, MediaType: l.MediaType, SHA256: sha, BLAKE3: b3})
 	}
 	for _, l := range m.Layers {
 		if title := l.Annotations[AnnotationTitle]; title != "" {
@@ -140,7 +148,7 @@ func NativeFromOCI(repo, version string, m *Manifest, created time.Time, blake3 
 	}
 	for _, l := range m.Layers {
 		if l.Annotations[AnnotationTitle] == "" {
-			add(l, UntitledPath(l.Digest))
+			add(l, "")
 		}
 	}
 	sort.Slice(n.Files, func(i, j int) bool { return n.Files[i].Path < n.Files[j].Path })

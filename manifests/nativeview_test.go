@@ -68,8 +68,13 @@ func TestValidateMediaTypeUTF8(t *testing.T) {
 // ValidateView.
 func TestNativeFromOCIFiles(t *testing.T) {
 	sha := func(c string) string { return "sha256:" + strings.Repeat(c, 64) }
-	held := map[string]bool{sha("1"): true, sha("2"): true, sha("3"): true, sha("4"): true, sha("5"): true}
-	lookup := func(d string) (string, bool) { return "blake3:" + strings.Repeat("b", 64), held[d] }
+	big := "sha512:" + strings.Repeat("1", 128)
+	// What the repository holds, by any digest, to its SHA-256.
+	held := map[string]string{sha("1"): sha("1"), sha("2"): sha("2"), sha("3"): sha("3"), sha("4"): sha("4"), sha("5"): sha("5"), big: sha("6")}
+	lookup := func(d string) (string, string, bool) {
+		s, ok := held[d]
+		return s, "blake3:" + strings.Repeat("b", 64), ok
+	}
 	layer := func(d, title string) Descriptor {
 		l := Descriptor{MediaType: "application/octet-stream", Digest: d, Size: 1}
 		if title != "" {
@@ -90,8 +95,10 @@ func TestNativeFromOCIFiles(t *testing.T) {
 			[]string{"a-b", "a/b"}},
 		{"a title named blobs hides untitled layers", []Descriptor{layer(sha("1"), ""), layer(sha("2"), "blobs")},
 			[]string{"blobs"}},
-		{"not held, not sha256, invalid title", []Descriptor{layer(sha("9"), "gone"), layer("sha512:"+strings.Repeat("1", 128), "big"), layer(sha("5"), "../x")},
+		{"not held, invalid title", []Descriptor{layer(sha("9"), "gone"), layer(sha("9"), ""), layer(sha("5"), "../x")},
 			[]string{}},
+		{"sha512 layers by their blob's sha256", []Descriptor{layer(big, "big"), layer(big, "")},
+			[]string{"big", "blobs/sha256/" + strings.Repeat("6", 64)}},
 		{"no layers", nil, []string{}},
 	} {
 		m := &Manifest{SchemaVersion: 2, MediaType: MediaTypeImageManifest, Layers: tc.layers, Annotations: map[string]string{"": "empty key", "k": "v"}}
