@@ -292,7 +292,7 @@ func settledSize(t *testing.T, loc string) int64 {
 // compares it with want.
 func checkPublished(t *testing.T, url, repo, version, path string, want []byte) {
 	t.Helper()
-	resp, err := http.Get(url + "/api/v1/repositories/" + repo + "/versions/" + version + "/files/" + path)
+	resp, err := http.Get(url + "/api/v1/repositories/" + repo + "/-/versions/" + version + "/files/" + path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 )
 
 // native is the native API URL of a repository's sub-resource.
-func native(repo, rest string) string { return "/api/v1/repositories/" + repo + "/" + rest }
+func native(repo, rest string) string { return "/api/v1/repositories/" + repo + "/-/" + rest }
 
 // titledManifest is an OCI image manifest with cfg as config and one
 // layer of the given media type and digest, titled name.

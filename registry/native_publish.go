@@ -86,15 +86,15 @@ func (r *Registry) putVersion(w http.ResponseWriter, req *http.Request) error {
 		return errorf(CodeManifestInvalid, "the manifest names %s:%s but was sent to %s:%s", n.Repository, n.Version, repo, version)
 	}
 	if err := n.Validate(); err != nil {
-		return errorf(CodeManifestInvalid, "%v", err)
+		return manifestError(err)
 	}
 	return r.publish(w, req, n, createdGiven, nil)
 }
 
 // putFile publishes a version of one file from the request body: what
-// `curl -T FILE URL` does. The media type is the Content-Type (default
-// application/octet-stream); ?artifactType= and ?annotation=key=value add
-// to the manifest.
+// `curl -T FILE URL` does. The media type is the Content-Type, or a guess
+// from the path's extension (see fileMediaType); ?artifactType= and
+// ?annotation=key=value add to the manifest.
 func (r *Registry) putFile(w http.ResponseWriter, req *http.Request) error {
 	ctx := req.Context()
 	repo, version, path := mux.Vars(req)["name"], mux.Vars(req)["version"], mux.Vars(req)["path"]
@@ -118,7 +118,10 @@ func (r *Registry) putFile(w http.ResponseWriter, req *http.Request) error {
 			return err
 		}
 	}
-	mediaType := fileMediaType(req.Header.Get("Content-Type"), path)
+	mediaType, err := fileMediaType(req.Header.Get("Content-Type"), path)
+	if err != nil {
+		return err
+	}
 	ds, err := r.blobs.Ingest(ctx, req.Body, expect)
 	if err != nil {
 		return uploadError(err)
@@ -180,16 +183,30 @@ func exactKeys(body []byte) error {
 
 // fileMediaType is the Content-Type a client sent, or, since curl -T sends
 // none, a guess from the file name's extension, or application/octet-stream.
-func fileMediaType(contentType, name string) string {
+// A Content-Type that is not UTF-8 text is refused: the manifest stores it
+// as CBOR text, which must be UTF-8.
+func fileMediaType(contentType, name string) (string, error) {
+	if !validText(contentType) {
+		return "", errorf(CodeManifestInvalid, "Content-Type %q is not UTF-8 text; it becomes the file's media type: send one like application/pdf, or none to have it guessed from the file name", contentType)
+	}
 	// curl sends form-urlencoded for --data: a file's type is never that.
 	if contentType != "" && contentType != "application/x-www-form-urlencoded" {
-		return contentType
+		return contentType, nil
 	}
 	if t := mime.TypeByExtension(filepath.Ext(name)); t != "" {
 		base, _, _ := strings.Cut(t, ";")
-		return base
+		return base, nil
 	}
-	return manifests.DefaultFileMediaType
+	return manifests.DefaultFileMediaType, nil
+}
+
+// manifestError answers a manifest Validate refused: PATH_INVALID when two
+// paths conflict, MANIFEST_INVALID otherwise.
+func manifestError(err error) error {
+	if errors.Is(err, manifests.ErrPathConflict) {
+		return errorf(CodePathInvalid, "%v", err)
+	}
+	return errorf(CodeManifestInvalid, "%v", err)
 }
 
 // annotationParams reads key=value pairs.

@@ -163,7 +163,7 @@ func (r *Registry) getFile(w http.ResponseWriter, req *http.Request) error {
 			return r.serveFile(w, req, b, f.MediaType, path.Base(p))
 		}
 	}
-	return errorf(CodeFileUnknown, "%s:%s has no file %q (GET .../versions/%s/files lists them)", repo, v.Version, p, v.Version)
+	return errorf(CodeFileUnknown, "%s:%s has no file %q (GET .../-/versions/%s/files lists them)", repo, v.Version, p, v.Version)
 }
 
 // getNativeBlob serves any blob of a repository by its sha256, sha512 or
