@@ -6,6 +6,8 @@
 //	blobs/sha256/<hex>               committed blobs, immutable
 //	uploads/<id>/created             marks an open staging area (empty)
 //	uploads/<id>/<offset, 20 digits> one object per appended chunk
+//	<name>                           objects kept aside (aside.go): anchors/head,
+//	                                 quarantine/sha256/<hex>
 //
 // Why chunk objects rather than one S3 multipart upload per session: S3
 // parts must be at least 5 MiB (except the last), while /v2/ clients send
