@@ -191,9 +191,10 @@ func (b *Backend) Open(ctx context.Context, key digest.Digest) (blobstore.Blob, 
 		return nil, b.wrap(err, "open "+key.String())
 	}
 	// GetObject is lazy: Stat now, so a missing blob is reported here.
-	sctx, cancel := b.bounded(ctx)
-	defer cancel()
-	if _, err := b.c.StatObject(sctx, b.opts.Bucket, k, minio.StatObjectOptions{}); err != nil {
+	// The object's own Stat keeps what it learns, so a later Seek to the
+	// end (http.ServeContent's, or a caller's size check) costs no
+	// second request. The transport's response timeout bounds it.
+	if _, err := obj.Stat(); err != nil {
 		obj.Close()
 		return nil, b.wrap(err, "open "+key.String())
 	}
