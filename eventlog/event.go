@@ -93,6 +93,14 @@ type (
 		Size         int64             `json:"size"`
 		Subject      string            `json:"subject,omitempty"`
 		Annotations  map[string]string `json:"annotations,omitempty"`
+		// Blobs are the storage keys (sha256) of the config and layers
+		// the repository held when the manifest was put: what a pull of
+		// it needs. Append refuses the put unless the repository links
+		// each, and refuses to unlink one while the manifest exists.
+		Blobs []string `json:"blobs,omitempty"`
+		// Manifests are the digests of an index's children that the
+		// repository held; Append refuses the put unless each exists.
+		Manifests []string `json:"manifests,omitempty"`
 	}
 	// ManifestDeleted: the manifest and every tag pointing at it are gone.
 	ManifestDeleted struct {

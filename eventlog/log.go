@@ -292,6 +292,9 @@ func (l *Log) insert(ctx context.Context, tx *sql.Tx, seq int64, prev []byte, no
 	for i, e := range evs {
 		seq++
 		e.Seq, e.Time, e.PrevHash = seq, now, prev
+		if err := l.guard(ctx, tx, e); err != nil {
+			return nil, err
+		}
 		e.Hash = chainHash(e)
 		prev = e.Hash
 		if _, err := tx.ExecContext(ctx, l.q(`INSERT INTO events (seq, time_ns, type, repo, payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)`),

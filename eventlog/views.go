@@ -240,10 +240,3 @@ func (l *Log) Uploads(ctx context.Context) ([]Upload, error) {
 	}
 	return out, rows.Err()
 }
-
-// LinkedAnywhere reports whether any repository links the blob.
-func (l *Log) LinkedAnywhere(ctx context.Context, sha256 string) (bool, error) {
-	var n int
-	err := l.db.QueryRowContext(ctx, l.q(`SELECT COUNT(*) FROM blob_links WHERE sha256 = ?`), sha256).Scan(&n)
-	return n > 0, err
-}

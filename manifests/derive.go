@@ -98,10 +98,11 @@ func marshalNoEscape(v any) ([]byte, error) {
 
 // NativeFromOCI shows an OCI image manifest pushed by an OCI client (oras,
 // say) as a native version: each layer with a title annotation becomes a
-// file named by it. blake3 looks up a blob's BLAKE3 digest by its SHA-256
-// digest; layers it does not know are left out, as are untitled layers.
-// created is used unless the manifest carries a creation annotation.
-func NativeFromOCI(repo, version string, m *Manifest, created time.Time, blake3 func(sha256 string) (string, bool)) *Native {
+// file named by it. lookup resolves a layer's digest (of any algorithm) to
+// the blob's SHA-256 and BLAKE3 digests; layers it does not know are left
+// out, as are untitled layers. created is used unless the manifest carries
+// a creation annotation.
+func NativeFromOCI(repo, version string, m *Manifest, created time.Time, lookup func(digest string) (sha256, blake3 string, ok bool)) *Native {
 	n := &Native{ManifestVersion: NativeVersion1, Repository: repo, Version: version,
 		ArtifactType: m.EffectiveArtifactType(), Created: FormatCreated(created)}
 	if t, err := time.Parse(time.RFC3339, m.Annotations[AnnotationCreated]); err == nil {
@@ -113,12 +114,12 @@ func NativeFromOCI(repo, version string, m *Manifest, created time.Time, blake3 
 		if title == "" || seen[title] || ValidPath(title) != nil {
 			continue
 		}
-		b3, ok := blake3(l.Digest)
+		sha, b3, ok := lookup(l.Digest)
 		if !ok {
 			continue
 		}
 		seen[title] = true
-		n.Files = append(n.Files, File{Path: title, Size: l.Size, MediaType: l.MediaType, SHA256: l.Digest, BLAKE3: b3})
+		n.Files = append(n.Files, File{Path: title, Size: l.Size, MediaType: l.MediaType, SHA256: sha, BLAKE3: b3})
 	}
 	sort.Slice(n.Files, func(i, j int) bool { return n.Files[i].Path < n.Files[j].Path })
 	for k, v := range m.Annotations {

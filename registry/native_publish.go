@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -284,14 +285,28 @@ func (r *Registry) publish(w http.ResponseWriter, req *http.Request, n *manifest
 	if n.Subject != nil {
 		put.Subject = n.Subject.Digest
 	}
+	// What a pull of the derived manifest needs: its empty config and the
+	// files, all linked into repo (by checkFiles, or by pre in this
+	// append), and kept linked while the version exists.
+	put.Blobs = []string{cds.SHA256.String()}
+	for _, f := range n.Files {
+		if !slices.Contains(put.Blobs, f.SHA256) {
+			put.Blobs = append(put.Blobs, f.SHA256)
+		}
+	}
+	// The version before its tag: version.published is refused if a /v2/
+	// push took the tag name meanwhile, and once it is recorded no tag.set
+	// can move the tag. Either way exactly one of two racing writers wins.
 	evs = append(evs,
 		eventlog.New(eventlog.TypeManifestPut, repo, put),
-		eventlog.New(eventlog.TypeTagSet, repo, eventlog.TagSet{Tag: n.Version, Digest: put.Digest}),
 		eventlog.New(eventlog.TypeVersionPublished, repo, eventlog.VersionPublished{
 			Version: n.Version, NativeSHA256: nds.SHA256.String(), NativeBLAKE3: nds.BLAKE3.String(), NativeSize: nds.Size, OCIDigest: put.Digest,
-		}))
+		}),
+		eventlog.New(eventlog.TypeTagSet, repo, eventlog.TagSet{Tag: n.Version, Digest: put.Digest}))
 	if _, err := r.log.Append(ctx, evs...); errors.Is(err, eventlog.ErrConflict) {
-		return errorf(CodeVersionExists, "%s:%s was published meanwhile by another request; versions are immutable", repo, n.Version)
+		return errorf(CodeVersionExists, "%s:%s was published or pushed over /v2/ meanwhile by another request; versions are immutable: publish a new version", repo, n.Version)
+	} else if errors.Is(err, eventlog.ErrReferenceMissing) {
+		return errorf(CodeManifestBlobUnknown, "%v; upload it again", err)
 	} else if err != nil {
 		return err
 	}

@@ -50,9 +50,11 @@ func (r *Registry) nativeManifest(ctx context.Context, v eventlog.Version) (*man
 	if err != nil {
 		return nil, fmt.Errorf("stored manifest %s: %w", v.Manifest.Digest, err)
 	}
-	return manifests.NativeFromOCI(v.Repo, v.Version, m, v.Time, func(sha string) (string, bool) {
-		b, err := r.log.Blob(ctx, sha)
-		return b.BLAKE3, err == nil
+	return manifests.NativeFromOCI(v.Repo, v.Version, m, v.Time, func(d string) (string, string, bool) {
+		// Only what the repository holds: a layer naming another
+		// repository's blob is not a file of this version.
+		b, err := r.log.LinkedBlob(ctx, v.Repo, d)
+		return b.SHA256, b.BLAKE3, err == nil
 	}), nil
 }
 
@@ -148,9 +150,15 @@ func (r *Registry) getFile(w http.ResponseWriter, req *http.Request) error {
 	}
 	for _, f := range n.Files {
 		if f.Path == p {
-			b, err := r.log.Blob(ctx, f.SHA256) // for its tier
+			// Through the repository's own links, whatever the manifest
+			// says: a descriptor naming bytes this repository does not
+			// hold (another repository's blob) is not served here.
+			b, err := r.log.LinkedBlob(ctx, repo, f.SHA256)
+			if errors.Is(err, eventlog.ErrNotFound) {
+				return errorf(CodeFileUnknown, "%s:%s names file %q, but its bytes (%s) are not in repository %s", repo, v.Version, p, f.SHA256, repo)
+			}
 			if err != nil {
-				b = eventlog.Blob{SHA256: f.SHA256, BLAKE3: f.BLAKE3, Size: f.Size, Tier: eventlog.TierHot}
+				return err
 			}
 			return r.serveFile(w, req, b, f.MediaType, path.Base(p))
 		}
@@ -216,7 +224,13 @@ func (r *Registry) deleteVersion(w http.ResponseWriter, req *http.Request) error
 	if err != nil {
 		return err
 	}
-	evs := []eventlog.Event{eventlog.New(eventlog.TypeTagDeleted, repo, eventlog.TagDeleted{Tag: v.Version})}
+	var evs []eventlog.Event
+	if v.NativeSHA256 != "" {
+		// The version first: while it exists, its tag and derived
+		// manifest are immutable (Append refuses to remove them).
+		evs = append(evs, eventlog.New(eventlog.TypeVersionDeleted, repo, eventlog.VersionDeleted{Version: v.Version}))
+	}
+	evs = append(evs, eventlog.New(eventlog.TypeTagDeleted, repo, eventlog.TagDeleted{Tag: v.Version}))
 	if v.NativeSHA256 != "" {
 		// The derived manifest goes too, unless /v2/ clients tagged it
 		// under other names, which they may keep.
@@ -227,7 +241,6 @@ func (r *Registry) deleteVersion(w http.ResponseWriter, req *http.Request) error
 		if len(tags) <= 1 {
 			evs = append(evs, eventlog.New(eventlog.TypeManifestDeleted, repo, eventlog.ManifestDeleted{Digest: v.Manifest.Digest}))
 		}
-		evs = append(evs, eventlog.New(eventlog.TypeVersionDeleted, repo, eventlog.VersionDeleted{Version: v.Version}))
 	}
 	if _, err := r.log.Append(ctx, evs...); err != nil {
 		return err

@@ -41,39 +41,34 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request) error {
 	return nil
 }
 
-// mount links a blob from another repository (or, without from, from any
-// repository that holds it). It reports false when the blob is not there.
+// mount links a blob from repository from into repo. Without from, only
+// a blob repo already holds is "mounted" (a 201 and nothing recorded):
+// linking whatever any repository holds would let a client that knows a
+// digest read another repository's bytes. It reports false when the blob
+// cannot be mounted, and the caller falls back to an upload session.
 func (r *Registry) mount(ctx context.Context, w http.ResponseWriter, repo, mount, from string) (bool, error) {
 	d, err := parseDigest(mount)
 	if err != nil {
 		return false, err
 	}
-	var b eventlog.Blob
+	source := repo
 	if from != "" {
 		if err := ValidateName(from); err != nil {
 			return false, err
 		}
-		if b, err = r.linkedBlob(ctx, from, d); err != nil {
-			var re *Error
-			if errors.As(err, &re) && re.Code == CodeBlobUnknown {
-				return false, nil
-			}
-			return false, err
-		}
-	} else {
-		b, err = r.log.Blob(ctx, d.String())
-		if errors.Is(err, eventlog.ErrNotFound) {
-			return false, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		if ok, err := r.log.LinkedAnywhere(ctx, b.SHA256); err != nil || !ok {
-			return false, err
-		}
+		source = from
 	}
-	if _, err := r.log.Append(ctx, eventlog.New(eventlog.TypeBlobLinked, repo, eventlog.BlobLinked{SHA256: b.SHA256})); err != nil {
+	b, err := r.linkedBlob(ctx, source, d)
+	if re := (*Error)(nil); errors.As(err, &re) && re.Code == CodeBlobUnknown {
+		return false, nil
+	}
+	if err != nil {
 		return false, err
+	}
+	if source != repo {
+		if _, err := r.log.Append(ctx, eventlog.New(eventlog.TypeBlobLinked, repo, eventlog.BlobLinked{SHA256: b.SHA256})); err != nil {
+			return false, err
+		}
 	}
 	writeBlobCreated(w, repo, d)
 	return true, nil
