@@ -68,6 +68,7 @@ var viewKeys = map[string][]string{
 	"uploads":              {"id"},
 	"versions":             {"repo", "version"},
 	"manifest_annotations": {"repo", "digest", "key"},
+	"manifest_blobs":       {"repo", "digest", "sha256"},
 }
 
 // ViewDiff is one row on which the live views and the replayed ones
@@ -291,7 +292,10 @@ type rowStream struct {
 
 // viewRows streams view t in primary-key byte order, in tx when given.
 func (l *Log) viewRows(ctx context.Context, tx *sql.Tx, t string) (*rowStream, error) {
-	keys := viewKeys[t]
+	keys, ok := viewKeys[t]
+	if !ok {
+		return nil, fmt.Errorf("view %s has no primary key in viewKeys", t)
+	}
 	order := make([]string, len(keys))
 	for i, k := range keys {
 		order[i] = k + l.byteCollation()
