@@ -10,11 +10,13 @@
 //     the staged bytes of an upload or the complete blob, never a partial
 //     blob under a final key.
 //   - Final keys are immutable: a second commit of the same content is a
-//     no-op, so storage is deduplicated across repositories.
+//     no-op, so storage is deduplicated across repositories. The one
+//     exception is damage: a stored copy whose size is wrong is moved
+//     aside (quarantine.go) and replaced by the newly verified bytes.
 //   - Memory use is independent of blob size: bytes stream through fixed
 //     buffers.
 //
-// A Store wraps a Backend (blobstore/fs today, blobstore/s3 later); every
+// A Store wraps a Backend (blobstore/fs, blobstore/s3); every
 // backend passes the shared contract suite in blobstore/blobstoretest.
 package blobstore
 

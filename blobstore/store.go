@@ -298,6 +298,10 @@ func (s *Store) commit(ctx context.Context, id string, ds Digests, expect digest
 		s.backend.AbortUpload(context.WithoutCancel(ctx), id)
 		return Digests{}, fmt.Errorf("%w: expected %s, content is %s", ErrDigestMismatch, expect, ds.SHA256)
 	}
+	if err := s.replaceDamaged(ctx, ds); err != nil {
+		s.forget(id) // the staged bytes stay: the commit may be retried
+		return Digests{}, fmt.Errorf("replace damaged copy of %s: %w", ds.SHA256, err)
+	}
 	err := s.backend.CommitUpload(ctx, id, ds.SHA256)
 	s.forget(id)
 	if err != nil {

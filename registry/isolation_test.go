@@ -256,7 +256,7 @@ func TestVerifyReportsManifestsMissingBlobs(t *testing.T) {
 	forBackends(t, func(t *testing.T, b backend) {
 		s := b.server(t)
 		m, md := s.pushImage("app", "1", "")
-		rep, err := registry.Verify(context.Background(), s.log, s.blobs, nil)
+		rep, err := registry.Verify(context.Background(), s.log, s.blobs, registry.VerifyOptions{Scratch: scratchLog(t)})
 		if err != nil || len(rep.Problems) != 0 {
 			t.Fatalf("clean store: %v %v", rep.Problems, err)
 		}
@@ -265,7 +265,7 @@ func TestVerifyReportsManifestsMissingBlobs(t *testing.T) {
 		if err := s.blobs.Delete(context.Background(), digest.Digest(parsed.Layers[0].Digest)); err != nil {
 			t.Fatal(err)
 		}
-		rep, err = registry.Verify(context.Background(), s.log, s.blobs, nil)
+		rep, err = registry.Verify(context.Background(), s.log, s.blobs, registry.VerifyOptions{Scratch: scratchLog(t)})
 		if err != nil || !anyContains(rep.Problems, md, "missing or damaged") {
 			t.Fatalf("verify after losing a layer's bytes: %v %v", rep.Problems, err)
 		}
@@ -293,7 +293,7 @@ func TestVerifyReportsManifestsMissingBlobs(t *testing.T) {
 		if _, err := db.Exec(`DELETE FROM blob_links WHERE repo = 'app' AND sha256 = ?`, parsed.Layers[0].Digest); err != nil {
 			t.Fatal(err)
 		}
-		rep, err := registry.Verify(context.Background(), s.log, s.blobs, nil)
+		rep, err := registry.Verify(context.Background(), s.log, s.blobs, registry.VerifyOptions{Scratch: scratchLog(t)})
 		if err != nil || !anyContains(rep.Problems, md, "no longer links") {
 			t.Fatalf("verify after unlinking a needed layer by hand: %v %v", rep.Problems, err)
 		}

@@ -92,6 +92,7 @@ type Registry struct {
 	stopStreams chan struct{} // closed by StopStreams
 	stopOnce    sync.Once
 	tiers       tiering
+	anchors     anchors
 }
 
 // New returns a Registry.

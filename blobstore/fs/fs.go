@@ -4,6 +4,8 @@
 //
 //	sha256/<first two hex>/<hex>   committed blobs, immutable
 //	uploads/<id>                   staged bytes of an upload, append-only
+//	<name>                         objects kept aside (aside.go): anchors/head,
+//	                               quarantine/sha256/<hex>
 //
 // Durability: every append is fsynced before it is acknowledged, and a commit
 // fsyncs the staged file, renames it into sha256/ and fsyncs the directory,
