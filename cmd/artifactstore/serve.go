@@ -26,6 +26,9 @@ func serve(ctx context.Context, args []string) error {
 	policy, checkPolicy := tierFlags(fs)
 	tierEvery := fs.Duration("tier-interval", envDuration("ARTIFACTSTORE_TIER_INTERVAL", time.Hour), "how often the tiering policy runs, with --cold-storage (env ARTIFACTSTORE_TIER_INTERVAL)")
 	anchorEvery := fs.Duration("anchor-interval", envDuration("ARTIFACTSTORE_ANCHOR_INTERVAL", 30*time.Second), "how often the event log's head is anchored in the blob store (and at shutdown), for verify to detect a rolled-back log (env ARTIFACTSTORE_ANCHOR_INTERVAL)")
+	bodyIdle := fs.Duration("body-idle-timeout", envDuration("ARTIFACTSTORE_BODY_IDLE_TIMEOUT", time.Minute), "cut a request body that sends nothing for this long, so a client that goes quiet holds nothing (env ARTIFACTSTORE_BODY_IDLE_TIMEOUT)")
+	maxUploads := fs.Int("max-uploads", envInt("ARTIFACTSTORE_MAX_UPLOADS", 10_000), "open upload sessions allowed in total; more get 429 (env ARTIFACTSTORE_MAX_UPLOADS)")
+	maxRepoUploads := fs.Int("max-uploads-per-repo", envInt("ARTIFACTSTORE_MAX_UPLOADS_PER_REPO", 1_000), "open upload sessions allowed per repository; more get 429 (env ARTIFACTSTORE_MAX_UPLOADS_PER_REPO)")
 	logJSON := fs.Bool("log-json", envBool("ARTIFACTSTORE_LOG_JSON"), "log JSON instead of text (env ARTIFACTSTORE_LOG_JSON)")
 	fs.Parse(args)
 	if err := checkPolicy(); err != nil {
@@ -49,6 +52,7 @@ func serve(ctx context.Context, args []string) error {
 	reg, err := registry.New(registry.Options{
 		Log: st.log, Blobs: st.blobs, Logger: logger, UploadTTL: *ttl, AllowSparse: *sparse,
 		Cold: st.cold, Tiering: *policy, RedirectPulls: *redirect,
+		BodyIdleTimeout: *bodyIdle, MaxUploads: *maxUploads, MaxUploadsPerRepo: *maxRepoUploads,
 	})
 	if err != nil {
 		return err
