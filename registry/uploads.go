@@ -267,9 +267,9 @@ func (r *Registry) cancelUpload(w http.ResponseWriter, req *http.Request) error 
 func uploadError(err error) error {
 	switch {
 	case errors.Is(err, blobstore.ErrDigestMismatch):
-		return errorf(CodeDigestInvalid, "%v; nothing was stored", err)
+		return errorf(CodeDigestInvalid, "%s; nothing was stored", publicText(err, blobstore.ErrDigestMismatch))
 	case errors.Is(err, blobstore.ErrUploadNotFound):
-		return errorf(CodeBlobUploadUnknown, "%v", err)
+		return errorf(CodeBlobUploadUnknown, "%s", publicText(err, blobstore.ErrUploadNotFound))
 	}
 	return err
 }
