@@ -16,7 +16,7 @@
 //   - Memory use is independent of blob size: bytes stream through fixed
 //     buffers.
 //
-// A Store wraps a Backend (blobstore/fs, blobstore/s3); every
+// A Store wraps a Backend (blobstore/fs or blobstore/s3); every
 // backend passes the shared contract suite in blobstore/blobstoretest.
 package blobstore
 
@@ -39,6 +39,10 @@ var (
 	// ErrUnavailable: the storage service could not be reached or failed;
 	// retrying later may succeed.
 	ErrUnavailable = errors.New("blob storage unavailable")
+	// ErrNoSpace: the storage has no room for the bytes (a full disk or an
+	// exhausted quota). Nothing partial is kept; the same request succeeds
+	// once an operator has made room.
+	ErrNoSpace = errors.New("no space left in blob storage")
 )
 
 // Digests is the identity of stored content: both digests the store always

@@ -57,7 +57,9 @@ type derivedManifest struct {
 	Annotations   map[string]string   `json:"annotations"`
 }
 
-// DeriveOCI returns the OCI image manifest that shows n on /v2/.
+// DeriveOCI returns the OCI image manifest that shows n on /v2/. It
+// refuses (ErrInvalid) a manifest whose annotations, with the two the
+// derivation adds, are over the limits Parse applies on /v2/.
 func (n *Native) DeriveOCI() ([]byte, error) {
 	m := derivedManifest{
 		SchemaVersion: 2,
@@ -82,6 +84,9 @@ func (n *Native) DeriveOCI() ([]byte, error) {
 	}
 	m.Annotations[AnnotationCreated] = n.Created
 	m.Annotations[AnnotationVersion] = n.Version
+	if err := annotationLimits(m.Annotations); err != nil {
+		return nil, invalid("with %s and %s added for /v2/, %v; remove some annotations", AnnotationCreated, AnnotationVersion, err)
+	}
 	return marshalNoEscape(m)
 }
 

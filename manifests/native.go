@@ -192,6 +192,11 @@ func (n *Native) validateFields(minFiles int) error {
 	if err := checkText(n.ArtifactType, n.Annotations); err != nil {
 		return err
 	}
+	// The limits of any OCI manifest, so that the native view of every
+	// manifest /v2/ accepted validates; publishing is stricter (DeriveOCI).
+	if err := annotationLimits(n.Annotations); err != nil {
+		return invalid("%v", err)
+	}
 	t, err := time.Parse(time.RFC3339, n.Created)
 	if err != nil || FormatCreated(t) != n.Created {
 		return invalid("created must be an RFC 3339 UTC time in whole seconds, like %q; got %q", FormatCreated(time.Unix(0, 0)), n.Created)

@@ -65,7 +65,7 @@ func (r *Registry) getManifest(w http.ResponseWriter, req *http.Request) error {
 	}
 	f, err := r.openKey(req.Context(), m.SHA256)
 	if err != nil {
-		return fmt.Errorf("manifest %s recorded but its bytes are unreadable: %v", m.Digest, err)
+		return fmt.Errorf("manifest %s: %w", m.Digest, recordedButUnreadable(m.SHA256, err))
 	}
 	defer f.Close()
 	h := w.Header()

@@ -209,7 +209,9 @@ func manifestError(err error) error {
 	return errorf(CodeManifestInvalid, "%v", err)
 }
 
-// annotationParams reads key=value pairs.
+// annotationParams reads key=value pairs, within the limits a native
+// version's annotations have (checked here, before a publish stores any
+// byte).
 func annotationParams(params []string) (map[string]string, error) {
 	var out map[string]string
 	for _, p := range params {
@@ -221,6 +223,9 @@ func annotationParams(params []string) (map[string]string, error) {
 			out = map[string]string{}
 		}
 		out[k] = v
+	}
+	if err := manifests.CheckNativeAnnotations(out); err != nil {
+		return nil, errorf(CodeManifestInvalid, "%v", err)
 	}
 	return out, nil
 }

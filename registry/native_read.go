@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/artifact-store/artifact-store/blobstore"
 	"github.com/artifact-store/artifact-store/digest"
 	"github.com/artifact-store/artifact-store/eventlog"
 	"github.com/artifact-store/artifact-store/manifests"
@@ -72,7 +71,7 @@ func (r *Registry) versionManifest(ctx context.Context, repo, version string) (e
 func (r *Registry) readBlob(ctx context.Context, key string) ([]byte, error) {
 	f, err := r.openKey(ctx, key)
 	if err != nil {
-		return nil, fmt.Errorf("blob %s recorded but unreadable: %v", key, err)
+		return nil, recordedButUnreadable(key, err)
 	}
 	defer f.Close()
 	return io.ReadAll(io.LimitReader(f, manifests.MaxSize+1))
@@ -185,10 +184,7 @@ func (r *Registry) serveFile(w http.ResponseWriter, req *http.Request, b eventlo
 	}
 	f, err := r.openBlob(req.Context(), b)
 	if err != nil {
-		if errors.Is(err, blobstore.ErrNotFound) {
-			return fmt.Errorf("blob %s recorded but missing from the store: %v", b.SHA256, err)
-		}
-		return fmt.Errorf("blob %s recorded but unreadable: %w", b.SHA256, err)
+		return recordedButUnreadable(b.SHA256, err)
 	}
 	defer f.Close()
 	h := w.Header()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -158,6 +159,9 @@ func (r *Registry) patchUpload(w http.ResponseWriter, req *http.Request) error {
 
 // appendChunk appends the request body to the upload and returns the new
 // size. Out-of-order chunks are refused with 416 before anything is read.
+// With Content-Range the body must carry exactly the announced bytes: a
+// shorter one keeps what arrived (400, resume from there), a longer one
+// stores nothing of the chunk (400); no byte is ever dropped silently.
 func (r *Registry) appendChunk(req *http.Request, repo, id string, lease *eventlog.Lease) (int64, error) {
 	ctx := req.Context()
 	size, err := r.blobs.UploadSize(ctx, id)
@@ -167,18 +171,18 @@ func (r *Registry) appendChunk(req *http.Request, repo, id string, lease *eventl
 	body := io.Reader(newLeasedBody(ctx, req.Body, lease))
 	want := int64(-1) // the size the upload must reach, when Content-Range says
 	if cr := req.Header.Get("Content-Range"); cr != "" {
-		start, end, ok := parseContentRange(cr)
-		if !ok {
-			return 0, errorf(CodeBlobUploadInvalid, "Content-Range %q is not of the form <start>-<end>", cr).withStatus(http.StatusRequestedRangeNotSatisfiable)
+		start, end, err := parseContentRange(cr)
+		if err != nil {
+			return 0, errorf(CodeBlobUploadInvalid, "Content-Range %q: %v", cr, err).withStatus(http.StatusRequestedRangeNotSatisfiable)
 		}
 		if start != size {
 			return 0, rangeError(repo, id, size, fmt.Sprintf("chunk starts at byte %d but the upload holds %d bytes; resume from byte %d", start, size, size))
 		}
-		n := end - start + 1
+		n := end - start + 1 // no overflow: 0 <= start <= end < MaxInt64
 		if req.ContentLength >= 0 && req.ContentLength != n {
 			return 0, errorf(CodeSizeInvalid, "Content-Range covers %d bytes but Content-Length is %d", n, req.ContentLength)
 		}
-		body = io.LimitReader(body, n)
+		body = &exactBody{r: body, left: n}
 		want = end + 1
 	}
 	newSize, err := r.blobs.AppendUpload(ctx, id, size, body)
@@ -195,6 +199,36 @@ func (r *Registry) appendChunk(req *http.Request, repo, id string, lease *eventl
 		return 0, uploadError(err)
 	}
 	return newSize, nil
+}
+
+// exactBody yields at most left bytes of r and fails, so that the store
+// keeps none of the chunk, when r has more than that: a body longer than
+// its Content-Range (sent chunked, without Content-Length) is refused
+// instead of being cut short silently.
+type exactBody struct {
+	r    io.Reader
+	left int64
+}
+
+func (b *exactBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		var one [1]byte
+		for {
+			n, err := b.r.Read(one[:])
+			if n > 0 {
+				return 0, errorf(CodeSizeInvalid, "the request body is longer than its Content-Range; nothing of this chunk was stored")
+			}
+			if err != nil {
+				return 0, err // io.EOF: exactly as announced
+			}
+		}
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.r.Read(p)
+	b.left -= int64(n)
+	return n, err
 }
 
 // finishUpload completes an upload, optionally with a last chunk, verifies
@@ -271,9 +305,9 @@ func (r *Registry) cancelUpload(w http.ResponseWriter, req *http.Request) error 
 func uploadError(err error) error {
 	switch {
 	case errors.Is(err, blobstore.ErrDigestMismatch):
-		return errorf(CodeDigestInvalid, "%v; nothing was stored", err)
+		return errorf(CodeDigestInvalid, "%s; nothing was stored", publicText(err, blobstore.ErrDigestMismatch))
 	case errors.Is(err, blobstore.ErrUploadNotFound):
-		return errorf(CodeBlobUploadUnknown, "%v", err)
+		return errorf(CodeBlobUploadUnknown, "%s", publicText(err, blobstore.ErrUploadNotFound))
 	}
 	return err
 }
@@ -286,20 +320,26 @@ func rangeError(repo, id string, size int64, msg string) error {
 
 // parseContentRange accepts "<start>-<end>" as the spec writes it, and the
 // "bytes <start>-<end>[/<total>]" and "bytes=" forms clients also send.
-func parseContentRange(s string) (start, end int64, ok bool) {
+// Both ends must fit in an int64 and end must be below MaxInt64, so that
+// the chunk's length end-start+1 and the upload's new size end+1 cannot
+// overflow.
+func parseContentRange(s string) (start, end int64, err error) {
 	s = strings.TrimSpace(s)
 	s = strings.TrimPrefix(strings.TrimPrefix(s, "bytes="), "bytes ")
 	s, _, _ = strings.Cut(s, "/")
 	a, b, found := strings.Cut(s, "-")
 	if !found {
-		return 0, 0, false
+		return 0, 0, errors.New("not of the form <start>-<end>")
 	}
 	start, err1 := strconv.ParseInt(a, 10, 64)
 	end, err2 := strconv.ParseInt(b, 10, 64)
-	if err1 != nil || err2 != nil || start < 0 || end < start {
-		return 0, 0, false
+	switch {
+	case errors.Is(err1, strconv.ErrRange) || errors.Is(err2, strconv.ErrRange) || end == math.MaxInt64:
+		return 0, 0, fmt.Errorf("offsets must be below %d", int64(math.MaxInt64))
+	case err1 != nil || err2 != nil || start < 0 || end < start:
+		return 0, 0, errors.New("not of the form <start>-<end> with 0 <= start <= end")
 	}
-	return start, end, true
+	return start, end, nil
 }
 
 func writeUploadStatus(w http.ResponseWriter, repo, id string, size int64, status int) {

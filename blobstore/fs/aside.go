@@ -69,7 +69,7 @@ func (b *Backend) OpenAside(_ context.Context, name string) (io.ReadCloser, erro
 	}
 	f, err := os.Open(p)
 	if err != nil {
-		return nil, notFound(err, blobstore.ErrNotFound)
+		return nil, notFound(err, blobstore.ErrNotFound, "aside object "+name)
 	}
 	return f, nil
 }
@@ -89,7 +89,7 @@ func (b *Backend) MoveAside(_ context.Context, key digest.Digest, name string) e
 		return err
 	}
 	if err := os.Rename(src, dst); err != nil {
-		return notFound(err, blobstore.ErrNotFound)
+		return notFound(err, blobstore.ErrNotFound, key.String())
 	}
 	if err := syncDir(filepath.Dir(dst)); err != nil {
 		return err
