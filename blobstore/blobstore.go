@@ -10,11 +10,13 @@
 //     the staged bytes of an upload or the complete blob, never a partial
 //     blob under a final key.
 //   - Final keys are immutable: a second commit of the same content is a
-//     no-op, so storage is deduplicated across repositories.
+//     no-op, so storage is deduplicated across repositories. The one
+//     exception is damage: a stored copy whose size is wrong is moved
+//     aside (quarantine.go) and replaced by the newly verified bytes.
 //   - Memory use is independent of blob size: bytes stream through fixed
 //     buffers.
 //
-// A Store wraps a Backend (blobstore/fs today, blobstore/s3 later); every
+// A Store wraps a Backend (blobstore/fs or blobstore/s3); every
 // backend passes the shared contract suite in blobstore/blobstoretest.
 package blobstore
 
@@ -37,6 +39,10 @@ var (
 	// ErrUnavailable: the storage service could not be reached or failed;
 	// retrying later may succeed.
 	ErrUnavailable = errors.New("blob storage unavailable")
+	// ErrNoSpace: the storage has no room for the bytes (a full disk or an
+	// exhausted quota). Nothing partial is kept; the same request succeeds
+	// once an operator has made room.
+	ErrNoSpace = errors.New("no space left in blob storage")
 )
 
 // Digests is the identity of stored content: both digests the store always

@@ -1,6 +1,8 @@
 package blobstore
 
 import (
+	"encoding"
+	"fmt"
 	"hash"
 	"io"
 	"sync"
@@ -70,6 +72,25 @@ func (h *hasher) start(p []byte) {
 			h.sha512.Write(p)
 		}()
 	}
+}
+
+// snapshot returns a copy of the hash state (SHA-256 and BLAKE3; never
+// used with SHA-512), to go back to if an append fails midway. The caller
+// has waited for pending hashing.
+func (h *hasher) snapshot() (*hasher, error) {
+	m, ok := h.sha256.(encoding.BinaryMarshaler)
+	if !ok || h.sha512 != nil {
+		return nil, fmt.Errorf("hash state cannot be copied")
+	}
+	state, err := m.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	s := digest.SHA256.New()
+	if err := s.(encoding.BinaryUnmarshaler).UnmarshalBinary(state); err != nil {
+		return nil, err
+	}
+	return &hasher{sha256: s, blake3: h.blake3.Clone(), size: h.size}, nil
 }
 
 // wait returns when the hashing started by start is done.

@@ -1,11 +1,13 @@
 package blobstore
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -16,24 +18,86 @@ import (
 //
 // Upload sessions keep their running hash state in memory so that each byte
 // is hashed once. BLAKE3 state cannot be serialised, so when the state is
-// missing or stale (the process restarted, or another replica appended) it
-// is re-derived by one sequential read of the staged bytes.
+// missing or stale (the process restarted, another replica appended, or the
+// state was evicted) it is re-derived by one sequential read of the staged
+// bytes.
+//
+// Memory does not grow with the number of open sessions: at most
+// maxIdleStates hash states of sessions between requests are kept (about
+// 10 KiB each), the least recently used evicted first; a state in use by a
+// request is never evicted.
 type Store struct {
 	backend Backend
 
 	mu     sync.Mutex
 	states map[string]*uploadState
+	tick   uint64 // advances on every use of a state, for eviction order
 }
 
 type uploadState struct {
 	mu   sync.Mutex // serialises appends to, and the commit of, one upload
 	h    *hasher
 	gone bool // committed or aborted: the staging area no longer exists
+
+	// Guarded by Store.mu:
+	users   int    // requests holding or waiting for mu
+	lastUse uint64 // Store.tick at the last use
 }
+
+// maxIdleStates bounds the hash states kept between requests.
+const maxIdleStates = 1024
 
 // New returns a Store over backend.
 func New(backend Backend) *Store {
 	return &Store{backend: backend, states: make(map[string]*uploadState)}
+}
+
+// acquire returns the state of upload id, created empty if there is none,
+// marked in use until release.
+func (s *Store) acquire(id string) *uploadState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.states[id]
+	if !ok {
+		st = &uploadState{}
+		s.states[id] = st
+	}
+	st.users++
+	return st
+}
+
+// release marks st no longer in use by this request and, when too many
+// states are idle, evicts the least recently used idle ones. A state is
+// evicted whole (its hash forgotten): the next request re-derives it.
+func (s *Store) release(st *uploadState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st.users--
+	s.tick++
+	st.lastUse = s.tick
+	if len(s.states) <= maxIdleStates {
+		return
+	}
+	var idle []string
+	for id, o := range s.states {
+		if o.users == 0 {
+			idle = append(idle, id)
+		}
+	}
+	if len(idle) <= maxIdleStates {
+		return
+	}
+	slices.SortFunc(idle, func(a, b string) int { return cmp.Compare(s.states[a].lastUse, s.states[b].lastUse) })
+	for _, id := range idle[:len(idle)-maxIdleStates] {
+		delete(s.states, id)
+	}
+}
+
+// States reports how many upload hash states are held in memory.
+func (s *Store) States() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.states)
 }
 
 // Backend returns the backend the store writes to.
@@ -102,9 +166,9 @@ func (s *Store) CreateUpload(ctx context.Context, id string) error {
 	if err := s.backend.CreateUpload(ctx, id); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	s.states[id] = &uploadState{h: newHasher(false)}
-	s.mu.Unlock()
+	st := s.acquire(id)
+	st.h = newHasher(false)
+	s.release(st)
 	return nil
 }
 
@@ -122,35 +186,36 @@ func (s *Store) ListUploads(ctx context.Context) ([]UploadInfo, error) {
 // lock returns the upload's hash state locked, with the size of the staged
 // bytes, re-deriving the state from those bytes when it does not cover
 // exactly them. While the lock is held no append of this process changes
-// the staged bytes.
+// the staged bytes. The caller ends with unlock.
 func (s *Store) lock(ctx context.Context, id string) (*uploadState, int64, error) {
-	s.mu.Lock()
-	st, ok := s.states[id]
-	if !ok {
-		st = &uploadState{}
-		s.states[id] = st
-	}
-	s.mu.Unlock()
+	st := s.acquire(id)
 	st.mu.Lock()
+	fail := func(err error) (*uploadState, int64, error) {
+		s.unlock(st)
+		return nil, 0, err
+	}
 	if st.gone {
-		st.mu.Unlock()
-		return nil, 0, fmt.Errorf("%w: %s was committed or aborted", ErrUploadNotFound, id)
+		return fail(fmt.Errorf("%w: %s was committed or aborted", ErrUploadNotFound, id))
 	}
 	info, err := s.backend.StatUpload(ctx, id)
 	if err != nil {
-		st.mu.Unlock()
-		return nil, 0, err
+		return fail(err)
 	}
 	if st.h != nil && st.h.size == info.Size {
 		return st, info.Size, nil
 	}
 	h := newHasher(false)
 	if err := s.readUpload(ctx, id, info.Size, h); err != nil {
-		st.mu.Unlock()
-		return nil, 0, fmt.Errorf("rehash upload %s: %w", id, err)
+		return fail(fmt.Errorf("rehash upload %s: %w", id, err))
 	}
 	st.h = h
 	return st, info.Size, nil
+}
+
+// unlock ends what lock began.
+func (s *Store) unlock(st *uploadState) {
+	st.mu.Unlock()
+	s.release(st)
 }
 
 // readUpload copies the first size staged bytes of an upload into w.
@@ -174,19 +239,26 @@ func (s *Store) AppendUpload(ctx context.Context, id string, offset int64, r io.
 	if err != nil {
 		return 0, err
 	}
-	defer st.mu.Unlock()
+	defer s.unlock(st)
 	if size != offset {
 		return size, fmt.Errorf("%w: upload has %d bytes, chunk starts at %d", ErrBadOffset, size, offset)
 	}
+	// A copy of the state to go back to: a failed append leaves the
+	// staged bytes as they were (backends cut back to offset), and the
+	// next request must not have to re-read them all.
+	before, snapErr := st.h.snapshot()
 	n, err := s.backend.AppendUpload(ctx, id, offset, hashingReader{r, st.h})
 	st.h.wait()
 	if err == nil && n != st.h.size {
 		err = fmt.Errorf("append upload %s: stored %d bytes, hashed %d", id, n, st.h.size)
 	}
 	if err != nil {
-		// The staged bytes and the hash may now disagree: re-derive the
-		// state from the staged bytes on the next use.
-		st.h = nil
+		st.h = nil // re-derived from the staged bytes on the next use...
+		if snapErr == nil {
+			if info, serr := s.backend.StatUpload(context.WithoutCancel(ctx), id); serr == nil && info.Size == before.size {
+				st.h = before // ...unless they are as they were
+			}
+		}
 		return 0, err
 	}
 	return n, nil
@@ -202,7 +274,7 @@ func (s *Store) CommitUpload(ctx context.Context, id string, expect digest.Diges
 	if err != nil {
 		return Digests{}, err
 	}
-	defer st.mu.Unlock()
+	defer s.unlock(st)
 	ds := st.h.digests()
 	if expect.Algorithm() == digest.SHA512 {
 		// SHA-512 is rare; it costs one extra read rather than a third hash
@@ -226,6 +298,10 @@ func (s *Store) commit(ctx context.Context, id string, ds Digests, expect digest
 		s.backend.AbortUpload(context.WithoutCancel(ctx), id)
 		return Digests{}, fmt.Errorf("%w: expected %s, content is %s", ErrDigestMismatch, expect, ds.SHA256)
 	}
+	if err := s.replaceDamaged(ctx, ds); err != nil {
+		s.forget(id) // the staged bytes stay: the commit may be retried
+		return Digests{}, fmt.Errorf("replace damaged copy of %s: %w", ds.SHA256, err)
+	}
 	err := s.backend.CommitUpload(ctx, id, ds.SHA256)
 	s.forget(id)
 	if err != nil {
@@ -238,13 +314,9 @@ func (s *Store) commit(ctx context.Context, id string, ds Digests, expect digest
 // in progress in this process but, unlike appends and commits, needs no
 // hash state, so it never re-reads the staged bytes.
 func (s *Store) AbortUpload(ctx context.Context, id string) error {
-	s.mu.Lock()
-	st, ok := s.states[id]
-	s.mu.Unlock()
-	if ok {
-		st.mu.Lock()
-		defer st.mu.Unlock()
-	}
+	st := s.acquire(id)
+	st.mu.Lock()
+	defer s.unlock(st)
 	err := s.backend.AbortUpload(ctx, id)
 	s.forget(id)
 	return err

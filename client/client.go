@@ -13,7 +13,7 @@
 //	                                                  network error or 5xx:
 //	GET   <location>  -> Range: 0-<last>              resume at last+1, with backoff
 //	PUT   <location>?digest=<sha256>                  201: the blob is committed
-//	PUT   /api/v1/repositories/<repo>/versions/<version>
+//	PUT   /api/v1/repositories/<repo>/-/versions/<version>
 //	      {"manifestVersion":1, "files":[{path, size, mediaType, sha256, blake3}], …}
 //	                                                  201 published, 200 identical
 //	                                                  version already published
@@ -30,8 +30,8 @@
 // match is deleted and the pull fails. A download that breaks off goes on
 // with a Range request from the bytes already written:
 //
-//	GET /api/v1/repositories/<repo>/versions/<version>        the manifest, JSON
-//	GET .../versions/<version>/files/<path>                   200 (or 206 for
+//	GET /api/v1/repositories/<repo>/-/versions/<version>      the manifest, JSON
+//	GET .../-/versions/<version>/files/<path>                 200 (or 206 for
 //	    Range: bytes=<written>-, If-Range: <ETag>)            a resumed one)
 package client
 
@@ -279,7 +279,7 @@ func (c *Client) resolve(loc string) (string, error) {
 }
 
 func (c *Client) versionPath(repo, version string) string {
-	return "/api/v1/repositories/" + escapePath(repo) + "/versions/" + url.PathEscape(version)
+	return "/api/v1/repositories/" + escapePath(repo) + "/-/versions/" + url.PathEscape(version)
 }
 
 // escapePath escapes each "/"-separated part of an artifact path.

@@ -65,7 +65,7 @@ func (c *Client) Pull(ctx context.Context, repo, version, dir string) (Result, e
 }
 
 // manifest fetches and checks a version's manifest.
-// GET /api/v1/repositories/<repo>/versions/<version>: 200, JSON.
+// GET /api/v1/repositories/<repo>/-/versions/<version>: 200, JSON.
 func (c *Client) manifest(ctx context.Context, repo, version string, res *Result) (*manifests.Native, error) {
 	n := &manifests.Native{}
 	err := c.retry(ctx, func() error {
@@ -90,7 +90,9 @@ func (c *Client) manifest(ctx context.Context, repo, version string, res *Result
 	if err != nil {
 		return nil, err
 	}
-	if err := n.Validate(); err != nil {
+	// ValidateView, not Validate: a version pushed over /v2/ may have no
+	// files (an index); the server's view follows every other rule.
+	if err := n.ValidateView(); err != nil {
 		return nil, fmt.Errorf("the server sent an invalid manifest for %s:%s: %w", repo, version, err)
 	}
 	if n.Repository != repo || n.Version != version {
@@ -189,7 +191,7 @@ func sum(a digest.Algorithm, h hash.Hash) string { return digest.NewDigest(a, h.
 // download writes the file at u to out and checks its size and digests. A
 // transfer that breaks off is resumed with a Range request; the hashes
 // carry on over the bytes already written.
-// GET .../versions/<version>/files/<path>: 200, or 206 for a Range.
+// GET .../-/versions/<version>/files/<path>: 200, or 206 for a Range.
 func (c *Client) download(ctx context.Context, u string, out *os.File, f manifests.File, tr *transfer) error {
 	sha, b3 := digest.SHA256.New(), digest.BLAKE3.New()
 	var written int64

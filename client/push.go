@@ -430,7 +430,7 @@ func (c *Client) commit(ctx context.Context, loc, d string) error {
 }
 
 // publish sends the manifest.
-// PUT /api/v1/repositories/<repo>/versions/<version>: 201 or 200.
+// PUT /api/v1/repositories/<repo>/-/versions/<version>: 201 or 200.
 func (c *Client) publish(ctx context.Context, n *manifests.Native, res *Result) error {
 	body, err := json.Marshal(n)
 	if err != nil {

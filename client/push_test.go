@@ -83,14 +83,15 @@ func TestPushPull(t *testing.T) {
 		t.Errorf("second push: published %v, digest %s (first %s), %d PATCH, %d POST", res2.Published, res2.Digest, res.Digest, rec.count("PATCH"), rec.count("POST"))
 	}
 
-	// The same bytes to another repository are linked, not sent.
+	// The same bytes to another repository are sent: a repository gets
+	// only bytes its client proves it has (the server stores them once).
 	rec = &recorder{}
 	c3 := newClient(t, url, WithHTTPClient(rec.client()))
 	res3, err := c3.Push(ctx, "other/app", "1", args[:1], PushOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f := res3.Files[0]; !f.Skipped || f.Transferred != 0 || rec.count("PATCH") != 0 || rec.count("POST /v2/other/app/blobs/uploads/") != 1 {
+	if f := res3.Files[0]; f.Skipped || f.Transferred != f.Size || rec.count("PATCH") == 0 {
 		t.Errorf("push of a blob another repository holds: %+v, calls %v", f, rec.calls)
 	}
 
@@ -291,7 +292,7 @@ func settledSize(t *testing.T, loc string) int64 {
 // compares it with want.
 func checkPublished(t *testing.T, url, repo, version, path string, want []byte) {
 	t.Helper()
-	resp, err := http.Get(url + "/api/v1/repositories/" + repo + "/versions/" + version + "/files/" + path)
+	resp, err := http.Get(url + "/api/v1/repositories/" + repo + "/-/versions/" + version + "/files/" + path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -348,7 +348,7 @@ expect_eq "oras repo ls lists every repository under e2e/" "$(tr '\n' ' ' < "$OU
 # Publish one file with curl -T; oras pulls the same version's OCI view.
 head -c 300000 /dev/urandom > in/report.bin
 run "curl -T publishes a version" curl -fsS -T in/report.bin \
-  "$HTTP/api/v1/repositories/e2e/native/versions/1.0/files/report.bin?artifactType=application/vnd.example.report"
+  "$HTTP/api/v1/repositories/e2e/native/-/versions/1.0/files/report.bin?artifactType=application/vnd.example.report"
 NATIVE_OCI=$(json .ociDigest)
 expect_eq "publish answer names the file and both digests" "$(json '.files, (.digest|startswith("sha256:")), (.blake3|startswith("blake3:"))' | tr '\n' ' ')" "1 true true "
 run "oras pull of a native version" "$ORAS" pull --plain-http -o native-out "$ADDR/e2e/native:1.0"
@@ -361,14 +361,24 @@ expect_eq "the derived manifest is an OCI artifact with the file's title" \
   "application/vnd.example.report report.bin"
 
 # What oras pushed is a version too: fetch its files by path and by BLAKE3.
-run "native API lists the oras push as a version" curl -fsS "$HTTP/api/v1/repositories/e2e/files/versions"
+run "native API lists the oras push as a version" curl -fsS "$HTTP/api/v1/repositories/e2e/files/-/versions"
 expect_eq "oras-pushed versions, newest first, not native" "$(json '[.versions[] | .version + ":" + (.native|tostring)] | join(" ")')" "latest:false v1:false"
-run "GET a file of the oras push by path" curl -fsS -D file-headers.txt -o by-path.bin "$HTTP/api/v1/repositories/e2e/files/versions/v1/files/random.bin"
+run "GET a file of the oras push by path" curl -fsS -D file-headers.txt -o by-path.bin "$HTTP/api/v1/repositories/e2e/files/-/versions/v1/files/random.bin"
 expect_same_file "file by path: bytes" by-path.bin in/random.bin
 expect_eq "file by path: Repr-Digest carries both digests" \
   "$(grep -i '^repr-digest:' file-headers.txt | grep -c 'sha-256=:.*blake3=:')" 1
-run "GET a blob by BLAKE3 through the native API" curl -fsS -o by-b3.bin "$HTTP/api/v1/repositories/e2e/files/blobs/$(blake3 in/hello.txt)"
+run "GET a blob by BLAKE3 through the native API" curl -fsS -o by-b3.bin "$HTTP/api/v1/repositories/e2e/files/-/blobs/$(blake3 in/hello.txt)"
 expect_same_file "blob by BLAKE3 through the native API: bytes" by-b3.bin in/hello.txt
+
+# An image crane pushed has no title annotations: its layer is the file
+# blobs/sha256/<hex> of version v1, and artifactstore pull fetches it.
+run "native view of the crane image" curl -fsS "$HTTP/api/v1/repositories/e2e/img/-/versions/v1/files"
+expect_eq "the crane image's layer is a file named by its digest" "$(json '[.files[].path] | join(" ")')" "blobs/sha256/${LAYER#sha256:}"
+run "artifactstore pull of the crane image" "$BIN" pull --server "$HTTP" e2e/img:v1 img-pull
+expect_eq "the pulled layer has the layer's digest" "$(sha256 "img-pull/blobs/sha256/${LAYER#sha256:}")" "$LAYER"
+# The URL form without the /-/ separator is gone, and says what to use.
+run "old native URL" curl -sS -o old-url.json -w '%{http_code}' "$HTTP/api/v1/repositories/e2e/files/versions/v1"
+expect_eq "old native URL: 404 naming the new one" "$(cat "$OUT") $(grep -c '/api/v1/repositories/e2e/files/-/versions/v1' old-url.json)" "404 1"
 
 # The derived digest survives a replay of the log.
 stop_server
@@ -391,11 +401,11 @@ if [ -n "${ARTIFACTSTORE_TEST_POSTGRES:-}" ]; then
   BIN=$BIN start_server "$REPDATA" --db "$DSN"; R1_PID=$SERVER_PID R1=$ADDR; mv "$REPDATA/server.log" "$REPDATA/server1.log"
   BIN=$BIN start_server "$REPDATA" --db "$DSN"; R2_PID=$SERVER_PID R2=$ADDR
   run "curl -T publishes on replica 1" curl -fsS -T in/report.bin \
-    "http://$R1/api/v1/repositories/e2e/native/versions/1.0/files/report.bin?artifactType=application/vnd.example.report"
+    "http://$R1/api/v1/repositories/e2e/native/-/versions/1.0/files/report.bin?artifactType=application/vnd.example.report"
   R1_OCI=$(json .ociDigest)
   run "crane digest on replica 2" "$CRANE" digest --insecure "$R2/e2e/native:1.0"
   expect_eq "replica 2 serves the derived manifest under replica 1's digest" "$(cat "$OUT")" "$R1_OCI"
-  run "native manifest from replica 2" curl -fsS "http://$R2/api/v1/repositories/e2e/native/versions/1.0"
+  run "native manifest from replica 2" curl -fsS "http://$R2/api/v1/repositories/e2e/native/-/versions/1.0"
   expect_eq "replica 2's native manifest names the same file digests" "$(json '.files[0].sha256 + " " + .files[0].blake3')" \
     "$(sha256 in/report.bin) $(blake3 in/report.bin)"
   kill "$R1_PID" "$R2_PID" 2>/dev/null || true

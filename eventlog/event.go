@@ -14,8 +14,10 @@
 //   - An event that says bytes exist is appended only after the blob store
 //     has made them durable.
 //
-// The log is backend-neutral SQL over database/sql; eventlog/sqlite (and
-// later eventlog/postgres) open a database and hand it to New.
+// The log is backend-neutral SQL over database/sql; eventlog/sqlite and
+// eventlog/postgres open a database and hand it to Open. Checks that must
+// not race (immutable versions, references a manifest needs) run inside
+// the append's transaction (guard.go, and apply).
 package eventlog
 
 import (
@@ -97,6 +99,14 @@ type (
 		Size         int64             `json:"size"`
 		Subject      string            `json:"subject,omitempty"`
 		Annotations  map[string]string `json:"annotations,omitempty"`
+		// Blobs are the storage keys (sha256) of the config and layers
+		// the repository held when the manifest was put: what a pull of
+		// it needs. Append refuses the put unless the repository links
+		// each, and refuses to unlink one while the manifest exists.
+		Blobs []string `json:"blobs,omitempty"`
+		// Manifests are the digests of an index's children that the
+		// repository held; Append refuses the put unless each exists.
+		Manifests []string `json:"manifests,omitempty"`
 	}
 	// ManifestDeleted: the manifest and every tag pointing at it are gone.
 	ManifestDeleted struct {

@@ -7,27 +7,19 @@ import (
 	"hash/fnv"
 )
 
-// LockUpload serialises work on one upload session across every process
-// sharing the database, until the returned unlock is called. Chunks of an
-// upload may arrive at different replicas; without this, an append on one
-// replica could race the commit of the same upload on another. Within one
-// process the blob store already serialises; the database lock extends that
-// to replicas (PostgreSQL: a session advisory lock on a dedicated
-// connection, released if that connection dies). SQLite has one process
-// and needs none.
-func (l *Log) LockUpload(ctx context.Context, id string) (unlock func(), err error) {
-	return l.lockKey(ctx, "upload:"+id)
-}
-
-// LockBlob serialises moves of one blob between tiers across processes,
-// as LockUpload does for upload sessions.
+// LockBlob serialises moves of one blob between tiers across every process
+// sharing the database (PostgreSQL: a session advisory lock on a dedicated
+// connection, released if that connection dies; SQLite has one process and
+// needs none). Moves copy between stores and never wait on a client, so
+// holding a connection for one is bounded; upload sessions, which wait on
+// clients, use leases instead (LeaseUpload).
 func (l *Log) LockBlob(ctx context.Context, sha256 string) (unlock func(), err error) {
 	return l.lockKey(ctx, "blob:"+sha256)
 }
 
-// lockKey holds a connection for as long as the lock (a whole chunk upload,
-// say): it comes from the separate lock pool when the backend gave one
-// (UseLockPool), so that slow uploads never starve appends and queries.
+// lockKey holds a connection for as long as the lock: it comes from the
+// separate lock pool when the backend gave one (UseLockPool), so that slow
+// moves never starve appends and queries.
 func (l *Log) lockKey(ctx context.Context, id string) (unlock func(), err error) {
 	if l.dialect.KeyLock == "" {
 		return func() {}, nil

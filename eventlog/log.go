@@ -58,7 +58,8 @@ type Log struct {
 	quit     chan struct{} // closed by Close
 	stopped  chan struct{} // closed when the committer has exited
 
-	lockDB *sql.DB // connections for LockUpload and LockBlob; nil: use db
+	lockDB *sql.DB    // connections for LockBlob; nil: use db
+	leases leaseTable // upload leases, when the dialect has no KeyLock (SQLite)
 
 	changedMu sync.Mutex
 	changed   chan struct{} // closed and replaced whenever the log may have grown
@@ -292,6 +293,9 @@ func (l *Log) insert(ctx context.Context, tx *sql.Tx, seq int64, prev []byte, no
 	for i, e := range evs {
 		seq++
 		e.Seq, e.Time, e.PrevHash = seq, now, prev
+		if err := l.guard(ctx, tx, e); err != nil {
+			return nil, err
+		}
 		e.Hash = chainHash(e)
 		prev = e.Hash
 		if _, err := tx.ExecContext(ctx, l.q(`INSERT INTO events (seq, time_ns, type, repo, payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)`),

@@ -9,7 +9,7 @@ import (
 )
 
 // viewTables lists every view, in the order Replay clears them.
-var viewTables = []string{"blobs", "blob_digests", "repositories", "blob_links", "manifests", "tags", "referrers", "uploads", "versions", "manifest_annotations"}
+var viewTables = []string{"blobs", "blob_digests", "repositories", "blob_links", "manifests", "tags", "referrers", "uploads", "versions", "manifest_annotations", "manifest_blobs"}
 
 // apply projects one event into the views. It must depend only on the event
 // and the views' current rows, so that replay reproduces the same state.
@@ -91,6 +91,14 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 				return err
 			}
 		}
+		if err := exec(`DELETE FROM manifest_blobs WHERE repo = ? AND digest = ?`, e.Repo, p.Digest); err != nil {
+			return err
+		}
+		for _, b := range p.Blobs {
+			if err := exec(`INSERT INTO manifest_blobs (repo, digest, sha256) VALUES (?, ?, ?) ON CONFLICT (repo, digest, sha256) DO NOTHING`, e.Repo, p.Digest, b); err != nil {
+				return err
+			}
+		}
 		if p.Subject == "" {
 			return nil
 		}
@@ -105,6 +113,7 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 			`DELETE FROM tags WHERE repo = ? AND digest = ?`,
 			`DELETE FROM referrers WHERE repo = ? AND digest = ?`,
 			`DELETE FROM manifest_annotations WHERE repo = ? AND digest = ?`,
+			`DELETE FROM manifest_blobs WHERE repo = ? AND digest = ?`,
 		} {
 			if err := exec(q, e.Repo, p.Digest); err != nil {
 				return err
@@ -118,7 +127,9 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 		}
 		// A native version's tag never moves (a publish sets it before
 		// its version.published, so the version row is not there yet).
-		if l.exists(ctx, tx, `SELECT 1 FROM versions WHERE repo = ? AND version = ? AND oci_digest <> ?`, e.Repo, p.Tag, p.Digest) {
+		if moved, err := l.found(ctx, tx, `SELECT 1 FROM versions WHERE repo = ? AND version = ? AND oci_digest <> ?`, e.Repo, p.Tag, p.Digest); err != nil {
+			return err
+		} else if moved {
 			return fmt.Errorf("%w: tag %s:%s is an immutable native version", ErrConflict, e.Repo, p.Tag)
 		}
 		if err := repo(); err != nil {
@@ -139,7 +150,9 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 		}
 		// Versions are immutable: a second publish that lost a race with
 		// the first fails here, inside the append, not on a constraint.
-		if l.exists(ctx, tx, `SELECT 1 FROM versions WHERE repo = ? AND version = ?`, e.Repo, p.Version) {
+		if again, err := l.found(ctx, tx, `SELECT 1 FROM versions WHERE repo = ? AND version = ?`, e.Repo, p.Version); err != nil {
+			return err
+		} else if again {
 			return fmt.Errorf("%w: version %s:%s is already published", ErrConflict, e.Repo, p.Version)
 		}
 		return exec(`INSERT INTO versions (repo, version, native_sha256, native_blake3, native_size, oci_digest, seq) VALUES (?, ?, ?, ?, ?, ?, ?)`,
@@ -175,9 +188,3 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 // ErrConflict is returned by Append when an event contradicts the views'
 // invariants (an immutable version): nothing of that append is recorded.
 var ErrConflict = errors.New("conflict")
-
-// exists reports whether query finds a row, inside the append.
-func (l *Log) exists(ctx context.Context, tx *sql.Tx, query string, args ...any) bool {
-	var one int
-	return tx.QueryRowContext(ctx, l.q(query), args...).Scan(&one) == nil
-}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -56,7 +57,9 @@ type derivedManifest struct {
 	Annotations   map[string]string   `json:"annotations"`
 }
 
-// DeriveOCI returns the OCI image manifest that shows n on /v2/.
+// DeriveOCI returns the OCI image manifest that shows n on /v2/. It
+// refuses (ErrInvalid) a manifest whose annotations, with the two the
+// derivation adds, are over the limits Parse applies on /v2/.
 func (n *Native) DeriveOCI() ([]byte, error) {
 	m := derivedManifest{
 		SchemaVersion: 2,
@@ -81,6 +84,9 @@ func (n *Native) DeriveOCI() ([]byte, error) {
 	}
 	m.Annotations[AnnotationCreated] = n.Created
 	m.Annotations[AnnotationVersion] = n.Version
+	if err := annotationLimits(m.Annotations); err != nil {
+		return nil, invalid("with %s and %s added for /v2/, %v; remove some annotations", AnnotationCreated, AnnotationVersion, err)
+	}
 	return marshalNoEscape(m)
 }
 
@@ -96,33 +102,63 @@ func marshalNoEscape(v any) ([]byte, error) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
-// NativeFromOCI shows an OCI image manifest pushed by an OCI client (oras,
-// say) as a native version: each layer with a title annotation becomes a
-// file named by it. blake3 looks up a blob's BLAKE3 digest by its SHA-256
-// digest; layers it does not know are left out, as are untitled layers.
-// created is used unless the manifest carries a creation annotation.
-func NativeFromOCI(repo, version string, m *Manifest, created time.Time, blake3 func(sha256 string) (string, bool)) *Native {
+// NativeFromOCI shows an OCI manifest pushed by an OCI client (oras, say)
+// as a native version, so that every client that pulls native versions can
+// pull it. Its files are the layers the repository can serve:
+//
+//   - a layer titled with a valid path (org.opencontainers.image.title, as
+//     oras writes) is the file at that path;
+//   - an untitled layer (a container image's) is the file at
+//     blobs/sha256/<hex> of its blob's SHA-256, the path an OCI image
+//     layout gives it;
+//   - a layer lookup does not know (bytes the repository does not hold) is
+//     not a file; nor is a layer whose path another file already has or
+//     that would put a file under another file ("a" and "a/b"): titled
+//     layers are taken first, then untitled ones, each in layer order.
+//
+// Files is never nil: an index, or a manifest without such layers, is a
+// version with no files ("files": []), which ValidateView accepts. lookup
+// resolves a layer's digest (of any algorithm) to the blob's SHA-256 and
+// BLAKE3 digests. created is used unless the manifest carries a creation
+// annotation.
+func NativeFromOCI(repo, version string, m *Manifest, created time.Time, lookup func(digest string) (sha256, blake3 string, ok bool)) *Native {
 	n := &Native{ManifestVersion: NativeVersion1, Repository: repo, Version: version,
-		ArtifactType: m.EffectiveArtifactType(), Created: FormatCreated(created)}
+		ArtifactType: m.EffectiveArtifactType(), Created: FormatCreated(created), Files: []File{}}
 	if t, err := time.Parse(time.RFC3339, m.Annotations[AnnotationCreated]); err == nil {
 		n.Created = FormatCreated(t)
 	}
-	seen := map[string]bool{}
-	for _, l := range m.Layers {
-		title := l.Annotations[AnnotationTitle]
-		if title == "" || seen[title] || ValidPath(title) != nil {
-			continue
+	t := newTree()
+	add := func(l Descriptor, title string) {
+		if len(n.Files) == MaxFiles {
+			return
 		}
-		b3, ok := blake3(l.Digest)
+		sha, b3, ok := lookup(l.Digest)
 		if !ok {
-			continue
+			return
 		}
-		seen[title] = true
-		n.Files = append(n.Files, File{Path: title, Size: l.Size, MediaType: l.MediaType, SHA256: l.Digest, BLAKE3: b3})
+		p := title
+		if p == "" {
+			p = UntitledPath(sha)
+		}
+		if ValidPath(p) != nil || !t.fits(p) {
+			return
+		}
+		t.add(p)
+		n.Files = append(n.Files, File{Path: p, Size: l.Size, MediaType: l.MediaType, SHA256: sha, BLAKE3: b3})
+	}
+	for _, l := range m.Layers {
+		if title := l.Annotations[AnnotationTitle]; title != "" {
+			add(l, title)
+		}
+	}
+	for _, l := range m.Layers {
+		if l.Annotations[AnnotationTitle] == "" {
+			add(l, "")
+		}
 	}
 	sort.Slice(n.Files, func(i, j int) bool { return n.Files[i].Path < n.Files[j].Path })
 	for k, v := range m.Annotations {
-		if k != AnnotationCreated {
+		if k != AnnotationCreated && k != "" {
 			if n.Annotations == nil {
 				n.Annotations = map[string]string{}
 			}
@@ -133,4 +169,38 @@ func NativeFromOCI(repo, version string, m *Manifest, created time.Time, blake3 
 		n.Subject = &Subject{MediaType: m.Subject.MediaType, Digest: m.Subject.Digest, Size: m.Subject.Size}
 	}
 	return n
+}
+
+// UntitledPath is the native path of a layer without a title: where an
+// OCI image layout keeps the blob ("blobs/sha256/<hex>").
+func UntitledPath(sha256 string) string {
+	return "blobs/" + strings.Replace(sha256, ":", "/", 1)
+}
+
+// tree is the set of paths taken so far and the directories they imply.
+type tree struct{ files, dirs map[string]bool }
+
+func newTree() tree { return tree{files: map[string]bool{}, dirs: map[string]bool{}} }
+
+// fits reports whether p can join the tree: not taken, not a directory of
+// a file, and no file is one of its directories.
+func (t tree) fits(p string) bool {
+	if t.files[p] || t.dirs[p] {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] == '/' && t.files[p[:i]] {
+			return false
+		}
+	}
+	return true
+}
+
+func (t tree) add(p string) {
+	t.files[p] = true
+	for i := 0; i < len(p); i++ {
+		if p[i] == '/' {
+			t.dirs[p[:i]] = true
+		}
+	}
 }

@@ -67,13 +67,13 @@ func TestNativeRoundTripAndOCIView(t *testing.T) {
 	}
 	oci, _ := n.DeriveOCI()
 	m, _ := Parse(MediaTypeImageManifest, oci)
-	view := NativeFromOCI(n.Repository, n.Version, m, time.Unix(0, 0), func(sha string) (string, bool) {
+	view := NativeFromOCI(n.Repository, n.Version, m, time.Unix(0, 0), func(d string) (string, string, bool) {
 		for _, f := range n.Files {
-			if f.SHA256 == sha {
-				return f.BLAKE3, true
+			if f.SHA256 == d || f.BLAKE3 == d {
+				return f.SHA256, f.BLAKE3, true
 			}
 		}
-		return "", false
+		return "", "", false
 	})
 	view.Annotations = n.Annotations // the OCI view adds the version annotation
 	vb, err := view.Encode()

@@ -33,6 +33,72 @@ const (
 // MaxSize is the largest manifest the registry accepts (the spec's 4 MiB).
 const MaxSize = 4 << 20
 
+// Limits on annotations, per annotation map: a manifest's or index's own,
+// and each descriptor's. A manifest's own annotations become one row each
+// in the searchable view and travel in its event, all inside the single
+// log commit every writer waits on; these bounds keep that commit cheap
+// (100,000 keys held it for seconds). Real clients stay far below them:
+// cosign's signature, certificate, chain and bundle annotations on a
+// signature layer total some 5 to 15 KB, notation's a few hundred bytes,
+// image metadata a few dozen keys.
+const (
+	MaxAnnotations = 512 // keys in one map
+	// MaxAnnotationBytes leaves room for the rest of a manifest under
+	// MaxSize: the conformance suite pushes 390 values of 10,000 bytes.
+	MaxAnnotationBytes = MaxSize - 128<<10 // bytes of all keys and values in one map
+	// MaxAnnotationKey bounds one key: keys are indexed (a PostgreSQL
+	// btree entry must stay under about 2.7 KB), and real keys are
+	// reverse-domain names of a few dozen bytes.
+	MaxAnnotationKey = 1024
+)
+
+// annotationLimits reports why ann is over the limits, or nil.
+func annotationLimits(ann map[string]string) error {
+	if len(ann) > MaxAnnotations {
+		return fmt.Errorf("%d annotations, the limit is %d per manifest or descriptor", len(ann), MaxAnnotations)
+	}
+	for k := range ann {
+		if len(k) > MaxAnnotationKey {
+			return fmt.Errorf("an annotation key of %d bytes (%.40q...), the limit is %d", len(k), k, MaxAnnotationKey)
+		}
+	}
+	if n := annotationBytes(ann); n > MaxAnnotationBytes {
+		return fmt.Errorf("annotations of %d bytes (keys and values), the limit is %d per manifest or descriptor", n, MaxAnnotationBytes)
+	}
+	return nil
+}
+
+// nativeReserve is the room the derivation's two annotations (created,
+// at most 20 bytes, and version, at most 128) take in the derived OCI
+// manifest's map.
+const nativeReserve = len(AnnotationCreated) + 20 + len(AnnotationVersion) + 128
+
+// CheckNativeAnnotations reports, wrapping ErrInvalid, annotations that a
+// native version cannot be published with: the limits less the room the
+// derived OCI manifest's created and version annotations take. It lets a
+// caller refuse them before storing anything.
+func CheckNativeAnnotations(ann map[string]string) error {
+	extra := map[string]string{}
+	for k, v := range ann {
+		extra[k] = v
+	}
+	extra[AnnotationCreated] = strings.Repeat("x", 20)
+	extra[AnnotationVersion] = strings.Repeat("x", 128)
+	if len(ann) > MaxAnnotations-2 || annotationLimits(extra) != nil {
+		return invalid("%d annotations of %d bytes: a native version may have at most %d annotations of %d bytes (keys and values) in all",
+			len(ann), annotationBytes(ann), MaxAnnotations-2, MaxAnnotationBytes-nativeReserve)
+	}
+	return nil
+}
+
+func annotationBytes(ann map[string]string) int {
+	n := 0
+	for k, v := range ann {
+		n += len(k) + len(v)
+	}
+	return n
+}
+
 // ErrInvalid wraps every validation failure.
 var ErrInvalid = errors.New("manifest invalid")
 
@@ -154,6 +220,9 @@ func Parse(contentType string, body []byte) (*Manifest, error) {
 	if err := checkText(m.ArtifactType, m.Annotations); err != nil {
 		return nil, err
 	}
+	if err := annotationLimits(m.Annotations); err != nil {
+		return nil, invalid("%v", err)
+	}
 	return &m, nil
 }
 
@@ -180,6 +249,9 @@ func checkDescriptor(d *Descriptor) error {
 	}
 	if d.Size < 0 {
 		return fmt.Errorf("size %d is negative", d.Size)
+	}
+	if err := annotationLimits(d.Annotations); err != nil {
+		return err
 	}
 	if d.Data != nil {
 		if int64(len(d.Data)) != d.Size {

@@ -19,7 +19,8 @@ import (
 //	repository       text     repository name
 //	version          text     version name (OCI tag grammar)
 //	artifactType     text     optional media type of the artifact
-//	files            array    of maps, sorted by path, paths unique:
+//	files            array    of maps, sorted by path, paths unique, and
+//	                          no path a directory of another ("a", "a/b"):
 //	    path         text     relative, "/"-separated, no "." or ".." parts
 //	    size         uint     bytes
 //	    mediaType    text
@@ -79,6 +80,11 @@ const (
 // does not know.
 var ErrUnknownManifestVersion = errors.New("unknown native manifest version")
 
+// ErrPathConflict is wrapped (with ErrInvalid) by Validate when one file's
+// path is another's directory: no file system can hold both, so no client
+// could pull the version.
+var ErrPathConflict = errors.New("one file's path is a directory of another's")
+
 // ValidPath reports why p cannot name a file of an artifact, or nil.
 func ValidPath(p string) error {
 	switch {
@@ -122,8 +128,28 @@ func ValidVersion(v string) error {
 func FormatCreated(t time.Time) string { return t.UTC().Truncate(time.Second).Format(time.RFC3339) }
 
 // Validate checks every rule of the format. Errors wrap ErrInvalid (or
-// ErrUnknownManifestVersion) and say what to fix.
+// ErrUnknownManifestVersion) and say what to fix; a path conflict also
+// wraps ErrPathConflict.
 func (n *Native) Validate() error {
+	if err := n.validateFields(1); err != nil {
+		return err
+	}
+	return checkTree(n.Files)
+}
+
+// ValidateView is Validate for the native view of a version pushed over
+// /v2/ (NativeFromOCI), which has no files when none of its layers can be
+// one (an index, say).
+func (n *Native) ValidateView() error {
+	if err := n.validateFields(0); err != nil {
+		return err
+	}
+	return checkTree(n.Files)
+}
+
+// validateFields checks every rule but the tree rule (checkTree), with at
+// least minFiles files.
+func (n *Native) validateFields(minFiles int) error {
 	if n.ManifestVersion != NativeVersion1 {
 		return fmt.Errorf("%w: %d (this server understands %d)", ErrUnknownManifestVersion, n.ManifestVersion, NativeVersion1)
 	}
@@ -133,8 +159,8 @@ func (n *Native) Validate() error {
 	if err := ValidVersion(n.Version); err != nil {
 		return invalid("%v", err)
 	}
-	if len(n.Files) == 0 || len(n.Files) > MaxFiles {
-		return invalid("an artifact has 1 to %d files, this one has %d", MaxFiles, len(n.Files))
+	if len(n.Files) < minFiles || len(n.Files) > MaxFiles {
+		return invalid("an artifact has %d to %d files, this one has %d", minFiles, MaxFiles, len(n.Files))
 	}
 	for i, f := range n.Files {
 		if err := ValidPath(f.Path); err != nil {
@@ -146,8 +172,10 @@ func (n *Native) Validate() error {
 		if f.Size < 0 {
 			return invalid("files[%d] (%s): negative size", i, f.Path)
 		}
-		if f.MediaType == "" || strings.ContainsRune(f.MediaType, 0) {
-			return invalid("files[%d] (%s): mediaType is required, without NUL", i, f.Path)
+		// Invalid UTF-8 would encode but never decode again (CBOR text
+		// must be UTF-8): the version would be unreadable.
+		if f.MediaType == "" || strings.ContainsRune(f.MediaType, 0) || !utf8.ValidString(f.MediaType) {
+			return invalid("files[%d] (%s): mediaType is required: UTF-8 text without NUL", i, f.Path)
 		}
 		if d, err := digest.Parse(f.SHA256); err != nil || d.Algorithm() != digest.SHA256 {
 			return invalid("files[%d] (%s): sha256 must be a sha256: digest, got %q", i, f.Path, f.SHA256)
@@ -164,6 +192,11 @@ func (n *Native) Validate() error {
 	if err := checkText(n.ArtifactType, n.Annotations); err != nil {
 		return err
 	}
+	// The limits of any OCI manifest, so that the native view of every
+	// manifest /v2/ accepted validates; publishing is stricter (DeriveOCI).
+	if err := annotationLimits(n.Annotations); err != nil {
+		return invalid("%v", err)
+	}
 	t, err := time.Parse(time.RFC3339, n.Created)
 	if err != nil || FormatCreated(t) != n.Created {
 		return invalid("created must be an RFC 3339 UTC time in whole seconds, like %q; got %q", FormatCreated(time.Unix(0, 0)), n.Created)
@@ -174,6 +207,33 @@ func (n *Native) Validate() error {
 		}
 	}
 	return nil
+}
+
+// checkTree refuses files where one path is a directory of another ("a"
+// and "a/b"). files are sorted and unique (validateFields).
+func checkTree(files []File) error {
+	paths := make(map[string]bool, len(files))
+	for _, f := range files {
+		paths[f.Path] = true
+	}
+	for _, f := range files {
+		if dir, ok := parentFile(f.Path, paths); ok {
+			return fmt.Errorf("%w: %w: %q is a file, so %q cannot be under it; rename one of them",
+				ErrInvalid, ErrPathConflict, dir, f.Path)
+		}
+	}
+	return nil
+}
+
+// parentFile returns the first directory of p (shortest first) that is in
+// paths.
+func parentFile(p string, paths map[string]bool) (string, bool) {
+	for i := 0; i < len(p); i++ {
+		if p[i] == '/' && paths[p[:i]] {
+			return p[:i], true
+		}
+	}
+	return "", false
 }
 
 // Normalize puts a manifest written by a person into canonical shape:
@@ -200,13 +260,15 @@ func (n *Native) Encode() ([]byte, error) {
 }
 
 // DecodeNative parses canonical CBOR bytes of a native manifest. Bytes that
-// are not the canonical encoding are refused (ErrNotCanonical).
+// are not the canonical encoding are refused (ErrNotCanonical). It checks
+// every rule but the tree rule, so a version stored before that rule stays
+// readable; publishing checks the whole of Validate.
 func DecodeNative(data []byte) (*Native, error) {
 	var n Native
 	if err := DecodeCBOR(data, &n); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	if err := n.Validate(); err != nil {
+	if err := n.validateFields(1); err != nil {
 		return nil, err
 	}
 	return &n, nil

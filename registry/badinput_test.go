@@ -71,7 +71,7 @@ func testBadInput(t *testing.T, b backend) {
 		{"NUL in an annotation", "PUT", "/v2/r/manifests/x", []byte(`{"schemaVersion":2,"config":` + config + `,"annotations":{"a":"b\u0000c"}}`), []string{ct}, 400, "MANIFEST_INVALID"},
 		{"invalid UTF-8 event type", "GET", "/api/v1/events?type=%FF", nil, nil, 400, "UNSUPPORTED"},
 		{"NUL in an annotation search", "GET", "/api/v1/search?annotation=k=%00", nil, nil, 400, "MANIFEST_INVALID"},
-		{"invalid version name", "GET", "/api/v1/repositories/r/versions/%FF", nil, nil, 404, "VERSION_UNKNOWN"},
+		{"invalid version name", "GET", "/api/v1/repositories/r/-/versions/%FF", nil, nil, 404, "VERSION_UNKNOWN"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

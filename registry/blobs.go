@@ -62,6 +62,7 @@ func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request) error {
 	h.Set("Docker-Content-Digest", d.String())
 	h.Set("ETag", `"`+d.String()+`"`)
 	h.Set("Cache-Control", "max-age=31536000, immutable")
+	h.Set("Accept-Ranges", "bytes") // as ServeContent says; the HEAD and small-blob paths skip it
 	plain := req.Header.Get("Range") == "" && req.Header.Get("If-None-Match") == "" &&
 		req.Header.Get("If-Range") == "" && req.Header.Get("If-Match") == ""
 	if plain && req.Method == http.MethodHead {

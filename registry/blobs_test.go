@@ -32,10 +32,12 @@ func testBLAKE3Alias(t *testing.T, b backend) {
 	if string(r.body) != string(data[10:20]) {
 		t.Fatal("range by blake3 returned wrong bytes")
 	}
-	// Mount by BLAKE3, from a repository and anonymously.
+	// Mount by BLAKE3, from a repository; without from, only what the
+	// target holds mounts (TestMountWithoutFrom has the rest).
 	expect(t, s.do("POST", "/v2/other/blobs/uploads/?mount="+b3+"&from=r", nil), 201)
 	expect(t, s.do("GET", "/v2/other/blobs/"+sha256Of(data), nil), 200)
-	expect(t, s.do("POST", "/v2/third/blobs/uploads/?mount="+b3, nil), 201)
+	expect(t, s.do("POST", "/v2/other/blobs/uploads/?mount="+b3, nil), 201)
+	expect(t, s.do("POST", "/v2/third/blobs/uploads/?mount="+b3, nil), 202)
 	// Push addressed by BLAKE3, monolithic and chunked.
 	fresh := randomBytes(t, 5000)
 	expect(t, s.do("POST", "/v2/r/blobs/uploads/?digest="+blake3Of(fresh), fresh), 201)

@@ -4,8 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
+	"os"
 
 	"github.com/artifact-store/artifact-store/blobstore"
 	"github.com/artifact-store/artifact-store/digest"
@@ -40,9 +43,14 @@ const (
 	CodeFileUnknown    Code = "FILE_UNKNOWN"
 	CodePathInvalid    Code = "PATH_INVALID"
 	CodeEventUnknown   Code = "EVENT_UNKNOWN"
-	// UNAVAILABLE (503): the blob storage could not be reached; the same
-	// request may succeed later. Distribution uses the same code.
+	// UNAVAILABLE (503, with Retry-After): the blob storage or the event
+	// log's database could not be reached; the same request may succeed
+	// later. Distribution uses the same code.
 	CodeUnavailable Code = "UNAVAILABLE"
+	// STORAGE_FULL (507 Insufficient Storage): the disk or quota under the
+	// blob store or the database is full. Nothing was recorded; the request
+	// succeeds once an operator has made room. Not in the spec's table.
+	CodeStorageFull Code = "STORAGE_FULL"
 	// Not in the spec's table, but used by every registry for what is not
 	// the client's fault.
 	CodeUnknown Code = "UNKNOWN"
@@ -70,6 +78,8 @@ func (c Code) status() int {
 		return http.StatusRequestedRangeNotSatisfiable
 	case CodeUnavailable:
 		return http.StatusServiceUnavailable
+	case CodeStorageFull:
+		return http.StatusInsufficientStorage
 	}
 	return http.StatusInternalServerError
 }
@@ -92,48 +102,113 @@ func errorf(code Code, format string, args ...any) *Error {
 // withStatus returns e answered with status instead of the code's default.
 func (e *Error) withStatus(status int) *Error { e.Status = status; return e }
 
+// retryAfter is the Retry-After (seconds) of every 503 and 429: short,
+// since the server reconnects by itself on the next request, and clients
+// that retry add their own backoff on top.
+const retryAfter = "5"
+
 // classify maps an error from the libraries to a registry error. Handlers
 // wrap domain errors with the code that fits their route (a missing blob is
 // BLOB_UNKNOWN on the blob routes and MANIFEST_BLOB_UNKNOWN on a manifest
 // PUT); what reaches here unwrapped gets the library's generic meaning.
+//
+// Temporary conditions are checked first, so that they win over whatever
+// wraps them: an outage of either store is 503, a full disk 507, on every
+// route. Their messages are fixed text: the cause (an address, a path)
+// goes to the server log, never to the client.
 func classify(err error) *Error {
 	var re *Error
 	switch {
 	case errors.As(err, &re):
 		return re
-	case errors.Is(err, eventlog.ErrConflict):
-		return errorf(CodeDenied, "%v", err).withStatus(http.StatusConflict)
+	case errors.Is(err, blobstore.ErrNoSpace), errors.Is(err, eventlog.ErrNoSpace):
+		return errorf(CodeStorageFull, "the server's storage is full; the request was not completed; retry once an operator has made room")
 	case errors.Is(err, blobstore.ErrUnavailable):
-		// The details (endpoint, bucket, key) go to the log, not the client.
 		return errorf(CodeUnavailable, "blob storage is unavailable; retry later")
+	case errors.Is(err, eventlog.ErrUnavailable):
+		return errorf(CodeUnavailable, "the registry database is unavailable; retry later")
+	case errors.Is(err, errBodyStalled):
+		return errorf(CodeBlobUploadInvalid, "%s; nothing of this request was kept: resume from the size the upload reports", publicText(err, errBodyStalled)).withStatus(http.StatusRequestTimeout)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return errorf(CodeBlobUploadInvalid, "the request body ended before its announced length; nothing of this request was kept")
+	case errors.Is(err, eventlog.ErrConflict):
+		return errorf(CodeDenied, "%s", publicText(err, eventlog.ErrConflict)).withStatus(http.StatusConflict)
 	case errors.Is(err, digest.ErrUnsupported):
-		return errorf(CodeUnsupported, "%v", err).withStatus(http.StatusBadRequest)
-	case errors.Is(err, digest.ErrInvalid), errors.Is(err, blobstore.ErrDigestMismatch):
-		return errorf(CodeDigestInvalid, "%v", err)
+		return errorf(CodeUnsupported, "%s", publicText(err, digest.ErrUnsupported)).withStatus(http.StatusBadRequest)
+	case errors.Is(err, digest.ErrInvalid):
+		return errorf(CodeDigestInvalid, "%s", publicText(err, digest.ErrInvalid))
+	case errors.Is(err, blobstore.ErrDigestMismatch):
+		return errorf(CodeDigestInvalid, "%s", publicText(err, blobstore.ErrDigestMismatch))
 	case errors.Is(err, blobstore.ErrUploadNotFound):
-		return errorf(CodeBlobUploadUnknown, "%v", err)
+		return errorf(CodeBlobUploadUnknown, "%s", publicText(err, blobstore.ErrUploadNotFound))
 	case errors.Is(err, blobstore.ErrNotFound):
-		return errorf(CodeBlobUnknown, "%v", err)
-	case errors.Is(err, manifests.ErrInvalid), errors.Is(err, manifests.ErrUnsupportedMediaType), errors.Is(err, manifests.ErrUnknownManifestVersion):
-		return errorf(CodeManifestInvalid, "%v", err)
+		return errorf(CodeBlobUnknown, "%s", publicText(err, blobstore.ErrNotFound))
+	case errors.Is(err, manifests.ErrInvalid):
+		return errorf(CodeManifestInvalid, "%s", publicText(err, manifests.ErrInvalid))
+	case errors.Is(err, manifests.ErrUnsupportedMediaType):
+		return errorf(CodeManifestInvalid, "%s", publicText(err, manifests.ErrUnsupportedMediaType))
+	case errors.Is(err, manifests.ErrUnknownManifestVersion):
+		return errorf(CodeManifestInvalid, "%s", publicText(err, manifests.ErrUnknownManifestVersion))
 	}
 	return nil
 }
 
+// publicText is err's text for a client, or, when err carries a file
+// system error (whose text names a path under the data directory), the
+// sentinel's text alone. writeError logs the full error in that case.
+func publicText(err, sentinel error) string {
+	if namesPath(err) {
+		return sentinel.Error()
+	}
+	return err.Error()
+}
+
+// namesPath reports whether err's text may include a server file path.
+func namesPath(err error) bool {
+	var pe *fs.PathError
+	var le *os.LinkError
+	return errors.As(err, &pe) || errors.As(err, &le)
+}
+
+// recordedButUnreadable wraps the failure to open bytes that the log says
+// are stored. A missing blob is damage for verify to report (500), never
+// the client's 404, so ErrNotFound is flattened into the text; any other
+// cause stays wrapped, so that an outage (503) or a full disk (507) is
+// answered as such.
+func recordedButUnreadable(key string, err error) error {
+	if errors.Is(err, blobstore.ErrNotFound) {
+		return fmt.Errorf("blob %s recorded but missing from the store: %v", key, err)
+	}
+	return fmt.Errorf("blob %s recorded but unreadable: %w", key, err)
+}
+
 // writeError writes err as the spec's JSON error envelope. Errors that are
-// not registry errors are logged and answered 500 without detail.
+// not registry errors are logged and answered 500 without detail; so are
+// the causes of outages and full disks, which clients see as fixed text.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	re := classify(err)
-	if errors.Is(err, blobstore.ErrUnavailable) {
-		log.WarnContext(r.Context(), "blob storage unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
-	}
-	if re == nil {
+	switch {
+	case re == nil:
 		log.ErrorContext(r.Context(), "internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 		re = errorf(CodeUnknown, "internal error; the server log has the details")
+	case re.Code == CodeUnavailable || re.Code == CodeStorageFull:
+		log.WarnContext(r.Context(), string(re.Code), "method", r.Method, "path", r.URL.Path, "err", err)
+	case namesPath(err):
+		log.InfoContext(r.Context(), "client error with a file system cause", "method", r.Method, "path", r.URL.Path, "code", string(re.Code), "err", err)
 	}
 	status := re.Status
 	if status == 0 {
 		status = re.Code.status()
+	}
+	// A handler may have described the content before it failed to serve
+	// it (a damaged blob, an outage on open): an error answer must not
+	// carry that content's digests or caching headers.
+	for _, k := range [...]string{"Docker-Content-Digest", "ETag", "Cache-Control", "Accept-Ranges",
+		"Repr-Digest", "Content-Disposition", "OCI-Digest", "Last-Modified", "Content-Encoding"} {
+		w.Header().Del(k)
+	}
+	if (status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests) && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", retryAfter)
 	}
 	type jsonErr struct {
 		Code    Code   `json:"code"`

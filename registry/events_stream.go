@@ -5,14 +5,10 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/artifact-store/artifact-store/eventlog"
 )
-
-// streamRetryAfter is the Retry-After of a stream refused at the cap.
-const streamRetryAfter = 5 * time.Second
 
 // streamEvents writes events as they are committed until the client goes
 // away, it falls streamBuffer behind, or the server shuts down.
@@ -27,7 +23,6 @@ func (r *Registry) streamEvents(w http.ResponseWriter, req *http.Request, q even
 		return errorf(CodeUnsupported, "this connection cannot stream").withStatus(http.StatusNotAcceptable)
 	}
 	if !r.hub.acquire() {
-		w.Header().Set("Retry-After", strconv.Itoa(int(streamRetryAfter.Seconds())))
 		return errorf(CodeUnavailable, "this server already serves its limit of %d event streams; retry later, or poll pages of /api/v1/events", r.hub.max)
 	}
 	defer r.hub.release()

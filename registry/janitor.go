@@ -2,8 +2,10 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"time"
 
+	"github.com/artifact-store/artifact-store/blobstore"
 	"github.com/artifact-store/artifact-store/eventlog"
 )
 
@@ -36,52 +38,69 @@ func (r *Registry) ExpireUploads(ctx context.Context, now time.Time) (int, error
 		}
 		// A session, or an orphan already older than the TTL: remove it,
 		// holding the upload's lock so that no replica is mid-append.
-		if err := r.expire(ctx, u, ok, s.ID); err != nil {
+		if err := r.expire(ctx, u, ok, s.ID, "expired"); err != nil {
 			return removed, err
 		}
 		delete(sessions, s.ID)
 		removed++
 		r.logger.InfoContext(ctx, "expired upload", "upload", s.ID, "idle_since", s.ModTime)
 	}
-	// Sessions whose staged bytes are already gone are closed too.
+	// Sessions whose staged bytes are gone, whatever their age: a crash
+	// between a commit's rename and its event leaves one open but
+	// unfinishable. Nobody holding its lease means no commit is under way.
+	stagedIDs := make(map[string]bool, len(staged))
+	for _, s := range staged {
+		stagedIDs[s.ID] = true
+	}
 	for _, u := range sessions {
-		if u.Started.After(cutoff) {
+		if stagedIDs[u.ID] {
 			continue
 		}
-		if _, err := r.blobs.UploadSize(ctx, u.ID); err == nil {
+		if _, err := r.blobs.UploadSize(ctx, u.ID); !errors.Is(err, blobstore.ErrUploadNotFound) {
 			continue
 		}
-		if _, err := r.log.Append(ctx, eventlog.New(eventlog.TypeUploadCancelled, u.Repo, eventlog.UploadCancelled{ID: u.ID, Reason: "expired"})); err != nil {
+		if err := r.expire(ctx, u, true, u.ID, "its staged bytes are gone (a crash during its commit)"); err != nil {
 			return removed, err
 		}
 	}
-	return removed, nil
+	return removed, r.log.ForgetLeases(ctx)
 }
 
 // expire cancels the session (when there is one) and removes the staged
-// bytes of upload id.
-func (r *Registry) expire(ctx context.Context, u eventlog.Upload, isSession bool, id string) error {
-	unlock, err := r.log.LockUpload(ctx, id)
+// bytes of upload id, unless a request is working on it (then the next pass
+// looks again).
+func (r *Registry) expire(ctx context.Context, u eventlog.Upload, isSession bool, id, reason string) error {
+	lease, err := r.log.LeaseUpload(ctx, id, r.leaseTTL(), 0)
+	if errors.Is(err, eventlog.ErrBusy) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer lease.Release()
 	if isSession {
-		// Re-check under the lock: a replica may have finished it meanwhile.
+		// Re-check under the lease: a replica may have finished it meanwhile.
 		if _, err := r.log.Upload(ctx, id); err != nil {
 			return nil
 		}
-		if _, err := r.log.Append(ctx, eventlog.New(eventlog.TypeUploadCancelled, u.Repo, eventlog.UploadCancelled{ID: id, Reason: "expired"})); err != nil {
+		if _, err := r.log.Append(ctx, eventlog.New(eventlog.TypeUploadCancelled, u.Repo, eventlog.UploadCancelled{ID: id, Reason: reason})); err != nil {
 			return err
 		}
 	}
-	return r.blobs.AbortUpload(ctx, id)
+	if err := r.blobs.AbortUpload(ctx, id); err != nil && !errors.Is(err, blobstore.ErrUploadNotFound) {
+		return err
+	}
+	return nil
 }
 
 // RunJanitor expires uploads every interval until ctx is done.
 func (r *Registry) RunJanitor(ctx context.Context, interval time.Duration) {
 	if interval <= 0 {
 		interval = time.Minute
+	}
+	// Once at start: sessions a crash left unfinishable are closed now.
+	if _, err := r.ExpireUploads(ctx, time.Now()); err != nil && ctx.Err() == nil {
+		r.logger.ErrorContext(ctx, "expire uploads", "err", err)
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()

@@ -63,9 +63,9 @@ func (r *Registry) getManifest(w http.ResponseWriter, req *http.Request) error {
 	if !accepts(req.Header.Values("Accept"), m.MediaType) {
 		return errorf(CodeManifestUnknown, "manifest %s is a %s, which the request's Accept header does not list", m.Digest, m.MediaType).withStatus(http.StatusNotAcceptable)
 	}
-	f, err := r.openKey(req.Context(), m.SHA256)
+	f, err := r.openKey(req.Context(), m.SHA256, m.Size)
 	if err != nil {
-		return fmt.Errorf("manifest %s recorded but its bytes are unreadable: %v", m.Digest, err)
+		return fmt.Errorf("manifest %s: %w", m.Digest, recordedButUnreadable(m.SHA256, err))
 	}
 	defer f.Close()
 	h := w.Header()
@@ -144,7 +144,8 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request) error {
 	} else if got := digest.FromBytes(d.Algorithm(), body); got != d {
 		return errorf(CodeDigestInvalid, "the manifest's %s digest is %s, not %s as in the URL", d.Algorithm(), got, d)
 	}
-	if err := r.checkReferences(ctx, repo, m); err != nil {
+	refBlobs, refChildren, err := r.references(ctx, repo, m)
+	if err != nil {
 		return err
 	}
 	ds, err := r.blobs.Ingest(ctx, bytes.NewReader(body), d)
@@ -158,6 +159,7 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request) error {
 	put := eventlog.ManifestPut{
 		Digest: d.String(), SHA256: ds.SHA256.String(), MediaType: m.MediaType,
 		ArtifactType: m.EffectiveArtifactType(), Size: int64(len(body)), Annotations: m.Annotations,
+		Blobs: refBlobs, Manifests: refChildren,
 	}
 	if m.Subject != nil {
 		put.Subject = m.Subject.Digest
@@ -166,7 +168,9 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request) error {
 	for _, t := range tags {
 		evs = append(evs, eventlog.New(eventlog.TypeTagSet, repo, eventlog.TagSet{Tag: t, Digest: d.String()}))
 	}
-	if _, err := r.log.Append(ctx, evs...); err != nil {
+	if _, err := r.log.Append(ctx, evs...); errors.Is(err, eventlog.ErrReferenceMissing) {
+		return errorf(CodeManifestBlobUnknown, "%v; push it again", err)
+	} else if err != nil {
 		return err
 	}
 	h := w.Header()
@@ -183,38 +187,57 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request) error {
 	return nil
 }
 
-// checkReferences refuses a manifest naming content the repository lacks:
-// an image's config and distributable layers, an index's manifests. With
-// AllowSparse only the config is required.
-func (r *Registry) checkReferences(ctx context.Context, repo string, m *manifests.Manifest) error {
-	blobs := m.Blobs()
-	if r.opts.AllowSparse && len(blobs) > 0 {
-		blobs = blobs[:1] // Blobs lists the config first
+// references resolves what a manifest names to what repo holds: the
+// storage keys of its config and layers, and the digests of an index's
+// children, as recorded in its manifest.put (Append then re-checks them
+// inside the append, and keeps the blobs linked while the manifest
+// exists). It refuses a manifest naming content the repository lacks: an
+// image's config and distributable layers, an index's manifests; with
+// AllowSparse only the config is required. Content a manifest names but
+// need not have (non-distributable layers, sparse ones) is recorded only
+// when the repository holds it, and never served from elsewhere.
+func (r *Registry) references(ctx context.Context, repo string, m *manifests.Manifest) (blobs, children []string, err error) {
+	var descs []manifests.Descriptor
+	if m.Config != nil {
+		descs = append(descs, *m.Config)
 	}
-	for _, b := range blobs {
-		if _, err := r.linkedBlob(ctx, repo, digest.Digest(b.Digest)); err != nil {
-			var re *Error
-			if errors.As(err, &re) && re.Code == CodeBlobUnknown {
-				e := errorf(CodeManifestBlobUnknown, "the manifest references blob %s (%s), which is not in repository %s: push it first", b.Digest, b.MediaType, repo)
-				e.Detail = map[string]string{"digest": b.Digest}
-				return e
+	descs = append(descs, m.Layers...)
+	seen := map[string]bool{}
+	for i, d := range descs {
+		required := i == 0 && m.Config != nil || !r.opts.AllowSparse && !manifests.Nondistributable(d)
+		b, err := r.linkedBlob(ctx, repo, digest.Digest(d.Digest))
+		var re *Error
+		switch {
+		case errors.As(err, &re) && re.Code == CodeBlobUnknown:
+			if required {
+				e := errorf(CodeManifestBlobUnknown, "the manifest references blob %s (%s), which is not in repository %s: push it first", d.Digest, d.MediaType, repo)
+				e.Detail = map[string]string{"digest": d.Digest}
+				return nil, nil, e
 			}
-			return err
+		case err != nil:
+			return nil, nil, err
+		case !seen[b.SHA256]:
+			seen[b.SHA256] = true
+			blobs = append(blobs, b.SHA256)
 		}
-	}
-	if r.opts.AllowSparse {
-		return nil
 	}
 	for _, c := range m.Manifests {
-		if _, err := r.log.Manifest(ctx, repo, c.Digest); errors.Is(err, eventlog.ErrNotFound) {
-			e := errorf(CodeManifestBlobUnknown, "the index references manifest %s, which is not in repository %s: push it first", c.Digest, repo)
-			e.Detail = map[string]string{"digest": c.Digest}
-			return e
-		} else if err != nil {
-			return err
+		cm, err := r.log.Manifest(ctx, repo, c.Digest)
+		switch {
+		case errors.Is(err, eventlog.ErrNotFound):
+			if !r.opts.AllowSparse {
+				e := errorf(CodeManifestBlobUnknown, "the index references manifest %s, which is not in repository %s: push it first", c.Digest, repo)
+				e.Detail = map[string]string{"digest": c.Digest}
+				return nil, nil, e
+			}
+		case err != nil:
+			return nil, nil, err
+		case !seen[cm.Digest]:
+			seen[cm.Digest] = true
+			children = append(children, cm.Digest)
 		}
 	}
-	return nil
+	return blobs, children, nil
 }
 
 // deleteManifest deletes a tag, or a manifest by digest together with the

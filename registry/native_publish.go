@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -85,15 +86,15 @@ func (r *Registry) putVersion(w http.ResponseWriter, req *http.Request) error {
 		return errorf(CodeManifestInvalid, "the manifest names %s:%s but was sent to %s:%s", n.Repository, n.Version, repo, version)
 	}
 	if err := n.Validate(); err != nil {
-		return errorf(CodeManifestInvalid, "%v", err)
+		return manifestError(err)
 	}
 	return r.publish(w, req, n, createdGiven, nil)
 }
 
 // putFile publishes a version of one file from the request body: what
-// `curl -T FILE URL` does. The media type is the Content-Type (default
-// application/octet-stream); ?artifactType= and ?annotation=key=value add
-// to the manifest.
+// `curl -T FILE URL` does. The media type is the Content-Type, or a guess
+// from the path's extension (see fileMediaType); ?artifactType= and
+// ?annotation=key=value add to the manifest.
 func (r *Registry) putFile(w http.ResponseWriter, req *http.Request) error {
 	ctx := req.Context()
 	repo, version, path := mux.Vars(req)["name"], mux.Vars(req)["version"], mux.Vars(req)["path"]
@@ -117,7 +118,10 @@ func (r *Registry) putFile(w http.ResponseWriter, req *http.Request) error {
 			return err
 		}
 	}
-	mediaType := fileMediaType(req.Header.Get("Content-Type"), path)
+	mediaType, err := fileMediaType(req.Header.Get("Content-Type"), path)
+	if err != nil {
+		return err
+	}
 	ds, err := r.blobs.Ingest(ctx, req.Body, expect)
 	if err != nil {
 		return uploadError(err)
@@ -179,19 +183,35 @@ func exactKeys(body []byte) error {
 
 // fileMediaType is the Content-Type a client sent, or, since curl -T sends
 // none, a guess from the file name's extension, or application/octet-stream.
-func fileMediaType(contentType, name string) string {
+// A Content-Type that is not UTF-8 text is refused: the manifest stores it
+// as CBOR text, which must be UTF-8.
+func fileMediaType(contentType, name string) (string, error) {
+	if !validText(contentType) {
+		return "", errorf(CodeManifestInvalid, "Content-Type %q is not UTF-8 text; it becomes the file's media type: send one like application/pdf, or none to have it guessed from the file name", contentType)
+	}
 	// curl sends form-urlencoded for --data: a file's type is never that.
 	if contentType != "" && contentType != "application/x-www-form-urlencoded" {
-		return contentType
+		return contentType, nil
 	}
 	if t := mime.TypeByExtension(filepath.Ext(name)); t != "" {
 		base, _, _ := strings.Cut(t, ";")
-		return base
+		return base, nil
 	}
-	return manifests.DefaultFileMediaType
+	return manifests.DefaultFileMediaType, nil
 }
 
-// annotationParams reads key=value pairs.
+// manifestError answers a manifest Validate refused: PATH_INVALID when two
+// paths conflict, MANIFEST_INVALID otherwise.
+func manifestError(err error) error {
+	if errors.Is(err, manifests.ErrPathConflict) {
+		return errorf(CodePathInvalid, "%v", err)
+	}
+	return errorf(CodeManifestInvalid, "%v", err)
+}
+
+// annotationParams reads key=value pairs, within the limits a native
+// version's annotations have (checked here, before a publish stores any
+// byte).
 func annotationParams(params []string) (map[string]string, error) {
 	var out map[string]string
 	for _, p := range params {
@@ -203,6 +223,9 @@ func annotationParams(params []string) (map[string]string, error) {
 			out = map[string]string{}
 		}
 		out[k] = v
+	}
+	if err := manifests.CheckNativeAnnotations(out); err != nil {
+		return nil, errorf(CodeManifestInvalid, "%v", err)
 	}
 	return out, nil
 }
@@ -284,14 +307,28 @@ func (r *Registry) publish(w http.ResponseWriter, req *http.Request, n *manifest
 	if n.Subject != nil {
 		put.Subject = n.Subject.Digest
 	}
+	// What a pull of the derived manifest needs: its empty config and the
+	// files, all linked into repo (by checkFiles, or by pre in this
+	// append), and kept linked while the version exists.
+	put.Blobs = []string{cds.SHA256.String()}
+	for _, f := range n.Files {
+		if !slices.Contains(put.Blobs, f.SHA256) {
+			put.Blobs = append(put.Blobs, f.SHA256)
+		}
+	}
+	// The version before its tag: version.published is refused if a /v2/
+	// push took the tag name meanwhile, and once it is recorded no tag.set
+	// can move the tag. Either way exactly one of two racing writers wins.
 	evs = append(evs,
 		eventlog.New(eventlog.TypeManifestPut, repo, put),
-		eventlog.New(eventlog.TypeTagSet, repo, eventlog.TagSet{Tag: n.Version, Digest: put.Digest}),
 		eventlog.New(eventlog.TypeVersionPublished, repo, eventlog.VersionPublished{
 			Version: n.Version, NativeSHA256: nds.SHA256.String(), NativeBLAKE3: nds.BLAKE3.String(), NativeSize: nds.Size, OCIDigest: put.Digest,
-		}))
+		}),
+		eventlog.New(eventlog.TypeTagSet, repo, eventlog.TagSet{Tag: n.Version, Digest: put.Digest}))
 	if _, err := r.log.Append(ctx, evs...); errors.Is(err, eventlog.ErrConflict) {
-		return errorf(CodeVersionExists, "%s:%s was published meanwhile by another request; versions are immutable", repo, n.Version)
+		return errorf(CodeVersionExists, "%s:%s was published or pushed over /v2/ meanwhile by another request; versions are immutable: publish a new version", repo, n.Version)
+	} else if errors.Is(err, eventlog.ErrReferenceMissing) {
+		return errorf(CodeManifestBlobUnknown, "%v; upload it again", err)
 	} else if err != nil {
 		return err
 	}

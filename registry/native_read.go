@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/artifact-store/artifact-store/blobstore"
 	"github.com/artifact-store/artifact-store/digest"
 	"github.com/artifact-store/artifact-store/eventlog"
 	"github.com/artifact-store/artifact-store/manifests"
@@ -36,13 +35,13 @@ func (r *Registry) version(ctx context.Context, repo, version string) (eventlog.
 // describe.
 func (r *Registry) nativeManifest(ctx context.Context, v eventlog.Version) (*manifests.Native, error) {
 	if v.NativeSHA256 != "" {
-		b, err := r.readBlob(ctx, v.NativeSHA256)
+		b, err := r.readBlob(ctx, v.NativeSHA256, v.NativeSize)
 		if err != nil {
 			return nil, err
 		}
 		return manifests.DecodeNative(b)
 	}
-	b, err := r.readBlob(ctx, v.Manifest.SHA256)
+	b, err := r.readBlob(ctx, v.Manifest.SHA256, v.Manifest.Size)
 	if err != nil {
 		return nil, err
 	}
@@ -50,9 +49,11 @@ func (r *Registry) nativeManifest(ctx context.Context, v eventlog.Version) (*man
 	if err != nil {
 		return nil, fmt.Errorf("stored manifest %s: %w", v.Manifest.Digest, err)
 	}
-	return manifests.NativeFromOCI(v.Repo, v.Version, m, v.Time, func(sha string) (string, bool) {
-		b, err := r.log.Blob(ctx, sha)
-		return b.BLAKE3, err == nil
+	return manifests.NativeFromOCI(v.Repo, v.Version, m, v.Time, func(d string) (string, string, bool) {
+		// Only what the repository holds: a layer naming another
+		// repository's blob is not a file of this version.
+		b, err := r.log.LinkedBlob(ctx, v.Repo, d)
+		return b.SHA256, b.BLAKE3, err == nil
 	}), nil
 }
 
@@ -67,10 +68,10 @@ func (r *Registry) versionManifest(ctx context.Context, repo, version string) (e
 }
 
 // readBlob reads a small stored blob (a manifest) whole.
-func (r *Registry) readBlob(ctx context.Context, key string) ([]byte, error) {
-	f, err := r.openKey(ctx, key)
+func (r *Registry) readBlob(ctx context.Context, key string, size int64) ([]byte, error) {
+	f, err := r.openKey(ctx, key, size)
 	if err != nil {
-		return nil, fmt.Errorf("blob %s recorded but unreadable: %v", key, err)
+		return nil, recordedButUnreadable(key, err)
 	}
 	defer f.Close()
 	return io.ReadAll(io.LimitReader(f, manifests.MaxSize+1))
@@ -148,14 +149,20 @@ func (r *Registry) getFile(w http.ResponseWriter, req *http.Request) error {
 	}
 	for _, f := range n.Files {
 		if f.Path == p {
-			b, err := r.log.Blob(ctx, f.SHA256) // for its tier
+			// Through the repository's own links, whatever the manifest
+			// says: a descriptor naming bytes this repository does not
+			// hold (another repository's blob) is not served here.
+			b, err := r.log.LinkedBlob(ctx, repo, f.SHA256)
+			if errors.Is(err, eventlog.ErrNotFound) {
+				return errorf(CodeFileUnknown, "%s:%s names file %q, but its bytes (%s) are not in repository %s", repo, v.Version, p, f.SHA256, repo)
+			}
 			if err != nil {
-				b = eventlog.Blob{SHA256: f.SHA256, BLAKE3: f.BLAKE3, Size: f.Size, Tier: eventlog.TierHot}
+				return err
 			}
 			return r.serveFile(w, req, b, f.MediaType, path.Base(p))
 		}
 	}
-	return errorf(CodeFileUnknown, "%s:%s has no file %q (GET .../versions/%s/files lists them)", repo, v.Version, p, v.Version)
+	return errorf(CodeFileUnknown, "%s:%s has no file %q (GET .../-/versions/%s/files lists them)", repo, v.Version, p, v.Version)
 }
 
 // getNativeBlob serves any blob of a repository by its sha256, sha512 or
@@ -177,10 +184,7 @@ func (r *Registry) serveFile(w http.ResponseWriter, req *http.Request, b eventlo
 	}
 	f, err := r.openBlob(req.Context(), b)
 	if err != nil {
-		if errors.Is(err, blobstore.ErrNotFound) {
-			return fmt.Errorf("blob %s recorded but missing from the store: %v", b.SHA256, err)
-		}
-		return fmt.Errorf("blob %s recorded but unreadable: %w", b.SHA256, err)
+		return recordedButUnreadable(b.SHA256, err)
 	}
 	defer f.Close()
 	h := w.Header()
@@ -216,7 +220,13 @@ func (r *Registry) deleteVersion(w http.ResponseWriter, req *http.Request) error
 	if err != nil {
 		return err
 	}
-	evs := []eventlog.Event{eventlog.New(eventlog.TypeTagDeleted, repo, eventlog.TagDeleted{Tag: v.Version})}
+	var evs []eventlog.Event
+	if v.NativeSHA256 != "" {
+		// The version first: while it exists, its tag and derived
+		// manifest are immutable (Append refuses to remove them).
+		evs = append(evs, eventlog.New(eventlog.TypeVersionDeleted, repo, eventlog.VersionDeleted{Version: v.Version}))
+	}
+	evs = append(evs, eventlog.New(eventlog.TypeTagDeleted, repo, eventlog.TagDeleted{Tag: v.Version}))
 	if v.NativeSHA256 != "" {
 		// The derived manifest goes too, unless /v2/ clients tagged it
 		// under other names, which they may keep.
@@ -227,7 +237,6 @@ func (r *Registry) deleteVersion(w http.ResponseWriter, req *http.Request) error
 		if len(tags) <= 1 {
 			evs = append(evs, eventlog.New(eventlog.TypeManifestDeleted, repo, eventlog.ManifestDeleted{Digest: v.Manifest.Digest}))
 		}
-		evs = append(evs, eventlog.New(eventlog.TypeVersionDeleted, repo, eventlog.VersionDeleted{Version: v.Version}))
 	}
 	if _, err := r.log.Append(ctx, evs...); err != nil {
 		return err

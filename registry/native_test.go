@@ -42,7 +42,7 @@ func TestPublishOneFile(t *testing.T) { forBackends(t, testPublishOneFile) }
 func testPublishOneFile(t *testing.T, b backend) {
 	s := b.server(t)
 	data := randomBytes(t, 100_000)
-	url := "/api/v1/repositories/docs/site/versions/1.0/files/reports/q3.pdf?artifactType=application/vnd.example.report&annotation=team=docs"
+	url := "/api/v1/repositories/docs/site/-/versions/1.0/files/reports/q3.pdf?artifactType=application/vnd.example.report&annotation=team=docs"
 	r := s.do("PUT", url, data, "Content-Type: application/pdf")
 	expect(t, r, 201)
 	p := decodePublished(t, r)
@@ -50,7 +50,7 @@ func testPublishOneFile(t *testing.T, b backend) {
 		t.Fatalf("publish answer %+v", p)
 	}
 	// The manifest as JCS JSON and as canonical CBOR.
-	j := s.do("GET", "/api/v1/repositories/docs/site/versions/1.0", nil)
+	j := s.do("GET", "/api/v1/repositories/docs/site/-/versions/1.0", nil)
 	expect(t, j, 200)
 	var n manifests.Native
 	if err := json.Unmarshal(j.body, &n); err != nil || len(n.Files) != 1 || n.Files[0].Path != "reports/q3.pdf" ||
@@ -60,7 +60,7 @@ func testPublishOneFile(t *testing.T, b backend) {
 	if canon, _ := manifests.CanonicalJSON(j.body); !bytes.Equal(canon, j.body) {
 		t.Fatalf("manifest JSON is not in JCS form: %s", j.body)
 	}
-	c := s.do("GET", "/api/v1/repositories/docs/site/versions/1.0", nil, "Accept: application/cbor")
+	c := s.do("GET", "/api/v1/repositories/docs/site/-/versions/1.0", nil, "Accept: application/cbor")
 	expect(t, c, 200)
 	if sha256Of(c.body) != p.Digest || blake3Of(c.body) != p.BLAKE3 || c.Header.Get("ETag") != `"`+p.Digest+`"` {
 		t.Fatalf("CBOR bytes do not hash to the published digest")
@@ -68,22 +68,22 @@ func testPublishOneFile(t *testing.T, b backend) {
 	if _, err := manifests.DecodeNative(c.body); err != nil {
 		t.Fatalf("served CBOR is not canonical: %v", err)
 	}
-	expect(t, s.do("GET", "/api/v1/repositories/docs/site/versions/1.0", nil, `If-None-Match: "`+p.Digest+`"`), 304)
+	expect(t, s.do("GET", "/api/v1/repositories/docs/site/-/versions/1.0", nil, `If-None-Match: "`+p.Digest+`"`), 304)
 	// The file, whole and in part, with both digests.
-	f := s.do("GET", "/api/v1/repositories/docs/site/versions/1.0/files/reports/q3.pdf", nil)
+	f := s.do("GET", "/api/v1/repositories/docs/site/-/versions/1.0/files/reports/q3.pdf", nil)
 	expect(t, f, 200)
 	wantRepr := fmt.Sprintf("sha-256=:%s:, blake3=:", b64Of(sha256Of(data)))
 	if !bytes.Equal(f.body, data) || f.Header.Get("Content-Type") != "application/pdf" || !strings.HasPrefix(f.Header.Get("Repr-Digest"), wantRepr) {
 		t.Fatalf("file: %d bytes, type %q, Repr-Digest %q", len(f.body), f.Header.Get("Content-Type"), f.Header.Get("Repr-Digest"))
 	}
-	part := s.do("GET", "/api/v1/repositories/docs/site/versions/1.0/files/reports/q3.pdf", nil, "Range: bytes=10-19")
+	part := s.do("GET", "/api/v1/repositories/docs/site/-/versions/1.0/files/reports/q3.pdf", nil, "Range: bytes=10-19")
 	expect(t, part, 206)
 	if !bytes.Equal(part.body, data[10:20]) || part.Header.Get("Repr-Digest") != f.Header.Get("Repr-Digest") {
 		t.Fatal("ranged file read wrong")
 	}
-	expect(t, s.do("GET", "/api/v1/repositories/docs/site/versions/1.0/files/reports/q3.pdf", nil, `If-None-Match: "`+sha256Of(data)+`"`), 304)
+	expect(t, s.do("GET", "/api/v1/repositories/docs/site/-/versions/1.0/files/reports/q3.pdf", nil, `If-None-Match: "`+sha256Of(data)+`"`), 304)
 	for _, d := range []string{blake3Of(data), sha256Of(data)} {
-		if g := s.do("GET", "/api/v1/repositories/docs/site/blobs/"+d, nil); g.StatusCode != 200 || !bytes.Equal(g.body, data) {
+		if g := s.do("GET", "/api/v1/repositories/docs/site/-/blobs/"+d, nil); g.StatusCode != 200 || !bytes.Equal(g.body, data) {
 			t.Fatalf("blob by %s: %d", d, g.StatusCode)
 		}
 	}
@@ -122,23 +122,23 @@ func testPublishManifest(t *testing.T, b backend) {
 	// Files out of order, no created, no repository: the server fills in.
 	body, _ := json.Marshal(map[string]any{"manifestVersion": 1, "artifactType": "application/vnd.example.model", "files": []manifests.File{a, c},
 		"annotations": map[string]string{"stage": "prod"}})
-	r := s.do("PUT", "/api/v1/repositories/ml/model/versions/v1", body, "Content-Type: application/json")
+	r := s.do("PUT", "/api/v1/repositories/ml/model/-/versions/v1", body, "Content-Type: application/json")
 	expect(t, r, 201)
 	p := decodePublished(t, r)
-	if r.Header.Get("Location") != "/api/v1/repositories/ml/model/versions/v1" || p.Files != 2 {
+	if r.Header.Get("Location") != "/api/v1/repositories/ml/model/-/versions/v1" || p.Files != 2 {
 		t.Fatalf("publish: %s %+v", r.Header.Get("Location"), p)
 	}
-	expect(t, s.do("PUT", "/api/v1/repositories/ml/model/versions/v1", body, "Content-Type: application/json"), 200)
+	expect(t, s.do("PUT", "/api/v1/repositories/ml/model/-/versions/v1", body, "Content-Type: application/json"), 200)
 	// The canonical CBOR published again, byte for byte: idempotent.
-	cb := s.do("GET", "/api/v1/repositories/ml/model/versions/v1", nil, "Accept: application/cbor")
-	expect(t, s.do("PUT", "/api/v1/repositories/ml/model/versions/v1", cb.body, "Content-Type: application/cbor"), 200)
-	files := s.do("GET", "/api/v1/repositories/ml/model/versions/v1/files", nil)
+	cb := s.do("GET", "/api/v1/repositories/ml/model/-/versions/v1", nil, "Accept: application/cbor")
+	expect(t, s.do("PUT", "/api/v1/repositories/ml/model/-/versions/v1", cb.body, "Content-Type: application/cbor"), 200)
+	files := s.do("GET", "/api/v1/repositories/ml/model/-/versions/v1/files", nil)
 	var fl struct{ Files []manifests.File }
 	json.Unmarshal(files.body, &fl)
 	if len(fl.Files) != 2 || fl.Files[0].Path != "README.md" || fl.Files[0].MediaType != "application/octet-stream" {
 		t.Fatalf("files %s", files.body)
 	}
-	if g := s.do("GET", "/api/v1/repositories/ml/model/versions/v1/files/weights/model.bin", nil); g.StatusCode != 200 || int64(len(g.body)) != a.Size {
+	if g := s.do("GET", "/api/v1/repositories/ml/model/-/versions/v1/files/weights/model.bin", nil); g.StatusCode != 200 || int64(len(g.body)) != a.Size {
 		t.Fatalf("file by path: %d", g.StatusCode)
 	}
 }
@@ -194,19 +194,19 @@ func testPublishBadInput(t *testing.T, b backend) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := s.do("PUT", "/api/v1/repositories/r/versions/v1", tt.body, "Content-Type: "+tt.ct)
+			r := s.do("PUT", "/api/v1/repositories/r/-/versions/v1", tt.body, "Content-Type: "+tt.ct)
 			expect(t, r, tt.status, tt.code)
 		})
 	}
 	for _, p := range []string{"..%2Fx", "a/../b", "a/./b", "a//b", "%00x"} {
-		r := s.do("PUT", "/api/v1/repositories/r/versions/v2/files/"+p, []byte("x"))
+		r := s.do("PUT", "/api/v1/repositories/r/-/versions/v2/files/"+p, []byte("x"))
 		if r.StatusCode != 400 && r.StatusCode != 404 {
 			t.Errorf("file path %q: %d %s", p, r.StatusCode, r.body)
 		}
 	}
-	expect(t, s.do("PUT", "/api/v1/repositories/r/versions/v3/files/x?digest="+sha256Of([]byte("y")), []byte("x")), 400, "DIGEST_INVALID")
-	expect(t, s.do("GET", "/api/v1/repositories/r/versions/v1", nil), 404, "VERSION_UNKNOWN")
-	expect(t, s.do("GET", "/api/v1/repositories/r/versions/v2", nil), 404, "VERSION_UNKNOWN")
+	expect(t, s.do("PUT", "/api/v1/repositories/r/-/versions/v3/files/x?digest="+sha256Of([]byte("y")), []byte("x")), 400, "DIGEST_INVALID")
+	expect(t, s.do("GET", "/api/v1/repositories/r/-/versions/v1", nil), 404, "VERSION_UNKNOWN")
+	expect(t, s.do("GET", "/api/v1/repositories/r/-/versions/v2", nil), 404, "VERSION_UNKNOWN")
 	if after, _ := s.log.Head(t.Context()); after != head {
 		t.Fatalf("bad input recorded %d events", after-head)
 	}
@@ -230,21 +230,21 @@ func testOCIPushSeenNatively(t *testing.T, b backend) {
 			Native                bool
 		}
 	}
-	r := s.do("GET", "/api/v1/repositories/o/versions", nil)
+	r := s.do("GET", "/api/v1/repositories/o/-/versions", nil)
 	json.Unmarshal(r.body, &vl)
 	if len(vl.Versions) != 1 || vl.Versions[0].Version != "v1" || vl.Versions[0].Native || vl.Versions[0].ArtifactType != "application/vnd.example" {
 		t.Fatalf("versions %s", r.body)
 	}
-	f := s.do("GET", "/api/v1/repositories/o/versions/v1/files/notes.txt", nil)
+	f := s.do("GET", "/api/v1/repositories/o/-/versions/v1/files/notes.txt", nil)
 	expect(t, f, 200)
 	if !bytes.Equal(f.body, data) {
 		t.Fatal("file of an OCI push by title")
 	}
-	if g := s.do("GET", "/api/v1/repositories/o/blobs/"+blake3Of(data), nil); !bytes.Equal(g.body, data) {
+	if g := s.do("GET", "/api/v1/repositories/o/-/blobs/"+blake3Of(data), nil); !bytes.Equal(g.body, data) {
 		t.Fatal("blob by blake3")
 	}
 	var n manifests.Native
-	json.Unmarshal(s.do("GET", "/api/v1/repositories/o/versions/v1", nil).body, &n)
+	json.Unmarshal(s.do("GET", "/api/v1/repositories/o/-/versions/v1", nil).body, &n)
 	if n.Created != "2026-01-01T00:00:00Z" || len(n.Files) != 1 || n.Files[0].BLAKE3 != blake3Of(data) {
 		t.Fatalf("synthesized manifest %+v", n)
 	}
@@ -255,7 +255,7 @@ func TestSearchListDeleteAndReplay(t *testing.T) { forBackends(t, testSearchList
 func testSearchListDeleteAndReplay(t *testing.T, b backend) {
 	s := b.server(t)
 	pub := func(repo, version, at, stage string) published {
-		r := s.do("PUT", fmt.Sprintf("/api/v1/repositories/%s/versions/%s/files/f.txt?artifactType=%s&annotation=stage=%s", repo, version, at, stage), []byte(repo+version))
+		r := s.do("PUT", fmt.Sprintf("/api/v1/repositories/%s/-/versions/%s/files/f.txt?artifactType=%s&annotation=stage=%s", repo, version, at, stage), []byte(repo+version))
 		expect(t, r, 201)
 		return decodePublished(t, r)
 	}
@@ -266,7 +266,7 @@ func testSearchListDeleteAndReplay(t *testing.T, b backend) {
 	var vl struct {
 		Versions []struct{ Repository, Version string }
 	}
-	r := s.do("GET", "/api/v1/repositories/a/versions?n=2", nil)
+	r := s.do("GET", "/api/v1/repositories/a/-/versions?n=2", nil)
 	json.Unmarshal(r.body, &vl)
 	if len(vl.Versions) != 2 || vl.Versions[0].Version != "3" || vl.Versions[1].Version != "2" || !strings.Contains(r.Header.Get("Link"), "before=") {
 		t.Fatalf("page 1: %s (Link %q)", r.body, r.Header.Get("Link"))
@@ -298,11 +298,11 @@ func testSearchListDeleteAndReplay(t *testing.T, b backend) {
 	if got := s.do("HEAD", "/v2/a/manifests/2", nil).Header.Get("Docker-Content-Digest"); got != p2.OCIDigest {
 		t.Fatalf("derived digest after replay %s, want %s", got, p2.OCIDigest)
 	}
-	expect(t, s.do("DELETE", "/api/v1/repositories/a/versions/2", nil), 204)
-	expect(t, s.do("GET", "/api/v1/repositories/a/versions/2", nil), 404, "VERSION_UNKNOWN")
+	expect(t, s.do("DELETE", "/api/v1/repositories/a/-/versions/2", nil), 204)
+	expect(t, s.do("GET", "/api/v1/repositories/a/-/versions/2", nil), 404, "VERSION_UNKNOWN")
 	expect(t, s.do("GET", "/v2/a/manifests/2", nil), 404)
 	// A deleted version may be published again.
-	expect(t, s.do("PUT", "/api/v1/repositories/a/versions/2/files/f.txt", []byte("new")), 201)
+	expect(t, s.do("PUT", "/api/v1/repositories/a/-/versions/2/files/f.txt", []byte("new")), 201)
 	var _ = http.StatusOK
 }
 
@@ -313,7 +313,7 @@ func TestNativeSubjectInReferrers(t *testing.T) {
 	f.MediaType = "application/spdx+json"
 	body, _ := json.Marshal(map[string]any{"manifestVersion": 1, "artifactType": "application/spdx+json", "files": []manifests.File{f},
 		"subject": map[string]any{"mediaType": ociManifest, "digest": subject, "size": 1}})
-	r := s.do("PUT", "/api/v1/repositories/img/versions/sbom-v1", body, "Content-Type: application/json")
+	r := s.do("PUT", "/api/v1/repositories/img/-/versions/sbom-v1", body, "Content-Type: application/json")
 	expect(t, r, 201)
 	p := decodePublished(t, r)
 	ref := s.do("GET", "/v2/img/referrers/"+subject+"?artifactType=application/spdx%2Bjson", nil)
@@ -324,27 +324,30 @@ func TestNativeSubjectInReferrers(t *testing.T) {
 
 func TestNativeEdgeCases(t *testing.T) {
 	s := newServer(t)
-	// A plain image pushed over /v2/ is a version with no files.
-	s.pushImage("img", "v1", "")
-	expect(t, s.do("GET", "/api/v1/repositories/img/versions/v1", nil), 200)
-	if r := s.do("GET", "/api/v1/repositories/img/versions/v1/files", nil); !strings.Contains(string(r.body), `"files":[]`) {
+	// A plain image pushed over /v2/ is a version whose untitled layer is
+	// a file named by its digest (TestOCIPushWithoutTitlesSeenNatively).
+	m, _ := s.pushImage("img", "v1", "")
+	var im manifests.Manifest
+	json.Unmarshal(m, &im)
+	expect(t, s.do("GET", "/api/v1/repositories/img/-/versions/v1", nil), 200)
+	if r := s.do("GET", "/api/v1/repositories/img/-/versions/v1/files", nil); !strings.Contains(string(r.body), `"path":"blobs/sha256/`+strings.TrimPrefix(im.Layers[0].Digest, "sha256:")+`"`) {
 		t.Fatalf("files of a plain image: %s", r.body)
 	}
 	// A refused one-file publish records nothing.
-	expect(t, s.do("PUT", "/api/v1/repositories/n/versions/1/files/a.txt", []byte("one")), 201)
+	expect(t, s.do("PUT", "/api/v1/repositories/n/-/versions/1/files/a.txt", []byte("one")), 201)
 	head, _ := s.log.Head(t.Context())
-	expect(t, s.do("PUT", "/api/v1/repositories/n/versions/1/files/a.txt", []byte("two")), 409, "VERSION_EXISTS")
+	expect(t, s.do("PUT", "/api/v1/repositories/n/-/versions/1/files/a.txt", []byte("two")), 409, "VERSION_EXISTS")
 	if after, _ := s.log.Head(t.Context()); after != head {
 		t.Fatalf("a refused publish appended %d events", after-head)
 	}
 	// A /v2/ tag on a version's derived manifest survives the version.
 	o := s.do("GET", "/v2/n/manifests/1", nil)
 	expect(t, s.do("PUT", "/v2/n/manifests/latest", o.body, "Content-Type: "+ociManifest), 201)
-	expect(t, s.do("DELETE", "/api/v1/repositories/n/versions/1", nil), 204)
+	expect(t, s.do("DELETE", "/api/v1/repositories/n/-/versions/1", nil), 204)
 	expect(t, s.do("GET", "/v2/n/manifests/latest", nil), 200)
 	expect(t, s.do("GET", "/v2/n/manifests/1", nil), 404)
 	// Trailing data after a JSON manifest is refused.
-	expect(t, s.do("PUT", "/api/v1/repositories/n/versions/2", []byte(`{"manifestVersion":1} {}`), "Content-Type: application/json"), 400, "MANIFEST_INVALID")
+	expect(t, s.do("PUT", "/api/v1/repositories/n/-/versions/2", []byte(`{"manifestVersion":1} {}`), "Content-Type: application/json"), 400, "MANIFEST_INVALID")
 }
 
 // TestConcurrentPublishes races publishes of different content to one
@@ -356,7 +359,7 @@ func testConcurrentPublishes(t *testing.T, b backend) {
 	codes := make(chan int, 8)
 	for i := 0; i < 8; i++ {
 		go func(i int) {
-			r := s.do2("PUT", "/api/v1/repositories/race/versions/1/files/f.txt", []byte(fmt.Sprintf("content %d", i)))
+			r := s.do2("PUT", "/api/v1/repositories/race/-/versions/1/files/f.txt", []byte(fmt.Sprintf("content %d", i)))
 			codes <- r.StatusCode
 		}(i)
 	}

@@ -76,7 +76,7 @@ func openAPIPath(tpl string) string {
 
 func TestOpenAPIPathNormalisation(t *testing.T) {
 	for in, want := range map[string]string{
-		"/api/v1/repositories/{name:.+?}/versions/{version}/files/{path:.+}": "/api/v1/repositories/{name}/versions/{version}/files/{path}",
+		"/api/v1/repositories/{name:.+?}/-/versions/{version}/files/{path:.+}": "/api/v1/repositories/{name}/-/versions/{version}/files/{path}",
 		"/api/v1/x/{n:[0-9]{2}}/y": "/api/v1/x/{n}/y",
 		"/api/v1/events":           "/api/v1/events",
 	} {

@@ -1,6 +1,14 @@
 // Package registry serves the OCI Distribution API (/v2/) and the native
-// API (/api/v1/: today the event stream) over the event log (what exists)
-// and the blob store (the bytes).
+// API (/api/v1/: versioned artifacts, their files and blobs, search, and
+// the event stream) over the event log (what exists) and the blob store
+// (the bytes).
+//
+// A repository serves only what it links: every read, by any digest and
+// on every route, resolves through the repository's own blob links, and
+// a descriptor naming content the repository does not hold answers 404
+// there. No client holds anything without bound: bodies that stall are
+// cut (Options.BodyIdleTimeout), upload sessions are guarded by expiring
+// leases rather than locks, and open sessions are capped.
 //
 // Every write follows one order: bytes are made durable in the blob store
 // first, then one eventlog.Append records the events that make them visible
@@ -51,6 +59,16 @@ type Options struct {
 	// (GET /api/v1/events with Accept: text/event-stream); one more is
 	// refused with 503 UNAVAILABLE and Retry-After. Default 1000.
 	MaxEventStreams int
+	// BodyIdleTimeout cuts a request body that makes no progress for this
+	// long: a client that sends part of a body and goes quiet then holds
+	// nothing (no lease, descriptor or connection) beyond it. Default 60s.
+	BodyIdleTimeout time.Duration
+	// MaxUploads and MaxUploadsPerRepo cap the open upload sessions, in
+	// total and per repository; a POST beyond a cap gets 429
+	// TOOMANYREQUESTS. Defaults 10,000 and 1,000. The caps are checked
+	// before the session is recorded, so concurrent POSTs may pass them
+	// by at most their number.
+	MaxUploads, MaxUploadsPerRepo int
 }
 
 func (o *Options) ensureDefaults() error {
@@ -65,6 +83,15 @@ func (o *Options) ensureDefaults() error {
 	}
 	if o.MaxEventStreams <= 0 {
 		o.MaxEventStreams = 1000
+	}
+	if o.BodyIdleTimeout <= 0 {
+		o.BodyIdleTimeout = 60 * time.Second
+	}
+	if o.MaxUploads <= 0 {
+		o.MaxUploads = 10_000
+	}
+	if o.MaxUploadsPerRepo <= 0 {
+		o.MaxUploadsPerRepo = 1_000
 	}
 	return nil
 }
@@ -81,6 +108,7 @@ type Registry struct {
 	stopOnce    sync.Once
 	hub         *hub // the event stream's one reader of the log
 	tiers       tiering
+	anchors     anchors
 }
 
 // New returns a Registry.

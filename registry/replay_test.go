@@ -5,6 +5,8 @@ import (
 	"math/rand"
 	"reflect"
 	"testing"
+
+	"github.com/artifact-store/artifact-store/registry"
 )
 
 // TestReplayAfterHTTPTraffic drives random pushes, tags, re-tags and
@@ -53,6 +55,10 @@ func testReplayAfterHTTPTraffic(t *testing.T, b backend) {
 		return out
 	}
 	before, views := seen(), dump(t, s)
+	// The views a replay would build are the live ones: verify agrees.
+	if rep, err := registry.Verify(t.Context(), s.log, s.blobs, registry.VerifyOptions{Scratch: scratchLog(t)}); err != nil || len(rep.Problems) != 0 {
+		t.Fatalf("verify after random traffic: %v %q", err, rep.Problems)
+	}
 	if n, err := s.log.Replay(t.Context()); err != nil || n == 0 {
 		t.Fatalf("replay: %d events, %v", n, err)
 	}

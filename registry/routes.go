@@ -2,6 +2,7 @@ package registry
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/gorilla/mux"
 )
@@ -38,9 +39,13 @@ func (r *Registry) routes() http.Handler {
 
 	m.Handle(name+"/blobs/{digest}", r.named(r.deleteBlob)).Methods(http.MethodDelete)
 
-	// The native API. Repository names end at the first /versions/ or
-	// /blobs/ (non-greedy), since file paths may contain anything.
-	const repoAPI = "/api/v1/repositories/{name:.+?}"
+	// The native API. A "-" path segment separates the repository from
+	// what follows: the name grammar starts and ends every component with
+	// [a-z0-9], so no repository has a "-" component, and the first "/-/"
+	// (non-greedy {name}) is where the name ends, whatever the version or
+	// file path holds. Without it, repository "a/versions/1/files" and
+	// version 1 of "a" would share URLs.
+	const repoAPI = "/api/v1/repositories/{name:.+?}/" + nativeSeparator
 	m.Handle("/api/v1/openapi.json", r.handle(r.openAPI)).Methods(http.MethodGet)
 	m.Handle("/api/v1/events", r.handle(r.events)).Methods(http.MethodGet)
 	m.Handle("/api/v1/events/{seq}", r.handle(r.getEvent)).Methods(http.MethodGet)
@@ -55,10 +60,10 @@ func (r *Registry) routes() http.Handler {
 	m.Handle(repoAPI+"/versions/{version}/files/{path:.+}", r.named(r.putFile)).Methods(http.MethodPut)
 	m.Handle(repoAPI+"/blobs/{digest}", r.named(r.getNativeBlob)).Methods(http.MethodGet, http.MethodHead)
 
-	m.NotFoundHandler = r.handle(func(w http.ResponseWriter, req *http.Request) error {
-		return errorf(CodeUnsupported, "no endpoint %s %s", req.Method, req.URL.Path).withStatus(http.StatusNotFound)
-	})
+	m.NotFoundHandler = r.handle(noEndpoint)
 	m.MethodNotAllowedHandler = r.handle(func(w http.ResponseWriter, req *http.Request) error {
+		// RFC 9110 §15.5.6: a 405 lists the methods the resource has.
+		w.Header().Set("Allow", strings.Join(allowedMethods(m, req), ", "))
 		return errorf(CodeUnsupported, "%s is not supported on %s", req.Method, req.URL.Path)
 	})
 	return m
@@ -71,6 +76,7 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 func (r *Registry) handle(fn handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+		r.withIdleBody(w, req)
 		if err := fn(w, req); err != nil {
 			writeError(w, req, r.logger, err)
 		}

@@ -61,23 +61,34 @@ func (r *Registry) openBlob(ctx context.Context, b eventlog.Blob) (blobstore.Blo
 	return f, err
 }
 
-// openAnywhere opens a blob from its recorded tier, else the other.
+// openAnywhere opens a blob from its recorded tier, else the other. A copy
+// whose size is not the recorded one is refused (damage.go); the other
+// tier's copy, if whole, is served instead.
 func (r *Registry) openAnywhere(ctx context.Context, b eventlog.Blob) (blobstore.Blob, error) {
 	first, second := r.store(b.Tier), r.blobs
 	if first == r.blobs {
 		second = r.opts.Cold
 	}
-	f, err := first.Open(ctx, digest.Digest(b.SHA256))
-	if errors.Is(err, blobstore.ErrNotFound) && second != nil {
-		f, err = second.Open(ctx, digest.Digest(b.SHA256))
+	f, err := r.openChecked(ctx, first, b)
+	if (errors.Is(err, blobstore.ErrNotFound) || isDamaged(err)) && second != nil {
+		if f2, err2 := r.openChecked(ctx, second, b); !errors.Is(err2, blobstore.ErrNotFound) || !isDamaged(err) {
+			f, err = f2, err2
+		}
+	}
+	if errors.Is(err, blobstore.ErrNotFound) {
+		if qerr := r.quarantinedIn(ctx, b.SHA256, first, second); qerr != nil {
+			return nil, qerr
+		}
 	}
 	return f, err
 }
 
 // openKey opens the blob stored under key in whichever store holds it,
-// without the view: for manifests, read whole and small.
-func (r *Registry) openKey(ctx context.Context, key string) (blobstore.Blob, error) {
-	return r.openBlob(ctx, eventlog.Blob{SHA256: key, Tier: eventlog.TierHot})
+// without the blobs view (manifests, read whole and small): size is the
+// size recorded elsewhere (the manifest's or version's row), checked on
+// open as for any blob, so damaged bytes are never served as whole.
+func (r *Registry) openKey(ctx context.Context, key string, size int64) (blobstore.Blob, error) {
+	return r.openBlob(ctx, eventlog.Blob{SHA256: key, Tier: eventlog.TierHot, Size: size})
 }
 
 func (r *Registry) noteRead(b eventlog.Blob) {

@@ -106,7 +106,7 @@ func TestTieringUnderConcurrentPulls(t *testing.T) {
 			t.Fatalf("%s back in the hot tier still has a cold copy after the sweep", d)
 		}
 	}
-	rep, err := registry.Verify(ctx, s.log, s.blobs, s.cold)
+	rep, err := registry.Verify(ctx, s.log, s.blobs, registry.VerifyOptions{Cold: s.cold, Scratch: scratchLog(t)})
 	if err != nil || len(rep.Problems) != 0 || rep.Orphans != 0 {
 		t.Fatalf("verify after the moves: %+v, %v", rep, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -29,6 +30,9 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request) error {
 	} else if d := q.Get("digest"); d != "" {
 		return r.monolithicUpload(w, req, repo, d)
 	}
+	if err := r.checkUploadCaps(ctx, repo); err != nil {
+		return err
+	}
 	id := blobstore.NewUploadID()
 	if err := r.blobs.CreateUpload(ctx, id); err != nil {
 		return err
@@ -41,39 +45,34 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request) error {
 	return nil
 }
 
-// mount links a blob from another repository (or, without from, from any
-// repository that holds it). It reports false when the blob is not there.
+// mount links a blob from repository from into repo. Without from, only
+// a blob repo already holds is "mounted" (a 201 and nothing recorded):
+// linking whatever any repository holds would let a client that knows a
+// digest read another repository's bytes. It reports false when the blob
+// cannot be mounted, and the caller falls back to an upload session.
 func (r *Registry) mount(ctx context.Context, w http.ResponseWriter, repo, mount, from string) (bool, error) {
 	d, err := parseDigest(mount)
 	if err != nil {
 		return false, err
 	}
-	var b eventlog.Blob
+	source := repo
 	if from != "" {
 		if err := ValidateName(from); err != nil {
 			return false, err
 		}
-		if b, err = r.linkedBlob(ctx, from, d); err != nil {
-			var re *Error
-			if errors.As(err, &re) && re.Code == CodeBlobUnknown {
-				return false, nil
-			}
-			return false, err
-		}
-	} else {
-		b, err = r.log.Blob(ctx, d.String())
-		if errors.Is(err, eventlog.ErrNotFound) {
-			return false, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		if ok, err := r.log.LinkedAnywhere(ctx, b.SHA256); err != nil || !ok {
-			return false, err
-		}
+		source = from
 	}
-	if _, err := r.log.Append(ctx, eventlog.New(eventlog.TypeBlobLinked, repo, eventlog.BlobLinked{SHA256: b.SHA256})); err != nil {
+	b, err := r.linkedBlob(ctx, source, d)
+	if re := (*Error)(nil); errors.As(err, &re) && re.Code == CodeBlobUnknown {
+		return false, nil
+	}
+	if err != nil {
 		return false, err
+	}
+	if source != repo {
+		if _, err := r.log.Append(ctx, eventlog.New(eventlog.TypeBlobLinked, repo, eventlog.BlobLinked{SHA256: b.SHA256})); err != nil {
+			return false, err
+		}
 	}
 	writeBlobCreated(w, repo, d)
 	return true, nil
@@ -99,6 +98,21 @@ func (r *Registry) monolithicUpload(w http.ResponseWriter, req *http.Request, re
 	return nil
 }
 
+// checkUploadCaps refuses a new session beyond the caps on open sessions.
+func (r *Registry) checkUploadCaps(ctx context.Context, repo string) error {
+	inRepo, total, err := r.log.OpenUploads(ctx, repo)
+	if err != nil {
+		return err
+	}
+	switch {
+	case inRepo >= r.opts.MaxUploadsPerRepo:
+		return errorf(CodeTooManyRequests, "repository %s has %d open upload sessions, the limit; finish or cancel some (DELETE their Location), or wait for them to expire", repo, inRepo)
+	case total >= r.opts.MaxUploads:
+		return errorf(CodeTooManyRequests, "the registry has %d open upload sessions, the limit; retry later", total)
+	}
+	return nil
+}
+
 // session returns the open upload id of repo.
 func (r *Registry) session(ctx context.Context, repo, id string) (eventlog.Upload, error) {
 	u, err := r.log.Upload(ctx, id)
@@ -106,15 +120,6 @@ func (r *Registry) session(ctx context.Context, repo, id string) (eventlog.Uploa
 		return u, errorf(CodeBlobUploadUnknown, "upload %s is not open in repository %s (it finished, was cancelled or expired)", id, repo)
 	}
 	return u, err
-}
-
-// lockedSession checks that id is an open session of repo and takes its
-// cross-replica lock.
-func (r *Registry) lockedSession(ctx context.Context, repo, id string) (unlock func(), err error) {
-	if _, err := r.session(ctx, repo, id); err != nil {
-		return nil, err
-	}
-	return r.log.LockUpload(ctx, id)
 }
 
 // uploadStatus reports how many bytes an upload holds, so a client can
@@ -139,12 +144,12 @@ func (r *Registry) uploadStatus(w http.ResponseWriter, req *http.Request) error 
 // Spec: #pushing-a-blob-in-chunks
 func (r *Registry) patchUpload(w http.ResponseWriter, req *http.Request) error {
 	ctx, repo, id := req.Context(), mux.Vars(req)["name"], mux.Vars(req)["uuid"]
-	unlock, err := r.lockedSession(ctx, repo, id)
+	lease, err := r.leaseSession(ctx, repo, id)
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	size, err := r.appendChunk(req, repo, id)
+	defer lease.Release()
+	size, err := r.appendChunk(req, repo, id, lease)
 	if err != nil {
 		return err
 	}
@@ -154,27 +159,30 @@ func (r *Registry) patchUpload(w http.ResponseWriter, req *http.Request) error {
 
 // appendChunk appends the request body to the upload and returns the new
 // size. Out-of-order chunks are refused with 416 before anything is read.
-func (r *Registry) appendChunk(req *http.Request, repo, id string) (int64, error) {
+// With Content-Range the body must carry exactly the announced bytes: a
+// shorter one keeps what arrived (400, resume from there), a longer one
+// stores nothing of the chunk (400); no byte is ever dropped silently.
+func (r *Registry) appendChunk(req *http.Request, repo, id string, lease *eventlog.Lease) (int64, error) {
 	ctx := req.Context()
 	size, err := r.blobs.UploadSize(ctx, id)
 	if err != nil {
 		return 0, uploadError(err)
 	}
-	body := io.Reader(req.Body)
+	body := io.Reader(newLeasedBody(ctx, req.Body, lease))
 	want := int64(-1) // the size the upload must reach, when Content-Range says
 	if cr := req.Header.Get("Content-Range"); cr != "" {
-		start, end, ok := parseContentRange(cr)
-		if !ok {
-			return 0, errorf(CodeBlobUploadInvalid, "Content-Range %q is not of the form <start>-<end>", cr).withStatus(http.StatusRequestedRangeNotSatisfiable)
+		start, end, err := parseContentRange(cr)
+		if err != nil {
+			return 0, errorf(CodeBlobUploadInvalid, "Content-Range %q: %v", cr, err).withStatus(http.StatusRequestedRangeNotSatisfiable)
 		}
 		if start != size {
 			return 0, rangeError(repo, id, size, fmt.Sprintf("chunk starts at byte %d but the upload holds %d bytes; resume from byte %d", start, size, size))
 		}
-		n := end - start + 1
+		n := end - start + 1 // no overflow: 0 <= start <= end < MaxInt64
 		if req.ContentLength >= 0 && req.ContentLength != n {
 			return 0, errorf(CodeSizeInvalid, "Content-Range covers %d bytes but Content-Length is %d", n, req.ContentLength)
 		}
-		body = io.LimitReader(req.Body, n)
+		body = &exactBody{r: body, left: n}
 		want = end + 1
 	}
 	newSize, err := r.blobs.AppendUpload(ctx, id, size, body)
@@ -193,16 +201,46 @@ func (r *Registry) appendChunk(req *http.Request, repo, id string) (int64, error
 	return newSize, nil
 }
 
+// exactBody yields at most left bytes of r and fails, so that the store
+// keeps none of the chunk, when r has more than that: a body longer than
+// its Content-Range (sent chunked, without Content-Length) is refused
+// instead of being cut short silently.
+type exactBody struct {
+	r    io.Reader
+	left int64
+}
+
+func (b *exactBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		var one [1]byte
+		for {
+			n, err := b.r.Read(one[:])
+			if n > 0 {
+				return 0, errorf(CodeSizeInvalid, "the request body is longer than its Content-Range; nothing of this chunk was stored")
+			}
+			if err != nil {
+				return 0, err // io.EOF: exactly as announced
+			}
+		}
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.r.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
 // finishUpload completes an upload, optionally with a last chunk, verifies
 // the digest and makes the blob visible in the repository.
 // Spec: #pushing-a-blob-in-chunks (closing the upload)
 func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request) error {
 	ctx, repo, id := req.Context(), mux.Vars(req)["name"], mux.Vars(req)["uuid"]
-	unlock, err := r.lockedSession(ctx, repo, id)
+	lease, err := r.leaseSession(ctx, repo, id)
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer lease.Release()
 	// The digest first: a malformed one must not cost the last chunk.
 	ds := req.URL.Query().Get("digest")
 	if ds == "" {
@@ -213,7 +251,7 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request) error 
 		return err
 	}
 	if req.Header.Get("Content-Range") != "" || req.ContentLength != 0 {
-		if _, err := r.appendChunk(req, repo, id); err != nil {
+		if _, err := r.appendChunk(req, repo, id, lease); err != nil {
 			return err
 		}
 	}
@@ -245,11 +283,11 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request) error 
 // Spec: #canceling-an-upload
 func (r *Registry) cancelUpload(w http.ResponseWriter, req *http.Request) error {
 	ctx, repo, id := req.Context(), mux.Vars(req)["name"], mux.Vars(req)["uuid"]
-	unlock, err := r.lockedSession(ctx, repo, id)
+	lease, err := r.leaseSession(ctx, repo, id)
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer lease.Release()
 	// The event first: if the removal below does not happen, the janitor
 	// removes staged bytes that no open session owns.
 	if _, err := r.log.Append(ctx, eventlog.New(eventlog.TypeUploadCancelled, repo, eventlog.UploadCancelled{ID: id, Reason: "cancelled by client"})); err != nil {
@@ -267,9 +305,9 @@ func (r *Registry) cancelUpload(w http.ResponseWriter, req *http.Request) error 
 func uploadError(err error) error {
 	switch {
 	case errors.Is(err, blobstore.ErrDigestMismatch):
-		return errorf(CodeDigestInvalid, "%v; nothing was stored", err)
+		return errorf(CodeDigestInvalid, "%s; nothing was stored", publicText(err, blobstore.ErrDigestMismatch))
 	case errors.Is(err, blobstore.ErrUploadNotFound):
-		return errorf(CodeBlobUploadUnknown, "%v", err)
+		return errorf(CodeBlobUploadUnknown, "%s", publicText(err, blobstore.ErrUploadNotFound))
 	}
 	return err
 }
@@ -282,20 +320,26 @@ func rangeError(repo, id string, size int64, msg string) error {
 
 // parseContentRange accepts "<start>-<end>" as the spec writes it, and the
 // "bytes <start>-<end>[/<total>]" and "bytes=" forms clients also send.
-func parseContentRange(s string) (start, end int64, ok bool) {
+// Both ends must fit in an int64 and end must be below MaxInt64, so that
+// the chunk's length end-start+1 and the upload's new size end+1 cannot
+// overflow.
+func parseContentRange(s string) (start, end int64, err error) {
 	s = strings.TrimSpace(s)
 	s = strings.TrimPrefix(strings.TrimPrefix(s, "bytes="), "bytes ")
 	s, _, _ = strings.Cut(s, "/")
 	a, b, found := strings.Cut(s, "-")
 	if !found {
-		return 0, 0, false
+		return 0, 0, errors.New("not of the form <start>-<end>")
 	}
 	start, err1 := strconv.ParseInt(a, 10, 64)
 	end, err2 := strconv.ParseInt(b, 10, 64)
-	if err1 != nil || err2 != nil || start < 0 || end < start {
-		return 0, 0, false
+	switch {
+	case errors.Is(err1, strconv.ErrRange) || errors.Is(err2, strconv.ErrRange) || end == math.MaxInt64:
+		return 0, 0, fmt.Errorf("offsets must be below %d", int64(math.MaxInt64))
+	case err1 != nil || err2 != nil || start < 0 || end < start:
+		return 0, 0, errors.New("not of the form <start>-<end> with 0 <= start <= end")
 	}
-	return start, end, true
+	return start, end, nil
 }
 
 func writeUploadStatus(w http.ResponseWriter, repo, id string, size int64, status int) {

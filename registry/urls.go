@@ -20,6 +20,8 @@ func nextLink(path string, n int, last string) string {
 	return "<" + path + "?" + q.Encode() + `>; rel="next"`
 }
 
+// versionURL is a native version's URL; "/-/" ends the repository name
+// (see routes).
 func versionURL(repo, version string) string {
-	return "/api/v1/repositories/" + repo + "/versions/" + version
+	return repositoriesPrefix + repo + "/" + nativeSeparator + "/versions/" + version
 }

@@ -33,6 +33,8 @@ func Run(t *testing.T, newBackend func(t *testing.T) blobstore.Backend) {
 		{"WalkAndDelete", testWalkAndDelete},
 		{"CommitRacesAppend", testCommitRacesAppend},
 		{"TruncatedSourceIsAnError", testTruncatedSource},
+		{"ObjectsKeptAside", testAside},
+		{"QuarantineAndRepair", testQuarantineAndRepair},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,12 +4,19 @@
 //
 //	sha256/<first two hex>/<hex>   committed blobs, immutable
 //	uploads/<id>                   staged bytes of an upload, append-only
+//	<name>                         objects kept aside (aside.go): anchors/head,
+//	                               quarantine/sha256/<hex>
 //
 // Durability: every append is fsynced before it is acknowledged, and a commit
 // fsyncs the staged file, renames it into sha256/ and fsyncs the directory,
 // so a blob under its final name is always complete. A crash leaves at worst
 // an upload file (which upload expiry removes) or a committed blob no event
 // names yet (which GC collects).
+//
+// Errors: a full filesystem or exhausted quota (ENOSPC, EDQUOT) wraps
+// blobstore.ErrNoSpace, and an append that meets it is cut back to where it
+// started. Not-found errors wrap the blobstore sentinels and name the key or
+// upload id, never a path under the root: their text reaches clients.
 package fs
 
 import (
@@ -28,20 +35,44 @@ import (
 
 // Backend stores blobs in a directory tree.
 type Backend struct {
-	root string
+	root     string
+	openFile func(name string, flag int, perm fs.FileMode) (File, error)
 }
 
 var _ blobstore.Backend = (*Backend)(nil)
+
+// File is what the backend needs of a staging file it writes; *os.File
+// has it.
+type File interface {
+	io.Writer
+	io.Seeker
+	Stat() (fs.FileInfo, error)
+	Sync() error
+	Truncate(size int64) error
+	Close() error
+}
+
+// Options tune a Backend; the zero value is the default.
+type Options struct {
+	// OpenFile opens the staging files that uploads create, append to and
+	// sync (default: os.OpenFile). It is a seam for tests that inject the
+	// faults a real disk produces rarely: a write or sync failing with
+	// ENOSPC, EDQUOT or EIO partway through.
+	OpenFile func(name string, flag int, perm fs.FileMode) (File, error)
+}
 
 // copyBuf is the size of each read from a request body; large enough for
 // the store's parallel hashing path.
 const copyBuf = 1 << 20
 
 // New returns a backend rooted at dir, creating the directories it needs.
-func New(dir string) (*Backend, error) {
+func New(dir string) (*Backend, error) { return NewWithOptions(dir, Options{}) }
+
+// NewWithOptions is New with options.
+func NewWithOptions(dir string, opts Options) (*Backend, error) {
 	for _, d := range []string{"sha256", "uploads"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			return nil, fmt.Errorf("blobstore fs: %w", err)
+			return nil, fmt.Errorf("blobstore fs: %w", noSpace(err))
 		}
 	}
 	for _, d := range []string{filepath.Dir(dir), dir} {
@@ -49,7 +80,11 @@ func New(dir string) (*Backend, error) {
 			return nil, fmt.Errorf("blobstore fs: sync %s: %w", d, err)
 		}
 	}
-	return &Backend{root: dir}, nil
+	b := &Backend{root: dir, openFile: opts.OpenFile}
+	if b.openFile == nil {
+		b.openFile = func(name string, flag int, perm fs.FileMode) (File, error) { return os.OpenFile(name, flag, perm) }
+	}
+	return b, nil
 }
 
 func (b *Backend) blobPath(key digest.Digest) (string, error) {
@@ -67,9 +102,21 @@ func (b *Backend) uploadPath(id string) (string, error) {
 	return filepath.Join(b.root, "uploads", id), nil
 }
 
-func notFound(err error, sentinel error) error {
+// notFound turns a missing file into sentinel, naming what (a key or an
+// upload id) instead of the file's path; other errors pass through.
+func notFound(err error, sentinel error, what string) error {
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%w: %v", sentinel, err)
+		return fmt.Errorf("%w: %s", sentinel, what)
+	}
+	return err
+}
+
+// noSpace marks an error that says the filesystem has no room (ENOSPC) or
+// the quota is spent (EDQUOT) with blobstore.ErrNoSpace, keeping the cause
+// for the server log.
+func noSpace(err error) error {
+	if err != nil && isNoSpace(err) {
+		return fmt.Errorf("%w: %w", blobstore.ErrNoSpace, err)
 	}
 	return err
 }
@@ -82,7 +129,7 @@ func (b *Backend) Stat(_ context.Context, key digest.Digest) (int64, error) {
 	}
 	fi, err := os.Stat(p)
 	if err != nil {
-		return 0, notFound(err, blobstore.ErrNotFound)
+		return 0, notFound(err, blobstore.ErrNotFound, key.String())
 	}
 	return fi.Size(), nil
 }
@@ -95,7 +142,7 @@ func (b *Backend) Open(_ context.Context, key digest.Digest) (blobstore.Blob, er
 	}
 	f, err := os.Open(p)
 	if err != nil {
-		return nil, notFound(err, blobstore.ErrNotFound)
+		return nil, notFound(err, blobstore.ErrNotFound, key.String())
 	}
 	return f, nil
 }
@@ -135,18 +182,20 @@ func (b *Backend) CreateUpload(_ context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	f, err := b.openFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
-		return err
+		return noSpace(err)
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return err
+		os.Remove(p)
+		return noSpace(err)
 	}
 	if err := f.Close(); err != nil {
-		return err
+		os.Remove(p)
+		return noSpace(err)
 	}
-	return syncDir(filepath.Dir(p))
+	return noSpace(syncDir(filepath.Dir(p)))
 }
 
 // AppendUpload implements blobstore.Backend.
@@ -155,9 +204,9 @@ func (b *Backend) AppendUpload(_ context.Context, id string, offset int64, r io.
 	if err != nil {
 		return 0, err
 	}
-	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	f, err := b.openFile(p, os.O_WRONLY, 0)
 	if err != nil {
-		return 0, notFound(err, blobstore.ErrUploadNotFound)
+		return 0, notFound(err, blobstore.ErrUploadNotFound, "upload "+id)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
@@ -177,11 +226,11 @@ func (b *Backend) AppendUpload(_ context.Context, id string, offset int64, r io.
 	if err != nil {
 		// Keep only whole, acknowledged state: cut back to where we started.
 		f.Truncate(offset)
-		return 0, fmt.Errorf("append upload %s: %w", id, err)
+		return 0, fmt.Errorf("append upload %s: %w", id, noSpace(err))
 	}
 	if err := f.Sync(); err != nil {
 		f.Truncate(offset)
-		return 0, fmt.Errorf("sync upload %s: %w", id, err)
+		return 0, fmt.Errorf("sync upload %s: %w", id, noSpace(err))
 	}
 	return offset + n, nil
 }
@@ -196,7 +245,7 @@ func (b *Backend) StatUpload(_ context.Context, id string) (blobstore.UploadInfo
 	}
 	fi, err := os.Stat(p)
 	if err != nil {
-		return blobstore.UploadInfo{}, notFound(err, blobstore.ErrUploadNotFound)
+		return blobstore.UploadInfo{}, notFound(err, blobstore.ErrUploadNotFound, "upload "+id)
 	}
 	return blobstore.UploadInfo{ID: id, Size: fi.Size(), ModTime: fi.ModTime()}, nil
 }
@@ -209,7 +258,7 @@ func (b *Backend) OpenUpload(_ context.Context, id string) (io.ReadCloser, error
 	}
 	f, err := os.Open(p)
 	if err != nil {
-		return nil, notFound(err, blobstore.ErrUploadNotFound)
+		return nil, notFound(err, blobstore.ErrUploadNotFound, "upload "+id)
 	}
 	return f, nil
 }
@@ -231,26 +280,28 @@ func (b *Backend) CommitUpload(_ context.Context, id string, key digest.Digest) 
 		if err := syncDir(filepath.Dir(dst)); err != nil {
 			return err
 		}
-		return os.Remove(src)
+		// A missing staging file here means a racing commit of the same
+		// upload won: the upload is gone, not the server broken.
+		return notFound(os.Remove(src), blobstore.ErrUploadNotFound, "upload "+id)
 	}
-	f, err := os.OpenFile(src, os.O_RDWR, 0)
+	f, err := b.openFile(src, os.O_RDWR, 0)
 	if err != nil {
-		return notFound(err, blobstore.ErrUploadNotFound)
+		return notFound(err, blobstore.ErrUploadNotFound, "upload "+id)
 	}
 	err = f.Sync()
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("sync upload %s: %w", id, err)
+		return fmt.Errorf("sync upload %s: %w", id, noSpace(err))
 	}
 	if err := b.mkdirDurable(filepath.Dir(dst)); err != nil {
-		return err
+		return noSpace(err)
 	}
 	if err := os.Rename(src, dst); err != nil {
-		return fmt.Errorf("commit upload %s: %w", id, err)
+		return notFound(noSpace(err), blobstore.ErrUploadNotFound, "upload "+id)
 	}
-	return syncDir(filepath.Dir(dst))
+	return noSpace(syncDir(filepath.Dir(dst)))
 }
 
 // AbortUpload implements blobstore.Backend.

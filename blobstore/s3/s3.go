@@ -6,6 +6,8 @@
 //	blobs/sha256/<hex>               committed blobs, immutable
 //	uploads/<id>/created             marks an open staging area (empty)
 //	uploads/<id>/<offset, 20 digits> one object per appended chunk
+//	<name>                           objects kept aside (aside.go): anchors/head,
+//	                                 quarantine/sha256/<hex>
 //
 // Why chunk objects rather than one S3 multipart upload per session: S3
 // parts must be at least 5 MiB (except the last), while /v2/ clients send
@@ -189,9 +191,10 @@ func (b *Backend) Open(ctx context.Context, key digest.Digest) (blobstore.Blob, 
 		return nil, b.wrap(err, "open "+key.String())
 	}
 	// GetObject is lazy: Stat now, so a missing blob is reported here.
-	sctx, cancel := b.bounded(ctx)
-	defer cancel()
-	if _, err := b.c.StatObject(sctx, b.opts.Bucket, k, minio.StatObjectOptions{}); err != nil {
+	// The object's own Stat keeps what it learns, so a later Seek to the
+	// end (http.ServeContent's, or a caller's size check) costs no
+	// second request. The transport's response timeout bounds it.
+	if _, err := obj.Stat(); err != nil {
 		obj.Close()
 		return nil, b.wrap(err, "open "+key.String())
 	}

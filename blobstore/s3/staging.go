@@ -95,10 +95,12 @@ func (b *Backend) AppendUpload(ctx context.Context, id string, offset int64, r i
 	dir, _ := b.uploadDir(id)
 	cr := &countingReader{r: r}
 	up, err := b.c.PutObject(ctx, b.opts.Bucket, fmt.Sprintf("%s%020d", dir, offset), cr, -1, b.putOptions())
-	if err == nil && cr.err != nil {
+	if cr.err != nil {
 		// minio-go ends an unknown-size upload at the source's first error
 		// as if it were the end: a body cut short would pass for a whole
-		// chunk. Take the chunk back and report the error.
+		// chunk. Take the chunk back and report the source's error, also
+		// when minio-go failed on it: a client's body that broke off (or
+		// was refused) is not a storage outage.
 		b.c.RemoveObject(context.WithoutCancel(ctx), b.opts.Bucket, fmt.Sprintf("%s%020d", dir, offset), minio.RemoveObjectOptions{})
 		return 0, fmt.Errorf("append upload %s: %w", id, cr.err)
 	}

@@ -38,6 +38,13 @@ func envDuration(name string, def time.Duration) time.Duration {
 	return def
 }
 
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return n
+	}
+	return def
+}
+
 // storeConfig says where the event log and the blobs are.
 type storeConfig struct {
 	data        string // blobs, and the SQLite log unless db is set

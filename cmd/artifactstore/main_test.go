@@ -255,7 +255,7 @@ func TestReplayAndVerify(t *testing.T) {
 		t.Fatalf("replay: %v %s", err, out)
 	}
 	out, err = run(t, "verify", "--data", data)
-	if err != nil || !strings.Contains(out, "checked 2 events and 1 blobs; 0 problems") {
+	if err != nil || !strings.Contains(out, "checked 2 events and 1 blobs, views at event 2; 0 problems") {
 		t.Fatalf("verify clean store: %v %s", err, out)
 	}
 	hex := sha(blob)[7:]

@@ -45,7 +45,7 @@ func TestPushPullCommands(t *testing.T) {
 	if out, _, err := client(t, args...); err != nil || !strings.HasPrefix(out, "already published, identical: tools/cli:2.0.0") {
 		t.Errorf("second push: %v %s", err, out)
 	}
-	resp, err := http.Get(server + "/api/v1/repositories/tools/cli/versions")
+	resp, err := http.Get(server + "/api/v1/repositories/tools/cli/-/versions")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,13 +25,17 @@ func serve(ctx context.Context, args []string) error {
 	redirect := fs.Duration("redirect-pulls", envDuration("ARTIFACTSTORE_REDIRECT_PULLS", 0), "answer blob GETs with a redirect to a presigned URL valid this long, when blobs are in S3 (env ARTIFACTSTORE_REDIRECT_PULLS)")
 	policy, checkPolicy := tierFlags(fs)
 	tierEvery := fs.Duration("tier-interval", envDuration("ARTIFACTSTORE_TIER_INTERVAL", time.Hour), "how often the tiering policy runs, with --cold-storage (env ARTIFACTSTORE_TIER_INTERVAL)")
+	anchorEvery := fs.Duration("anchor-interval", envDuration("ARTIFACTSTORE_ANCHOR_INTERVAL", 30*time.Second), "how often the event log's head is anchored in the blob store (and at shutdown), for verify to detect a rolled-back log (env ARTIFACTSTORE_ANCHOR_INTERVAL)")
+	bodyIdle := fs.Duration("body-idle-timeout", envDuration("ARTIFACTSTORE_BODY_IDLE_TIMEOUT", time.Minute), "cut a request body that sends nothing for this long, so a client that goes quiet holds nothing (env ARTIFACTSTORE_BODY_IDLE_TIMEOUT)")
+	maxUploads := fs.Int("max-uploads", envInt("ARTIFACTSTORE_MAX_UPLOADS", 10_000), "open upload sessions allowed in total; more get 429 (env ARTIFACTSTORE_MAX_UPLOADS)")
+	maxRepoUploads := fs.Int("max-uploads-per-repo", envInt("ARTIFACTSTORE_MAX_UPLOADS_PER_REPO", 1_000), "open upload sessions allowed per repository; more get 429 (env ARTIFACTSTORE_MAX_UPLOADS_PER_REPO)")
 	logJSON := fs.Bool("log-json", envBool("ARTIFACTSTORE_LOG_JSON"), "log JSON instead of text (env ARTIFACTSTORE_LOG_JSON)")
 	fs.Parse(args)
 	if err := checkPolicy(); err != nil {
 		return err
 	}
-	if *ttl <= 0 || *tierEvery <= 0 {
-		return fmt.Errorf("--upload-ttl and --tier-interval must be positive durations, e.g. 24h")
+	if *ttl <= 0 || *tierEvery <= 0 || *anchorEvery <= 0 {
+		return fmt.Errorf("--upload-ttl, --tier-interval and --anchor-interval must be positive durations, e.g. 24h")
 	}
 
 	var logger *slog.Logger
@@ -48,6 +52,7 @@ func serve(ctx context.Context, args []string) error {
 	reg, err := registry.New(registry.Options{
 		Log: st.log, Blobs: st.blobs, Logger: logger, UploadTTL: *ttl, AllowSparse: *sparse,
 		Cold: st.cold, Tiering: *policy, RedirectPulls: *redirect,
+		BodyIdleTimeout: *bodyIdle, MaxUploads: *maxUploads, MaxUploadsPerRepo: *maxRepoUploads,
 	})
 	if err != nil {
 		return err
@@ -68,6 +73,8 @@ func serve(ctx context.Context, args []string) error {
 	var background sync.WaitGroup
 	background.Add(1)
 	go func() { defer background.Done(); reg.RunJanitor(janitorCtx, min(*ttl/2, time.Minute)) }()
+	background.Add(1)
+	go func() { defer background.Done(); reg.RunAnchors(janitorCtx, *anchorEvery) }()
 	if st.cold != nil {
 		background.Add(1)
 		go func() { defer background.Done(); reg.RunTiering(janitorCtx, *tierEvery) }()
@@ -86,7 +93,7 @@ func serve(ctx context.Context, args []string) error {
 	defer cancel()
 	err = srv.Shutdown(shutdownCtx)
 	stopJanitor()
-	background.Wait() // the tiering loop records the last reads before the log closes
+	background.Wait() // the tiering loop records the last reads, and the anchor loop the last head, before the log closes
 	if errors.Is(err, context.DeadlineExceeded) {
 		logger.Warn("in-flight requests did not finish in time; closing")
 		srv.Close()

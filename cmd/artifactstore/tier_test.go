@@ -66,7 +66,7 @@ func TestTierKilledMidMove(t *testing.T) {
 		}
 	}
 	vout, err := run(t, append([]string{"verify", "--data", data}, cold...)...)
-	if err != nil || !strings.Contains(vout, fmt.Sprintf("and %d blobs; 0 problems", len(blobs))) {
+	if err != nil || !strings.Contains(vout, fmt.Sprintf("and %d blobs, views at event ", len(blobs))) || !strings.Contains(vout, "; 0 problems") {
 		t.Fatalf("final verify: %v\n%s", err, vout)
 	}
 }

@@ -4,6 +4,12 @@
 // The log runs over database/sql with pgx's stdlib driver: pgx supplies the
 // connection pool and caches a prepared statement per query text on each
 // connection, and the log's SQL stays one code path for both backends.
+//
+// Errors meaning the server is unreachable, shutting down or out of
+// connections wrap eventlog.ErrUnavailable, and a full disk (disk_full)
+// eventlog.ErrNoSpace, so that callers can tell an outage from a bug. A
+// lost connection is replaced on the next query: the log recovers by
+// itself when the server comes back.
 package postgres
 
 import (
@@ -13,8 +19,14 @@ import (
 	"time"
 
 	"github.com/artifact-store/artifact-store/eventlog"
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 )
+
+// connectTimeout bounds dialling the server when the DSN sets no
+// connect_timeout: appends run on a context without a deadline, and a
+// server that does not answer must become a retryable error, not a hang.
+const connectTimeout = 5 * time.Second
 
 // writeLockKey is the advisory lock that serialises appends across
 // replicas ("artstore" in ASCII), so that sequence numbers are assigned in
@@ -99,10 +111,14 @@ func connect(ctx context.Context, dsn string, opts Options) (*sql.DB, error) {
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = 16
 	}
-	db, err := sql.Open("pgx", dsn)
+	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = connectTimeout
+	}
+	db := sql.OpenDB(eventlog.ClassifyErrors(stdlib.GetConnector(*cfg), classify))
 	db.SetMaxOpenConns(opts.MaxConns)
 	db.SetMaxIdleConns(opts.MaxConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)

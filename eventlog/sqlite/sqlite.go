@@ -1,5 +1,9 @@
 // Package sqlite opens the embedded event log: a SQLite file in WAL mode
 // through the pure-Go modernc.org/sqlite driver (no cgo).
+//
+// A database still locked after the busy timeout wraps
+// eventlog.ErrUnavailable, and a full disk (SQLITE_FULL)
+// eventlog.ErrNoSpace; the transaction is rolled back either way.
 package sqlite
 
 import (
@@ -7,9 +11,11 @@ import (
 	"database/sql"
 	"fmt"
 	"net/url"
+	"strconv"
+	"time"
 
 	"github.com/artifact-store/artifact-store/eventlog"
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite"
 )
 
 // Dialect is the SQLite dialect of the event log.
@@ -20,7 +26,16 @@ type Options struct {
 	// NoMigrate refuses a database with pending migrations instead of
 	// applying them.
 	NoMigrate bool
+	// BusyTimeout is how long a statement waits for a lock another
+	// process holds before failing with eventlog.ErrUnavailable
+	// (default 10 s).
+	BusyTimeout time.Duration
 }
+
+// defaultBusyTimeout outlasts any single group commit by far: only another
+// process holding the file (a backup, a stray "artifactstore replay")
+// waits that long.
+const defaultBusyTimeout = 10 * time.Second
 
 // Open opens (creating if needed) the event log in the file at path.
 //
@@ -29,7 +44,7 @@ type Options struct {
 // lock at BEGIN (_txlock=immediate) so that a read-then-write append never
 // fails with SQLITE_BUSY halfway through.
 func Open(ctx context.Context, path string, opts Options) (*eventlog.Log, error) {
-	db, err := connect(ctx, path)
+	db, err := connect(ctx, path, opts.BusyTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -43,7 +58,7 @@ func Open(ctx context.Context, path string, opts Options) (*eventlog.Log, error)
 
 // Migrate applies pending migrations to the log in the file at path.
 func Migrate(ctx context.Context, path string) ([]string, error) {
-	db, err := connect(ctx, path)
+	db, err := connect(ctx, path, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -51,16 +66,20 @@ func Migrate(ctx context.Context, path string) ([]string, error) {
 	return eventlog.Migrate(ctx, db, Dialect)
 }
 
-func connect(ctx context.Context, path string) (*sql.DB, error) {
+func connect(ctx context.Context, path string, busy time.Duration) (*sql.DB, error) {
+	if busy <= 0 {
+		busy = defaultBusyTimeout
+	}
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)"} {
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(" + strconv.FormatInt(busy.Milliseconds(), 10) + ")", "foreign_keys(1)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	c, err := sqlite.NewConnector("file:" + path + "?" + q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
+	db := sql.OpenDB(eventlog.ClassifyErrors(c, classify))
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)

@@ -1,0 +1,13 @@
+//go:build unix
+
+package fs
+
+import (
+	"errors"
+	"syscall"
+)
+
+// isNoSpace reports whether err says the filesystem or the quota is full.
+func isNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}

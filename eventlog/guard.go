@@ -1,0 +1,110 @@
+package eventlog
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// ErrReferenceMissing is returned by Append when a manifest.put names a
+// blob or child manifest that its repository does not hold at that moment:
+// nothing of that append is recorded.
+var ErrReferenceMissing = errors.New("reference missing")
+
+// guard checks an event against the views as they stand inside its append,
+// before it is recorded. Checks made here cannot race: the append holds the
+// log's write transaction, so no other append runs between the check and
+// the event. Unlike the checks in apply, guards run only for new appends,
+// never on replay: history recorded before a guard existed replays as it
+// was recorded.
+//
+// Invariants kept:
+//   - a manifest is recorded only if its repository links every blob it
+//     names in Blobs and holds every child it names in Manifests;
+//   - a blob is never unlinked from a repository with a manifest that
+//     names it in Blobs (the manifest_blobs view);
+//   - a native version is published only under a tag name that is free or
+//     already points at its derived manifest;
+//   - the derived manifest of a native version is deleted only after the
+//     version itself.
+func (l *Log) guard(ctx context.Context, tx *sql.Tx, e Event) error {
+	switch e.Type {
+	case TypeManifestPut:
+		var p ManifestPut
+		if err := e.Decode(&p); err != nil {
+			return err
+		}
+		for _, b := range p.Blobs {
+			ok, err := l.found(ctx, tx, `SELECT 1 FROM blob_links WHERE repo = ? AND sha256 = ?`, e.Repo, b)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("%w: blob %s is not in repository %s (it was deleted meanwhile)", ErrReferenceMissing, b, e.Repo)
+			}
+		}
+		for _, c := range p.Manifests {
+			ok, err := l.found(ctx, tx, `SELECT 1 FROM manifests WHERE repo = ? AND digest = ?`, e.Repo, c)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("%w: manifest %s is not in repository %s (it was deleted meanwhile)", ErrReferenceMissing, c, e.Repo)
+			}
+		}
+	case TypeBlobUnlinked:
+		var p BlobUnlinked
+		if err := e.Decode(&p); err != nil {
+			return err
+		}
+		var m string
+		err := tx.QueryRowContext(ctx, l.q(`SELECT digest FROM manifest_blobs WHERE repo = ? AND sha256 = ? ORDER BY digest LIMIT 1`), e.Repo, p.SHA256).Scan(&m)
+		if err == nil {
+			return fmt.Errorf("%w: blob %s is used by manifest %s in %s; delete the manifest first", ErrConflict, p.SHA256, m, e.Repo)
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("check blob %s references: %w", p.SHA256, err)
+		}
+	case TypeVersionPublished:
+		var p VersionPublished
+		if err := e.Decode(&p); err != nil {
+			return err
+		}
+		ok, err := l.found(ctx, tx, `SELECT 1 FROM tags WHERE repo = ? AND tag = ? AND digest <> ?`, e.Repo, p.Version, p.OCIDigest)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return fmt.Errorf("%w: %s:%s is already a tag pushed over /v2/", ErrConflict, e.Repo, p.Version)
+		}
+	case TypeManifestDeleted:
+		var p ManifestDeleted
+		if err := e.Decode(&p); err != nil {
+			return err
+		}
+		var v string
+		err := tx.QueryRowContext(ctx, l.q(`SELECT version FROM versions WHERE repo = ? AND oci_digest = ? ORDER BY version LIMIT 1`), e.Repo, p.Digest).Scan(&v)
+		if err == nil {
+			return fmt.Errorf("%w: manifest %s is the OCI view of native version %s:%s; delete the version", ErrConflict, p.Digest, e.Repo, v)
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("check manifest %s versions: %w", p.Digest, err)
+		}
+	}
+	return nil
+}
+
+// found reports whether query finds a row, inside the append; unlike
+// exists, it reports a failed query rather than taking it for "no row".
+func (l *Log) found(ctx context.Context, tx *sql.Tx, query string, args ...any) (bool, error) {
+	var one int
+	err := tx.QueryRowContext(ctx, l.q(query), args...).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("append check: %w", err)
+	}
+	return true, nil
+}

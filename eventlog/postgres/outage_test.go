@@ -1,0 +1,74 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/artifact-store/artifact-store/eventlog"
+	"github.com/artifact-store/artifact-store/eventlog/postgres/pgtest"
+)
+
+// TestOutageIsUnavailable cuts the connection to the server under an open
+// log: appends, reads and locks fail promptly with ErrUnavailable, nothing
+// is recorded, and once the server is reachable again the same log works
+// without being reopened.
+func TestOutageIsUnavailable(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	p := pgtest.StartProxy(t, dsn)
+	ctx := context.Background()
+	l, err := Open(ctx, p.DSN(dsn), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	tag := func(name string) eventlog.Event {
+		return eventlog.New(eventlog.TypeTagSet, "r", eventlog.TagSet{Tag: name, Digest: "sha256:00"})
+	}
+	if _, err := l.Append(ctx, tag("before")); err != nil {
+		t.Fatal(err)
+	}
+	head, err := l.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	p.Cut()
+	start := time.Now()
+	if _, err := l.Append(ctx, tag("during")); !errors.Is(err, eventlog.ErrUnavailable) {
+		t.Fatalf("append with the server cut off: %v, want ErrUnavailable", err)
+	}
+	if _, err := l.Head(ctx); !errors.Is(err, eventlog.ErrUnavailable) {
+		t.Fatalf("read with the server cut off: %v, want ErrUnavailable", err)
+	}
+	if _, err := l.LeaseUpload(ctx, "u", time.Minute, 0); !errors.Is(err, eventlog.ErrUnavailable) {
+		t.Fatalf("upload lease with the server cut off: %v, want ErrUnavailable", err)
+	}
+	t.Logf("three failures took %v", time.Since(start))
+
+	p.Restore(t)
+	if _, err := l.Append(ctx, tag("after")); err != nil {
+		t.Fatalf("append after the server came back: %v", err)
+	}
+	if got, err := l.Head(ctx); err != nil || got != head+1 {
+		t.Fatalf("head after recovery = %d (%v), want %d: the failed append must have left nothing", got, err, head+1)
+	}
+}
+
+// TestOtherErrorsAreNotOutages: a query the server refuses is not
+// classified as an outage.
+func TestOtherErrorsAreNotOutages(t *testing.T) {
+	l, err := Open(context.Background(), pgtest.DSN(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, err = l.Version(context.Background(), "r", "v")
+	if !errors.Is(err, eventlog.ErrNotFound) || errors.Is(err, eventlog.ErrUnavailable) {
+		t.Fatalf("missing row: %v", err)
+	}
+	if err := classify(errors.New("syntax error at or near")); errors.Is(err, eventlog.ErrUnavailable) || errors.Is(err, eventlog.ErrNoSpace) {
+		t.Fatalf("a plain error was classified: %v", err)
+	}
+}
