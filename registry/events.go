@@ -88,7 +88,10 @@ func eventURL(seq int64) string { return "/api/v1/events/" + strconv.FormatInt(s
 // eventQuery reads after (or Last-Event-ID), limit, repository and type.
 // ok reports whether a starting point was given at all.
 func eventQuery(req *http.Request) (q eventlog.Query, ok bool, err error) {
-	v := req.URL.Query()
+	v, err := queryValues(req)
+	if err != nil {
+		return q, false, err
+	}
 	after := v.Get("after")
 	if after == "" {
 		after = req.Header.Get("Last-Event-ID")

@@ -30,10 +30,18 @@ func versionOf(v eventlog.Version) versionJSON {
 	}
 }
 
+// maxSearchAnnotations bounds the annotation filters of one query: each is
+// a condition of the query the database runs, and databases bound those
+// (SQLite's expression depth and variables), so thousands would fail there.
+const maxSearchAnnotations = 32
+
 // versionQuery reads n, before, artifactType and annotation=key=value.
 func versionQuery(req *http.Request) (eventlog.VersionQuery, error) {
-	v := req.URL.Query()
-	q := eventlog.VersionQuery{Limit: 100, ArtifactType: v.Get("artifactType")}
+	v, err := queryValues(req)
+	if err != nil {
+		return eventlog.VersionQuery{}, err
+	}
+	q := eventlog.VersionQuery{Limit: 100, ArtifactType: v.Get("artifactType"), Repo: v.Get("repository")}
 	if s := v.Get("n"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > maxPage {
@@ -50,6 +58,9 @@ func versionQuery(req *http.Request) (eventlog.VersionQuery, error) {
 	}
 	if err := textParam("artifactType", q.ArtifactType); err != nil {
 		return q, err
+	}
+	if n := len(v["annotation"]); n > maxSearchAnnotations {
+		return q, errorf(CodeUnsupported, "at most %d annotation filters may be given at once, got %d", maxSearchAnnotations, n).withStatus(http.StatusBadRequest)
 	}
 	ann, err := annotationParams(v["annotation"])
 	q.Annotations = ann
@@ -102,7 +113,7 @@ func (r *Registry) searchVersions(w http.ResponseWriter, req *http.Request) erro
 	if err != nil {
 		return err
 	}
-	if q.Repo = req.URL.Query().Get("repository"); q.Repo != "" {
+	if q.Repo != "" {
 		if err := ValidateName(q.Repo); err != nil {
 			return err
 		}

@@ -32,7 +32,11 @@ func (r *Registry) referrers(w http.ResponseWriter, req *http.Request) error {
 	if err != nil {
 		return err
 	}
-	at := req.URL.Query().Get("artifactType")
+	v, err := queryValues(req)
+	if err != nil {
+		return err
+	}
+	at := v.Get("artifactType")
 	if err := textParam("artifactType", at); err != nil {
 		return err
 	}
