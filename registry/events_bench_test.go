@@ -16,24 +16,36 @@ import (
 // write (a small monolithic blob push: one append of two events) while
 // many Server-Sent Events subscribers wait on the event stream. Each
 // subscriber reads everything it is sent, so none of them is slow; what is
-// measured is what following the log costs the writers.
+// measured is what following the log costs the writers. "all" subscribers
+// follow every event (each commit is delivered to each of them: the
+// sockets' cost is in the figure); "other" ones follow another
+// repository, so the commit concerns none of them.
 func BenchmarkAppendIdleSubscribers(b *testing.B) {
 	for _, be := range backends {
 		for _, subs := range []int{0, 100, 1000} {
-			b.Run(fmt.Sprintf("%s/subscribers=%d", be.name, subs), func(b *testing.B) {
-				benchAppendSubscribers(b, be.server(b), subs)
-			})
+			for _, filter := range []string{"all", "other"} {
+				if subs == 0 && filter == "other" {
+					continue
+				}
+				b.Run(fmt.Sprintf("%s/subscribers=%d/%s", be.name, subs, filter), func(b *testing.B) {
+					q := ""
+					if filter == "other" {
+						q = "?repository=other"
+					}
+					benchAppendSubscribers(b, be.server(b), subs, q)
+				})
+			}
 		}
 	}
 }
 
-func benchAppendSubscribers(b *testing.B, s *testServer, subs int) {
+func benchAppendSubscribers(b *testing.B, s *testServer, subs int, query string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var readers sync.WaitGroup
 	b.Cleanup(func() { cancel(); readers.Wait() })
 	client := &http.Client{Transport: &http.Transport{}}
 	for i := 0; i < subs; i++ {
-		req, _ := http.NewRequestWithContext(ctx, "GET", s.url+"/api/v1/events", nil)
+		req, _ := http.NewRequestWithContext(ctx, "GET", s.url+"/api/v1/events"+query, nil)
 		req.Header.Set("Accept", "text/event-stream")
 		resp, err := client.Do(req)
 		if err != nil {

@@ -279,6 +279,9 @@ func (h *hub) follow(ready chan struct{}) {
 		case ctx.Err() != nil:
 			return
 		case err != nil:
+			if h.stopIfIdle() {
+				return // nobody to tell (a log closed after its last stream, say)
+			}
 			h.logger.Error("event stream: read the log", "err", err)
 			changed = nil // retry after streamRetry
 		default:

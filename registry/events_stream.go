@@ -22,6 +22,11 @@ func (r *Registry) streamEvents(w http.ResponseWriter, req *http.Request, q even
 	if _, ok := w.(http.Flusher); !ok {
 		return errorf(CodeUnsupported, "this connection cannot stream").withStatus(http.StatusNotAcceptable)
 	}
+	select {
+	case <-r.stopStreams:
+		return errorf(CodeUnavailable, "the server is shutting down; retry on another replica, or later")
+	default:
+	}
 	if !r.hub.acquire() {
 		return errorf(CodeUnavailable, "this server already serves its limit of %d event streams; retry later, or poll pages of /api/v1/events", r.hub.max)
 	}
