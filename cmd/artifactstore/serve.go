@@ -29,6 +29,7 @@ func serve(ctx context.Context, args []string) error {
 	bodyIdle := fs.Duration("body-idle-timeout", envDuration("ARTIFACTSTORE_BODY_IDLE_TIMEOUT", time.Minute), "cut a request body that sends nothing for this long, so a client that goes quiet holds nothing (env ARTIFACTSTORE_BODY_IDLE_TIMEOUT)")
 	maxUploads := fs.Int("max-uploads", envInt("ARTIFACTSTORE_MAX_UPLOADS", 10_000), "open upload sessions allowed in total; more get 429 (env ARTIFACTSTORE_MAX_UPLOADS)")
 	maxRepoUploads := fs.Int("max-uploads-per-repo", envInt("ARTIFACTSTORE_MAX_UPLOADS_PER_REPO", 1_000), "open upload sessions allowed per repository; more get 429 (env ARTIFACTSTORE_MAX_UPLOADS_PER_REPO)")
+	maxStreams := fs.Int("max-event-streams", envInt("ARTIFACTSTORE_MAX_EVENT_STREAMS", 1_000), "Server-Sent Events streams of /api/v1/events open at once; more get 503 (env ARTIFACTSTORE_MAX_EVENT_STREAMS)")
 	logJSON := fs.Bool("log-json", envBool("ARTIFACTSTORE_LOG_JSON"), "log JSON instead of text (env ARTIFACTSTORE_LOG_JSON)")
 	fs.Parse(args)
 	if err := checkPolicy(); err != nil {
@@ -53,6 +54,7 @@ func serve(ctx context.Context, args []string) error {
 		Log: st.log, Blobs: st.blobs, Logger: logger, UploadTTL: *ttl, AllowSparse: *sparse,
 		Cold: st.cold, Tiering: *policy, RedirectPulls: *redirect,
 		BodyIdleTimeout: *bodyIdle, MaxUploads: *maxUploads, MaxUploadsPerRepo: *maxRepoUploads,
+		MaxEventStreams: *maxStreams,
 	})
 	if err != nil {
 		return err
