@@ -1,7 +1,11 @@
 package manifests
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -46,4 +50,56 @@ func TestParseStrictMemberNames(t *testing.T) {
 			t.Errorf("%s: %q does not say %q", c.name, err, c.want)
 		}
 	}
+}
+
+// FuzzCheckKeys compares the scanner with a reference walk over
+// json.Decoder tokens, on every document that decodes.
+func FuzzCheckKeys(f *testing.F) {
+	f.Add([]byte(`{"schemaVersion":2,"config":` + cfg + `,"layers":[` + layer + `],"annotations":{"a":"1","\u0061":"2"}}`))
+	f.Add([]byte(` {"Layers":[{"x":[1,"]",{"k":true,"k":null}]}], "ſize":-1.5e3 } `))
+	f.Add([]byte(`{"manifests":[{"platform":{"OS":"\"}"}}],"\xff":1,"\xfe":2}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var doc document
+		dec := json.NewDecoder(bytes.NewReader(body))
+		if dec.Decode(&doc) != nil || dec.More() {
+			return
+		}
+		got := checkKeys(body, doc)
+		ref := tokenWalk(json.NewDecoder(bytes.NewReader(body)), shapeOf(reflect.TypeOf(doc)))
+		if (got == nil) != (ref == nil) || got != nil && got.Error() != ref.Error() {
+			t.Fatalf("scanner: %v; reference: %v", got, ref)
+		}
+	})
+}
+
+// tokenWalk is the reference: the same rules over json.Decoder.Token.
+func tokenWalk(dec *json.Decoder, s shape) error {
+	tok, _ := dec.Token()
+	switch tok {
+	case json.Delim('{'):
+		seen := map[string]bool{}
+		for dec.More() {
+			kt, _ := dec.Token()
+			k := kt.(string)
+			if seen[k] {
+				return &keyError{msg: fmt.Sprintf("member %q appears more than once", k)}
+			}
+			seen[k] = true
+			if _, ok := s[k]; !ok && s != nil && s.fold([]byte(k)) != "" {
+				return &keyError{msg: fmt.Sprintf("member %q must be spelled %q", k, s.fold([]byte(k)))}
+			}
+			if err := tokenWalk(dec, s[k]); err != nil {
+				return within(err, "."+k)
+			}
+		}
+		dec.Token()
+	case json.Delim('['):
+		for i := 0; dec.More(); i++ {
+			if err := tokenWalk(dec, s); err != nil {
+				return within(err, fmt.Sprintf("[%d]", i))
+			}
+		}
+		dec.Token()
+	}
+	return nil
 }
