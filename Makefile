@@ -6,7 +6,7 @@ ADDR    ?= 127.0.0.1:5000
 DATA    ?= ./data
 export CGO_ENABLED = 0
 
-.PHONY: all build run test race fuzz conformance e2e bench lint tools clean
+.PHONY: all build run test race fuzz conformance e2e bench abuse lint tools clean
 
 all: build
 
@@ -51,6 +51,12 @@ e2e: build
 ## bench: benchmarks, including the 1 GiB push/pull with peak RSS
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+## abuse: the real server under bounded hostile loads (stalled bodies,
+## 10,000 sessions, 1,000 subscribers, large event pages): its memory and
+## descriptors, and an unrelated client's latency against idle
+abuse: build
+	$(GO) test ./cmd/artifactstore -run '^$$' -bench '^BenchmarkAbuse$$' -benchtime 1x -v
 
 ## tools: the test servers and clients, built from the Go module proxy into tools/
 tools:

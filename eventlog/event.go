@@ -14,8 +14,10 @@
 //   - An event that says bytes exist is appended only after the blob store
 //     has made them durable.
 //
-// The log is backend-neutral SQL over database/sql; eventlog/sqlite (and
-// later eventlog/postgres) open a database and hand it to New.
+// The log is backend-neutral SQL over database/sql; eventlog/sqlite and
+// eventlog/postgres open a database and hand it to Open. Checks that must
+// not race (immutable versions, references a manifest needs) run inside
+// the append's transaction (guard.go, and apply).
 package eventlog
 
 import (

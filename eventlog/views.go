@@ -143,7 +143,9 @@ func (l *Log) Tag(ctx context.Context, repo, tag string) (string, error) {
 	return d, notFound(err, "tag "+tag)
 }
 
-const manifestCols = `repo, digest, sha256, media_type, artifact_type, size, subject, annotations`
+// manifestColsLean are a manifest row's columns but its annotations, which
+// can be megabytes: the lookups every pull makes do not read or decode them.
+const manifestColsLean = `repo, digest, sha256, media_type, artifact_type, size, subject, '{}'`
 
 func scanManifest(row interface{ Scan(...any) error }) (Manifest, error) {
 	var m Manifest
@@ -167,19 +169,21 @@ func decodeAnnotations(digest, ann string) (map[string]string, error) {
 	return out, nil
 }
 
-// TaggedManifest returns the manifest repo's tag points at, in one query.
+// TaggedManifest returns the manifest repo's tag points at, in one query,
+// without its annotations (Referrers and versions carry them).
 func (l *Log) TaggedManifest(ctx context.Context, repo, tag string) (Manifest, error) {
-	m, err := scanManifest(l.db.QueryRowContext(ctx, l.q(`SELECT m.repo, m.digest, m.sha256, m.media_type, m.artifact_type, m.size, m.subject, m.annotations
+	m, err := scanManifest(l.db.QueryRowContext(ctx, l.q(`SELECT m.repo, m.digest, m.sha256, m.media_type, m.artifact_type, m.size, m.subject, '{}'
 		FROM tags t JOIN manifests m ON m.repo = t.repo AND m.digest = t.digest WHERE t.repo = ? AND t.tag = ?`), repo, tag))
 	return m, notFound(err, "tag "+tag)
 }
 
 // Manifest returns repo's manifest pushed under digest or, failing that,
-// one whose bytes answer to digest under another algorithm.
+// one whose bytes answer to digest under another algorithm, without its
+// annotations.
 func (l *Log) Manifest(ctx context.Context, repo, digest string) (Manifest, error) {
-	m, err := scanManifest(l.db.QueryRowContext(ctx, l.q(`SELECT `+manifestCols+` FROM manifests WHERE repo = ? AND digest = ?`), repo, digest))
+	m, err := scanManifest(l.db.QueryRowContext(ctx, l.q(`SELECT `+manifestColsLean+` FROM manifests WHERE repo = ? AND digest = ?`), repo, digest))
 	if errors.Is(err, sql.ErrNoRows) {
-		m, err = scanManifest(l.db.QueryRowContext(ctx, l.q(`SELECT `+manifestCols+` FROM manifests
+		m, err = scanManifest(l.db.QueryRowContext(ctx, l.q(`SELECT `+manifestColsLean+` FROM manifests
 			WHERE repo = ? AND sha256 = (SELECT sha256 FROM blob_digests WHERE digest = ?) ORDER BY digest LIMIT 1`), repo, digest))
 	}
 	return m, notFound(err, "manifest "+digest)

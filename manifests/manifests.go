@@ -56,14 +56,25 @@ const MaxSize = 4 << 20
 // signature layer total some 5 to 15 KB, notation's a few hundred bytes,
 // image metadata a few dozen keys.
 const (
-	MaxAnnotations     = 512       // keys in one map
-	MaxAnnotationBytes = 256 << 10 // bytes of all keys and values in one map
+	MaxAnnotations = 512 // keys in one map
+	// MaxAnnotationBytes leaves room for the rest of a manifest under
+	// MaxSize: the conformance suite pushes 390 values of 10,000 bytes.
+	MaxAnnotationBytes = MaxSize - 128<<10 // bytes of all keys and values in one map
+	// MaxAnnotationKey bounds one key: keys are indexed (a PostgreSQL
+	// btree entry must stay under about 2.7 KB), and real keys are
+	// reverse-domain names of a few dozen bytes.
+	MaxAnnotationKey = 1024
 )
 
 // annotationLimits reports why ann is over the limits, or nil.
 func annotationLimits(ann map[string]string) error {
 	if len(ann) > MaxAnnotations {
 		return fmt.Errorf("%d annotations, the limit is %d per manifest or descriptor", len(ann), MaxAnnotations)
+	}
+	for k := range ann {
+		if len(k) > MaxAnnotationKey {
+			return fmt.Errorf("an annotation key of %d bytes (%.40q...), the limit is %d", len(k), k, MaxAnnotationKey)
+		}
 	}
 	if n := annotationBytes(ann); n > MaxAnnotationBytes {
 		return fmt.Errorf("annotations of %d bytes (keys and values), the limit is %d per manifest or descriptor", n, MaxAnnotationBytes)

@@ -116,3 +116,29 @@ func TestAnnotationLimits(t *testing.T) {
 		}
 	})
 }
+
+// TestLongAnnotationValues: one long, incompressible annotation value (a
+// signature bundle) is accepted and searchable on every backend; an
+// overlong key is refused before anything is stored.
+func TestLongAnnotationValues(t *testing.T) {
+	forBackends(t, func(t *testing.T, b backend) {
+		s := b.server(t)
+		cfg := []byte(`{}`)
+		cd := s.pushBlob("r", cfg)
+		manifest := func(ann map[string]string) []byte {
+			a, _ := json.Marshal(ann)
+			return []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":2},"layers":[],"annotations":%s}`, cd, a))
+		}
+		long := base64Std(randomBytes(t, 45_000)) // 60,000 bytes, incompressible
+		expect(t, s.do("PUT", "/v2/r/manifests/signed", manifest(map[string]string{"dev.example.bundle": long}), "Content-Type: "+ociManifest), http.StatusCreated)
+		hit := s.do("GET", "/api/v1/search?annotation=dev.example.bundle="+url.QueryEscape(long), nil)
+		if hit.StatusCode != http.StatusOK || !strings.Contains(string(hit.body), `"signed"`) {
+			t.Fatalf("search by a long value: %d %.300s", hit.StatusCode, hit.body)
+		}
+		head, _ := s.log.Head(t.Context())
+		bad := manifest(map[string]string{strings.Repeat("k", manifests.MaxAnnotationKey+1): "v"})
+		r := s.do("PUT", "/v2/r/manifests/badkey", bad, "Content-Type: "+ociManifest)
+		expect(t, r, http.StatusBadRequest, "MANIFEST_INVALID")
+		storedNothing(t, s, head, bad)
+	})
+}

@@ -199,6 +199,13 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	if status == 0 {
 		status = re.Code.status()
 	}
+	// A handler may have described the content before it failed to serve
+	// it (a damaged blob, an outage on open): an error answer must not
+	// carry that content's digests or caching headers.
+	for _, k := range [...]string{"Docker-Content-Digest", "ETag", "Cache-Control", "Accept-Ranges",
+		"Repr-Digest", "Content-Disposition", "OCI-Digest", "Last-Modified", "Content-Encoding"} {
+		w.Header().Del(k)
+	}
 	if (status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests) && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", retryAfter)
 	}

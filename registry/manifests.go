@@ -63,7 +63,7 @@ func (r *Registry) getManifest(w http.ResponseWriter, req *http.Request) error {
 	if !accepts(req.Header.Values("Accept"), m.MediaType) {
 		return errorf(CodeManifestUnknown, "manifest %s is a %s, which the request's Accept header does not list", m.Digest, m.MediaType).withStatus(http.StatusNotAcceptable)
 	}
-	f, err := r.openKey(req.Context(), m.SHA256)
+	f, err := r.openKey(req.Context(), m.SHA256, m.Size)
 	if err != nil {
 		return fmt.Errorf("manifest %s: %w", m.Digest, recordedButUnreadable(m.SHA256, err))
 	}

@@ -36,13 +36,13 @@ func (r *Registry) version(ctx context.Context, repo, version string) (eventlog.
 // describe.
 func (r *Registry) nativeManifest(ctx context.Context, v eventlog.Version) (*manifests.Native, error) {
 	if v.NativeSHA256 != "" {
-		b, err := r.readBlob(ctx, v.NativeSHA256)
+		b, err := r.readBlob(ctx, v.NativeSHA256, v.NativeSize)
 		if err != nil {
 			return nil, err
 		}
 		return manifests.DecodeNative(b)
 	}
-	b, err := r.readBlob(ctx, v.Manifest.SHA256)
+	b, err := r.readBlob(ctx, v.Manifest.SHA256, v.Manifest.Size)
 	if err != nil {
 		return nil, err
 	}
@@ -69,8 +69,8 @@ func (r *Registry) versionManifest(ctx context.Context, repo, version string) (e
 }
 
 // readBlob reads a small stored blob (a manifest) whole.
-func (r *Registry) readBlob(ctx context.Context, key string) ([]byte, error) {
-	f, err := r.openKey(ctx, key)
+func (r *Registry) readBlob(ctx context.Context, key string, size int64) ([]byte, error) {
+	f, err := r.openKey(ctx, key, size)
 	if err != nil {
 		return nil, recordedButUnreadable(key, err)
 	}

@@ -1,6 +1,14 @@
 // Package registry serves the OCI Distribution API (/v2/) and the native
-// API (/api/v1/: today the event stream) over the event log (what exists)
-// and the blob store (the bytes).
+// API (/api/v1/: versioned artifacts, their files and blobs, search, and
+// the event stream) over the event log (what exists) and the blob store
+// (the bytes).
+//
+// A repository serves only what it links: every read, by any digest and
+// on every route, resolves through the repository's own blob links, and
+// a descriptor naming content the repository does not hold answers 404
+// there. No client holds anything without bound: bodies that stall are
+// cut (Options.BodyIdleTimeout), upload sessions are guarded by expiring
+// leases rather than locks, and open sessions are capped.
 //
 // Every write follows one order: bytes are made durable in the blob store
 // first, then one eventlog.Append records the events that make them visible

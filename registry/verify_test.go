@@ -260,6 +260,15 @@ func testDamagedBlob(t *testing.T, s *rawServer, size int) {
 		if cl := r.Header.Get("Content-Length"); cl == fmt.Sprint(size) {
 			t.Fatalf("a damaged blob answered with its recorded Content-Length %s", cl)
 		}
+		for _, h := range []string{"Docker-Content-Digest", "ETag", "Cache-Control"} {
+			if v := r.Header.Get(h); v != "" {
+				t.Fatalf("a damaged blob's error carries %s: %s", h, v)
+			}
+		}
+		// Its manifest-like read by the native API is refused alike.
+		if r := s.do2("GET", "/api/v1/repositories/r/-/blobs/"+d, nil); r.StatusCode != http.StatusInternalServerError || r.Header.Get("Repr-Digest") != "" {
+			t.Fatalf("native GET of a damaged blob: %d %v", r.StatusCode, r.Header)
+		}
 	}
 	servedWhole := func() {
 		t.Helper()
@@ -352,5 +361,24 @@ func TestVerifyBesideConcurrentPushes(t *testing.T) {
 			t.Fatal("no pushes landed while verifying: the test proves nothing")
 		}
 		t.Logf("last comparison at event %d", last)
+	})
+}
+
+// TestDamagedManifestIsNotServed: a manifest whose stored bytes were cut
+// short is refused on open, never sent with its recorded length, on /v2/
+// and through the native view of its tag.
+func TestDamagedManifestIsNotServed(t *testing.T) {
+	forRawBackends(t, func(t *testing.T, s *rawServer) {
+		s.t = t
+		m, md := s.pushImage("r", "1", "")
+		if err := os.Truncate(s.blobPath(md), int64(len(m)/2)); err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range []string{"/v2/r/manifests/1", "/v2/r/manifests/" + md, "/api/v1/repositories/r/-/versions/1"} {
+			r := s.do2("GET", u, nil, "Accept: "+ociManifest)
+			if r.StatusCode != http.StatusInternalServerError || !strings.Contains(string(r.body), "damaged") || r.Header.Get("Docker-Content-Digest") != "" {
+				t.Fatalf("GET %s of a truncated manifest: %d %v %s", u, r.StatusCode, r.Header, r.body)
+			}
+		}
 	})
 }
