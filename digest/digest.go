@@ -2,9 +2,12 @@
 //
 // It is the project's leaf vocabulary for content identity: blobstore,
 // manifests and registry all speak it, and it imports nothing of the project.
-// It exists instead of github.com/opencontainers/go-digest because that
-// module's released version cannot register BLAKE3, which is our internal
-// address (see docs/adr/0001-identity.md).
+// OCI documents carry github.com/opencontainers/go-digest's Digest (it is
+// the type of image-spec's descriptor digests); FromOCI brings one into
+// this vocabulary. The store keeps its own type because go-digest's released
+// version (v1.0.0) cannot register BLAKE3, which is our internal address,
+// and its Validate accepts sha384, which the store does not compute (see
+// docs/adr/0001-identity.md).
 //
 // Grammar (OCI image-spec, descriptor.md):
 //

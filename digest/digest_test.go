@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	godigest "github.com/opencontainers/go-digest"
 )
 
 func TestParse(t *testing.T) {
@@ -64,4 +66,24 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("accepted bad digest %q", s)
 		}
 	})
+}
+
+// TestFromOCI: a digest from an OCI document enters the store's vocabulary
+// by the store's rules: go-digest's own digests and blake3 (which go-digest
+// cannot validate) are accepted, sha384 (which it can) is not ours.
+func TestFromOCI(t *testing.T) {
+	p := []byte("layer")
+	if d, err := FromOCI(godigest.FromBytes(p)); err != nil || d != FromBytes(SHA256, p) {
+		t.Errorf("sha256 from go-digest: %q, %v", d, err)
+	}
+	b3 := FromBytes(BLAKE3, p)
+	if d, err := FromOCI(godigest.Digest(b3)); err != nil || d != b3 {
+		t.Errorf("blake3: %q, %v", d, err)
+	}
+	if _, err := FromOCI(godigest.SHA384.FromBytes(p)); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("sha384: %v, want ErrUnsupported", err)
+	}
+	if _, err := FromOCI(godigest.Digest(strings.ToUpper(string(godigest.FromBytes(p))))); !errors.Is(err, ErrInvalid) {
+		t.Errorf("upper case: %v, want ErrInvalid", err)
+	}
 }

@@ -6,6 +6,10 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	godigest "github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // The OCI view of a native artifact: an image manifest with artifactType,
@@ -24,9 +28,10 @@ import (
 //     org.opencontainers.image.created = created and
 //     org.opencontainers.image.version = version (these two win).
 //
-// The bytes are encoding/json of fixed structs (fields in declaration
-// order, map keys sorted, no HTML escaping), so a native manifest always
-// derives the same bytes, on every replica and after every replay.
+// The bytes are encoding/json of image-spec's v1.Manifest (fields in
+// declaration order, map keys sorted, no HTML escaping), so a native
+// manifest always derives the same bytes, on every replica and after every
+// replay. TestDeriveOCIGolden pins them.
 
 // Annotation keys the derivation uses.
 const (
@@ -38,46 +43,33 @@ const (
 // EmptyConfig returns the bytes of the empty config blob, "{}".
 func EmptyConfig() []byte { return []byte("{}") }
 
-const emptyConfigDigest = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
-
-type derivedDescriptor struct {
-	MediaType   string            `json:"mediaType"`
-	Digest      string            `json:"digest"`
-	Size        int64             `json:"size"`
-	Annotations map[string]string `json:"annotations,omitempty"`
-}
-
-type derivedManifest struct {
-	SchemaVersion int                 `json:"schemaVersion"`
-	MediaType     string              `json:"mediaType"`
-	ArtifactType  string              `json:"artifactType"`
-	Config        derivedDescriptor   `json:"config"`
-	Layers        []derivedDescriptor `json:"layers"`
-	Subject       *derivedDescriptor  `json:"subject,omitempty"`
-	Annotations   map[string]string   `json:"annotations"`
-}
-
 // DeriveOCI returns the OCI image manifest that shows n on /v2/. It
 // refuses (ErrInvalid) a manifest whose annotations, with the two the
 // derivation adds, are over the limits Parse applies on /v2/.
+//
+// The bytes are those of image-spec's v1.Manifest: its fields are in the
+// order the rules list, and every member it omits when empty (mediaType,
+// artifactType, annotations) is never empty here, while layers is always
+// written, as [] for a version without files.
 func (n *Native) DeriveOCI() ([]byte, error) {
-	m := derivedManifest{
-		SchemaVersion: 2,
-		MediaType:     MediaTypeImageManifest,
-		ArtifactType:  n.ArtifactType,
-		Config:        derivedDescriptor{MediaType: MediaTypeEmptyJSON, Digest: emptyConfigDigest, Size: 2},
-		Layers:        make([]derivedDescriptor, len(n.Files)),
-		Annotations:   make(map[string]string, len(n.Annotations)+2),
+	m := v1.Manifest{
+		Versioned:    specs.Versioned{SchemaVersion: 2},
+		MediaType:    v1.MediaTypeImageManifest,
+		ArtifactType: n.ArtifactType,
+		// The empty descriptor without its data member.
+		Config:      v1.Descriptor{MediaType: v1.DescriptorEmptyJSON.MediaType, Digest: v1.DescriptorEmptyJSON.Digest, Size: v1.DescriptorEmptyJSON.Size},
+		Layers:      make([]v1.Descriptor, len(n.Files)),
+		Annotations: make(map[string]string, len(n.Annotations)+2),
 	}
 	if m.ArtifactType == "" {
 		m.ArtifactType = DefaultArtifactType
 	}
 	for i, f := range n.Files {
-		m.Layers[i] = derivedDescriptor{MediaType: f.MediaType, Digest: f.SHA256, Size: f.Size,
+		m.Layers[i] = v1.Descriptor{MediaType: f.MediaType, Digest: godigest.Digest(f.SHA256), Size: f.Size,
 			Annotations: map[string]string{AnnotationTitle: f.Path}}
 	}
 	if s := n.Subject; s != nil {
-		m.Subject = &derivedDescriptor{MediaType: s.MediaType, Digest: s.Digest, Size: s.Size}
+		m.Subject = &v1.Descriptor{MediaType: s.MediaType, Digest: godigest.Digest(s.Digest), Size: s.Size}
 	}
 	for k, v := range n.Annotations {
 		m.Annotations[k] = v
@@ -121,10 +113,14 @@ func marshalNoEscape(v any) ([]byte, error) {
 // resolves a layer's digest (of any algorithm) to the blob's SHA-256 and
 // BLAKE3 digests. created is used unless the manifest carries a creation
 // annotation.
-func NativeFromOCI(repo, version string, m *Manifest, created time.Time, lookup func(digest string) (sha256, blake3 string, ok bool)) *Native {
+func NativeFromOCI(repo, version string, m *Manifest, created time.Time, lookup func(godigest.Digest) (sha256, blake3 string, ok bool)) *Native {
 	n := &Native{ManifestVersion: NativeVersion1, Repository: repo, Version: version,
 		ArtifactType: m.EffectiveArtifactType(), Created: FormatCreated(created), Files: []File{}}
-	if t, err := time.Parse(time.RFC3339, m.Annotations[AnnotationCreated]); err == nil {
+	var layers []Descriptor
+	if m.Image != nil {
+		layers = m.Image.Layers
+	}
+	if t, err := time.Parse(time.RFC3339, m.Annotations()[AnnotationCreated]); err == nil {
 		n.Created = FormatCreated(t)
 	}
 	t := newTree()
@@ -146,18 +142,18 @@ func NativeFromOCI(repo, version string, m *Manifest, created time.Time, lookup 
 		t.add(p)
 		n.Files = append(n.Files, File{Path: p, Size: l.Size, MediaType: l.MediaType, SHA256: sha, BLAKE3: b3})
 	}
-	for _, l := range m.Layers {
+	for _, l := range layers {
 		if title := l.Annotations[AnnotationTitle]; title != "" {
 			add(l, title)
 		}
 	}
-	for _, l := range m.Layers {
+	for _, l := range layers {
 		if l.Annotations[AnnotationTitle] == "" {
 			add(l, "")
 		}
 	}
 	sort.Slice(n.Files, func(i, j int) bool { return n.Files[i].Path < n.Files[j].Path })
-	for k, v := range m.Annotations {
+	for k, v := range m.Annotations() {
 		if k != AnnotationCreated && k != "" {
 			if n.Annotations == nil {
 				n.Annotations = map[string]string{}
@@ -165,8 +161,8 @@ func NativeFromOCI(repo, version string, m *Manifest, created time.Time, lookup 
 			n.Annotations[k] = v
 		}
 	}
-	if m.Subject != nil {
-		n.Subject = &Subject{MediaType: m.Subject.MediaType, Digest: m.Subject.Digest, Size: m.Subject.Size}
+	if s := m.Subject(); s != nil {
+		n.Subject = &Subject{MediaType: s.MediaType, Digest: s.Digest.String(), Size: s.Size}
 	}
 	return n
 }

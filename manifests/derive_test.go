@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/artifact-store/artifact-store/digest"
+	godigest "github.com/opencontainers/go-digest"
 )
 
 func exampleNative() *Native {
@@ -67,9 +68,9 @@ func TestNativeRoundTripAndOCIView(t *testing.T) {
 	}
 	oci, _ := n.DeriveOCI()
 	m, _ := Parse(MediaTypeImageManifest, oci)
-	view := NativeFromOCI(n.Repository, n.Version, m, time.Unix(0, 0), func(d string) (string, string, bool) {
+	view := NativeFromOCI(n.Repository, n.Version, m, time.Unix(0, 0), func(d godigest.Digest) (string, string, bool) {
 		for _, f := range n.Files {
-			if f.SHA256 == d || f.BLAKE3 == d {
+			if f.SHA256 == d.String() || f.BLAKE3 == d.String() {
 				return f.SHA256, f.BLAKE3, true
 			}
 		}

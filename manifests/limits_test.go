@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	godigest "github.com/opencontainers/go-digest"
 )
 
 func annotations(n, valueLen int) map[string]string {
@@ -97,8 +99,8 @@ func TestNativeAnnotationLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	m, err := Parse(MediaTypeImageManifest, oci)
-	if err != nil || len(m.Annotations) != MaxAnnotations {
-		t.Fatalf("derived manifest at the limit: %v, %d annotations", err, len(m.Annotations))
+	if err != nil || len(m.Annotations()) != MaxAnnotations {
+		t.Fatalf("derived manifest at the limit: %v, %d annotations", err, len(m.Annotations()))
 	}
 
 	over := annotations(MaxAnnotations-1, 1)
@@ -124,7 +126,9 @@ func TestNativeAnnotationLimits(t *testing.T) {
 
 	// The native view of an OCI manifest at the limit validates.
 	full, _ := Parse(MediaTypeImageManifest, imageWith(annotations(MaxAnnotations, 1), map[string]string{AnnotationTitle: "f"}))
-	view := NativeFromOCI("r", "v1", full, time.Unix(0, 0), func(d string) (string, string, bool) { return d, "blake3:" + strings.Repeat("0", 64), true })
+	view := NativeFromOCI("r", "v1", full, time.Unix(0, 0), func(d godigest.Digest) (string, string, bool) {
+		return d.String(), "blake3:" + strings.Repeat("0", 64), true
+	})
 	if err := view.Validate(); err != nil {
 		t.Fatalf("native view of an OCI manifest at the limit: %v", err)
 	}

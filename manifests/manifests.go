@@ -3,11 +3,22 @@
 // Docker Image Manifest V2 Schema 2 manifests and manifest lists, which
 // docker and podman push by default.
 //
-// Parse checks what the registry must refuse (malformed JSON, a wrong
-// schemaVersion, a mediaType that contradicts the Content-Type, invalid
-// descriptors, a data field that does not match its digest) and reports what
-// the registry must check against its own state: the blobs and manifests a
-// manifest references, and its subject.
+// Parse checks what the registry must refuse (malformed JSON, member names
+// that only encoding/json's case folding would match, repeated members, a
+// wrong schemaVersion, a mediaType that contradicts the Content-Type,
+// invalid descriptors, a data field that does not match its digest) and
+// reports what the registry must check against its own state: the blobs
+// and manifests a manifest references, and its subject.
+//
+// The documents are image-spec's own types (specs-go/v1: Manifest, Index,
+// Descriptor, whose digests are go-digest's Digest), and its media-type
+// constants name the OCI formats; Docker schema 2 has no Go types there, and
+// its two manifests have the same shapes as the OCI ones, so they parse into
+// the same types. What those libraries do not do is ours: validating a
+// descriptor's digest by the store's rules (digest.Parse: sha256, sha512 and
+// BLAKE3, which go-digest v1.0.0 cannot validate), the strict member-name
+// checks (keys.go), NUL refusal and the annotation limits. See
+// docs/adr/0001-identity.md and docs/adr/0005-stack.md.
 package manifests
 
 import (
@@ -18,16 +29,19 @@ import (
 	"strings"
 
 	"github.com/artifact-store/artifact-store/digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// Media types.
+// Media types. The OCI ones are image-spec's constants, named here so that
+// callers find every manifest type in one package; image-spec has no
+// Docker constants.
 const (
-	MediaTypeImageManifest  = "application/vnd.oci.image.manifest.v1+json"
-	MediaTypeImageIndex     = "application/vnd.oci.image.index.v1+json"
+	MediaTypeImageManifest  = v1.MediaTypeImageManifest
+	MediaTypeImageIndex     = v1.MediaTypeImageIndex
+	MediaTypeEmptyJSON      = v1.MediaTypeEmptyJSON
+	MediaTypeImageConfig    = v1.MediaTypeImageConfig
 	MediaTypeDockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
 	MediaTypeDockerList     = "application/vnd.docker.distribution.manifest.list.v2+json"
-	MediaTypeEmptyJSON      = "application/vnd.oci.empty.v1+json"
-	MediaTypeImageConfig    = "application/vnd.oci.image.config.v1+json"
 )
 
 // MaxSize is the largest manifest the registry accepts (the spec's 4 MiB).
@@ -106,29 +120,27 @@ var ErrInvalid = errors.New("manifest invalid")
 // manifests the registry understands.
 var ErrUnsupportedMediaType = errors.New("unsupported manifest media type")
 
-// Descriptor points at content by digest.
-type Descriptor struct {
-	MediaType    string            `json:"mediaType"`
-	Digest       string            `json:"digest"`
-	Size         int64             `json:"size"`
-	URLs         []string          `json:"urls,omitempty"`
-	Annotations  map[string]string `json:"annotations,omitempty"`
-	Data         []byte            `json:"data,omitempty"`
-	ArtifactType string            `json:"artifactType,omitempty"`
-	Platform     json.RawMessage   `json:"platform,omitempty"`
+// Descriptor is image-spec's descriptor; its Digest is go-digest's type.
+// The alias lets callers say manifests.Descriptor where they build or read
+// descriptors beside the other manifest types.
+type Descriptor = v1.Descriptor
+
+// Manifest is a validated manifest. Exactly one of Image and Index is set:
+// Image for an OCI image manifest or a Docker schema 2 manifest, Index for
+// an OCI index or a Docker manifest list. They hold the document as sent
+// (their own MediaType may be empty); MediaType is the effective type.
+type Manifest struct {
+	MediaType string
+	Image     *v1.Manifest
+	Index     *v1.Index
 }
 
-// Manifest is the union of the accepted formats: an image manifest fills
-// Config and Layers, an index fills Manifests.
-type Manifest struct {
-	SchemaVersion int               `json:"schemaVersion"`
-	MediaType     string            `json:"mediaType,omitempty"`
-	ArtifactType  string            `json:"artifactType,omitempty"`
-	Config        *Descriptor       `json:"config,omitempty"`
-	Layers        []Descriptor      `json:"layers,omitempty"`
-	Manifests     []Descriptor      `json:"manifests,omitempty"`
-	Subject       *Descriptor       `json:"subject,omitempty"`
-	Annotations   map[string]string `json:"annotations,omitempty"`
+// document is what Parse decodes: an index, plus the members only an
+// image manifest has. Config is a pointer so that its absence shows.
+type document struct {
+	v1.Index
+	Config *v1.Descriptor  `json:"config,omitempty"`
+	Layers []v1.Descriptor `json:"layers,omitempty"`
 }
 
 // IsIndex reports whether mediaType is an index or manifest list.
@@ -151,79 +163,84 @@ func invalid(format string, args ...any) error {
 
 // Parse validates body as a manifest sent with contentType (its media type
 // parameters ignored). An empty contentType takes the body's mediaType.
-// It returns the manifest with MediaType set to the effective media type.
 func Parse(contentType string, body []byte) (*Manifest, error) {
 	ct, _, _ := strings.Cut(contentType, ";")
 	ct = strings.TrimSpace(ct)
 	if len(body) > MaxSize {
 		return nil, invalid("manifest is %d bytes, the limit is %d", len(body), MaxSize)
 	}
-	var m Manifest
+	var doc document
 	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&m); err != nil {
+	if err := dec.Decode(&doc); err != nil {
 		return nil, invalid("not valid JSON: %v", err)
 	}
 	if dec.More() {
 		return nil, invalid("trailing data after the JSON document")
 	}
-	if m.SchemaVersion != 2 {
-		return nil, invalid("schemaVersion must be 2, got %d", m.SchemaVersion)
+	if err := checkKeys(body, doc); err != nil {
+		return nil, invalid("%v", err)
+	}
+	if doc.SchemaVersion != 2 {
+		return nil, invalid("schemaVersion must be 2, got %d", doc.SchemaVersion)
 	}
 	switch {
-	case m.MediaType != "" && ct != "" && m.MediaType != ct && Known(ct):
-		return nil, invalid("mediaType %q in the body does not match Content-Type %q", m.MediaType, ct)
+	case doc.MediaType != "" && ct != "" && doc.MediaType != ct && Known(ct):
+		return nil, invalid("mediaType %q in the body does not match Content-Type %q", doc.MediaType, ct)
 	case ct == "" || !Known(ct):
-		if m.MediaType == "" {
+		if doc.MediaType == "" {
 			// Guess as the image-spec allows for documents without mediaType.
 			ct = MediaTypeImageManifest
-			if m.Manifests != nil && m.Config == nil {
+			if doc.Manifests != nil && doc.Config == nil {
 				ct = MediaTypeImageIndex
 			}
 		} else {
-			ct = m.MediaType
+			ct = doc.MediaType
 		}
 	}
 	if !Known(ct) {
 		return nil, fmt.Errorf("%w: %q", ErrUnsupportedMediaType, ct)
 	}
-	m.MediaType = ct
+	m := &Manifest{MediaType: ct}
 	if IsIndex(ct) {
-		if m.Config != nil || m.Layers != nil {
+		if doc.Config != nil || doc.Layers != nil {
 			return nil, invalid("an index has no config or layers")
 		}
-		for i := range m.Manifests {
-			if err := checkDescriptor(&m.Manifests[i]); err != nil {
+		for i := range doc.Manifests {
+			if err := checkDescriptor(&doc.Manifests[i]); err != nil {
 				return nil, invalid("manifests[%d]: %v", i, err)
 			}
 		}
+		m.Index = &doc.Index
 	} else {
-		if m.Manifests != nil {
+		if doc.Manifests != nil {
 			return nil, invalid("an image manifest has no manifests list")
 		}
-		if m.Config == nil {
+		if doc.Config == nil {
 			return nil, invalid("config descriptor is required")
 		}
-		if err := checkDescriptor(m.Config); err != nil {
+		if err := checkDescriptor(doc.Config); err != nil {
 			return nil, invalid("config: %v", err)
 		}
-		for i := range m.Layers {
-			if err := checkDescriptor(&m.Layers[i]); err != nil {
+		for i := range doc.Layers {
+			if err := checkDescriptor(&doc.Layers[i]); err != nil {
 				return nil, invalid("layers[%d]: %v", i, err)
 			}
 		}
+		m.Image = &v1.Manifest{Versioned: doc.Versioned, MediaType: doc.MediaType, ArtifactType: doc.ArtifactType,
+			Config: *doc.Config, Layers: doc.Layers, Subject: doc.Subject, Annotations: doc.Annotations}
 	}
-	if m.Subject != nil {
-		if err := checkDescriptor(m.Subject); err != nil {
+	if doc.Subject != nil {
+		if err := checkDescriptor(doc.Subject); err != nil {
 			return nil, invalid("subject: %v", err)
 		}
 	}
-	if err := checkText(m.ArtifactType, m.Annotations); err != nil {
+	if err := checkText(doc.ArtifactType, doc.Annotations); err != nil {
 		return nil, err
 	}
-	if err := annotationLimits(m.Annotations); err != nil {
+	if err := annotationLimits(doc.Annotations); err != nil {
 		return nil, invalid("%v", err)
 	}
-	return &m, nil
+	return m, nil
 }
 
 // checkText refuses NUL in text the registry stores and indexes (JSON
@@ -240,11 +257,14 @@ func checkText(artifactType string, annotations map[string]string) error {
 	return nil
 }
 
+// checkDescriptor validates d's digest by the store's rules, not
+// go-digest's (which refuses blake3 and accepts sha384): digest.FromOCI.
 func checkDescriptor(d *Descriptor) error {
 	if d.MediaType == "" || strings.ContainsRune(d.MediaType, 0) {
 		return errors.New("mediaType is required, without NUL")
 	}
-	if _, err := digest.Parse(d.Digest); err != nil {
+	dg, err := digest.FromOCI(d.Digest)
+	if err != nil {
 		return err
 	}
 	if d.Size < 0 {
@@ -257,20 +277,39 @@ func checkDescriptor(d *Descriptor) error {
 		if int64(len(d.Data)) != d.Size {
 			return fmt.Errorf("data is %d bytes but size says %d", len(d.Data), d.Size)
 		}
-		if digest.Digest(d.Digest).Algorithm().Supported() && digest.FromBytes(digest.Digest(d.Digest).Algorithm(), d.Data) != digest.Digest(d.Digest) {
+		if digest.FromBytes(dg.Algorithm(), d.Data) != dg {
 			return errors.New("data does not match digest")
 		}
 	}
 	return nil
 }
 
+// Subject is the manifest's subject descriptor, or nil.
+func (m *Manifest) Subject() *Descriptor {
+	if m.Index != nil {
+		return m.Index.Subject
+	}
+	return m.Image.Subject
+}
+
+// Annotations are the manifest's own annotations (nil when it has none).
+func (m *Manifest) Annotations() map[string]string {
+	if m.Index != nil {
+		return m.Index.Annotations
+	}
+	return m.Image.Annotations
+}
+
 // EffectiveArtifactType is the artifact type the referrers API reports: the
 // artifactType field, or for image manifests the config's media type.
 func (m *Manifest) EffectiveArtifactType() string {
-	if m.ArtifactType != "" || IsIndex(m.MediaType) || m.Config == nil {
-		return m.ArtifactType
+	switch {
+	case m.Index != nil:
+		return m.Index.ArtifactType
+	case m.Image.ArtifactType != "":
+		return m.Image.ArtifactType
 	}
-	return m.Config.MediaType
+	return m.Image.Config.MediaType
 }
 
 // Nondistributable reports whether a layer may be absent from the registry:
@@ -282,12 +321,13 @@ func Nondistributable(d Descriptor) bool {
 
 // Blobs returns the descriptors of blobs the registry must hold before it
 // accepts the manifest: the config first, then every distributable layer.
+// An index has none.
 func (m *Manifest) Blobs() []Descriptor {
-	if IsIndex(m.MediaType) {
+	if m.Image == nil {
 		return nil
 	}
-	out := []Descriptor{*m.Config}
-	for _, l := range m.Layers {
+	out := []Descriptor{m.Image.Config}
+	for _, l := range m.Image.Layers {
 		if !Nondistributable(l) {
 			out = append(out, l)
 		}

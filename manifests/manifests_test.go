@@ -70,6 +70,7 @@ func FuzzParse(f *testing.F) {
 	f.Add(MediaTypeImageManifest, []byte(`{"schemaVersion":2,"config":`+cfg+`,"layers":[`+layer+`]}`))
 	f.Add(MediaTypeImageIndex, []byte(`{"schemaVersion":2,"manifests":[`+cfg+`],"subject":`+cfg+`}`))
 	f.Add("", []byte(`{"schemaVersion":2,"mediaType":"x"}`))
+	f.Add(MediaTypeImageManifest, []byte(`{"schemaVersion":2,"Config":`+cfg+`,"layers":[`+layer+`],"annotations":{"a":"1","\u0061":"2"}}`))
 	f.Fuzz(func(t *testing.T, ct string, body []byte) {
 		m, err := Parse(ct, body)
 		if err != nil {

@@ -5,6 +5,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	godigest "github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // TestValidateTreeRule: a path that is another's directory is refused,
@@ -71,12 +75,12 @@ func TestNativeFromOCIFiles(t *testing.T) {
 	big := "sha512:" + strings.Repeat("1", 128)
 	// What the repository holds, by any digest, to its SHA-256.
 	held := map[string]string{sha("1"): sha("1"), sha("2"): sha("2"), sha("3"): sha("3"), sha("4"): sha("4"), sha("5"): sha("5"), big: sha("6")}
-	lookup := func(d string) (string, string, bool) {
-		s, ok := held[d]
+	lookup := func(d godigest.Digest) (string, string, bool) {
+		s, ok := held[d.String()]
 		return s, "blake3:" + strings.Repeat("b", 64), ok
 	}
 	layer := func(d, title string) Descriptor {
-		l := Descriptor{MediaType: "application/octet-stream", Digest: d, Size: 1}
+		l := Descriptor{MediaType: "application/octet-stream", Digest: godigest.Digest(d), Size: 1}
 		if title != "" {
 			l.Annotations = map[string]string{AnnotationTitle: title}
 		}
@@ -101,7 +105,7 @@ func TestNativeFromOCIFiles(t *testing.T) {
 			[]string{"big", "blobs/sha256/" + strings.Repeat("6", 64)}},
 		{"no layers", nil, []string{}},
 	} {
-		m := &Manifest{SchemaVersion: 2, MediaType: MediaTypeImageManifest, Layers: tc.layers, Annotations: map[string]string{"": "empty key", "k": "v"}}
+		m := &Manifest{MediaType: MediaTypeImageManifest, Image: &v1.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, Layers: tc.layers, Annotations: map[string]string{"": "empty key", "k": "v"}}}
 		n := NativeFromOCI("r", "v1", m, time.Unix(0, 0), lookup)
 		if n.Files == nil {
 			t.Errorf("%s: Files is nil", tc.name)

@@ -2,6 +2,7 @@ package registry_test
 
 import (
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -27,7 +28,18 @@ var allowedImports = map[string][]string{
 	"eventlog/postgres/pgtest": {},
 	"eventlog/eventlogtest":    {"eventlog"},
 	"registry":                 {"blobstore", "digest", "eventlog", "manifests"},
-	"client":                   {"digest", "manifests"},
+	"client":                   {"digest", "manifests", "registry"},
+}
+
+// ociModules confines the OCI libraries to the packages that handle OCI
+// documents (ADR 0005): image-spec's types in manifests, which parses and
+// derives them, and registry, which serves them; go-digest's Digest also in
+// digest, which converts it to the store's own type (FromOCI). The store
+// below them (blobstore, eventlog) and the native client speak the project's
+// digest package and plain strings.
+var ociModules = map[string][]string{
+	"github.com/opencontainers/image-spec/": {"manifests", "registry"},
+	"github.com/opencontainers/go-digest":   {"digest", "manifests", "registry"},
 }
 
 func TestImportDirection(t *testing.T) {
@@ -47,6 +59,11 @@ func TestImportDirection(t *testing.T) {
 			continue
 		}
 		for _, imp := range fields[1:] {
+			for mod, users := range ociModules {
+				if (imp == mod || strings.HasPrefix(imp, mod)) && !slices.Contains(users, pkg) {
+					t.Errorf("%s imports %s; only %v may (ADR 0005)", pkg, imp, users)
+				}
+			}
 			if !strings.HasPrefix(imp, module) {
 				continue
 			}

@@ -158,11 +158,11 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request) error {
 	}
 	put := eventlog.ManifestPut{
 		Digest: d.String(), SHA256: ds.SHA256.String(), MediaType: m.MediaType,
-		ArtifactType: m.EffectiveArtifactType(), Size: int64(len(body)), Annotations: m.Annotations,
+		ArtifactType: m.EffectiveArtifactType(), Size: int64(len(body)), Annotations: m.Annotations(),
 		Blobs: refBlobs, Manifests: refChildren,
 	}
-	if m.Subject != nil {
-		put.Subject = m.Subject.Digest
+	if sub := m.Subject(); sub != nil {
+		put.Subject = sub.Digest.String()
 	}
 	evs = append(evs, eventlog.New(eventlog.TypeManifestPut, repo, put))
 	for _, t := range tags {
@@ -197,21 +197,22 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request) error {
 // need not have (non-distributable layers, sparse ones) is recorded only
 // when the repository holds it, and never served from elsewhere.
 func (r *Registry) references(ctx context.Context, repo string, m *manifests.Manifest) (blobs, children []string, err error) {
-	var descs []manifests.Descriptor
-	if m.Config != nil {
-		descs = append(descs, *m.Config)
+	var descs, listed []manifests.Descriptor
+	if m.Image != nil {
+		descs = append([]manifests.Descriptor{m.Image.Config}, m.Image.Layers...)
+	} else {
+		listed = m.Index.Manifests
 	}
-	descs = append(descs, m.Layers...)
 	seen := map[string]bool{}
 	for i, d := range descs {
-		required := i == 0 && m.Config != nil || !r.opts.AllowSparse && !manifests.Nondistributable(d)
+		required := i == 0 || !r.opts.AllowSparse && !manifests.Nondistributable(d)
 		b, err := r.linkedBlob(ctx, repo, digest.Digest(d.Digest))
 		var re *Error
 		switch {
 		case errors.As(err, &re) && re.Code == CodeBlobUnknown:
 			if required {
 				e := errorf(CodeManifestBlobUnknown, "the manifest references blob %s (%s), which is not in repository %s: push it first", d.Digest, d.MediaType, repo)
-				e.Detail = map[string]string{"digest": d.Digest}
+				e.Detail = map[string]string{"digest": d.Digest.String()}
 				return nil, nil, e
 			}
 		case err != nil:
@@ -221,13 +222,13 @@ func (r *Registry) references(ctx context.Context, repo string, m *manifests.Man
 			blobs = append(blobs, b.SHA256)
 		}
 	}
-	for _, c := range m.Manifests {
-		cm, err := r.log.Manifest(ctx, repo, c.Digest)
+	for _, c := range listed {
+		cm, err := r.log.Manifest(ctx, repo, c.Digest.String())
 		switch {
 		case errors.Is(err, eventlog.ErrNotFound):
 			if !r.opts.AllowSparse {
 				e := errorf(CodeManifestBlobUnknown, "the index references manifest %s, which is not in repository %s: push it first", c.Digest, repo)
-				e.Detail = map[string]string{"digest": c.Digest}
+				e.Detail = map[string]string{"digest": c.Digest.String()}
 				return nil, nil, e
 			}
 		case err != nil:

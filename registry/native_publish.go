@@ -302,7 +302,7 @@ func (r *Registry) publish(w http.ResponseWriter, req *http.Request, n *manifest
 		put.ArtifactType = manifests.DefaultArtifactType
 	}
 	if m, err := manifests.Parse(manifests.MediaTypeImageManifest, oci); err == nil {
-		put.Annotations = m.Annotations
+		put.Annotations = m.Annotations()
 	}
 	if n.Subject != nil {
 		put.Subject = n.Subject.Digest

@@ -16,6 +16,7 @@ import (
 	"github.com/artifact-store/artifact-store/eventlog"
 	"github.com/artifact-store/artifact-store/manifests"
 	"github.com/gorilla/mux"
+	godigest "github.com/opencontainers/go-digest"
 )
 
 // version looks up the route's version.
@@ -49,10 +50,10 @@ func (r *Registry) nativeManifest(ctx context.Context, v eventlog.Version) (*man
 	if err != nil {
 		return nil, fmt.Errorf("stored manifest %s: %w", v.Manifest.Digest, err)
 	}
-	return manifests.NativeFromOCI(v.Repo, v.Version, m, v.Time, func(d string) (string, string, bool) {
+	return manifests.NativeFromOCI(v.Repo, v.Version, m, v.Time, func(d godigest.Digest) (string, string, bool) {
 		// Only what the repository holds: a layer naming another
 		// repository's blob is not a file of this version.
-		b, err := r.log.LinkedBlob(ctx, v.Repo, d)
+		b, err := r.log.LinkedBlob(ctx, v.Repo, d.String())
 		return b.SHA256, b.BLAKE3, err == nil
 	}), nil
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/artifact-store/artifact-store/manifests"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 type published struct {
@@ -93,13 +94,13 @@ func testPublishOneFile(t *testing.T, b backend) {
 	// The OCI view.
 	o := s.do("GET", "/v2/docs/site/manifests/1.0", nil)
 	expect(t, o, 200)
-	var m manifests.Manifest
+	var m v1.Manifest
 	json.Unmarshal(o.body, &m)
 	if o.Header.Get("Docker-Content-Digest") != p.OCIDigest || m.ArtifactType != "application/vnd.example.report" ||
 		m.Config.MediaType != manifests.MediaTypeEmptyJSON || len(m.Layers) != 1 || m.Layers[0].Annotations[manifests.AnnotationTitle] != "reports/q3.pdf" {
 		t.Fatalf("derived manifest %s", o.body)
 	}
-	expect(t, s.do("GET", "/v2/docs/site/blobs/"+m.Config.Digest, nil), 200)
+	expect(t, s.do("GET", "/v2/docs/site/blobs/"+m.Config.Digest.String(), nil), 200)
 	// Versions are immutable on /v2/ too.
 	expect(t, s.do("PUT", "/v2/docs/site/manifests/1.0", o.body, "Content-Type: "+ociManifest), 409, "DENIED")
 	expect(t, s.do("DELETE", "/v2/docs/site/manifests/1.0", nil), 409, "DENIED")
@@ -327,10 +328,10 @@ func TestNativeEdgeCases(t *testing.T) {
 	// A plain image pushed over /v2/ is a version whose untitled layer is
 	// a file named by its digest (TestOCIPushWithoutTitlesSeenNatively).
 	m, _ := s.pushImage("img", "v1", "")
-	var im manifests.Manifest
+	var im v1.Manifest
 	json.Unmarshal(m, &im)
 	expect(t, s.do("GET", "/api/v1/repositories/img/-/versions/v1", nil), 200)
-	if r := s.do("GET", "/api/v1/repositories/img/-/versions/v1/files", nil); !strings.Contains(string(r.body), `"path":"blobs/sha256/`+strings.TrimPrefix(im.Layers[0].Digest, "sha256:")+`"`) {
+	if r := s.do("GET", "/api/v1/repositories/img/-/versions/v1/files", nil); !strings.Contains(string(r.body), `"path":"blobs/sha256/`+im.Layers[0].Digest.Encoded()+`"`) {
 		t.Fatalf("files of a plain image: %s", r.body)
 	}
 	// A refused one-file publish records nothing.

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/artifact-store/artifact-store/manifests"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // TestNativeURLsOneMeaning: repository "acme/versions/1/files" and version
@@ -162,9 +163,9 @@ func TestOCIPushWithoutTitlesSeenNatively(t *testing.T) {
 func testOCIPushWithoutTitlesSeenNatively(t *testing.T, b backend) {
 	s := b.server(t)
 	m, md := s.pushImage("img", "v1", "")
-	var im manifests.Manifest
+	var im v1.Manifest
 	json.Unmarshal(m, &im)
-	layer := im.Layers[0].Digest
+	layer := im.Layers[0].Digest.String()
 	want := "blobs/sha256/" + strings.TrimPrefix(layer, "sha256:")
 	var n manifests.Native
 	r := s.do("GET", "/api/v1/repositories/img/-/versions/v1", nil)

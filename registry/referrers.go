@@ -8,6 +8,7 @@ import (
 	"github.com/artifact-store/artifact-store/eventlog"
 	"github.com/artifact-store/artifact-store/manifests"
 	"github.com/gorilla/mux"
+	godigest "github.com/opencontainers/go-digest"
 )
 
 // maxReferrersBytes bounds one page of referrers by the size of their
@@ -64,7 +65,7 @@ func (r *Registry) referrers(w http.ResponseWriter, req *http.Request) error {
 	descs := make([]manifests.Descriptor, 0, len(ms))
 	for _, m := range ms {
 		descs = append(descs, manifests.Descriptor{
-			MediaType: m.MediaType, Digest: m.Digest, Size: m.Size,
+			MediaType: m.MediaType, Digest: godigest.Digest(m.Digest), Size: m.Size,
 			ArtifactType: m.ArtifactType, Annotations: m.Annotations,
 		})
 	}
