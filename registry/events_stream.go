@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -51,6 +52,10 @@ func (r *Registry) streamEvents(w http.ResponseWriter, req *http.Request, q even
 	if sw.write([]byte("retry: 2000\n\n")) != nil || sw.flush() != nil {
 		return nil
 	}
+	var anchored Anchor
+	if r.writeAnchor(sw, &anchored) != nil {
+		return nil
+	}
 	// Headers are sent: from here on, failures end the stream (logged),
 	// and the client resumes from its last id.
 	s, err := r.catchUp(ctx, sw, q)
@@ -77,6 +82,9 @@ func (r *Registry) streamEvents(w http.ResponseWriter, req *http.Request, q even
 		case <-s.gone:
 			return nil // too far behind: the client resumes with Last-Event-ID
 		case <-ticker.C:
+			if r.writeAnchor(sw, &anchored) != nil {
+				return nil
+			}
 			if sw.write([]byte(": keep-alive\n\n")) != nil || sw.flush() != nil {
 				return nil
 			}
@@ -113,6 +121,27 @@ func (r *Registry) catchUp(ctx context.Context, sw *sseWriter, q eventlog.Query)
 		}
 		q.After = page.Next
 	}
+}
+
+// writeAnchor sends the log's anchor (Anchor) as an "anchor" event when it
+// differs from *sent, the one this stream last showed. Anchor events carry
+// no id, so they never move a client's Last-Event-ID: resuming is by log
+// events alone. A follower compares an anchor's hash with the event of
+// that seq it received to know the log it follows is the anchored one.
+func (r *Registry) writeAnchor(sw *sseWriter, sent *Anchor) error {
+	a, ok := r.Anchor()
+	if !ok || a == *sent {
+		return nil
+	}
+	*sent = a
+	data, err := json.Marshal(map[string]any{"seq": a.Seq, "hash": "blake3:" + a.Hash, "time": a.Time})
+	if err != nil {
+		return err
+	}
+	if err := sw.write([]byte("event: anchor\ndata: " + string(data) + "\n\n")); err != nil {
+		return err
+	}
+	return sw.flush()
 }
 
 // errClientGone ends a stream whose client stopped reading or left.

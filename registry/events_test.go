@@ -169,3 +169,43 @@ func TestStalledConsumerDoesNotBlockWriters(t *testing.T) {
 		t.Fatal("writers stalled behind an unread event stream")
 	}
 }
+
+// TestStreamShowsAnchor: a stream opens with the log's anchor, as an
+// "anchor" event without an id, whose hash is that of the anchored event.
+func TestStreamShowsAnchor(t *testing.T) {
+	s := newServer(t)
+	s.pushImage("r", "1", "")
+	a, err := s.reg.WriteAnchor(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", s.url+"/api/v1/events?after=0", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	var lines []string
+	for sc.Scan() && len(lines) < 6 {
+		if sc.Text() != "" {
+			lines = append(lines, sc.Text())
+		}
+	}
+	if len(lines) < 3 || lines[1] != "event: anchor" || !strings.HasPrefix(lines[2], "data: ") {
+		t.Fatalf("the stream does not open with the anchor: %q", lines)
+	}
+	var got struct {
+		Seq  int64
+		Hash string
+	}
+	if err := json.Unmarshal([]byte(lines[2][6:]), &got); err != nil || got.Seq != a.Seq || got.Hash != "blake3:"+a.Hash {
+		t.Fatalf("anchor event %s (%v), want seq %d hash %s", lines[2], err, a.Seq, a.Hash)
+	}
+	page := s.do("GET", fmt.Sprintf("/api/v1/events?after=%d&limit=1", a.Seq-1), nil)
+	if !strings.Contains(string(page.body), `"hash":"blake3:`+a.Hash+`"`) {
+		t.Fatalf("the anchored event's hash is not the anchor's: %s", page.body)
+	}
+}
