@@ -3,6 +3,7 @@ package registry_test
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -216,4 +217,32 @@ func TestTruncatedChunkBodies(t *testing.T) {
 	// anything is written.
 	expect(t, s.do("PATCH", loc, []byte("abc"), "Content-Range: 10-19"), 400, "SIZE_INVALID")
 	expect(t, s.do("PUT", loc+"?digest="+sha256Of([]byte("0123456789")), nil), 201)
+}
+
+// TestMalformedQueryOnEveryRoute: a query string that cannot be read whole
+// (a bad escape, or more parameters than the parser takes) is a 400 on
+// every route, never acted on in part.
+func TestMalformedQueryOnEveryRoute(t *testing.T) {
+	s := newServer(t)
+	_, md := s.pushImage("r", "1", "")
+	many := strings.Repeat("tag=x&", 10_001)
+	for _, u := range []string{
+		"/v2/r/manifests/1?bad=%zz",
+		"/v2/r/tags/list?n=%zz",
+		"/v2/_catalog?" + many,
+		"/v2/r/blobs/uploads/?mount=%zz",
+		"/v2/r/referrers/" + md + "?artifactType=%zz",
+	} {
+		method := "GET"
+		if strings.Contains(u, "uploads") {
+			method = "POST"
+		}
+		r := s.do(method, u, nil)
+		if r.StatusCode != http.StatusBadRequest {
+			t.Fatalf("%s %.80s: %d, want 400; %s", method, u, r.StatusCode, r.body)
+		}
+	}
+	r := s.do("PUT", "/v2/r/manifests/2?"+many, []byte("{}"), "Content-Type: "+ociManifest)
+	expect(t, r, http.StatusBadRequest)
+	expect(t, s.do("GET", "/v2/r/manifests/2", nil), http.StatusNotFound)
 }

@@ -17,3 +17,14 @@ func queryValues(req *http.Request) (url.Values, error) {
 	}
 	return v, nil
 }
+
+// checkQuery refuses, on every route, a query string that req.URL.Query()
+// would read only in part: no handler then acts on a silently shortened
+// list of tags, digests or filters.
+func checkQuery(req *http.Request) error {
+	if req.URL.RawQuery == "" {
+		return nil
+	}
+	_, err := queryValues(req)
+	return err
+}

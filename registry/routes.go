@@ -77,7 +77,11 @@ func (r *Registry) handle(fn handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 		r.withIdleBody(w, req)
-		if err := fn(w, req); err != nil {
+		err := checkQuery(req)
+		if err == nil {
+			err = fn(w, req)
+		}
+		if err != nil {
 			writeError(w, req, r.logger, err)
 		}
 	})
