@@ -10,7 +10,7 @@ import (
 const module = "github.com/artifact-store/artifact-store/"
 
 // allowedImports is the project's import direction: cmd -> registry ->
-// {eventlog, blobstore, manifests}, with digest as the leaf vocabulary and
+// {auth, eventlog, blobstore, manifests}, with digest as the leaf vocabulary and
 // migrations as embedded data. Backends import their domain package; no
 // library imports a backend.
 var allowedImports = map[string][]string{
@@ -27,7 +27,8 @@ var allowedImports = map[string][]string{
 	"eventlog/postgres":        {"eventlog"},
 	"eventlog/postgres/pgtest": {},
 	"eventlog/eventlogtest":    {"eventlog"},
-	"registry":                 {"blobstore", "digest", "eventlog", "manifests"},
+	"auth":                     {},
+	"registry":                 {"auth", "blobstore", "digest", "eventlog", "manifests"},
 	"client":                   {"digest", "manifests", "registry"},
 }
 
