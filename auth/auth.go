@@ -34,6 +34,9 @@ type Options struct {
 	// ValidName reports whether a repository name is well formed; scopes
 	// naming others are refused. Required.
 	ValidName func(string) bool
+	// Limiter slows down and refuses clients that keep failing to log in.
+	// Default NewLimiter().
+	Limiter *Limiter
 }
 
 // TokenPath is where the token service answers.
@@ -69,7 +72,10 @@ func New(opts Options) (*Authenticator, error) {
 	if opts.Leeway <= 0 {
 		opts.Leeway = 30 * time.Second
 	}
-	a := &Authenticator{opts: opts, limiter: NewLimiter(),
+	if opts.Limiter == nil {
+		opts.Limiter = NewLimiter()
+	}
+	a := &Authenticator{opts: opts, limiter: opts.Limiter,
 		tokens: &tokens{keys: opts.Keys, issuer: opts.Service, service: opts.Service, ttl: opts.TokenTTL, leeway: opts.Leeway, now: time.Now}}
 	a.policy.Store(opts.Policy)
 	return a, nil

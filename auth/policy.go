@@ -18,7 +18,7 @@ import (
 //
 //	alice            the user (or token subject) alice
 //	group:ops        a member of the group ops (groups: in the file)
-//	anonymous        callers without credentials
+//	anonymous        everyone, with credentials or without
 //	authenticated    every principal that proved an identity
 //	cn:build-agent   a client certificate's identity (also dns:, uri:, email:)
 //
@@ -179,9 +179,9 @@ func (p *Policy) names(subjects []string, pr Principal) bool {
 	for _, s := range subjects {
 		switch {
 		case s == Anonymous:
-			if !pr.Authenticated() {
-				return true
-			}
+			// What anonymous callers may do, everyone may: logging in
+			// never loses access.
+			return true
 		case s == "authenticated":
 			if pr.Authenticated() {
 				return true
