@@ -31,11 +31,22 @@ func (b idleBody) Read(p []byte) (int, error) {
 	// net/http both can); the read below then blocks as before.
 	b.rc.SetReadDeadline(time.Now().Add(b.idle))
 	n, err := b.ReadCloser.Read(p)
-	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+	switch {
+	case err == nil, err == io.EOF:
+	case errors.Is(err, os.ErrDeadlineExceeded):
 		err = fmt.Errorf("%w for more than %s", errBodyStalled, b.idle)
+	default:
+		// The body ended early (io.ErrUnexpectedEOF from net/http) or the
+		// connection broke: the client's doing, marked as such here so
+		// that no other unexpected EOF passes for it.
+		err = fmt.Errorf("%w: %w", errBodyCut, err)
 	}
 	return n, err
 }
+
+// errBodyCut is the error of a request body that ended before its
+// announced length or whose connection broke.
+var errBodyCut = errors.New("the request body was cut off")
 
 // withIdleBody guards req's body, if it has one, with the idle timeout.
 func (r *Registry) withIdleBody(w http.ResponseWriter, req *http.Request) {

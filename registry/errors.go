@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -128,8 +127,8 @@ func classify(err error) *Error {
 	case errors.Is(err, eventlog.ErrUnavailable):
 		return errorf(CodeUnavailable, "the registry database is unavailable; retry later")
 	case errors.Is(err, errBodyStalled):
-		return errorf(CodeBlobUploadInvalid, "%s; nothing of this request was kept: resume from the size the upload reports", publicText(err, errBodyStalled)).withStatus(http.StatusRequestTimeout)
-	case errors.Is(err, io.ErrUnexpectedEOF):
+		return errorf(CodeBlobUploadInvalid, "%s; nothing of this request was kept (an upload session keeps what it had: resume from the size it reports)", publicText(err, errBodyStalled)).withStatus(http.StatusRequestTimeout)
+	case errors.Is(err, errBodyCut):
 		return errorf(CodeBlobUploadInvalid, "the request body ended before its announced length; nothing of this request was kept")
 	case errors.Is(err, eventlog.ErrConflict):
 		return errorf(CodeDenied, "%s", publicText(err, eventlog.ErrConflict)).withStatus(http.StatusConflict)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -63,11 +62,10 @@ func (r *Registry) getManifest(w http.ResponseWriter, req *http.Request) error {
 	if !accepts(req.Header.Values("Accept"), m.MediaType) {
 		return errorf(CodeManifestUnknown, "manifest %s is a %s, which the request's Accept header does not list", m.Digest, m.MediaType).withStatus(http.StatusNotAcceptable)
 	}
-	f, err := r.openKey(req.Context(), m.SHA256, m.Size)
+	body, err := r.readBlob(req.Context(), m.SHA256, m.Size)
 	if err != nil {
-		return fmt.Errorf("manifest %s: %w", m.Digest, recordedButUnreadable(m.SHA256, err))
+		return err
 	}
-	defer f.Close()
 	h := w.Header()
 	h.Set("Content-Type", m.MediaType)
 	h.Set("Content-Length", strconv.FormatInt(m.Size, 10))
@@ -79,7 +77,7 @@ func (r *Registry) getManifest(w http.ResponseWriter, req *http.Request) error {
 	}
 	w.WriteHeader(http.StatusOK)
 	if req.Method != http.MethodHead {
-		io.Copy(w, f)
+		w.Write(body)
 	}
 	return nil
 }

@@ -40,7 +40,13 @@ func (r *Registry) nativeManifest(ctx context.Context, v eventlog.Version) (*man
 		if err != nil {
 			return nil, err
 		}
-		return manifests.DecodeNative(b)
+		n, err := manifests.DecodeNative(b)
+		if err != nil {
+			// Its bytes match its digest: this server wrote something it
+			// cannot read back, a server fault, never the client's.
+			return nil, fmt.Errorf("stored native manifest %s does not decode: %v", v.NativeSHA256, err)
+		}
+		return n, nil
 	}
 	b, err := r.readBlob(ctx, v.Manifest.SHA256, v.Manifest.Size)
 	if err != nil {
@@ -48,7 +54,9 @@ func (r *Registry) nativeManifest(ctx context.Context, v eventlog.Version) (*man
 	}
 	m, err := manifests.Parse(v.Manifest.MediaType, b)
 	if err != nil {
-		return nil, fmt.Errorf("stored manifest %s: %w", v.Manifest.Digest, err)
+		// Accepted once, so a server fault now (%v: not the client's
+		// MANIFEST_INVALID).
+		return nil, fmt.Errorf("stored manifest %s does not parse: %v", v.Manifest.Digest, err)
 	}
 	return manifests.NativeFromOCI(v.Repo, v.Version, m, v.Time, func(d godigest.Digest) (string, string, bool) {
 		// Only what the repository holds: a layer naming another
@@ -68,14 +76,25 @@ func (r *Registry) versionManifest(ctx context.Context, repo, version string) (e
 	return v, n, err
 }
 
-// readBlob reads a small stored blob (a manifest) whole.
+// readBlob reads a small stored blob (a manifest) whole and checks it
+// against its key: a manifest is read whole anyway, so hashing it costs
+// little, and bytes rotted in storage are refused as damaged (500), never
+// served or parsed as if a client had sent them.
 func (r *Registry) readBlob(ctx context.Context, key string, size int64) ([]byte, error) {
 	f, err := r.openKey(ctx, key, size)
 	if err != nil {
 		return nil, recordedButUnreadable(key, err)
 	}
 	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, manifests.MaxSize+1))
+	b, err := io.ReadAll(io.LimitReader(f, manifests.MaxSize+1))
+	if err != nil {
+		return nil, recordedButUnreadable(key, err)
+	}
+	if got := digest.FromBytes(digest.SHA256, b).String(); got != key {
+		r.logger.ErrorContext(ctx, "damaged manifest refused", "blob", key, "now_hashes_to", got)
+		return nil, damaged(key, "its content no longer matches its digest")
+	}
+	return b, nil
 }
 
 // getVersion returns a version's manifest: the RFC 8785 JSON projection,
