@@ -111,19 +111,19 @@ func writeTLSFile(t *testing.T, path string, data []byte) {
 	}
 }
 
-// syncBuffer collects log lines written from handshake goroutines.
-type syncBuffer struct {
+// tlsLogBuffer collects log lines written from handshake goroutines.
+type tlsLogBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *tlsLogBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *tlsLogBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
@@ -146,13 +146,13 @@ func newTLSFiles(t *testing.T, ca *tlsCA, cn string) tlsFiles {
 // http.Server with the reloader's Config and ServeTLS without files. Its
 // handler answers with what it saw of the client's certificate; the
 // server's own error log (failed handshakes) goes to errs.
-func serveTLS(t *testing.T, r *auth.TLSReloader) (url string, errs *syncBuffer) {
+func serveTLS(t *testing.T, r *auth.TLSReloader) (url string, errs *tlsLogBuffer) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	errs = &syncBuffer{}
+	errs = &tlsLogBuffer{}
 	srv := &http.Server{
 		TLSConfig:         r.Config(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -224,7 +224,7 @@ func TestTLSServesHTTP1AndHTTP2(t *testing.T) {
 // last good pair serving, logged once, until it is repaired.
 func TestTLSRotation(t *testing.T) {
 	ca := newTLSCA(t, "server CA")
-	logs := &syncBuffer{}
+	logs := &tlsLogBuffer{}
 	f := newTLSFiles(t, ca, "one")
 	// An interval this short makes every handshake look at the files.
 	r, err := auth.NewTLSReloader(auth.TLSOptions{CertFile: f.cert, KeyFile: f.key, CheckInterval: time.Nanosecond, Logger: slog.New(slog.NewTextHandler(logs, nil))})
@@ -344,8 +344,8 @@ func TestMutualTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	url, serverErrs := serveTLS(t, r)
-	ci := clientCert(t, clientCA, x509.Certificate{Subject: pkix.Name{CommonName: "ci-runner"}, DNSNames: []string{"ci.example.com"}})
-	stranger := clientCert(t, otherCA, x509.Certificate{Subject: pkix.Name{CommonName: "ci-runner"}})
+	ci := tlsClientCert(t, clientCA, x509.Certificate{Subject: pkix.Name{CommonName: "ci-runner"}, DNSNames: []string{"ci.example.com"}})
+	stranger := tlsClientCert(t, otherCA, x509.Certificate{Subject: pkix.Name{CommonName: "ci-runner"}})
 
 	for _, h2 := range []bool{false, true} {
 		body, _, err := tlsGet(t, url, serverCA.pool(), &ci, h2)
@@ -381,7 +381,7 @@ func TestMutualTLS(t *testing.T) {
 	}
 }
 
-func clientCert(t *testing.T, ca *tlsCA, tmpl x509.Certificate) tls.Certificate {
+func tlsClientCert(t *testing.T, ca *tlsCA, tmpl x509.Certificate) tls.Certificate {
 	t.Helper()
 	certPEM, keyPEM := ca.issue(t, tmpl)
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
@@ -411,7 +411,7 @@ func TestCertIdentities(t *testing.T) {
 		// Through a real certificate, so that the names are those that
 		// survive encoding and parsing.
 		ca := newTLSCA(t, "CA")
-		pair := clientCert(t, ca, c.cert)
+		pair := tlsClientCert(t, ca, c.cert)
 		if got := auth.CertIdentities(pair.Leaf); !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%s: %q, want %q", c.name, got, c.want)
 		}

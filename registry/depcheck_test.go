@@ -10,13 +10,12 @@ import (
 const module = "github.com/artifact-store/artifact-store/"
 
 // allowedImports is the project's import direction: cmd -> registry ->
-// {eventlog, blobstore, manifests, auth}, with digest as the leaf vocabulary
+// {auth, eventlog, blobstore, manifests}, with digest as the leaf vocabulary
 // and migrations as embedded data. Backends import their domain package; no
 // library imports a backend. auth (TLS, identities) imports nothing of the
 // project, so that registry and cmd can both use it.
 var allowedImports = map[string][]string{
 	"digest":                   {},
-	"auth":                     {},
 	"migrations":               {},
 	"blobstore":                {"digest"},
 	"blobstore/fs":             {"blobstore", "digest"},
@@ -29,6 +28,7 @@ var allowedImports = map[string][]string{
 	"eventlog/postgres":        {"eventlog"},
 	"eventlog/postgres/pgtest": {},
 	"eventlog/eventlogtest":    {"eventlog"},
+	"auth":                     {},
 	"registry":                 {"auth", "blobstore", "digest", "eventlog", "manifests"},
 	"client":                   {"digest", "manifests", "registry"},
 }

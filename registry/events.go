@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/artifact-store/artifact-store/auth"
 	"github.com/artifact-store/artifact-store/eventlog"
 	"github.com/artifact-store/artifact-store/manifests"
 	"github.com/gorilla/mux"
@@ -149,7 +150,35 @@ func (r *Registry) events(w http.ResponseWriter, req *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if r.auth != nil {
+		// Hidden events are skipped, not stopped at: next still moves
+		// past them, so a reader never rescans what it may not see.
+		visible := r.eventVisible(req)
+		kept := page.Events[:0]
+		for _, e := range page.Events {
+			if visible(e.Repo) {
+				kept = append(kept, e)
+			}
+		}
+		page.Events = kept
+	}
 	return writeEventPage(w, page)
+}
+
+// eventVisible returns whether the request's caller may see an event of
+// a repository: one it may pull, or, for events of no repository (a blob
+// committed, moved between tiers), only a caller who may pull everywhere.
+func (r *Registry) eventVisible(req *http.Request) func(repo string) bool {
+	if r.auth == nil {
+		return func(string) bool { return true }
+	}
+	everywhere := r.allowedEverywhere(req, auth.ActionPull)
+	return func(repo string) bool {
+		if repo == "" {
+			return everywhere
+		}
+		return r.allowed(req, repo, auth.ActionPull)
+	}
 }
 
 // writeEventPage writes {"events": [...], "next": N} one event at a time,
@@ -193,7 +222,7 @@ func (r *Registry) getEvent(w http.ResponseWriter, req *http.Request) error {
 		return errorf(CodeEventUnknown, "no event %q: events are named by their sequence number, a positive integer", s)
 	}
 	e, err := r.log.Event(req.Context(), seq)
-	if errors.Is(err, eventlog.ErrNotFound) {
+	if errors.Is(err, eventlog.ErrNotFound) || err == nil && !r.eventVisible(req)(e.Repo) {
 		return errorf(CodeEventUnknown, "no event %d in the log", seq)
 	}
 	if err != nil {

@@ -83,8 +83,10 @@ func encodeFrame(e eventlog.Event) *frame {
 
 // subscriber is one live stream's place in the hub.
 type subscriber struct {
-	repo  string
-	types map[eventlog.Type]bool // nil: every type
+	repo    string
+	types   map[eventlog.Type]bool // nil: every type
+	visible func(repo string) bool // the caller may see this repository's events
+
 	// after is the last sequence number the stream has written (or
 	// skipped); set before it joins and constant afterwards.
 	after int64
@@ -97,8 +99,8 @@ type subscriber struct {
 	gone    chan struct{} // closed when the hub drops the subscriber
 }
 
-func newSubscriber(q eventlog.Query) *subscriber {
-	s := &subscriber{repo: q.Repo, after: q.After, wake: make(chan struct{}, 1), gone: make(chan struct{})}
+func newSubscriber(q eventlog.Query, visible func(string) bool) *subscriber {
+	s := &subscriber{repo: q.Repo, after: q.After, visible: visible, wake: make(chan struct{}, 1), gone: make(chan struct{})}
 	if len(q.Types) > 0 {
 		s.types = map[eventlog.Type]bool{}
 		for _, t := range q.Types {
@@ -109,7 +111,7 @@ func newSubscriber(q eventlog.Query) *subscriber {
 }
 
 func (s *subscriber) wants(f *frame) bool {
-	return f.seq > s.after && (s.repo == "" || s.repo == f.repo) && (s.types == nil || s.types[f.typ])
+	return f.seq > s.after && (s.repo == "" || s.repo == f.repo) && (s.types == nil || s.types[f.typ]) && s.visible(f.repo)
 }
 
 // offer queues f for the subscriber, or reports false when its buffer is

@@ -48,7 +48,7 @@ func (r *Registry) streamEvents(w http.ResponseWriter, req *http.Request, q even
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	sw := &sseWriter{w: w, rc: http.NewResponseController(w)}
+	sw := &sseWriter{w: w, rc: http.NewResponseController(w), req: req}
 	if sw.write([]byte("retry: 2000\n\n")) != nil || sw.flush() != nil {
 		return nil
 	}
@@ -100,8 +100,9 @@ func (r *Registry) streamEvents(w http.ResponseWriter, req *http.Request, q even
 // time, until it can join the hub; it returns the joined subscriber.
 func (r *Registry) catchUp(ctx context.Context, sw *sseWriter, q eventlog.Query) (*subscriber, error) {
 	q.Limit, q.MaxBytes, q.MaxPayload = streamPage, streamPageBytes, maxInlinePayload
+	visible := r.eventVisible(sw.req)
 	for {
-		s := newSubscriber(q)
+		s := newSubscriber(q, visible)
 		joined, err := r.hub.join(ctx, s)
 		if joined || err != nil {
 			return s, err
@@ -112,6 +113,9 @@ func (r *Registry) catchUp(ctx context.Context, sw *sseWriter, q eventlog.Query)
 			return nil, err
 		}
 		for _, e := range page.Events {
+			if !visible(e.Repo) {
+				continue
+			}
 			if sw.write(encodeFrame(e).data) != nil {
 				return nil, errClientGone
 			}
@@ -151,8 +155,9 @@ var errClientGone = errors.New("event stream client gone")
 // client that stops reading cannot hold its handler (and the server's
 // shutdown) for longer than writeTimeout.
 type sseWriter struct {
-	w  io.Writer
-	rc *http.ResponseController
+	w   io.Writer
+	rc  *http.ResponseController
+	req *http.Request // the stream's request: who is watching
 }
 
 func (sw *sseWriter) write(p []byte) error {

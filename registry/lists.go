@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/artifact-store/artifact-store/auth"
 	"github.com/gorilla/mux"
 )
 
@@ -66,11 +67,38 @@ func (r *Registry) repositoryPage(w http.ResponseWriter, req *http.Request, path
 	}
 	repos := []string{}
 	if n > 0 {
-		if repos, err = r.log.Repositories(req.Context(), last, n+1); err != nil {
+		if repos, err = r.pullableRepositories(req, last, n+1); err != nil {
 			return err
 		}
 	}
 	return writeList(w, path, n, repos, map[string]any{}, "repositories")
+}
+
+// pullableRepositories lists up to n repositories after last that the
+// caller may pull, reading the view in batches past the ones it may not,
+// so that pages stay full and "last" stays a true cursor.
+func (r *Registry) pullableRepositories(req *http.Request, last string, n int) ([]string, error) {
+	if r.auth == nil {
+		return r.log.Repositories(req.Context(), last, n)
+	}
+	out := []string{}
+	batch := max(n, 256)
+	for len(out) < n {
+		names, err := r.log.Repositories(req.Context(), last, batch)
+		if err != nil {
+			return nil, err
+		}
+		for _, name := range names {
+			if len(out) < n && r.allowed(req, name, auth.ActionPull) {
+				out = append(out, name)
+			}
+		}
+		if len(names) < batch {
+			break
+		}
+		last = names[len(names)-1]
+	}
+	return out, nil
 }
 
 // tagsList lists a repository's tags in byte order.

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/artifact-store/artifact-store/auth"
 	"github.com/artifact-store/artifact-store/eventlog"
 	"github.com/gorilla/mux"
 )
@@ -72,7 +73,7 @@ func versionQuery(req *http.Request) (eventlog.VersionQuery, error) {
 func (r *Registry) writeVersions(w http.ResponseWriter, req *http.Request, q eventlog.VersionQuery, extra map[string]any) error {
 	want := q.Limit
 	q.Limit++
-	vs, err := r.log.Versions(req.Context(), q)
+	vs, err := r.pullableVersions(req, q)
 	if err != nil {
 		return err
 	}
@@ -89,6 +90,34 @@ func (r *Registry) writeVersions(w http.ResponseWriter, req *http.Request, q eve
 	}
 	extra["versions"] = out
 	return writeJSON(w, "application/json", extra)
+}
+
+// pullableVersions reads up to q.Limit versions the caller may pull,
+// reading past the ones it may not in batches, so that pages stay full
+// and the "before" cursor stays true.
+func (r *Registry) pullableVersions(req *http.Request, q eventlog.VersionQuery) ([]eventlog.Version, error) {
+	if r.auth == nil {
+		return r.log.Versions(req.Context(), q)
+	}
+	want := q.Limit
+	q.Limit = max(want, 256)
+	var out []eventlog.Version
+	for len(out) < want {
+		vs, err := r.log.Versions(req.Context(), q)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range vs {
+			if len(out) < want && r.allowed(req, v.Repo, auth.ActionPull) {
+				out = append(out, v)
+			}
+		}
+		if len(vs) < q.Limit {
+			break
+		}
+		q.Before = vs[len(vs)-1].Seq
+	}
+	return out, nil
 }
 
 // listVersions lists a repository's versions, newest first: those

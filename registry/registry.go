@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/artifact-store/artifact-store/auth"
 	"github.com/artifact-store/artifact-store/blobstore"
 	"github.com/artifact-store/artifact-store/eventlog"
 )
@@ -69,6 +70,10 @@ type Options struct {
 	// before the session is recorded, so concurrent POSTs may pass them
 	// by at most their number.
 	MaxUploads, MaxUploadsPerRepo int
+	// Auth, when set, authenticates every request and authorizes it
+	// against its policy, and serves the token service at auth.TokenPath.
+	// Nil: open, as the embedded default is.
+	Auth *auth.Authenticator
 }
 
 func (o *Options) ensureDefaults() error {
@@ -103,6 +108,7 @@ type Registry struct {
 	blobs   *blobstore.Store
 	logger  *slog.Logger
 	handler http.Handler
+	auth    *auth.Authenticator // nil: open
 
 	stopStreams chan struct{} // closed by StopStreams
 	stopOnce    sync.Once
@@ -116,7 +122,7 @@ func New(opts Options) (*Registry, error) {
 	if err := opts.ensureDefaults(); err != nil {
 		return nil, err
 	}
-	r := &Registry{opts: opts, log: opts.Log, blobs: opts.Blobs, logger: opts.Logger, stopStreams: make(chan struct{})}
+	r := &Registry{opts: opts, log: opts.Log, blobs: opts.Blobs, logger: opts.Logger, auth: opts.Auth, stopStreams: make(chan struct{})}
 	r.hub = newHub(opts.Log, opts.Logger, r.stopStreams, opts.MaxEventStreams)
 	r.handler = r.routes()
 	return r, nil

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/artifact-store/artifact-store/auth"
 	"github.com/gorilla/mux"
 )
 
@@ -19,25 +20,25 @@ func (r *Registry) routes() http.Handler {
 	const name = "/v2/{name:.+}"
 
 	// Pulls first: mux tries routes in order, and these are most requests.
-	m.Handle(name+"/blobs/{digest}", r.named(r.getBlob)).Methods(http.MethodGet, http.MethodHead)
-	m.Handle(name+"/manifests/{reference}", r.named(r.getManifest)).Methods(http.MethodGet, http.MethodHead)
+	m.Handle(name+"/blobs/{digest}", r.named(auth.ActionPull, r.getBlob)).Methods(http.MethodGet, http.MethodHead)
+	m.Handle(name+"/manifests/{reference}", r.named(auth.ActionPull, r.getManifest)).Methods(http.MethodGet, http.MethodHead)
 
 	m.Handle("/v2/", r.handle(r.apiVersion)).Methods(http.MethodGet, http.MethodHead)
 	m.Handle("/v2/_catalog", r.handle(r.catalog)).Methods(http.MethodGet)
 
-	m.Handle(name+"/tags/list", r.named(r.tagsList)).Methods(http.MethodGet)
-	m.Handle(name+"/referrers/{digest}", r.named(r.referrers)).Methods(http.MethodGet)
+	m.Handle(name+"/tags/list", r.named(auth.ActionPull, r.tagsList)).Methods(http.MethodGet)
+	m.Handle(name+"/referrers/{digest}", r.named(auth.ActionPull, r.referrers)).Methods(http.MethodGet)
 
-	m.Handle(name+"/manifests/{reference}", r.named(r.putManifest)).Methods(http.MethodPut)
-	m.Handle(name+"/manifests/{reference}", r.named(r.deleteManifest)).Methods(http.MethodDelete)
+	m.Handle(name+"/manifests/{reference}", r.named(auth.ActionPush, r.putManifest)).Methods(http.MethodPut)
+	m.Handle(name+"/manifests/{reference}", r.named(auth.ActionDelete, r.deleteManifest)).Methods(http.MethodDelete)
 
-	m.Handle(name+"/blobs/uploads/", r.named(r.startUpload)).Methods(http.MethodPost)
-	m.Handle(name+"/blobs/uploads/{uuid}", r.named(r.uploadStatus)).Methods(http.MethodGet)
-	m.Handle(name+"/blobs/uploads/{uuid}", r.named(r.patchUpload)).Methods(http.MethodPatch)
-	m.Handle(name+"/blobs/uploads/{uuid}", r.named(r.finishUpload)).Methods(http.MethodPut)
-	m.Handle(name+"/blobs/uploads/{uuid}", r.named(r.cancelUpload)).Methods(http.MethodDelete)
+	m.Handle(name+"/blobs/uploads/", r.named(auth.ActionPush, r.startUpload)).Methods(http.MethodPost)
+	m.Handle(name+"/blobs/uploads/{uuid}", r.named(auth.ActionPush, r.uploadStatus)).Methods(http.MethodGet)
+	m.Handle(name+"/blobs/uploads/{uuid}", r.named(auth.ActionPush, r.patchUpload)).Methods(http.MethodPatch)
+	m.Handle(name+"/blobs/uploads/{uuid}", r.named(auth.ActionPush, r.finishUpload)).Methods(http.MethodPut)
+	m.Handle(name+"/blobs/uploads/{uuid}", r.named(auth.ActionPush, r.cancelUpload)).Methods(http.MethodDelete)
 
-	m.Handle(name+"/blobs/{digest}", r.named(r.deleteBlob)).Methods(http.MethodDelete)
+	m.Handle(name+"/blobs/{digest}", r.named(auth.ActionDelete, r.deleteBlob)).Methods(http.MethodDelete)
 
 	// The native API. A "-" path segment separates the repository from
 	// what follows: the name grammar starts and ends every component with
@@ -46,19 +47,22 @@ func (r *Registry) routes() http.Handler {
 	// file path holds. Without it, repository "a/versions/1/files" and
 	// version 1 of "a" would share URLs.
 	const repoAPI = "/api/v1/repositories/{name:.+?}/" + nativeSeparator
+	if r.auth != nil {
+		m.Handle(auth.TokenPath, http.HandlerFunc(r.auth.ServeToken)).Methods(http.MethodGet, http.MethodPost)
+	}
 	m.Handle("/api/v1/openapi.json", r.handle(r.openAPI)).Methods(http.MethodGet)
 	m.Handle("/api/v1/events", r.handle(r.events)).Methods(http.MethodGet)
 	m.Handle("/api/v1/events/{seq}", r.handle(r.getEvent)).Methods(http.MethodGet)
 	m.Handle("/api/v1/search", r.handle(r.searchVersions)).Methods(http.MethodGet)
 	m.Handle("/api/v1/repositories", r.handle(r.listRepositories)).Methods(http.MethodGet)
-	m.Handle(repoAPI+"/versions", r.named(r.listVersions)).Methods(http.MethodGet)
-	m.Handle(repoAPI+"/versions/{version}", r.named(r.getVersion)).Methods(http.MethodGet, http.MethodHead)
-	m.Handle(repoAPI+"/versions/{version}", r.named(r.putVersion)).Methods(http.MethodPut)
-	m.Handle(repoAPI+"/versions/{version}", r.named(r.deleteVersion)).Methods(http.MethodDelete)
-	m.Handle(repoAPI+"/versions/{version}/files", r.named(r.listFiles)).Methods(http.MethodGet)
-	m.Handle(repoAPI+"/versions/{version}/files/{path:.+}", r.named(r.getFile)).Methods(http.MethodGet, http.MethodHead)
-	m.Handle(repoAPI+"/versions/{version}/files/{path:.+}", r.named(r.putFile)).Methods(http.MethodPut)
-	m.Handle(repoAPI+"/blobs/{digest}", r.named(r.getNativeBlob)).Methods(http.MethodGet, http.MethodHead)
+	m.Handle(repoAPI+"/versions", r.named(auth.ActionPull, r.listVersions)).Methods(http.MethodGet)
+	m.Handle(repoAPI+"/versions/{version}", r.named(auth.ActionPull, r.getVersion)).Methods(http.MethodGet, http.MethodHead)
+	m.Handle(repoAPI+"/versions/{version}", r.named(auth.ActionPush, r.putVersion)).Methods(http.MethodPut)
+	m.Handle(repoAPI+"/versions/{version}", r.named(auth.ActionDelete, r.deleteVersion)).Methods(http.MethodDelete)
+	m.Handle(repoAPI+"/versions/{version}/files", r.named(auth.ActionPull, r.listFiles)).Methods(http.MethodGet)
+	m.Handle(repoAPI+"/versions/{version}/files/{path:.+}", r.named(auth.ActionPull, r.getFile)).Methods(http.MethodGet, http.MethodHead)
+	m.Handle(repoAPI+"/versions/{version}/files/{path:.+}", r.named(auth.ActionPush, r.putFile)).Methods(http.MethodPut)
+	m.Handle(repoAPI+"/blobs/{digest}", r.named(auth.ActionPull, r.getNativeBlob)).Methods(http.MethodGet, http.MethodHead)
 
 	m.NotFoundHandler = r.handle(noEndpoint)
 	m.MethodNotAllowedHandler = r.handle(func(w http.ResponseWriter, req *http.Request) error {
@@ -79,6 +83,9 @@ func (r *Registry) handle(fn handlerFunc) http.Handler {
 		r.withIdleBody(w, req)
 		err := checkQuery(req)
 		if err == nil {
+			req, err = r.authenticate(w, req)
+		}
+		if err == nil {
 			err = fn(w, req)
 		}
 		if err != nil {
@@ -87,19 +94,32 @@ func (r *Registry) handle(fn handlerFunc) http.Handler {
 	})
 }
 
-// named is handle for routes under a repository name, which it validates.
-func (r *Registry) named(fn handlerFunc) http.Handler {
+// named is handle for routes under a repository name, which it validates
+// and then authorizes for action: the one place a repository route's
+// permission is decided, before any lookup, so that a repository the
+// caller may not use answers alike whether or not it exists.
+func (r *Registry) named(action string, fn handlerFunc) http.Handler {
 	return r.handle(func(w http.ResponseWriter, req *http.Request) error {
-		if err := ValidateName(mux.Vars(req)["name"]); err != nil {
+		repo := mux.Vars(req)["name"]
+		if err := ValidateName(repo); err != nil {
+			return err
+		}
+		if err := r.authorize(w, req, repo, action); err != nil {
 			return err
 		}
 		return fn(w, req)
 	})
 }
 
-// apiVersion answers the version check.
+// apiVersion answers the version check. With authentication on, a
+// request without credentials gets the challenge: that is how clients
+// learn where to log in.
 // Spec: #determining-support
-func (r *Registry) apiVersion(w http.ResponseWriter, _ *http.Request) error {
+func (r *Registry) apiVersion(w http.ResponseWriter, req *http.Request) error {
+	if r.auth != nil && req.Header.Get("Authorization") == "" && principal(req).Method != auth.MethodCert {
+		w.Header().Set("WWW-Authenticate", r.auth.Challenge(req, ""))
+		return errorf(CodeUnauthorized, "authentication required: log in (docker login, oras login, ...) with your credentials")
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", "2")
 	w.Write([]byte("{}"))

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/artifact-store/artifact-store/auth"
 	"github.com/artifact-store/artifact-store/blobstore"
 	"github.com/artifact-store/artifact-store/digest"
 	"github.com/artifact-store/artifact-store/eventlog"
@@ -22,7 +23,7 @@ import (
 func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request) error {
 	ctx, repo, q := req.Context(), mux.Vars(req)["name"], req.URL.Query()
 	if m := q.Get("mount"); m != "" {
-		done, err := r.mount(ctx, w, repo, m, q.Get("from"))
+		done, err := r.mount(w, req, repo, m, q.Get("from"))
 		if done || err != nil {
 			return err
 		}
@@ -50,7 +51,8 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request) error {
 // linking whatever any repository holds would let a client that knows a
 // digest read another repository's bytes. It reports false when the blob
 // cannot be mounted, and the caller falls back to an upload session.
-func (r *Registry) mount(ctx context.Context, w http.ResponseWriter, repo, mount, from string) (bool, error) {
+func (r *Registry) mount(w http.ResponseWriter, req *http.Request, repo, mount, from string) (bool, error) {
+	ctx := req.Context()
 	d, err := parseDigest(mount)
 	if err != nil {
 		return false, err
@@ -61,6 +63,11 @@ func (r *Registry) mount(ctx context.Context, w http.ResponseWriter, repo, mount
 			return false, err
 		}
 		source = from
+	}
+	if !r.allowed(req, source, auth.ActionPull) {
+		// The caller may not read the source: an ordinary upload, which
+		// says nothing of whether the source holds the blob.
+		return false, nil
 	}
 	b, err := r.linkedBlob(ctx, source, d)
 	if re := (*Error)(nil); errors.As(err, &re) && re.Code == CodeBlobUnknown {

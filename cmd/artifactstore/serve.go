@@ -33,14 +33,18 @@ func serve(ctx context.Context, args []string) error {
 	maxUploads := fs.Int("max-uploads", envInt("ARTIFACTSTORE_MAX_UPLOADS", 10_000), "open upload sessions allowed in total; more get 429 (env ARTIFACTSTORE_MAX_UPLOADS)")
 	maxRepoUploads := fs.Int("max-uploads-per-repo", envInt("ARTIFACTSTORE_MAX_UPLOADS_PER_REPO", 1_000), "open upload sessions allowed per repository; more get 429 (env ARTIFACTSTORE_MAX_UPLOADS_PER_REPO)")
 	maxStreams := fs.Int("max-event-streams", envInt("ARTIFACTSTORE_MAX_EVENT_STREAMS", 1_000), "Server-Sent Events streams of /api/v1/events open at once; more get 503 (env ARTIFACTSTORE_MAX_EVENT_STREAMS)")
+	authConfig := authFlags(fs)
 	logJSON := fs.Bool("log-json", envBool("ARTIFACTSTORE_LOG_JSON"), "log JSON instead of text (env ARTIFACTSTORE_LOG_JSON)")
 	tc := tlsFlags(fs)
 	fs.Parse(args)
 	if err := checkPolicy(); err != nil {
 		return err
 	}
-	if *ttl <= 0 || *tierEvery <= 0 || *anchorEvery <= 0 {
-		return fmt.Errorf("--upload-ttl, --tier-interval and --anchor-interval must be positive durations, e.g. 24h")
+	if *ttl <= 0 || *tierEvery <= 0 || *anchorEvery <= 0 || *bodyIdle <= 0 {
+		return fmt.Errorf("--upload-ttl, --tier-interval, --anchor-interval and --body-idle-timeout must be positive durations, e.g. 24h")
+	}
+	if *maxUploads <= 0 || *maxRepoUploads <= 0 || *maxStreams <= 0 {
+		return fmt.Errorf("--max-uploads, --max-uploads-per-repo and --max-event-streams must be positive")
 	}
 	if err := tc.check(); err != nil {
 		return err
@@ -62,11 +66,15 @@ func serve(ctx context.Context, args []string) error {
 		return err
 	}
 	defer st.Close()
+	authn, err := authConfig.open(ctx, sc.data, logger)
+	if err != nil {
+		return err
+	}
 	reg, err := registry.New(registry.Options{
 		Log: st.log, Blobs: st.blobs, Logger: logger, UploadTTL: *ttl, AllowSparse: *sparse,
 		Cold: st.cold, Tiering: *policy, RedirectPulls: *redirect,
 		BodyIdleTimeout: *bodyIdle, MaxUploads: *maxUploads, MaxUploadsPerRepo: *maxRepoUploads,
-		MaxEventStreams: *maxStreams,
+		MaxEventStreams: *maxStreams, Auth: authn,
 	})
 	if err != nil {
 		return err

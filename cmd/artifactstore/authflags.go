@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/artifact-store/artifact-store/auth"
+	"github.com/artifact-store/artifact-store/registry"
+)
+
+// authConfig is serve's authentication settings. With neither htpasswd
+// nor policy set, authentication is off: the embedded default stays open.
+type authConfig struct {
+	htpasswd, policy string
+	keys             string // comma-separated key files; empty: DATA/auth/keys
+	realm, service   string
+	tokenTTL         time.Duration
+}
+
+func authFlags(fs *flag.FlagSet) *authConfig {
+	c := &authConfig{}
+	fs.StringVar(&c.htpasswd, "htpasswd", env("ARTIFACTSTORE_HTPASSWD", ""), "turn authentication on with the users of this htpasswd file (bcrypt only); without --policy every user may pull, push and delete everywhere, anonymous callers nothing (env ARTIFACTSTORE_HTPASSWD)")
+	fs.StringVar(&c.policy, "policy", env("ARTIFACTSTORE_POLICY", ""), "turn authentication on with this policy file (YAML: groups, rules of subjects, repository globs and actions); re-read when it changes (env ARTIFACTSTORE_POLICY)")
+	fs.StringVar(&c.keys, "token-key", env("ARTIFACTSTORE_TOKEN_KEY", ""), "token signing key files (PEM, P-256), comma separated, the last signing: give replicas the same files; default: generated in DATA/auth/keys (env ARTIFACTSTORE_TOKEN_KEY)")
+	fs.StringVar(&c.realm, "token-realm", env("ARTIFACTSTORE_TOKEN_REALM", ""), "the token service's URL in challenges, when clients reach the server under another address than the one they asked (a proxy); default: derived from each request (env ARTIFACTSTORE_TOKEN_REALM)")
+	fs.StringVar(&c.service, "token-service", env("ARTIFACTSTORE_TOKEN_SERVICE", "artifactstore"), "the token service's name: token audience and issuer (env ARTIFACTSTORE_TOKEN_SERVICE)")
+	fs.DurationVar(&c.tokenTTL, "token-ttl", envDuration("ARTIFACTSTORE_TOKEN_TTL", 5*time.Minute), "lifetime of an access token (env ARTIFACTSTORE_TOKEN_TTL)")
+	return c
+}
+
+// open builds the authenticator, or nil when authentication is off, and
+// keeps the policy file's changes flowing in until ctx ends.
+func (c *authConfig) open(ctx context.Context, data string, logger *slog.Logger) (*auth.Authenticator, error) {
+	if c.htpasswd == "" && c.policy == "" {
+		return nil, nil
+	}
+	opts := auth.Options{Realm: c.realm, Service: c.service, TokenTTL: c.tokenTTL,
+		ValidName: func(n string) bool { return registry.ValidateName(n) == nil }}
+	var err error
+	if c.htpasswd != "" {
+		if opts.Users, err = auth.LoadHtpasswd(c.htpasswd); err != nil {
+			return nil, err
+		}
+	}
+	if c.policy != "" {
+		if opts.Policy, err = auth.LoadPolicy(c.policy); err != nil {
+			return nil, err
+		}
+	}
+	if c.keys != "" {
+		opts.Keys, err = auth.LoadKeyFiles(strings.Split(c.keys, ",")...)
+	} else {
+		opts.Keys, err = auth.LoadKeyDir(filepath.Join(data, "auth", "keys"))
+	}
+	if err != nil {
+		return nil, err
+	}
+	a, err := auth.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	if c.policy != "" {
+		go watchPolicy(ctx, c.policy, a, logger)
+	}
+	logger.Info("authentication on", "users", usersCount(opts.Users), "policy", c.policy, "token_key", opts.Keys.KeyID())
+	return a, nil
+}
+
+// watchPolicy re-reads the policy file when it changes; a file that does
+// not load leaves the current policy in force, and says why.
+func watchPolicy(ctx context.Context, file string, a *auth.Authenticator, logger *slog.Logger) {
+	stat := func() (time.Time, int64) {
+		fi, err := os.Stat(file)
+		if err != nil {
+			return time.Time{}, -1
+		}
+		return fi.ModTime(), fi.Size()
+	}
+	mod, size := stat()
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		m, s := stat()
+		if m.Equal(mod) && s == size {
+			continue
+		}
+		mod, size = m, s
+		p, err := auth.LoadPolicy(file)
+		if err != nil {
+			logger.Error("policy not reloaded; the previous one stays in force", "err", err)
+			continue
+		}
+		a.SetPolicy(p)
+		logger.Info("policy reloaded", "file", file)
+	}
+}
+
+func usersCount(u *auth.Users) int {
+	if u == nil {
+		return 0
+	}
+	return u.Len()
+}

@@ -1,0 +1,95 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/artifact-store/artifact-store/auth"
+)
+
+// principalKey is the request context key of the caller's auth.Principal.
+type principalKey struct{}
+
+// principal returns who the request comes from; with authentication off,
+// everyone is an anonymous principal that may do everything.
+func principal(req *http.Request) auth.Principal {
+	p, ok := req.Context().Value(principalKey{}).(auth.Principal)
+	if !ok {
+		return auth.Principal{Name: auth.Anonymous, Method: auth.MethodAnonymous}
+	}
+	return p
+}
+
+// authenticate records who req comes from in its context. Wrong
+// credentials are refused here, on every route (401 with the challenge),
+// rather than treated as anonymous; a client that failed too often gets
+// 429 until it may try again.
+func (r *Registry) authenticate(w http.ResponseWriter, req *http.Request) (*http.Request, error) {
+	if r.auth == nil {
+		return req, nil
+	}
+	p, err := r.auth.Authenticate(req)
+	var te *auth.ThrottledError
+	switch {
+	case errors.As(err, &te):
+		w.Header().Set("Retry-After", strconv.Itoa(int(te.RetryAfter.Seconds())+1))
+		return req, errorf(CodeTooManyRequests, "%v", te)
+	case errors.Is(err, auth.ErrBadCredentials):
+		w.Header().Set("WWW-Authenticate", r.auth.Challenge(req, ""))
+		return req, errorf(CodeUnauthorized, "authentication failed: unknown user, wrong password, or an invalid or expired token")
+	case err != nil:
+		return req, err
+	}
+	return req.WithContext(context.WithValue(req.Context(), principalKey{}, p)), nil
+}
+
+// allowed reports whether the request's caller may do action on repo
+// (always, with authentication off).
+func (r *Registry) allowed(req *http.Request, repo, action string) bool {
+	return r.auth == nil || r.auth.Allowed(principal(req), repo, action)
+}
+
+// allowedEverywhere reports whether the caller holds action on every
+// repository: what seeing events of no repository requires.
+func (r *Registry) allowedEverywhere(req *http.Request, action string) bool {
+	return r.auth == nil || r.auth.AllowedEverywhere(principal(req), action)
+}
+
+// authorize refuses a request that may not do action on repo: 401 with a
+// challenge naming the scope it needs when the caller has not
+// authenticated (so that a client logs in, or fetches a token for that
+// scope), 403 DENIED when it has. Which one never depends on whether the
+// repository exists.
+func (r *Registry) authorize(w http.ResponseWriter, req *http.Request, repo, action string) error {
+	if r.allowed(req, repo, action) {
+		return nil
+	}
+	p := principal(req)
+	if !p.Authenticated() || p.Method == auth.MethodToken && !tokenGrants(p, repo, action) {
+		actions := []string{action}
+		if action == auth.ActionPush {
+			actions = []string{auth.ActionPull, auth.ActionPush}
+		}
+		w.Header().Set("WWW-Authenticate", r.auth.Challenge(req, auth.Scope(repo, actions...)))
+		return errorf(CodeUnauthorized, "authentication required to %s %s", action, repo)
+	}
+	return errorf(CodeDenied, "%s may not %s %s", p.Name, action, repo)
+}
+
+// tokenGrants reports whether a token's own claims name action on repo: a
+// token that lacks it is asked to fetch one for that scope (401), as
+// clients expect; one that has it but the policy now refuses is 403.
+func tokenGrants(p auth.Principal, repo, action string) bool {
+	for _, a := range p.Access {
+		if a.Type == "repository" && a.Name == repo {
+			for _, x := range a.Actions {
+				if x == action {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
