@@ -10,9 +10,10 @@ import (
 const module = "github.com/artifact-store/artifact-store/"
 
 // allowedImports is the project's import direction: cmd -> registry ->
-// {auth, eventlog, blobstore, manifests}, with digest as the leaf vocabulary and
-// migrations as embedded data. Backends import their domain package; no
-// library imports a backend.
+// {auth, eventlog, blobstore, manifests}, with digest as the leaf vocabulary
+// and migrations as embedded data. Backends import their domain package; no
+// library imports a backend. auth (TLS, identities) imports nothing of the
+// project, so that registry and cmd can both use it.
 var allowedImports = map[string][]string{
 	"digest":                   {},
 	"migrations":               {},

@@ -9,9 +9,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"sync"
+	"syscall"
 	"time"
 
+	"github.com/artifact-store/artifact-store/auth"
 	"github.com/artifact-store/artifact-store/registry"
 )
 
@@ -32,6 +35,7 @@ func serve(ctx context.Context, args []string) error {
 	maxStreams := fs.Int("max-event-streams", envInt("ARTIFACTSTORE_MAX_EVENT_STREAMS", 1_000), "Server-Sent Events streams of /api/v1/events open at once; more get 503 (env ARTIFACTSTORE_MAX_EVENT_STREAMS)")
 	authConfig := authFlags(fs)
 	logJSON := fs.Bool("log-json", envBool("ARTIFACTSTORE_LOG_JSON"), "log JSON instead of text (env ARTIFACTSTORE_LOG_JSON)")
+	tc := tlsFlags(fs)
 	fs.Parse(args)
 	if err := checkPolicy(); err != nil {
 		return err
@@ -42,12 +46,20 @@ func serve(ctx context.Context, args []string) error {
 	if *maxUploads <= 0 || *maxRepoUploads <= 0 || *maxStreams <= 0 {
 		return fmt.Errorf("--max-uploads, --max-uploads-per-repo and --max-event-streams must be positive")
 	}
+	if err := tc.check(); err != nil {
+		return err
+	}
 
 	var logger *slog.Logger
 	if *logJSON {
 		logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	} else {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	// TLS files load before the store opens: a bad file fails fast.
+	tlsReloader, err := tc.reloader(logger)
+	if err != nil {
+		return err
 	}
 	st, err := openStore(ctx, sc, exclusive)
 	if err != nil {
@@ -91,8 +103,20 @@ func serve(ctx context.Context, args []string) error {
 	}
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	logger.Info("listening", "addr", ln.Addr().String(), "data", sc.data, "eventlog", backendName(sc))
+	if tlsReloader != nil {
+		srv.TLSConfig = tlsReloader.Config()
+		// Caught from before the server listens, so that a SIGHUP sent as
+		// soon as it does reloads rather than kills.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		background.Add(1)
+		go func() { defer background.Done(); reloadOnHangup(janitorCtx, hup, tlsReloader) }()
+		go func() { errc <- srv.ServeTLS(ln, "", "") }() // HTTP/2 and HTTP/1.1, by ALPN
+	} else {
+		go func() { errc <- srv.Serve(ln) }()
+	}
+	logger.Info("listening", "addr", ln.Addr().String(), "tls", tlsReloader != nil, "data", sc.data, "eventlog", backendName(sc))
 	select {
 	case err := <-errc:
 		return err
@@ -117,4 +141,45 @@ func backendName(c *storeConfig) string {
 		return "postgres"
 	}
 	return "sqlite"
+}
+
+// tlsConfig is what the TLS flags say; empty files: plain HTTP.
+type tlsConfig struct{ cert, key, clientCA string }
+
+func tlsFlags(fs *flag.FlagSet) *tlsConfig {
+	c := &tlsConfig{}
+	fs.StringVar(&c.cert, "tls-cert", env("ARTIFACTSTORE_TLS_CERT", ""), "serve HTTPS (and HTTP/2) with this PEM certificate chain, re-read when it changes or on SIGHUP; needs --tls-key (env ARTIFACTSTORE_TLS_CERT)")
+	fs.StringVar(&c.key, "tls-key", env("ARTIFACTSTORE_TLS_KEY", ""), "the PEM private key of --tls-cert (env ARTIFACTSTORE_TLS_KEY)")
+	fs.StringVar(&c.clientCA, "tls-client-ca", env("ARTIFACTSTORE_TLS_CLIENT_CA", ""), "verify client certificates, when presented, against these PEM CAs (mutual TLS); clients without one are still served (env ARTIFACTSTORE_TLS_CLIENT_CA)")
+	return c
+}
+
+func (c *tlsConfig) check() error {
+	if (c.cert == "") != (c.key == "") {
+		return errors.New("--tls-cert and --tls-key go together: give both to serve HTTPS, or neither")
+	}
+	if c.clientCA != "" && c.cert == "" {
+		return errors.New("--tls-client-ca needs --tls-cert and --tls-key: client certificates are only asked for over HTTPS")
+	}
+	return nil
+}
+
+// reloader loads the TLS files; nil without them.
+func (c *tlsConfig) reloader(logger *slog.Logger) (*auth.TLSReloader, error) {
+	if c.cert == "" {
+		return nil, nil
+	}
+	return auth.NewTLSReloader(auth.TLSOptions{CertFile: c.cert, KeyFile: c.key, ClientCAFile: c.clientCA, Logger: logger})
+}
+
+// reloadOnHangup re-reads the TLS files at each SIGHUP until ctx ends.
+func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, r *auth.TLSReloader) {
+	for {
+		select {
+		case <-hup:
+			r.Reload() // a failure is logged; the previous files keep serving
+		case <-ctx.Done():
+			return
+		}
+	}
 }
