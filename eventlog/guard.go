@@ -35,23 +35,19 @@ func (l *Log) guard(ctx context.Context, tx *sql.Tx, e Event) error {
 		if err := e.Decode(&p); err != nil {
 			return err
 		}
-		for _, b := range p.Blobs {
-			ok, err := l.found(ctx, tx, `SELECT 1 FROM blob_links WHERE repo = ? AND sha256 = ?`, e.Repo, b)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return fmt.Errorf("%w: blob %s is not in repository %s (it was deleted meanwhile)", ErrReferenceMissing, b, e.Repo)
-			}
+		b, err := l.firstMissing(ctx, tx, `SELECT sha256 FROM blob_links WHERE repo = ? AND sha256 IN (%s)`, []any{e.Repo}, p.Blobs)
+		if err != nil {
+			return err
 		}
-		for _, c := range p.Manifests {
-			ok, err := l.found(ctx, tx, `SELECT 1 FROM manifests WHERE repo = ? AND digest = ?`, e.Repo, c)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return fmt.Errorf("%w: manifest %s is not in repository %s (it was deleted meanwhile)", ErrReferenceMissing, c, e.Repo)
-			}
+		if b != "" {
+			return fmt.Errorf("%w: blob %s is not in repository %s (it was deleted meanwhile)", ErrReferenceMissing, b, e.Repo)
+		}
+		c, err := l.firstMissing(ctx, tx, `SELECT digest FROM manifests WHERE repo = ? AND digest IN (%s)`, []any{e.Repo}, p.Manifests)
+		if err != nil {
+			return err
+		}
+		if c != "" {
+			return fmt.Errorf("%w: manifest %s is not in repository %s (it was deleted meanwhile)", ErrReferenceMissing, c, e.Repo)
 		}
 	case TypeBlobUnlinked:
 		var p BlobUnlinked

@@ -86,18 +86,22 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 		if err := exec(`DELETE FROM manifest_annotations WHERE repo = ? AND digest = ?`, e.Repo, p.Digest); err != nil {
 			return err
 		}
+		var rows [][]any
 		for k, v := range p.Annotations {
-			if err := exec(`INSERT INTO manifest_annotations (repo, digest, key, value) VALUES (?, ?, ?, ?)`, e.Repo, p.Digest, k, v); err != nil {
-				return err
-			}
+			rows = append(rows, []any{e.Repo, p.Digest, k, v})
+		}
+		if err := l.insertRows(ctx, tx, `INSERT INTO manifest_annotations (repo, digest, key, value) VALUES %s`, rows); err != nil {
+			return fmt.Errorf("apply event %d (%s): %w", e.Seq, e.Type, err)
 		}
 		if err := exec(`DELETE FROM manifest_blobs WHERE repo = ? AND digest = ?`, e.Repo, p.Digest); err != nil {
 			return err
 		}
+		rows = rows[:0]
 		for _, b := range p.Blobs {
-			if err := exec(`INSERT INTO manifest_blobs (repo, digest, sha256) VALUES (?, ?, ?) ON CONFLICT (repo, digest, sha256) DO NOTHING`, e.Repo, p.Digest, b); err != nil {
-				return err
-			}
+			rows = append(rows, []any{e.Repo, p.Digest, b})
+		}
+		if err := l.insertRows(ctx, tx, `INSERT INTO manifest_blobs (repo, digest, sha256) VALUES %s ON CONFLICT (repo, digest, sha256) DO NOTHING`, rows); err != nil {
+			return fmt.Errorf("apply event %d (%s): %w", e.Seq, e.Type, err)
 		}
 		if p.Subject == "" {
 			return nil

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 )
 
@@ -223,4 +224,38 @@ func (l *Log) Uploads(ctx context.Context) ([]Upload, error) {
 func (l *Log) OpenUploads(ctx context.Context, repo string) (inRepo, total int, err error) {
 	err = l.db.QueryRowContext(ctx, l.q(`SELECT COALESCE(SUM(CASE WHEN repo = ? THEN 1 ELSE 0 END), 0), COUNT(*) FROM uploads`), repo).Scan(&inRepo, &total)
 	return inRepo, total, err
+}
+
+// LinkedBlobs resolves many digests (any algorithm) of blobs repo may
+// serve at once, in a few queries: the blobs a manifest names. Digests
+// the repository does not hold are absent from the answer.
+func (l *Log) LinkedBlobs(ctx context.Context, repo string, digests []string) (map[string]Blob, error) {
+	out := make(map[string]Blob, len(digests))
+	for len(digests) > 0 {
+		n := min(len(digests), batchRows)
+		in := strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+		args := append([]any{repo}, anySlice(digests[:n])...)
+		rows, err := l.db.QueryContext(ctx, l.q(`SELECT d.digest, b.sha256, b.blake3, b.size, b.tier FROM blob_digests d
+			JOIN blobs b ON b.sha256 = d.sha256
+			JOIN blob_links k ON k.sha256 = d.sha256 AND k.repo = ?
+			WHERE d.digest IN (`+in+`)`), args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var d string
+			var b Blob
+			if err := rows.Scan(&d, &b.SHA256, &b.BLAKE3, &b.Size, &b.Tier); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[d] = b
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		digests = digests[n:]
+	}
+	return out, nil
 }

@@ -47,6 +47,12 @@ const (
 // MaxSize is the largest manifest the registry accepts (the spec's 4 MiB).
 const MaxSize = 4 << 20
 
+// MaxDescriptors bounds an image's layers and an index's children: each
+// is checked and recorded inside the one commit every writer waits on
+// (container images stay under 128 layers; the limit matches the files a
+// native version may have, MaxFiles).
+const MaxDescriptors = 10_000
+
 // Limits on annotations, per annotation map: a manifest's or index's own,
 // and each descriptor's. A manifest's own annotations become one row each
 // in the searchable view and travel in its event, all inside the single
@@ -199,6 +205,9 @@ func Parse(contentType string, body []byte) (*Manifest, error) {
 	}
 	if !Known(ct) {
 		return nil, fmt.Errorf("%w: %q", ErrUnsupportedMediaType, ct)
+	}
+	if n := len(doc.Layers) + len(doc.Manifests); n > MaxDescriptors {
+		return nil, invalid("%d layers or child manifests, the limit is %d per manifest", n, MaxDescriptors)
 	}
 	m := &Manifest{MediaType: ct}
 	if IsIndex(ct) {

@@ -142,3 +142,25 @@ func TestLongAnnotationValues(t *testing.T) {
 		storedNothing(t, s, head, bad)
 	})
 }
+
+// TestTooManyLayers: a manifest naming more layers than MaxDescriptors is
+// refused before anything is stored.
+func TestTooManyLayers(t *testing.T) {
+	s := newServer(t)
+	cd := s.pushBlob("r", []byte("{}"))
+	var layers strings.Builder
+	for i := range manifests.MaxDescriptors + 1 {
+		if i > 0 {
+			layers.WriteString(",")
+		}
+		fmt.Fprintf(&layers, `{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%064x","size":1}`, i)
+	}
+	m := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":2},"layers":[%s]}`, cd, layers.String()))
+	head, _ := s.log.Head(t.Context())
+	r := s.do("PUT", "/v2/r/manifests/many", m, "Content-Type: "+ociManifest)
+	expect(t, r, http.StatusBadRequest, "MANIFEST_INVALID")
+	if !strings.Contains(string(r.body), fmt.Sprint(manifests.MaxDescriptors)) {
+		t.Fatalf("the refusal does not name the limit: %s", r.body)
+	}
+	storedNothing(t, s, head, m)
+}

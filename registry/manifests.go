@@ -202,19 +202,24 @@ func (r *Registry) references(ctx context.Context, repo string, m *manifests.Man
 		listed = m.Index.Manifests
 	}
 	seen := map[string]bool{}
+	names := make([]string, len(descs))
+	for i, d := range descs {
+		names[i] = d.Digest.String()
+	}
+	linked, err := r.log.LinkedBlobs(ctx, repo, names) // one round trip per few hundred
+	if err != nil {
+		return nil, nil, err
+	}
 	for i, d := range descs {
 		required := i == 0 || !r.opts.AllowSparse && !manifests.Nondistributable(d)
-		b, err := r.linkedBlob(ctx, repo, digest.Digest(d.Digest))
-		var re *Error
+		b, ok := linked[d.Digest.String()]
 		switch {
-		case errors.As(err, &re) && re.Code == CodeBlobUnknown:
+		case !ok:
 			if required {
 				e := errorf(CodeManifestBlobUnknown, "the manifest references blob %s (%s), which is not in repository %s: push it first", d.Digest, d.MediaType, repo)
 				e.Detail = map[string]string{"digest": d.Digest.String()}
 				return nil, nil, e
 			}
-		case err != nil:
-			return nil, nil, err
 		case !seen[b.SHA256]:
 			seen[b.SHA256] = true
 			blobs = append(blobs, b.SHA256)

@@ -1,0 +1,78 @@
+package eventlog
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+)
+
+// Batched statements keep an append that names many rows (a manifest's
+// thousands of layers) to a few round trips inside the committer, which
+// every writer waits on, rather than one per row.
+
+// batchRows is how many rows one multi-row statement carries; with up to
+// four columns that stays far below both backends' parameter limits.
+const batchRows = 250
+
+// insertRows runs insert (an INSERT whose VALUES list is "%s") for rows,
+// batchRows at a time.
+func (l *Log) insertRows(ctx context.Context, tx *sql.Tx, insert string, rows [][]any) error {
+	for len(rows) > 0 {
+		n := min(len(rows), batchRows)
+		tuple := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(rows[0])), ", ") + ")"
+		values := strings.TrimSuffix(strings.Repeat(tuple+", ", n), ", ")
+		var args []any
+		for _, r := range rows[:n] {
+			args = append(args, r...)
+		}
+		if _, err := tx.ExecContext(ctx, l.q(fmt.Sprintf(insert, values)), args...); err != nil {
+			return err
+		}
+		rows = rows[n:]
+	}
+	return nil
+}
+
+// firstMissing returns the first of keys that query does not find, or ""
+// when it finds them all. query selects one key column and ends in
+// "IN (%s)"; args come before the keys.
+func (l *Log) firstMissing(ctx context.Context, tx *sql.Tx, query string, args []any, keys []string) (string, error) {
+	for len(keys) > 0 {
+		n := min(len(keys), batchRows)
+		in := strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+		qargs := append(append([]any{}, args...), anySlice(keys[:n])...)
+		rows, err := tx.QueryContext(ctx, l.q(fmt.Sprintf(query, in)), qargs...)
+		if err != nil {
+			return "", fmt.Errorf("append check: %w", err)
+		}
+		found := map[string]bool{}
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				rows.Close()
+				return "", err
+			}
+			found[k] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return "", err
+		}
+		for _, k := range keys[:n] {
+			if !found[k] {
+				return k, nil
+			}
+		}
+		keys = keys[n:]
+	}
+	return "", nil
+}
+
+func anySlice(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
