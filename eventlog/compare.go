@@ -69,6 +69,7 @@ var viewKeys = map[string][]string{
 	"versions":             {"repo", "version"},
 	"manifest_annotations": {"repo", "digest", "key"},
 	"manifest_blobs":       {"repo", "digest", "sha256"},
+	"manifest_children":    {"repo", "digest", "child"},
 }
 
 // ViewDiff is one row on which the live views and the replayed ones

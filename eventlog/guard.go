@@ -23,7 +23,9 @@ var ErrReferenceMissing = errors.New("reference missing")
 //   - a manifest is recorded only if its repository links every blob it
 //     names in Blobs and holds every child it names in Manifests;
 //   - a blob is never unlinked from a repository with a manifest that
-//     names it in Blobs (the manifest_blobs view);
+//     names it in Blobs (the manifest_blobs view), nor a manifest deleted
+//     while an index of the repository names it in Manifests
+//     (manifest_children);
 //   - a native version is published only under a tag name that is free or
 //     already points at its derived manifest;
 //   - the derived manifest of a native version is deleted only after the
@@ -86,6 +88,14 @@ func (l *Log) guard(ctx context.Context, tx *sql.Tx, e Event) error {
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("check manifest %s versions: %w", p.Digest, err)
+		}
+		var ix string
+		err = tx.QueryRowContext(ctx, l.q(`SELECT digest FROM manifest_children WHERE repo = ? AND child = ? ORDER BY digest LIMIT 1`), e.Repo, p.Digest).Scan(&ix)
+		if err == nil {
+			return fmt.Errorf("%w: manifest %s is part of index %s in %s; delete the index first", ErrConflict, p.Digest, ix, e.Repo)
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("check manifest %s indexes: %w", p.Digest, err)
 		}
 	}
 	return nil

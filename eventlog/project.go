@@ -9,7 +9,7 @@ import (
 )
 
 // viewTables lists every view, in the order Replay clears them.
-var viewTables = []string{"blobs", "blob_digests", "repositories", "blob_links", "manifests", "tags", "referrers", "uploads", "versions", "manifest_annotations", "manifest_blobs"}
+var viewTables = []string{"blobs", "blob_digests", "repositories", "blob_links", "manifests", "tags", "referrers", "uploads", "versions", "manifest_annotations", "manifest_blobs", "manifest_children"}
 
 // apply projects one event into the views. It must depend only on the event
 // and the views' current rows, so that replay reproduces the same state.
@@ -103,6 +103,16 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 		if err := l.insertRows(ctx, tx, `INSERT INTO manifest_blobs (repo, digest, sha256) VALUES %s ON CONFLICT (repo, digest, sha256) DO NOTHING`, rows); err != nil {
 			return fmt.Errorf("apply event %d (%s): %w", e.Seq, e.Type, err)
 		}
+		if err := exec(`DELETE FROM manifest_children WHERE repo = ? AND digest = ?`, e.Repo, p.Digest); err != nil {
+			return err
+		}
+		rows = rows[:0]
+		for _, c := range p.Manifests {
+			rows = append(rows, []any{e.Repo, p.Digest, c})
+		}
+		if err := l.insertRows(ctx, tx, `INSERT INTO manifest_children (repo, digest, child) VALUES %s ON CONFLICT (repo, digest, child) DO NOTHING`, rows); err != nil {
+			return fmt.Errorf("apply event %d (%s): %w", e.Seq, e.Type, err)
+		}
 		if p.Subject == "" {
 			return nil
 		}
@@ -118,6 +128,7 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 			`DELETE FROM referrers WHERE repo = ? AND digest = ?`,
 			`DELETE FROM manifest_annotations WHERE repo = ? AND digest = ?`,
 			`DELETE FROM manifest_blobs WHERE repo = ? AND digest = ?`,
+			`DELETE FROM manifest_children WHERE repo = ? AND digest = ?`,
 		} {
 			if err := exec(q, e.Repo, p.Digest); err != nil {
 				return err

@@ -312,3 +312,54 @@ func anyContains(lines []string, subs ...string) bool {
 	}
 	return false
 }
+
+// TestIndexKeepsItsChildren: a manifest an index in the same repository
+// names is not deleted while the index exists (409), and verify reports an
+// index whose child is gone (a database edited by hand).
+func TestIndexKeepsItsChildren(t *testing.T) {
+	forBackends(t, func(t *testing.T, b backend) {
+		s := b.server(t)
+		m, md := s.pushImage("app", "amd64", "")
+		ix := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"manifests":[{"mediaType":%q,"digest":%q,"size":%d,"platform":{"architecture":"amd64","os":"linux"}}]}`, ociIndex, ociManifest, md, len(m)))
+		expect(t, s.do("PUT", "/v2/app/manifests/latest", ix, "Content-Type: "+ociIndex), http.StatusCreated)
+		r := s.do("DELETE", "/v2/app/manifests/"+md, nil)
+		expect(t, r, http.StatusConflict, "DENIED")
+		if !strings.Contains(string(r.body), sha256Of(ix)) {
+			t.Fatalf("the refusal does not name the index: %s", r.body)
+		}
+		expect(t, s.do("GET", "/v2/app/manifests/"+md, nil, "Accept: "+ociManifest), http.StatusOK)
+		// Deleting the tag alone leaves the index, which still holds it.
+		expect(t, s.do("DELETE", "/v2/app/manifests/amd64", nil), http.StatusAccepted)
+		expect(t, s.do("DELETE", "/v2/app/manifests/"+md, nil), http.StatusConflict, "DENIED")
+		expect(t, s.do("DELETE", "/v2/app/manifests/"+sha256Of(ix), nil), http.StatusAccepted)
+		expect(t, s.do("DELETE", "/v2/app/manifests/"+md, nil), http.StatusAccepted)
+	})
+	t.Run("verify", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "log.db")
+		l, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		fsb, err := blobfs.New(filepath.Join(t.TempDir(), "blobs"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := serveOn(t, l, fsb)
+		m, md := s.pushImage("app", "amd64", "")
+		ix := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"manifests":[{"mediaType":%q,"digest":%q,"size":%d}]}`, ociIndex, ociManifest, md, len(m)))
+		expect(t, s.do("PUT", "/v2/app/manifests/latest", ix, "Content-Type: "+ociIndex), http.StatusCreated)
+		db, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if _, err := db.Exec(`DELETE FROM manifests WHERE repo = 'app' AND digest = ?`, md); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := registry.Verify(context.Background(), s.log, s.blobs, registry.VerifyOptions{Scratch: scratchLog(t)})
+		if err != nil || !anyContains(rep.Problems, "index app@"+sha256Of(ix), md, "no longer holds") {
+			t.Fatalf("verify after deleting an index's child by hand: %v %v", rep.Problems, err)
+		}
+	})
+}

@@ -14,6 +14,12 @@ import (
 func manifestProblems(ctx context.Context, log *eventlog.Log, damaged map[string]bool) ([]string, error) {
 	var out []string
 	err := log.ManifestRefs(ctx, func(r eventlog.ManifestRef) error {
+		if r.Child {
+			if !r.Linked {
+				out = append(out, fmt.Sprintf("index %s@%s: names manifest %s, which the repository no longer holds; the index cannot be pulled whole", r.Repo, r.Digest, r.SHA256))
+			}
+			return nil
+		}
 		var why string
 		switch {
 		case !r.Committed:
