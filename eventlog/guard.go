@@ -28,8 +28,8 @@ var ErrReferenceMissing = errors.New("reference missing")
 //     (manifest_children);
 //   - a native version is published only under a tag name that is free or
 //     already points at its derived manifest;
-//   - the derived manifest of a native version is deleted only after the
-//     version itself.
+//   - the derived manifest and the tag of a native version are deleted
+//     only after the version itself.
 func (l *Log) guard(ctx context.Context, tx *sql.Tx, e Event) error {
 	switch e.Type {
 	case TypeManifestPut:
@@ -75,6 +75,18 @@ func (l *Log) guard(ctx context.Context, tx *sql.Tx, e Event) error {
 		}
 		if ok {
 			return fmt.Errorf("%w: %s:%s is already a tag pushed over /v2/", ErrConflict, e.Repo, p.Version)
+		}
+	case TypeTagDeleted:
+		var p TagDeleted
+		if err := e.Decode(&p); err != nil {
+			return err
+		}
+		native, err := l.found(ctx, tx, `SELECT 1 FROM versions WHERE repo = ? AND version = ?`, e.Repo, p.Tag)
+		if err != nil {
+			return err
+		}
+		if native {
+			return fmt.Errorf("%w: tag %s:%s is an immutable native version; delete the version", ErrConflict, e.Repo, p.Tag)
 		}
 	case TypeManifestDeleted:
 		var p ManifestDeleted

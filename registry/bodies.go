@@ -80,7 +80,37 @@ func (r *Registry) leaseSession(ctx context.Context, repo, id string) (*eventlog
 		e := errorf(CodeBlobUploadInvalid, "another request is working on upload %s; retry when it has finished (GET %s shows its progress)", id, uploadURL(repo, id)).withStatus(http.StatusConflict)
 		return nil, e
 	}
-	return ls, err
+	if err != nil {
+		return nil, err
+	}
+	// Again under the lease: the request that held it may have finished
+	// or cancelled the session meanwhile.
+	if _, err := r.session(ctx, repo, id); err != nil {
+		ls.Release()
+		return nil, err
+	}
+	return ls, nil
+}
+
+// keepLease renews ls in the background until the returned stop is
+// called: for work under a lease that reads no body (a commit that
+// assembles or re-reads a large upload), so the lease does not lapse
+// while it runs.
+func keepLease(ctx context.Context, ls *eventlog.Lease) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(ls.TTL() / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				ls.Renew(context.WithoutCancel(ctx))
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 // leasedBody renews an upload lease while a body keeps delivering bytes,

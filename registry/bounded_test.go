@@ -261,3 +261,21 @@ func TestCrashBetweenCommitAndEvent(t *testing.T) {
 }
 
 func blobstoreDigest(s string) digest.Digest { return digest.Digest(s) }
+
+// TestEmptySessionsExpireSoon: sessions that never received a byte do not
+// hold the caps for the whole upload TTL.
+func TestEmptySessionsExpireSoon(t *testing.T) {
+	s := newServer(t, func(o *registry.Options) { o.MaxUploads = 3; o.UploadTTL = 24 * time.Hour })
+	var locs []string
+	for range 3 {
+		locs = append(locs, s.do("POST", "/v2/r/blobs/uploads/", nil).Header.Get("Location"))
+	}
+	expect(t, s.do("PATCH", locs[0], []byte("some")), http.StatusAccepted)
+	expect(t, s.do("POST", "/v2/other/blobs/uploads/", nil), http.StatusTooManyRequests, "TOOMANYREQUESTS")
+	n, err := s.reg.ExpireUploads(context.Background(), time.Now().Add(16*time.Minute))
+	if err != nil || n != 2 {
+		t.Fatalf("expired %d (%v), want the 2 empty sessions", n, err)
+	}
+	expect(t, s.do("GET", locs[0], nil), http.StatusNoContent) // the one with bytes stays
+	expect(t, s.do("POST", "/v2/other/blobs/uploads/", nil), http.StatusAccepted)
+}

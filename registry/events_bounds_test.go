@@ -333,3 +333,31 @@ func TestSlowSubscriberDropped(t *testing.T) {
 	}
 	t.Logf("slow stream dropped after %d of %d events", last, head)
 }
+
+// TestStreamsShareOneBudget: subscribers that stop reading at different
+// moments cannot each pin a full buffer: past the hub's budget, the one
+// furthest behind is dropped, and the frames waiting stay under it.
+func TestStreamsShareOneBudget(t *testing.T) {
+	s := newServer(t)
+	const budget = 600_000 // well under 1 MiB per subscriber
+	s.reg.SetStreamBudget(budget)
+	for range 4 {
+		c, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.(*net.TCPConn).SetReadBuffer(16 << 10)
+		fmt.Fprintf(c, "GET /api/v1/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+	}
+	waitFor(t, func() bool { return s.reg.StreamSubscribers() == 4 }, "the streams joined")
+	for i := 0; i < 200 && s.reg.StreamSubscribers() == 4; i += 10 {
+		appendPadded(t, s, "r", 10, 60_000)
+		if p := s.reg.StreamsPinned(); p > budget+70_000 {
+			t.Fatalf("the queues hold %d bytes, over the budget of %d", p, budget)
+		}
+	}
+	if s.reg.StreamSubscribers() == 4 {
+		t.Fatal("no stream was dropped past the budget")
+	}
+}

@@ -20,7 +20,12 @@ const (
 	// streamBuffer bounds the bytes of events waiting for one live
 	// subscriber. One that falls this far behind is dropped: its stream
 	// ends, and it resumes from its last id with Last-Event-ID.
-	streamBuffer   = 1 << 20
+	streamBuffer = 1 << 20
+	// hubBudget bounds the bytes of distinct frames waiting in all the
+	// subscribers' queues together (frames are shared, so one event read
+	// by many costs it once). Past it, the subscriber furthest behind is
+	// dropped, so open streams cannot pin streamBuffer each.
+	hubBudget      = 64 << 20
 	keepAlive      = 15 * time.Second
 	streamFallback = 5 * time.Second // re-read even without a wake-up, in case one was lost
 	streamRetry    = time.Second     // after a failed read of the log
@@ -50,8 +55,10 @@ type hub struct {
 	stop   <-chan struct{} // closed by Registry.StopStreams
 	max    int             // open streams allowed (Options.MaxEventStreams)
 
-	open  atomic.Int64 // streams open, joined or catching up
-	reads atomic.Int64 // queries of the log made for streams
+	open   atomic.Int64 // streams open, joined or catching up
+	reads  atomic.Int64 // queries of the log made for streams
+	pinned atomic.Int64 // bytes of distinct frames in subscribers' queues
+	budget int64        // hubBudget; tests lower it
 
 	mu      sync.Mutex
 	subs    map[*subscriber]struct{}
@@ -64,7 +71,7 @@ type hub struct {
 }
 
 func newHub(l *eventlog.Log, logger *slog.Logger, stop <-chan struct{}, max int) *hub {
-	return &hub{log: l, logger: logger, stop: stop, max: max, subs: map[*subscriber]struct{}{}, kick: make(chan struct{}, 1)}
+	return &hub{log: l, logger: logger, stop: stop, max: max, budget: hubBudget, subs: map[*subscriber]struct{}{}, kick: make(chan struct{}, 1)}
 }
 
 // frame is one event as every stream writes it, encoded once.
@@ -72,7 +79,8 @@ type frame struct {
 	seq  int64
 	typ  eventlog.Type
 	repo string
-	data []byte // "id: …\nevent: …\ndata: …\n\n"
+	data []byte       // "id: …\nevent: …\ndata: …\n\n"
+	refs atomic.Int32 // queues holding it (hub.pinned counts it once)
 }
 
 func encodeFrame(e eventlog.Event) *frame {
@@ -83,6 +91,7 @@ func encodeFrame(e eventlog.Event) *frame {
 
 // subscriber is one live stream's place in the hub.
 type subscriber struct {
+	pinned  *atomic.Int64 // the hub's
 	repo    string
 	types   map[eventlog.Type]bool // nil: every type
 	visible func(repo string) bool // the caller may see this repository's events
@@ -127,6 +136,9 @@ func (s *subscriber) offer(f *frame) bool {
 	}
 	s.queue = append(s.queue, f)
 	s.bytes += len(f.data)
+	if f.refs.Add(1) == 1 {
+		s.pinned.Add(int64(len(f.data)))
+	}
 	select {
 	case s.wake <- struct{}{}:
 	default:
@@ -140,7 +152,27 @@ func (s *subscriber) take() []*frame {
 	defer s.mu.Unlock()
 	q := s.queue
 	s.queue, s.bytes = nil, 0
+	s.unpin(q)
 	return q
+}
+
+// unpin releases the queue's hold on its frames.
+func (s *subscriber) unpin(q []*frame) {
+	for _, f := range q {
+		if f.refs.Add(-1) == 0 {
+			s.pinned.Add(-int64(len(f.data)))
+		}
+	}
+}
+
+// oldest is the sequence number of the first frame waiting, or 0.
+func (s *subscriber) oldest() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.queue) == 0 {
+		return 0
+	}
+	return s.queue[0].seq
 }
 
 // drop ends the subscription and frees what it held.
@@ -149,6 +181,7 @@ func (s *subscriber) drop() {
 	defer s.mu.Unlock()
 	if !s.dropped {
 		s.dropped = true
+		s.unpin(s.queue)
 		s.queue, s.bytes = nil, 0
 		close(s.gone)
 	}
@@ -201,6 +234,7 @@ func (h *hub) join(ctx context.Context, s *subscriber) (bool, error) {
 		case h.err != nil:
 			err = h.err
 		case s.after >= h.pos:
+			s.pinned = &h.pinned
 			h.subs[s] = struct{}{}
 			h.mu.Unlock()
 			return true, nil
@@ -320,8 +354,28 @@ func (h *hub) publish(page eventlog.Page) {
 				s.drop()
 			}
 		}
+		h.trim()
 	}
 	h.pos = page.Next
+}
+
+// trim drops the subscribers furthest behind until the frames waiting in
+// all queues fit hubBudget. h.mu is held.
+func (h *hub) trim() {
+	for h.pinned.Load() > h.budget {
+		var worst *subscriber
+		var at int64
+		for s := range h.subs {
+			if o := s.oldest(); o > 0 && (worst == nil || o < at) {
+				worst, at = s, o
+			}
+		}
+		if worst == nil {
+			return
+		}
+		delete(h.subs, worst)
+		worst.drop()
+	}
 }
 
 // wait returns when the log may have grown (changed nil: after a pause to

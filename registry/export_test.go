@@ -47,3 +47,10 @@ func (r *Registry) StreamSubscribers() int {
 	defer r.hub.mu.Unlock()
 	return len(r.hub.subs)
 }
+
+// SetStreamBudget lowers the bytes the event hub lets its subscribers'
+// queues hold together, for tests.
+func (r *Registry) SetStreamBudget(n int64) { r.hub.budget = n }
+
+// StreamsPinned is the bytes the hub's queues hold now.
+func (r *Registry) StreamsPinned() int64 { return r.hub.pinned.Load() }

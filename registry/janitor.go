@@ -27,18 +27,23 @@ func (r *Registry) ExpireUploads(ctx context.Context, now time.Time) (int, error
 	if err != nil {
 		return 0, err
 	}
+	// A session that never received a byte gets a short TTL: otherwise
+	// empty POSTs, which cost a client nothing, would hold the session
+	// caps for the whole upload TTL.
+	emptyCutoff := now.Add(-min(r.opts.UploadTTL, emptyUploadTTL))
 	removed := 0
 	for _, s := range staged {
-		if s.ModTime.After(cutoff) {
-			continue
-		}
 		u, ok := sessions[s.ID]
-		if ok && u.Started.After(cutoff) {
+		reason := "expired"
+		switch {
+		case ok && s.Size == 0 && !s.ModTime.After(emptyCutoff) && !u.Started.After(emptyCutoff):
+			reason = "no bytes arrived"
+		case s.ModTime.After(cutoff), ok && u.Started.After(cutoff):
 			continue
 		}
 		// A session, or an orphan already older than the TTL: remove it,
-		// holding the upload's lock so that no replica is mid-append.
-		if err := r.expire(ctx, u, ok, s.ID, "expired"); err != nil {
+		// holding the upload's lease so that no replica is mid-append.
+		if err := r.expire(ctx, u, ok, s.ID, reason); err != nil {
 			return removed, err
 		}
 		delete(sessions, s.ID)
@@ -92,6 +97,9 @@ func (r *Registry) expire(ctx context.Context, u eventlog.Upload, isSession bool
 	}
 	return nil
 }
+
+// emptyUploadTTL is how long a session may stay without a byte.
+const emptyUploadTTL = 15 * time.Minute
 
 // RunJanitor expires uploads every interval until ctx is done.
 func (r *Registry) RunJanitor(ctx context.Context, interval time.Duration) {

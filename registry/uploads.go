@@ -262,7 +262,9 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request) error 
 			return err
 		}
 	}
+	stop := keepLease(ctx, lease)
 	got, err := r.blobs.CommitUpload(ctx, id, d)
+	stop()
 	if errors.Is(err, blobstore.ErrDigestMismatch) {
 		// The store has discarded the bytes; close the session to match.
 		r.log.Append(context.WithoutCancel(ctx), eventlog.New(eventlog.TypeUploadCancelled, repo, eventlog.UploadCancelled{ID: id, Reason: "digest mismatch"}))

@@ -51,3 +51,27 @@ func testManifestNamingManyBlobs(t *testing.T, l *eventlog.Log) {
 		t.Fatalf("unlinking a blob the manifest needs: %v", err)
 	}
 }
+
+// testNativeTagGuarded: a native version's tag is not deleted, nor its
+// derived manifest, while the version exists, whatever the API checked
+// before the append; after the version, both go.
+func testNativeTagGuarded(t *testing.T, l *eventlog.Log) {
+	ctx := context.Background()
+	d := fmt.Sprintf("sha256:%064x", 7)
+	mustAppend(t, l,
+		eventlog.New(eventlog.TypeManifestPut, "r", eventlog.ManifestPut{Digest: d, SHA256: d, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 1}),
+		eventlog.New(eventlog.TypeVersionPublished, "r", eventlog.VersionPublished{Version: "1.0", NativeSHA256: d, NativeBLAKE3: "blake3:00", NativeSize: 1, OCIDigest: d}),
+		eventlog.New(eventlog.TypeTagSet, "r", eventlog.TagSet{Tag: "1.0", Digest: d}))
+	for _, e := range []eventlog.Event{
+		eventlog.New(eventlog.TypeTagDeleted, "r", eventlog.TagDeleted{Tag: "1.0"}),
+		eventlog.New(eventlog.TypeManifestDeleted, "r", eventlog.ManifestDeleted{Digest: d}),
+	} {
+		if _, err := l.Append(ctx, e); !errors.Is(err, eventlog.ErrConflict) {
+			t.Fatalf("%s of a native version: %v", e.Type, err)
+		}
+	}
+	mustAppend(t, l,
+		eventlog.New(eventlog.TypeVersionDeleted, "r", eventlog.VersionDeleted{Version: "1.0"}),
+		eventlog.New(eventlog.TypeTagDeleted, "r", eventlog.TagDeleted{Tag: "1.0"}),
+		eventlog.New(eventlog.TypeManifestDeleted, "r", eventlog.ManifestDeleted{Digest: d}))
+}
