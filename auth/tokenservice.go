@@ -52,7 +52,11 @@ func (a *Authenticator) serveToken(w http.ResponseWriter, r *http.Request) error
 		if err := a.checkService(q.Get("service")); err != nil {
 			return err
 		}
-		scopes = q["scope"]
+		for _, sc := range q["scope"] {
+			// A challenge may name several scopes in one, space
+			// separated; clients pass it on as they got it.
+			scopes = append(scopes, strings.Fields(sc)...)
+		}
 		offline = q.Get("offline_token") == "true"
 		if p, err = a.Authenticate(r); err != nil {
 			return err

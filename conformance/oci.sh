@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs the official OCI distribution-spec conformance suite in six
+# Runs the official OCI distribution-spec conformance suite in seven
 # configurations: spec 1.1 defaults, and OCI_VERSION=dev with sparse
 # manifests, each against one fresh server (SQLite log, blobs on the
-# filesystem), through a round-robin proxy to two replicas on one fresh
+# filesystem; spec 1.1 also with authentication on), through a round-robin
+# proxy to two replicas on one fresh
 # PostgreSQL schema (only with ARTIFACTSTORE_TEST_POSTGRES set; skipped
 # loudly otherwise), and against one server whose blobs are in S3 (a
 # Versity gateway on loopback). Fails unless every test passes and none is
@@ -145,6 +146,12 @@ V11_OFF='blob-post-cancel|blob-mount-anonymous'
 DEV_OFF='blob-mount-anonymous'
 MAX_DISABLED=4 DISABLED_OK=$V11_OFF run_suite v1.1 "" OCI_VERSION=1.1
 MAX_DISABLED=2 DISABLED_OK=$DEV_OFF run_suite dev-sparse "--allow-sparse-manifests" OCI_VERSION=dev OCI_DATA_SPARSE=true
+# With authentication on (an htpasswd user, the token service): the tool
+# logs in with OCI_USERNAME/OCI_PASSWORD and follows the Bearer challenges.
+AUTH_DIR=$(mktemp -d)
+echo conformance-pw | "$BIN" htpasswd conformance > "$AUTH_DIR/htpasswd"
+MAX_DISABLED=4 DISABLED_OK=$V11_OFF run_suite v1.1-auth "--htpasswd $AUTH_DIR/htpasswd" OCI_VERSION=1.1 OCI_USERNAME=conformance OCI_PASSWORD=conformance-pw
+rm -rf "$AUTH_DIR"
 MAX_DISABLED=4 DISABLED_OK=$V11_OFF run_replicas postgres-replicas-v1.1 "" OCI_VERSION=1.1
 MAX_DISABLED=2 DISABLED_OK=$DEV_OFF run_replicas postgres-replicas-dev-sparse "--allow-sparse-manifests" OCI_VERSION=dev OCI_DATA_SPARSE=true
 MAX_DISABLED=4 DISABLED_OK=$V11_OFF run_s3 s3-v1.1 "" OCI_VERSION=1.1

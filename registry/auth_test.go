@@ -308,3 +308,30 @@ func TestLoginThrottled(t *testing.T) {
 		t.Errorf("token service while throttled: %d %v", r.StatusCode, r.Header)
 	}
 }
+
+// TestMountAsksForTheSourceScope: a token fetched for the target alone is
+// asked, with a challenge naming both scopes, for one that covers the
+// mount's source; with it the mount links the blob.
+func TestMountAsksForTheSourceScope(t *testing.T) {
+	newAuth := authSetup(t)
+	s := newServer(t, func(o *registry.Options) { o.Auth = newAuth() })
+	alice := basic("alice", "alice-pw")
+	d := sha256Of([]byte("layer"))
+	expect(t, s.do("POST", "/v2/team/a/blobs/uploads/?digest="+d, []byte("layer"), alice), http.StatusCreated)
+	narrow := s.token(alice, "repository:team/b:pull,push")
+	r := s.do("POST", "/v2/team/b/blobs/uploads/?mount="+d+"&from=team/a", nil, narrow)
+	expect(t, r, http.StatusUnauthorized)
+	ch := r.Header.Get("WWW-Authenticate")
+	if !strings.Contains(ch, `scope="repository:team/b:pull,push repository:team/a:pull"`) {
+		t.Fatalf("challenge %q", ch)
+	}
+	q := url.Values{"service": {"artifactstore"}, "scope": {"repository:team/b:pull,push repository:team/a:pull"}}
+	var tok struct{ Token string }
+	mustJSON(t, s.do("GET", auth.TokenPath+"?"+q.Encode(), nil, alice).body, &tok)
+	expect(t, s.do("POST", "/v2/team/b/blobs/uploads/?mount="+d+"&from=team/a", nil, "Authorization: Bearer "+tok.Token), http.StatusCreated)
+	// carol's token names the source but the policy refuses her it: an
+	// ordinary upload, not another challenge.
+	carol := s.token(basic("carol", "carol-pw"), "repository:scratch/c:pull,push", "repository:team/a:pull")
+	expect(t, s.do("POST", "/v2/scratch/c/blobs/uploads/?mount="+d+"&from=team/a", nil, carol), http.StatusAccepted)
+	expect(t, s.do("GET", "/v2/scratch/c/blobs/"+d, nil, carol), http.StatusNotFound)
+}

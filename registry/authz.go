@@ -93,3 +93,14 @@ func tokenGrants(p auth.Principal, repo, action string) bool {
 	}
 	return false
 }
+
+// tokenNames reports whether a token's claims name repo at all (asked for
+// by the client, whatever the policy then granted).
+func tokenNames(p auth.Principal, repo string) bool {
+	for _, a := range p.Access {
+		if a.Type == "repository" && a.Name == repo {
+			return true
+		}
+	}
+	return false
+}

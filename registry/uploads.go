@@ -65,6 +65,12 @@ func (r *Registry) mount(w http.ResponseWriter, req *http.Request, repo, mount, 
 		source = from
 	}
 	if !r.allowed(req, source, auth.ActionPull) {
+		if p := principal(req); p.Method == auth.MethodToken && !tokenNames(p, source) {
+			// The token was fetched for the target alone: ask for one
+			// that also covers the source, as clients expect.
+			w.Header().Set("WWW-Authenticate", r.auth.Challenge(req, auth.Scope(repo, auth.ActionPull, auth.ActionPush)+" "+auth.Scope(source, auth.ActionPull)))
+			return false, errorf(CodeUnauthorized, "mounting from %s needs a token that covers it too", source)
+		}
 		// The caller may not read the source: an ordinary upload, which
 		// says nothing of whether the source holds the blob.
 		return false, nil

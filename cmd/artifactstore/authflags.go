@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"flag"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/artifact-store/artifact-store/auth"
 	"github.com/artifact-store/artifact-store/registry"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // authConfig is serve's authentication settings. With neither htpasswd
@@ -110,4 +113,34 @@ func usersCount(u *auth.Users) int {
 		return 0
 	}
 	return u.Len()
+}
+
+// htpasswd prints "user:bcrypt-hash" for the password on stdin (its first
+// line), so that an htpasswd file can be made without Apache's tools.
+func htpasswd(args []string) error {
+	fs := flag.NewFlagSet("htpasswd", flag.ExitOnError)
+	cost := fs.Int("cost", bcrypt.DefaultCost, "bcrypt cost")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: artifactstore htpasswd [-cost N] USER < password-file   (prints USER:HASH)")
+		fs.PrintDefaults()
+	}
+	fs.Parse(args)
+	if fs.NArg() != 1 || strings.ContainsAny(fs.Arg(0), ": ") {
+		fs.Usage()
+		return fmt.Errorf("give one user name, without ':' or spaces")
+	}
+	line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+	if err != nil && line == "" {
+		return fmt.Errorf("read the password from stdin: %v", err)
+	}
+	pass := strings.TrimRight(line, "\r\n")
+	if pass == "" {
+		return fmt.Errorf("the password is empty")
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(pass), *cost)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%s:%s\n", fs.Arg(0), h)
+	return nil
 }

@@ -7,6 +7,7 @@
 //	artifactstore migrate --db postgres://… (or --data DIR for SQLite)
 //	artifactstore push --server URL REPO:VERSION FILE[=PATH]...
 //	artifactstore pull --server URL REPO:VERSION [DIR]
+//	artifactstore htpasswd USER < password
 package main
 
 import (
@@ -27,6 +28,7 @@ commands:
   tier     apply the retrieval tiering policy once, or move one blob
   push     upload files and publish them as REPO:VERSION (client)
   pull     download the files of REPO:VERSION, verified (client)
+  htpasswd print an htpasswd line (bcrypt) for a user, the password read from stdin
 
 Run "artifactstore <command> -h" for a command's flags.
 `
@@ -54,6 +56,8 @@ func main() {
 		err = push(ctx, os.Args[2:])
 	case "pull":
 		err = pull(ctx, os.Args[2:])
+	case "htpasswd":
+		err = htpasswd(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
