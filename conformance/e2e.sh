@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end: real clients (oras, crane, skopeo) against a live artifactstore
-# on loopback with a fresh data directory, over HTTP and over HTTPS. Every
+# on loopback with a fresh data directory, over HTTP and over HTTPS, and
+# logging in to a server with authentication on. Every
 # check asserts on content (bytes, digests, media types, listed names), not
 # only on exit codes.
 #
@@ -59,6 +60,7 @@ finish() {
   local rc=$?
   stop_server
   if [ -n "$TLS_PID" ]; then kill "$TLS_PID" 2>/dev/null || true; wait "$TLS_PID" 2>/dev/null || true; fi
+  if [ -n "${AUTH_PID:-}" ]; then kill "$AUTH_PID" 2>/dev/null || true; wait "$AUTH_PID" 2>/dev/null || true; fi
   if [ "$rc" = 0 ] && [ "$FAILED" = 0 ]; then
     rm -rf "$WORK"
   else
@@ -602,6 +604,68 @@ if grep -qiE 'panic|fatal error' "$TLSDIR/server.log"; then
   fail "the HTTPS server's log shows a panic"
 fi
 pass "the HTTPS server's log has no panic"
+
+# ---------------------------------------------------------------- login
+
+# Authentication on: an htpasswd user and a policy, the built-in token
+# service, and the clients' own login commands. Anonymous callers may pull
+# e2e-public/** only; e2e-user may do anything under e2e/**.
+AUTHDIR=$WORK/auth
+mkdir -p "$AUTHDIR/data"
+echo e2e-secret | "$BIN" htpasswd e2e-user > "$AUTHDIR/htpasswd"
+cat > "$AUTHDIR/policy.yaml" <<'POLICY'
+rules:
+  - subjects: [anonymous]
+    repositories: ["e2e-public/**"]
+    actions: [pull]
+  - subjects: [e2e-user]
+    repositories: ["e2e/**", "e2e-public/**"]
+    actions: [pull, push, delete]
+POLICY
+AUTHPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+AUTHADDR=127.0.0.1:$AUTHPORT
+"$BIN" serve --addr "$AUTHADDR" --data "$AUTHDIR/data" --htpasswd "$AUTHDIR/htpasswd" --policy "$AUTHDIR/policy.yaml" \
+  > "$AUTHDIR/server.log" 2>&1 &
+AUTH_PID=$!
+for _ in $(seq 100); do curl -s -o /dev/null "http://$AUTHADDR/v2/" && break; sleep 0.1; done
+expect_eq "login: /v2/ without credentials is 401" "$(curl -s -o /dev/null -w '%{http_code}' "http://$AUTHADDR/v2/")" 401
+CHALLENGE=$(curl -s -D - -o /dev/null "http://$AUTHADDR/v2/e2e/x/manifests/v1" | tr -d '\r' | sed -n 's/^[Ww]ww-[Aa]uthenticate: //p')
+expect_eq "login: the challenge names the token service and the scope" "$CHALLENGE" \
+  "Bearer realm=\"http://$AUTHADDR/auth/token\",service=\"artifactstore\",scope=\"repository:e2e/x:pull\""
+
+export DOCKER_CONFIG=$AUTHDIR/docker-config # crane and oras keep their logins here
+mkdir -p "$DOCKER_CONFIG"
+run_fails "crane push without logging in" "$CRANE" append -f layer.tar -t "$AUTHADDR/e2e/login-img:v1" --insecure
+pass "login: crane cannot push before logging in"
+run "crane auth login" "$CRANE" auth login "$AUTHADDR" -u e2e-user -p e2e-secret
+run "crane push after login" "$CRANE" append -f layer.tar -t "$AUTHADDR/e2e/login-img:v1" --insecure
+LOGIN_IMG=$(sed -n 's/.*@//p' "$OUT")
+run "crane digest after login" "$CRANE" digest --insecure "$AUTHADDR/e2e/login-img:v1"
+expect_eq "login: crane reads back what it pushed" "$(cat "$OUT")" "$LOGIN_IMG"
+run_fails "oras pull before oras login (a fresh config)" env DOCKER_CONFIG="$AUTHDIR/empty" "$ORAS" pull --plain-http -o x "$AUTHADDR/e2e/login-img:v1"
+pass "login: oras without credentials cannot pull e2e/**"
+run "oras login" "$ORAS" login --plain-http -u e2e-user --password-stdin "$AUTHADDR" <<< e2e-secret
+cd in
+run "oras push after login" "$ORAS" push --plain-http --format json "$AUTHADDR/e2e/login-files:v1" hello.txt random.bin
+cd "$WORK"
+run "oras pull after login" "$ORAS" pull --plain-http -o login-pulled "$AUTHADDR/e2e/login-files:v1"
+expect_same_file "login: oras pull: random.bin bytes" login-pulled/random.bin in/random.bin
+run "skopeo copy with --creds" skopeo copy --src-tls-verify=false --dest-tls-verify=false --dest-creds e2e-user:e2e-secret \
+  "docker://$AUTHADDR/e2e/login-img:v1" "docker://$AUTHADDR/e2e-public/img:v1" --src-creds e2e-user:e2e-secret
+run "skopeo inspect anonymously (public)" skopeo inspect --tls-verify=false --no-creds "docker://$AUTHADDR/e2e-public/img:v1"
+expect_eq "login: anonymous callers pull what the policy makes public" "$(json '.Layers | join(" ")')" "$LAYER"
+run_fails "skopeo inspect anonymously (private)" skopeo inspect --tls-verify=false --no-creds "docker://$AUTHADDR/e2e/login-img:v1"
+pass "login: anonymous callers cannot pull e2e/**"
+run_fails "skopeo with a wrong password" skopeo inspect --tls-verify=false --creds e2e-user:wrong "docker://$AUTHADDR/e2e/login-img:v1"
+pass "login: a wrong password is refused"
+kill "$AUTH_PID" 2>/dev/null || true; wait "$AUTH_PID" 2>/dev/null || true
+AUTH_PID=
+unset DOCKER_CONFIG
+if grep -qiE 'panic|fatal error' "$AUTHDIR/server.log"; then
+  grep -iE -A5 'panic|fatal error' "$AUTHDIR/server.log" | head -40 || true
+  fail "the authenticating server's log shows a panic"
+fi
+pass "the authenticating server's log has no panic"
 
 # ---------------------------------------------------------------- end
 
