@@ -3,16 +3,18 @@ package registry_test
 import (
 	"bytes"
 	"context"
-	"sort"
-
 	"fmt"
-	"github.com/artifact-store/artifact-store/eventlog"
 	"io"
 	"net/http"
+	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/artifact-store/artifact-store/eventlog"
+	"github.com/artifact-store/artifact-store/registry"
 )
 
 // BenchmarkManifestPut measures manifest PUT + tag with 16 concurrent
@@ -62,21 +64,51 @@ func benchManifestPut(b *testing.B, s *testServer) {
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "puts/s")
 }
 
-// BenchmarkManifestGet measures manifest GET by tag with 16 clients.
+// BenchmarkManifestGet measures manifest GET by tag with 16 clients,
+// open and with a bearer token (authentication on).
 func BenchmarkManifestGet(b *testing.B) {
-	s := newServer(b)
-	s.pushImage("bench", "v1", "")
-	benchGets(b, s.url+"/v2/bench/manifests/v1")
+	b.Run("open", func(b *testing.B) {
+		s := newServer(b)
+		s.pushImage("bench", "v1", "")
+		benchGets(b, s.url+"/v2/bench/manifests/v1")
+	})
+	b.Run("token", func(b *testing.B) {
+		s := newServer(b, func(o *registry.Options) { o.Auth = authSetup(b)() })
+		tok := s.token(basic("alice", "alice-pw"), "repository:team/bench:pull,push")
+		s.pushImageAs("team/bench", "v1", tok)
+		benchGets(b, s.url+"/v2/team/bench/manifests/v1", tok)
+	})
 }
 
-// BenchmarkSmallBlobGet measures 1 KiB blob GETs with 16 clients.
+// BenchmarkSmallBlobGet measures 4 KiB blob GETs with 16 clients, open and
+// with a bearer token.
 func BenchmarkSmallBlobGet(b *testing.B) {
-	s := newServer(b)
-	d := s.pushBlob("bench", make([]byte, 1024))
-	benchGets(b, s.url+"/v2/bench/blobs/"+d)
+	b.Run("open", func(b *testing.B) {
+		s := newServer(b)
+		d := s.pushBlob("bench", make([]byte, 4096))
+		benchGets(b, s.url+"/v2/bench/blobs/"+d)
+	})
+	b.Run("token", func(b *testing.B) {
+		s := newServer(b, func(o *registry.Options) { o.Auth = authSetup(b)() })
+		tok := s.token(basic("alice", "alice-pw"), "repository:team/bench:pull,push")
+		p := make([]byte, 4096)
+		d := sha256Of(p)
+		expect(b, s.do("POST", "/v2/team/bench/blobs/uploads/?digest="+d, p, tok), http.StatusCreated)
+		benchGets(b, s.url+"/v2/team/bench/blobs/"+d, tok)
+	})
 }
 
-func benchGets(b *testing.B, url string) {
+// pushImageAs pushes a small image with the given Authorization header.
+func (s *testServer) pushImageAs(repo, ref, authz string) {
+	cfg := []byte(`{"architecture":"amd64","os":"linux"}`)
+	d := sha256Of(cfg)
+	expect(s.t, s.do("POST", "/v2/"+repo+"/blobs/uploads/?digest="+d, cfg, authz), http.StatusCreated)
+	m := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},"layers":[]}`, ociManifest, d, len(cfg)))
+	expect(s.t, s.do("PUT", "/v2/"+repo+"/manifests/"+ref, m, authz, "Content-Type: "+ociManifest), http.StatusCreated)
+}
+
+// benchGets GETs url from 16 clients; headers are "Name: value" strings.
+func benchGets(b *testing.B, url string, headers ...string) {
 	const clients = 16
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
 	var next atomic.Int64
@@ -88,7 +120,12 @@ func benchGets(b *testing.B, url string) {
 		go func() {
 			defer wg.Done()
 			for next.Add(1) <= int64(b.N) {
-				resp, err := client.Get(url)
+				req, _ := http.NewRequest(http.MethodGet, url, nil)
+				for _, h := range headers {
+					k, v, _ := strings.Cut(h, ": ")
+					req.Header.Set(k, v)
+				}
+				resp, err := client.Do(req)
 				if err != nil {
 					b.Error(err)
 					return
