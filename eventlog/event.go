@@ -58,6 +58,7 @@ type Event struct {
 	Type     Type
 	Repo     string // empty for events that concern no repository
 	Payload  []byte // canonical CBOR of the type's payload struct
+	Actor    Actor  // who made the change (zero for events older than actors)
 	PrevHash []byte
 	Hash     []byte
 
@@ -192,20 +193,32 @@ var genesis = make([]byte, 32)
 
 // chainHash computes an event's hash from its fields and PrevHash. The input
 // is unambiguous: a domain tag, fixed-width integers, and length-prefixed
-// strings, so no two distinct events share an input.
+// strings, so no two distinct events share an input. An event with an
+// actor uses form v2, which appends it; one without keeps form v1, so logs
+// written before actors existed verify unchanged.
 //
 //	"artifactstore.event.v1" | prev_hash(32) | seq(u64be) | time_ns(i64be)
 //	| len(type) u32be | type | len(repo) u32be | repo | len(payload) u32be | payload
+//	"artifactstore.event.v2" | the same fields | len(actor) u32be | actor (Actor.encode)
 func chainHash(e Event) []byte {
 	h := blake3.New()
-	h.Write([]byte("artifactstore.event.v1"))
+	actor := e.Actor.encode()
+	if actor == "" {
+		h.Write([]byte("artifactstore.event.v1"))
+	} else {
+		h.Write([]byte("artifactstore.event.v2"))
+	}
 	h.Write(e.PrevHash)
 	var n [8]byte
 	binary.BigEndian.PutUint64(n[:], uint64(e.Seq))
 	h.Write(n[:])
 	binary.BigEndian.PutUint64(n[:], uint64(e.Time.UnixNano()))
 	h.Write(n[:])
-	for _, s := range [][]byte{[]byte(e.Type), []byte(e.Repo), e.Payload} {
+	fields := [][]byte{[]byte(e.Type), []byte(e.Repo), e.Payload}
+	if actor != "" {
+		fields = append(fields, []byte(actor))
+	}
+	for _, s := range fields {
 		binary.BigEndian.PutUint32(n[:4], uint32(len(s)))
 		h.Write(n[:4])
 		h.Write(s)

@@ -167,6 +167,16 @@ func (l *Log) Append(ctx context.Context, evs ...Event) ([]Event, error) {
 	if len(evs) == 0 {
 		return nil, nil
 	}
+	if a := ActorFrom(ctx); !a.IsZero() {
+		stamped := make([]Event, len(evs))
+		for i, e := range evs {
+			if e.Actor.IsZero() {
+				e.Actor = a
+			}
+			stamped[i] = e
+		}
+		evs = stamped
+	}
 	req := &appendReq{evs: evs, done: make(chan struct{})}
 	select {
 	case l.queue <- req:
@@ -298,8 +308,8 @@ func (l *Log) insert(ctx context.Context, tx *sql.Tx, seq int64, prev []byte, no
 		}
 		e.Hash = chainHash(e)
 		prev = e.Hash
-		if _, err := tx.ExecContext(ctx, l.q(`INSERT INTO events (seq, time_ns, type, repo, payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)`),
-			e.Seq, e.Time.UnixNano(), string(e.Type), e.Repo, e.Payload, e.PrevHash, e.Hash); err != nil {
+		if _, err := tx.ExecContext(ctx, l.q(`INSERT INTO events (seq, time_ns, type, repo, payload, prev_hash, hash, actor) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+			e.Seq, e.Time.UnixNano(), string(e.Type), e.Repo, e.Payload, e.PrevHash, e.Hash, e.Actor.encode()); err != nil {
 			return nil, fmt.Errorf("append %s: %w", e.Type, err)
 		}
 		if err := l.apply(ctx, tx, e); err != nil {
@@ -327,7 +337,7 @@ func (l *Log) head(ctx context.Context, tx *sql.Tx) (int64, []byte, error) {
 // Events calls fn for each event with a sequence number above after, in
 // order, stopping early if fn returns an error.
 func (l *Log) Events(ctx context.Context, after int64, fn func(Event) error) error {
-	rows, err := l.db.QueryContext(ctx, l.q(`SELECT seq, time_ns, type, repo, payload, prev_hash, hash FROM events WHERE seq > ? ORDER BY seq`), after)
+	rows, err := l.db.QueryContext(ctx, l.q(`SELECT seq, time_ns, type, repo, payload, prev_hash, hash, actor FROM events WHERE seq > ? ORDER BY seq`), after)
 	if err != nil {
 		return err
 	}
@@ -347,12 +357,14 @@ func (l *Log) Events(ctx context.Context, after int64, fn func(Event) error) err
 func scanEvent(rows *sql.Rows) (Event, error) {
 	var e Event
 	var ns int64
-	var typ string
-	if err := rows.Scan(&e.Seq, &ns, &typ, &e.Repo, &e.Payload, &e.PrevHash, &e.Hash); err != nil {
+	var typ, actor string
+	if err := rows.Scan(&e.Seq, &ns, &typ, &e.Repo, &e.Payload, &e.PrevHash, &e.Hash, &actor); err != nil {
 		return e, err
 	}
 	e.Time, e.Type = time.Unix(0, ns).UTC(), Type(typ)
-	return e, nil
+	var err error
+	e.Actor, err = decodeActor(actor)
+	return e, err
 }
 
 // ChainError describes a break in the hash chain.

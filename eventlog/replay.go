@@ -55,7 +55,7 @@ func (l *Log) Replay(ctx context.Context) (int64, error) {
 }
 
 func (l *Log) page(ctx context.Context, tx *sql.Tx, after int64, limit int) ([]Event, error) {
-	rows, err := tx.QueryContext(ctx, l.q(`SELECT seq, time_ns, type, repo, payload, prev_hash, hash FROM events WHERE seq > ? ORDER BY seq LIMIT ?`), after, limit)
+	rows, err := tx.QueryContext(ctx, l.q(`SELECT seq, time_ns, type, repo, payload, prev_hash, hash, actor FROM events WHERE seq > ? ORDER BY seq LIMIT ?`), after, limit)
 	if err != nil {
 		return nil, err
 	}

@@ -74,7 +74,7 @@ func (l *Log) Read(ctx context.Context, q Query) (Page, error) {
 		payload = `CASE WHEN length(payload) > ? THEN NULL ELSE payload END`
 		args = append([]any{q.MaxPayload}, args...)
 	}
-	rows, err := l.db.QueryContext(ctx, l.q(`SELECT seq, time_ns, type, repo, `+payload+`, length(payload), prev_hash, hash
+	rows, err := l.db.QueryContext(ctx, l.q(`SELECT seq, time_ns, type, repo, `+payload+`, length(payload), prev_hash, hash, actor
 		FROM events WHERE `+where+` ORDER BY seq LIMIT ?`), append(args, limit)...)
 	if err != nil {
 		return Page{}, err
@@ -83,11 +83,14 @@ func (l *Log) Read(ctx context.Context, q Query) (Page, error) {
 	for rows.Next() {
 		var e Event
 		var ns int64
-		var typ string
-		if err := rows.Scan(&e.Seq, &ns, &typ, &e.Repo, &e.Payload, &e.PayloadSize, &e.PrevHash, &e.Hash); err != nil {
+		var typ, actor string
+		if err := rows.Scan(&e.Seq, &ns, &typ, &e.Repo, &e.Payload, &e.PayloadSize, &e.PrevHash, &e.Hash, &actor); err != nil {
 			return Page{}, err
 		}
 		e.Time, e.Type = time.Unix(0, ns).UTC(), Type(typ)
+		if e.Actor, err = decodeActor(actor); err != nil {
+			return Page{}, err
+		}
 		p.Events = append(p.Events, e)
 	}
 	if err := rows.Err(); err != nil {
@@ -150,7 +153,7 @@ func eventFilter(q Query, upTo int64) (string, []any) {
 
 // Event returns one event, its payload whole.
 func (l *Log) Event(ctx context.Context, seq int64) (Event, error) {
-	rows, err := l.db.QueryContext(ctx, l.q(`SELECT seq, time_ns, type, repo, payload, prev_hash, hash FROM events WHERE seq = ?`), seq)
+	rows, err := l.db.QueryContext(ctx, l.q(`SELECT seq, time_ns, type, repo, payload, prev_hash, hash, actor FROM events WHERE seq = ?`), seq)
 	if err != nil {
 		return Event{}, err
 	}

@@ -3,10 +3,12 @@ package registry
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"strconv"
 
 	"github.com/artifact-store/artifact-store/auth"
+	"github.com/artifact-store/artifact-store/eventlog"
 )
 
 // principalKey is the request context key of the caller's auth.Principal.
@@ -43,6 +45,31 @@ func (r *Registry) authenticate(w http.ResponseWriter, req *http.Request) (*http
 		return req, err
 	}
 	return req.WithContext(context.WithValue(req.Context(), principalKey{}, p)), nil
+}
+
+// withActor makes the request's principal the actor of every event its
+// handler appends: who, how they authenticated, and from which address.
+func withActor(req *http.Request) *http.Request {
+	p := principal(req)
+	method := p.Method
+	if method == auth.MethodToken {
+		method = "token(" + p.Via + ")"
+	}
+	host, _, err := net.SplitHostPort(req.RemoteAddr)
+	if err != nil {
+		host = req.RemoteAddr
+	}
+	return req.WithContext(eventlog.WithActor(req.Context(), eventlog.Actor{Name: p.Name, Method: method, Addr: host}))
+}
+
+// systemActor marks the events of the server's own work (expiring
+// uploads, moving blobs between tiers), unless ctx already names who
+// asked for it.
+func systemActor(ctx context.Context, task string) context.Context {
+	if !eventlog.ActorFrom(ctx).IsZero() {
+		return ctx
+	}
+	return eventlog.WithActor(ctx, eventlog.Actor{Name: "artifactstore:" + task, Method: "system"})
 }
 
 // allowed reports whether the request's caller may do action on repo

@@ -40,6 +40,7 @@ type eventJSON struct {
 	Repository string          `json:"repository,omitempty"`
 	Payload    json.RawMessage `json:"payload,omitempty"`
 	PayloadRef *payloadRef     `json:"payloadRef,omitempty"` // instead of Payload, when that is large
+	Actor      *eventlog.Actor `json:"actor,omitempty"`      // who made the change; none on events older than actors
 	Hash       string          `json:"hash"`
 	PrevHash   string          `json:"prevHash"`
 }
@@ -59,6 +60,10 @@ func toJSON(e eventlog.Event, inline int) eventJSON {
 	j := eventJSON{
 		Seq: e.Seq, Time: e.Time, Type: e.Type, Repository: e.Repo,
 		Hash: fmt.Sprintf("blake3:%x", e.Hash), PrevHash: fmt.Sprintf("blake3:%x", e.PrevHash),
+	}
+	if !e.Actor.IsZero() {
+		a := e.Actor
+		j.Actor = &a
 	}
 	if e.Payload != nil {
 		j.Payload = payloadJSON(e.Payload)

@@ -14,6 +14,7 @@ import (
 // between staging and the upload.started event, or by a crashed monolithic
 // push). It returns how many staging areas it removed.
 func (r *Registry) ExpireUploads(ctx context.Context, now time.Time) (int, error) {
+	ctx = systemActor(ctx, "janitor")
 	cutoff := now.Add(-r.opts.UploadTTL)
 	open, err := r.log.Uploads(ctx)
 	if err != nil {

@@ -54,6 +54,7 @@ func (r *Registry) routes() http.Handler {
 	m.Handle("/api/v1/events", r.handle(r.events)).Methods(http.MethodGet)
 	m.Handle("/api/v1/events/{seq}", r.handle(r.getEvent)).Methods(http.MethodGet)
 	m.Handle("/api/v1/search", r.handle(r.searchVersions)).Methods(http.MethodGet)
+	m.Handle("/api/v1/history", r.handle(r.history)).Methods(http.MethodGet)
 	m.Handle("/api/v1/repositories", r.handle(r.listRepositories)).Methods(http.MethodGet)
 	m.Handle(repoAPI+"/versions", r.named(auth.ActionPull, r.listVersions)).Methods(http.MethodGet)
 	m.Handle(repoAPI+"/versions/{version}", r.named(auth.ActionPull, r.getVersion)).Methods(http.MethodGet, http.MethodHead)
@@ -86,6 +87,7 @@ func (r *Registry) handle(fn handlerFunc) http.Handler {
 			req, err = r.authenticate(w, req)
 		}
 		if err == nil {
+			req = withActor(req)
 			err = fn(w, req)
 		}
 		if err != nil {

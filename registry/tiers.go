@@ -127,6 +127,7 @@ func (r *Registry) FlushReads(ctx context.Context) error {
 // MoveBlob moves a blob to tier ("hot" or "cold") by the protocol above,
 // except the source removal, which waits for the grace period (SweepMoved).
 func (r *Registry) MoveBlob(ctx context.Context, sha256, tier string) error {
+	ctx = systemActor(ctx, "tiering")
 	if r.opts.Cold == nil {
 		return errors.New("tiering: no cold store configured")
 	}

@@ -8,6 +8,7 @@
 //	artifactstore push --server URL REPO:VERSION FILE[=PATH]...
 //	artifactstore pull --server URL REPO:VERSION [DIR]
 //	artifactstore htpasswd USER < password
+//	artifactstore history --server URL REPO[:TAG] [--at TIME]
 package main
 
 import (
@@ -29,6 +30,7 @@ commands:
   push     upload files and publish them as REPO:VERSION (client)
   pull     download the files of REPO:VERSION, verified (client)
   htpasswd print an htpasswd line (bcrypt) for a user, the password read from stdin
+  history  who moved REPO[:TAG] when, and what it pointed to (--at TIME)
 
 Run "artifactstore <command> -h" for a command's flags.
 `
@@ -58,6 +60,8 @@ func main() {
 		err = pull(ctx, os.Args[2:])
 	case "htpasswd":
 		err = htpasswd(os.Args[2:])
+	case "history":
+		err = history(ctx, os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

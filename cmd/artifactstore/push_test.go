@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // client runs the binary as a client: upload state in a temporary cache
@@ -71,5 +73,26 @@ func TestPushPullCommands(t *testing.T) {
 	}
 	if _, errOut, err := client(t, "push", "--server", server, "tools/cli"); err == nil || !strings.Contains(errOut, "usage: artifactstore push") {
 		t.Errorf("push without files: %v %s", err, errOut)
+	}
+}
+
+// TestHistoryCommand: artifactstore history prints who moved a tag, and
+// what it pointed to at a time.
+func TestHistoryCommand(t *testing.T) {
+	s := start(t, t.TempDir(), freeAddr(t))
+	cfg := []byte(`{"architecture":"amd64","os":"linux"}`)
+	request(t, "POST", s.url("/v2/app/blobs/uploads/?digest="+sha(cfg)), bytes.NewReader(cfg)).Body.Close()
+	m := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},"layers":[]}`, sha(cfg), len(cfg))
+	resp := request(t, "PUT", s.url("/v2/app/manifests/v1"), strings.NewReader(m), "Content-Type: application/vnd.oci.image.manifest.v1+json")
+	resp.Body.Close()
+	if resp.StatusCode != 201 {
+		t.Fatalf("PUT: %d", resp.StatusCode)
+	}
+	out, _, err := client(t, "history", "--server", s.url(""), "--at", time.Now().UTC().Format(time.RFC3339Nano), "app:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "tag.set") || !strings.Contains(out, "anonymous (anonymous, 127.0.0.1)") || !strings.Contains(out, "pointed to "+sha([]byte(m))) {
+		t.Fatalf("history output:\n%s", out)
 	}
 }
