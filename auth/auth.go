@@ -50,6 +50,9 @@ type Authenticator struct {
 	policy  atomic.Pointer[Policy]
 	tokens  *tokens
 	limiter *Limiter
+
+	// keyLookup finds API keys (apikeys.go); nil: none are accepted.
+	keyLookup atomic.Pointer[KeyLookup]
 }
 
 // New returns an Authenticator.
@@ -102,6 +105,16 @@ func (e *ThrottledError) Error() string {
 // that failed too often gets a *ThrottledError before its password is
 // even checked.
 func (a *Authenticator) Authenticate(r *http.Request) (Principal, error) {
+	p, err := a.authenticate(r)
+	if err != nil {
+		return p, err
+	}
+	return a.checkTokenKey(r.Context(), p)
+}
+
+// authenticate is Authenticate before a token issued to an API key is
+// checked against the key.
+func (a *Authenticator) authenticate(r *http.Request) (Principal, error) {
 	h := r.Header.Get("Authorization")
 	scheme, cred, _ := strings.Cut(h, " ")
 	switch {
@@ -143,6 +156,9 @@ func (a *Authenticator) password(r *http.Request, user, pass string) (Principal,
 		case <-r.Context().Done():
 			return Principal{}, r.Context().Err()
 		}
+	}
+	if IsKey(pass) {
+		return a.apiKey(r.Context(), client, pass)
 	}
 	if a.opts.Users == nil || !a.opts.Users.Check(user, pass) {
 		a.limiter.Fail(client)

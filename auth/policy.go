@@ -138,6 +138,9 @@ func (p *Policy) Allowed(pr Principal, repo, action string) bool {
 // policyAllows is the policy's own answer, without a token's narrowing:
 // what the token service may put in a token.
 func (p *Policy) policyAllows(pr Principal, repo, action string) bool {
+	if pr.key != nil && pr.key.allows(repo, action) {
+		return true
+	}
 	for _, r := range p.rules {
 		if !p.names(r.subjects, pr) {
 			continue
@@ -161,6 +164,9 @@ func (p *Policy) AllowedEverywhere(pr Principal, action string) bool {
 	if pr.Method == MethodToken {
 		return false // tokens grant named repositories only
 	}
+	if pr.key != nil && pr.key.everywhere(action) {
+		return true
+	}
 	for _, r := range p.rules {
 		if !p.names(r.subjects, pr) || (!slices.Contains(r.actions, action) && !slices.Contains(r.actions, ActionAdmin)) {
 			continue
@@ -182,6 +188,10 @@ func (p *Policy) names(subjects []string, pr Principal) bool {
 			// What anonymous callers may do, everyone may: logging in
 			// never loses access.
 			return true
+		case pr.KeyID != "":
+			// An API key (or its token) holds its own grants, and
+			// only anonymous's beside them.
+			continue
 		case s == "authenticated":
 			if pr.Authenticated() {
 				return true

@@ -34,6 +34,11 @@ type Principal struct {
 	// Access, for a bearer token, is what the token grants; nil for other
 	// methods. It only narrows what the policy allows.
 	Access []Access
+	// KeyID, for an API key or a token issued to one, is the key's id.
+	KeyID string
+	// key is what an API key grants (set once the key is found live); the
+	// policy's rules other than anonymous's do not apply to a key.
+	key *keyGrant
 }
 
 // Authenticated reports whether the principal proved an identity (a token

@@ -26,6 +26,7 @@ type claims struct {
 	Kind   string   `json:"typ"`
 	Via    string   `json:"amr"` // how the subject authenticated
 	Access []Access `json:"access,omitempty"`
+	Key    string   `json:"key,omitempty"` // the API key the subject used, checked on every use
 }
 
 // ErrBadToken is returned for a token that is not one of ours, is
@@ -79,7 +80,7 @@ func (t *tokens) issue(kind string, p Principal, access []Access, ttl time.Durat
 	if access == nil {
 		access = []Access{}
 	}
-	s, err := jwt.Signed(signer).Claims(std).Claims(claims{Kind: kind, Via: via, Access: access}).Serialize()
+	s, err := jwt.Signed(signer).Claims(std).Claims(claims{Kind: kind, Via: via, Access: access, Key: p.KeyID}).Serialize()
 	return s, exp, err
 }
 
@@ -128,7 +129,7 @@ func (t *tokens) verify(raw, kind string) (Principal, error) {
 	if c.Kind != kind || std.Expiry == nil {
 		return Principal{}, fmt.Errorf("%w: not an %s token", ErrBadToken, kind)
 	}
-	p := Principal{Name: std.Subject, Method: MethodToken, Via: c.Via, Access: c.Access}
+	p := Principal{Name: std.Subject, Method: MethodToken, Via: c.Via, Access: c.Access, KeyID: c.Key}
 	if std.Subject == "" {
 		p.Name, p.Via = Anonymous, MethodAnonymous
 	}

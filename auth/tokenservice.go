@@ -86,7 +86,14 @@ func (a *Authenticator) serveToken(w http.ResponseWriter, r *http.Request) error
 			if p.Via == MethodPassword && (a.opts.Users == nil || !a.opts.Users.Has(p.Name)) {
 				return fmt.Errorf("%w: the account no longer exists", ErrBadCredentials)
 			}
-			p = Principal{Name: p.Name, Method: p.Via, Also: p.Also}
+			if p.Via == MethodAPIKey {
+				// ... and a key must still be live.
+				if p, err = a.keyPrincipal(r.Context(), p.KeyID, nil); err != nil {
+					return err
+				}
+			} else {
+				p = Principal{Name: p.Name, Method: p.Via, Also: p.Also}
+			}
 		default:
 			return fmt.Errorf("grant_type must be password or refresh_token")
 		}
