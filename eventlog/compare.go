@@ -70,6 +70,7 @@ var viewKeys = map[string][]string{
 	"manifest_annotations": {"repo", "digest", "key"},
 	"manifest_blobs":       {"repo", "digest", "sha256"},
 	"manifest_children":    {"repo", "digest", "child"},
+	"api_keys":             {"id"},
 }
 
 // ViewDiff is one row on which the live views and the replayed ones

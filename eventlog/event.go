@@ -49,6 +49,8 @@ const (
 	TypeBlobTiered       Type = "blob.tiered"
 	TypeVersionPublished Type = "version.published"
 	TypeVersionDeleted   Type = "version.deleted"
+	TypeAPIKeyCreated    Type = "apikey.created" // apikeys.go
+	TypeAPIKeyRevoked    Type = "apikey.revoked"
 )
 
 // Event is one record of the log.

@@ -30,8 +30,12 @@ var ErrReferenceMissing = errors.New("reference missing")
 //     already points at its derived manifest;
 //   - the derived manifest and the tag of a native version are deleted
 //     only after the version itself.
+//   - a live API key's name is unique, and only a live key is revoked
+//     (apikeys.go).
 func (l *Log) guard(ctx context.Context, tx *sql.Tx, e Event) error {
 	switch e.Type {
+	case TypeAPIKeyCreated, TypeAPIKeyRevoked:
+		return l.guardAPIKey(ctx, tx, e)
 	case TypeManifestPut:
 		var p ManifestPut
 		if err := e.Decode(&p); err != nil {

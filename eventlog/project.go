@@ -9,7 +9,7 @@ import (
 )
 
 // viewTables lists every view, in the order Replay clears them.
-var viewTables = []string{"blobs", "blob_digests", "repositories", "blob_links", "manifests", "tags", "referrers", "uploads", "versions", "manifest_annotations", "manifest_blobs", "manifest_children"}
+var viewTables = []string{"blobs", "blob_digests", "repositories", "blob_links", "manifests", "tags", "referrers", "uploads", "versions", "manifest_annotations", "manifest_blobs", "manifest_children", "api_keys"}
 
 // apply projects one event into the views. It must depend only on the event
 // and the views' current rows, so that replay reproduces the same state.
@@ -196,6 +196,8 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 			return err
 		}
 		return exec(`DELETE FROM uploads WHERE id = ?`, p.ID)
+	case TypeAPIKeyCreated, TypeAPIKeyRevoked:
+		return l.applyAPIKey(ctx, tx, e)
 	}
 	return fmt.Errorf("apply event %d: unknown type %q", e.Seq, e.Type)
 }

@@ -26,6 +26,7 @@ func Run(t *testing.T, open func(t *testing.T) *eventlog.Log) {
 	t.Run("ReferrerPages", func(t *testing.T) { testReferrerPages(t, open(t)) })
 	t.Run("ManifestNamingManyBlobs", func(t *testing.T) { testManifestNamingManyBlobs(t, open(t)) })
 	t.Run("NativeTagGuarded", func(t *testing.T) { testNativeTagGuarded(t, open(t)) })
+	t.Run("APIKeys", func(t *testing.T) { testAPIKeys(t, open(t)) })
 	t.Run("ChangedWakesReaders", func(t *testing.T) { testChangedWakesReaders(t, open(t)) })
 	t.Run("ReaderNeverMisses", func(t *testing.T) {
 		l := open(t)
