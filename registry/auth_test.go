@@ -19,7 +19,8 @@ import (
 
 // authPolicy is the policy of the auth tests: anonymous callers (and so
 // everyone) may pull public/**; alice may do anything under team/**; bob
-// may pull team/app; carol may push and pull scratch/**.
+// may pull team/app; carol may push and pull scratch/**; root is the
+// admin (of API keys, too).
 const authPolicy = `
 rules:
   - subjects: [anonymous]
@@ -34,6 +35,9 @@ rules:
   - subjects: [carol]
     repositories: ["scratch/**"]
     actions: [pull, push]
+  - subjects: [root]
+    repositories: ["**"]
+    actions: [admin]
 `
 
 // authSetup writes an htpasswd file, the policy and a key directory, and
@@ -42,7 +46,7 @@ rules:
 func authSetup(t testing.TB) func(mutate ...func(*auth.Options)) *auth.Authenticator {
 	dir := t.TempDir()
 	var users strings.Builder
-	for _, u := range []string{"alice", "bob", "carol"} {
+	for _, u := range []string{"alice", "bob", "carol", "root"} {
 		h, err := bcrypt.GenerateFromPassword([]byte(u+"-pw"), bcrypt.MinCost)
 		if err != nil {
 			t.Fatal(err)

@@ -42,6 +42,8 @@ const (
 	CodeFileUnknown    Code = "FILE_UNKNOWN"
 	CodePathInvalid    Code = "PATH_INVALID"
 	CodeEventUnknown   Code = "EVENT_UNKNOWN"
+	CodeKeyUnknown     Code = "KEY_UNKNOWN" // an API key id names no key
+	CodeKeyInvalid     Code = "KEY_INVALID" // an API key request is malformed
 	// UNAVAILABLE (503, with Retry-After): the blob storage or the event
 	// log's database could not be reached; the same request may succeed
 	// later. Distribution uses the same code.
@@ -59,9 +61,9 @@ const (
 
 func (c Code) status() int {
 	switch c {
-	case CodeBlobUnknown, CodeBlobUploadUnknown, CodeManifestUnknown, CodeNameUnknown, CodeVersionUnknown, CodeFileUnknown, CodeEventUnknown:
+	case CodeBlobUnknown, CodeBlobUploadUnknown, CodeManifestUnknown, CodeNameUnknown, CodeVersionUnknown, CodeFileUnknown, CodeEventUnknown, CodeKeyUnknown:
 		return http.StatusNotFound
-	case CodeBlobUploadInvalid, CodeDigestInvalid, CodeManifestBlobUnknown, CodeManifestInvalid, CodeNameInvalid, CodeSizeInvalid, CodePaginationInvalid, CodePathInvalid:
+	case CodeBlobUploadInvalid, CodeDigestInvalid, CodeManifestBlobUnknown, CodeManifestInvalid, CodeNameInvalid, CodeSizeInvalid, CodePaginationInvalid, CodePathInvalid, CodeKeyInvalid:
 		return http.StatusBadRequest
 	case CodeUnauthorized:
 		return http.StatusUnauthorized

@@ -124,6 +124,9 @@ func New(opts Options) (*Registry, error) {
 	}
 	r := &Registry{opts: opts, log: opts.Log, blobs: opts.Blobs, logger: opts.Logger, auth: opts.Auth, stopStreams: make(chan struct{})}
 	r.hub = newHub(opts.Log, opts.Logger, r.stopStreams, opts.MaxEventStreams)
+	if r.auth != nil {
+		r.auth.SetKeyLookup(r.lookupKey) // API keys live in this registry's log
+	}
 	r.handler = r.routes()
 	return r, nil
 }
