@@ -143,6 +143,13 @@ func TestAuthBypass(t *testing.T) {
 			base64.RawURLEncoding.EncodeToString([]byte(`{"iss":"artifactstore","sub":"alice","aud":"artifactstore","exp":9999999999,"typ":"access","amr":"password","access":[{"type":"repository","name":"team/secret","actions":["pull","push","delete"]}]}`)) + "."
 		bobToken := s.token(basic("bob", "bob-pw"), "repository:team/app:pull", "repository:team/secret:pull,push")
 		anonToken := s.token("", "repository:team/secret:pull,push,delete")
+		// API keys: one revoked (with a token it got before), one expired,
+		// one for other repositories.
+		revokedKey := s.makeKey("revoked", `["team/**"]`, `["pull","push","delete"]`)
+		revokedToken := s.token(basic("robot", revokedKey.Key), "repository:team/secret:pull,push,delete", "repository:team/nothere:pull,push,delete")
+		expect(t, s.do("DELETE", "/api/v1/keys/"+revokedKey.ID, nil, basic("root", "root-pw")), http.StatusNoContent)
+		expiredKey := s.expiredKey("expired")
+		scratchKey := basic("robot", s.makeKey("scratch", `["scratch/**"]`, `["pull","push","delete"]`).Key)
 		time.Sleep(1100 * time.Millisecond) // let the short token expire
 
 		creds := []struct {
@@ -160,6 +167,11 @@ func TestAuthBypass(t *testing.T) {
 			{"anonymous token", []string{anonToken}, http.StatusUnauthorized},
 			{"authenticated without permission", []string{basic("bob", "bob-pw")}, http.StatusForbidden},
 			{"other scheme", []string{"Authorization: Digest x"}, http.StatusUnauthorized},
+			{"revoked API key", []string{basic("robot", revokedKey.Key)}, http.StatusUnauthorized},
+			{"token of a revoked API key", []string{revokedToken}, http.StatusUnauthorized},
+			{"expired API key", []string{basic("robot", expiredKey)}, http.StatusUnauthorized},
+			{"malformed API key", []string{basic("robot", "ask_0123_x")}, http.StatusUnauthorized},
+			{"API key for other repositories", []string{scratchKey}, http.StatusForbidden},
 		}
 		type req struct{ method, path string }
 		surfaces := func(repo string) []req {
@@ -218,7 +230,7 @@ func TestAuthBypass(t *testing.T) {
 			"/v2/team/secret//manifests/1", "/v2//team/secret/manifests/1", "/api/v1/repositories/team/secret/-/../-/versions/2",
 			"/api/v1/repositories/team%2fsecret/-/versions/2",
 		} {
-			for _, hdr := range [][]string{nil, {basic("bob", "bob-pw")}} {
+			for _, hdr := range [][]string{nil, {basic("bob", "bob-pw")}, {scratchKey}} {
 				got := s.do("GET", p, nil, hdr...)
 				if got.StatusCode < 400 || got.StatusCode >= 500 {
 					t.Errorf("%s (%v): %d", p, hdr, got.StatusCode)
