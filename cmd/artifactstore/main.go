@@ -9,6 +9,7 @@
 //	artifactstore pull --server URL REPO:VERSION [DIR]
 //	artifactstore htpasswd USER < password
 //	artifactstore history --server URL REPO[:TAG] [--at TIME]
+//	artifactstore keys create|list|revoke --server URL ...
 package main
 
 import (
@@ -31,6 +32,7 @@ commands:
   pull     download the files of REPO:VERSION, verified (client)
   htpasswd print an htpasswd line (bcrypt) for a user, the password read from stdin
   history  who moved REPO[:TAG] when, and what it pointed to (--at TIME)
+  keys     make, list and revoke API keys for robots (create, list, revoke)
 
 Run "artifactstore <command> -h" for a command's flags.
 `
@@ -62,6 +64,8 @@ func main() {
 		err = htpasswd(os.Args[2:])
 	case "history":
 		err = history(ctx, os.Args[2:])
+	case "keys":
+		err = keys(ctx, os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
