@@ -1,7 +1,7 @@
 // Package registry serves the OCI Distribution API (/v2/) and the native
-// API (/api/v1/: versioned artifacts, their files and blobs, search, and
-// the event stream) over the event log (what exists) and the blob store
-// (the bytes).
+// API (/api/v1/: versioned artifacts, their files and blobs, search, the
+// event stream, tag history and API keys) over the event log (what
+// exists) and the blob store (the bytes).
 //
 // A repository serves only what it links: every read, by any digest and
 // on every route, resolves through the repository's own blob links, and
@@ -72,7 +72,9 @@ type Options struct {
 	MaxUploads, MaxUploadsPerRepo int
 	// Auth, when set, authenticates every request and authorizes it
 	// against its policy, and serves the token service at auth.TokenPath.
-	// Nil: open, as the embedded default is.
+	// The registry gives it the API keys of its log (SetKeyLookup), so
+	// an Authenticator serves one registry. Nil: open, as the embedded
+	// default is.
 	Auth *auth.Authenticator
 }
 
