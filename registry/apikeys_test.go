@@ -293,3 +293,18 @@ func TestAPIKeysAuthOff(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkManifestGetAPIKey measures manifest GETs with 16 clients by a
+// user's token, and by an API key: as a Basic password and through a
+// token issued to it (each looks the key up in the view per request).
+func BenchmarkManifestGetAPIKey(b *testing.B) {
+	s := newServer(b, func(o *registry.Options) { o.Auth = authSetup(b)() })
+	userTok := s.token(basic("alice", "alice-pw"), "repository:team/bench:pull,push")
+	s.pushImageAs("team/bench", "v1", userTok)
+	key := basic("robot", s.makeKey("bench", `["team/**"]`, `["pull"]`).Key)
+	keyTok := s.token(key, "repository:team/bench:pull")
+	url := s.url + "/v2/team/bench/manifests/v1"
+	b.Run("user-token", func(b *testing.B) { benchGets(b, url, userTok) })
+	b.Run("key-basic", func(b *testing.B) { benchGets(b, url, key) })
+	b.Run("key-token", func(b *testing.B) { benchGets(b, url, keyTok) })
+}
