@@ -105,14 +105,23 @@ func watchPolicy(ctx context.Context, file string, a *auth.Authenticator, logger
 			continue
 		}
 		mod, size = m, s
-		p, err := auth.LoadPolicy(file)
-		if err != nil {
-			logger.Error("policy not reloaded; the previous one stays in force", "err", err)
-			continue
-		}
-		a.SetPolicy(p)
-		logger.Info("policy reloaded", "file", file)
+		loadPolicy(file, a, logger)
 	}
+}
+
+// reloadPolicy re-reads the policy file now (SIGHUP).
+func (c *authConfig) reloadPolicy(a *auth.Authenticator, logger *slog.Logger) { loadPolicy(c.policy, a, logger) }
+
+// loadPolicy puts file's policy in force, or leaves the current one and
+// says why.
+func loadPolicy(file string, a *auth.Authenticator, logger *slog.Logger) {
+	p, err := auth.LoadPolicy(file)
+	if err != nil {
+		logger.Error("policy not reloaded; the previous one stays in force", "err", err)
+		return
+	}
+	a.SetPolicy(p)
+	logger.Info("policy reloaded", "file", file)
 }
 
 func usersCount(u *auth.Users) int {
