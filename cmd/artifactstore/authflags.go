@@ -110,7 +110,9 @@ func watchPolicy(ctx context.Context, file string, a *auth.Authenticator, logger
 }
 
 // reloadPolicy re-reads the policy file now (SIGHUP).
-func (c *authConfig) reloadPolicy(a *auth.Authenticator, logger *slog.Logger) { loadPolicy(c.policy, a, logger) }
+func (c *authConfig) reloadPolicy(a *auth.Authenticator, logger *slog.Logger) {
+	loadPolicy(c.policy, a, logger)
+}
 
 // loadPolicy puts file's policy in force, or leaves the current one and
 // says why.
