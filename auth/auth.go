@@ -37,6 +37,10 @@ type Options struct {
 	// Limiter slows down and refuses clients that keep failing to log in.
 	// Default NewLimiter().
 	Limiter *Limiter
+	// Issuers are the external token issuers trusted (LoadIssuers): their
+	// tokens are accepted as bearer tokens and as Basic passwords (what
+	// `docker login -p $TOKEN` sends).
+	Issuers []*Issuer
 }
 
 // TokenPath is where the token service answers.
@@ -119,7 +123,11 @@ func (a *Authenticator) authenticate(r *http.Request) (Principal, error) {
 	scheme, cred, _ := strings.Cut(h, " ")
 	switch {
 	case strings.EqualFold(scheme, "Bearer") && cred != "":
-		p, err := a.tokens.verify(strings.TrimSpace(cred), kindAccess)
+		raw := strings.TrimSpace(cred)
+		p, err := a.tokens.verify(raw, kindAccess)
+		if err != nil && len(a.opts.Issuers) > 0 {
+			p, err = verifyExternal(r.Context(), a.opts.Issuers, raw)
+		}
 		if err != nil {
 			return Principal{}, fmt.Errorf("%w: %v", ErrBadCredentials, err)
 		}
@@ -159,6 +167,15 @@ func (a *Authenticator) password(r *http.Request, user, pass string) (Principal,
 	}
 	if IsKey(pass) {
 		return a.apiKey(r.Context(), client, pass)
+	}
+	if len(a.opts.Issuers) > 0 && looksLikeJWT(pass) {
+		p, err := verifyExternal(r.Context(), a.opts.Issuers, pass)
+		if err != nil {
+			a.limiter.Fail(client)
+			return Principal{}, fmt.Errorf("%w: %v", ErrBadCredentials, err)
+		}
+		a.limiter.Succeed(client)
+		return p, nil
 	}
 	if a.opts.Users == nil || !a.opts.Users.Check(user, pass) {
 		a.limiter.Fail(client)
@@ -211,4 +228,11 @@ func (a *Authenticator) Challenge(r *http.Request, scope string) string {
 // Scope is the token scope for actions on repo, as a challenge names it.
 func Scope(repo string, actions ...string) string {
 	return "repository:" + repo + ":" + strings.Join(actions, ",")
+}
+
+// looksLikeJWT reports whether a password is a compact JWS (three base64url
+// parts, the header's JSON starting "ey"): an external issuer's token sent
+// as a Basic password.
+func looksLikeJWT(s string) bool {
+	return strings.HasPrefix(s, "ey") && strings.Count(s, ".") == 2
 }

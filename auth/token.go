@@ -98,22 +98,11 @@ func (t *tokens) verify(raw, kind string) (Principal, error) {
 			return c.p, nil
 		}
 	}
-	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256})
+	tok, err := parseToken(raw, []jose.SignatureAlgorithm{jose.ES256})
 	if err != nil {
-		return Principal{}, fmt.Errorf("%w: %v", ErrBadToken, err)
-	}
-	if len(tok.Headers) != 1 {
-		return Principal{}, fmt.Errorf("%w: one signature expected", ErrBadToken)
+		return Principal{}, err
 	}
 	h := tok.Headers[0]
-	if h.JSONWebKey != nil {
-		return Principal{}, fmt.Errorf("%w: keys embedded in the header are not accepted", ErrBadToken)
-	}
-	for _, k := range []string{"x5c", "x5u", "jku", "jwk"} {
-		if _, ok := h.ExtraHeaders[jose.HeaderKey(k)]; ok {
-			return Principal{}, fmt.Errorf("%w: header %s is not accepted", ErrBadToken, k)
-		}
-	}
 	pub, ok := t.keys.public[h.KeyID]
 	if !ok {
 		return Principal{}, fmt.Errorf("%w: unknown key", ErrBadToken)
@@ -158,4 +147,28 @@ func (t *tokens) remember(sum [32]byte, p Principal, exp, now time.Time) {
 		}
 	}
 	t.cache[sum] = cachedToken{p, exp.Add(t.leeway)}
+}
+
+// parseToken parses a compact JWS signed with one of algs, refusing what
+// no token of ours or of a trusted issuer may carry: several signatures,
+// or a header that brings its own key (jwk, x5c, x5u, jku), which would
+// let the token choose the key that verifies it.
+func parseToken(raw string, algs []jose.SignatureAlgorithm) (*jwt.JSONWebToken, error) {
+	tok, err := jwt.ParseSigned(raw, algs)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadToken, err)
+	}
+	if len(tok.Headers) != 1 {
+		return nil, fmt.Errorf("%w: one signature expected", ErrBadToken)
+	}
+	h := tok.Headers[0]
+	if h.JSONWebKey != nil {
+		return nil, fmt.Errorf("%w: keys embedded in the header are not accepted", ErrBadToken)
+	}
+	for _, k := range []string{"x5c", "x5u", "jku", "jwk"} {
+		if _, ok := h.ExtraHeaders[jose.HeaderKey(k)]; ok {
+			return nil, fmt.Errorf("%w: header %s is not accepted", ErrBadToken, k)
+		}
+	}
+	return tok, nil
 }

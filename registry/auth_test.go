@@ -1,10 +1,14 @@
 package registry_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -14,6 +18,8 @@ import (
 
 	"github.com/artifact-store/artifact-store/auth"
 	"github.com/artifact-store/artifact-store/registry"
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -350,4 +356,47 @@ func TestMountAsksForTheSourceScope(t *testing.T) {
 	carol := s.token(basic("carol", "carol-pw"), "repository:scratch/c:pull,push", "repository:team/a:pull")
 	expect(t, s.do("POST", "/v2/scratch/c/blobs/uploads/?mount="+d+"&from=team/a", nil, carol), http.StatusAccepted)
 	expect(t, s.do("GET", "/v2/scratch/c/blobs/"+d, nil, carol), http.StatusNotFound)
+}
+
+// TestExternalIssuerPush: a CI job's workload-identity token (an external
+// issuer, mapped by its repository claim) pushes where the policy lets
+// that repository push: as a bearer token, as a Basic password (what
+// docker login -p sends), and exchanged at the token service.
+func TestExternalIssuerPush(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1"}}})
+	}))
+	t.Cleanup(jwks.Close)
+	is, err := auth.NewIssuer(auth.IssuerConfig{Name: "ci", Issuer: "https://ci.example", JWKSURL: jwks.URL, Audience: "artifactstore",
+		Algorithms: []string{"ES256"}, SubjectClaim: "repository"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	newAuth := authSetup(t)
+	pol, _ := auth.NewPolicy(auth.PolicyFile{Rules: []auth.RuleFile{{Subjects: []string{"ci:org/app"}, Repositories: []string{"ci/**"}, Actions: []string{"pull", "push"}}}})
+	s := newServer(t, func(o *registry.Options) {
+		o.Auth = newAuth(func(o *auth.Options) { o.Issuers = []*auth.Issuer{is}; o.Policy = pol })
+	})
+	sign := func(repo string) string {
+		signer, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{}).WithHeader("kid", "k1"))
+		now := time.Now()
+		tok, _ := jwt.Signed(signer).Claims(map[string]any{"iss": "https://ci.example", "aud": "artifactstore", "sub": "job",
+			"repository": repo, "exp": now.Add(time.Minute).Unix(), "iat": now.Unix()}).Serialize()
+		return tok
+	}
+	tok := sign("org/app")
+	p := []byte("built by ci")
+	expect(t, s.do("POST", "/v2/ci/app/blobs/uploads/?digest="+sha256Of(p), p, "Authorization: Bearer "+tok), http.StatusCreated)
+	expect(t, s.do("GET", "/v2/ci/app/blobs/"+sha256Of(p), nil, basic("github", tok)), http.StatusOK)
+	ours := s.token(basic("github", tok), "repository:ci/app:pull")
+	expect(t, s.do("GET", "/v2/ci/app/blobs/"+sha256Of(p), nil, ours), http.StatusOK)
+	// Another repository's job may not; outside ci/** nobody may.
+	expect(t, s.do("GET", "/v2/ci/app/blobs/"+sha256Of(p), nil, "Authorization: Bearer "+sign("org/other")), http.StatusForbidden)
+	expect(t, s.do("GET", "/v2/team/app/tags/list", nil, "Authorization: Bearer "+tok), http.StatusForbidden)
+	// The push is attributed to the job's identity.
+	r := s.do("GET", "/api/v1/events?after=0&repository=ci/app", nil, "Authorization: Bearer "+tok)
+	if !strings.Contains(string(r.body), `"name":"ci:org/app","method":"issuer"`) {
+		t.Fatalf("events: %s", r.body)
+	}
 }

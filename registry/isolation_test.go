@@ -271,17 +271,7 @@ func TestVerifyReportsManifestsMissingBlobs(t *testing.T) {
 		}
 	})
 	t.Run("unlinked by hand", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "log.db")
-		l, err := sqlite.Open(context.Background(), path, sqlite.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { l.Close() })
-		fsb, err := blobfs.New(filepath.Join(t.TempDir(), "blobs"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := serveOn(t, l, fsb)
+		s, path := sqliteServerAt(t)
 		m, md := s.pushImage("app", "1", "")
 		var parsed struct{ Layers []struct{ Digest string } }
 		mustJSON(t, m, &parsed)
@@ -335,17 +325,7 @@ func TestIndexKeepsItsChildren(t *testing.T) {
 		expect(t, s.do("DELETE", "/v2/app/manifests/"+md, nil), http.StatusAccepted)
 	})
 	t.Run("verify", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "log.db")
-		l, err := sqlite.Open(context.Background(), path, sqlite.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { l.Close() })
-		fsb, err := blobfs.New(filepath.Join(t.TempDir(), "blobs"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := serveOn(t, l, fsb)
+		s, path := sqliteServerAt(t)
 		m, md := s.pushImage("app", "amd64", "")
 		ix := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"manifests":[{"mediaType":%q,"digest":%q,"size":%d}]}`, ociIndex, ociManifest, md, len(m)))
 		expect(t, s.do("PUT", "/v2/app/manifests/latest", ix, "Content-Type: "+ociIndex), http.StatusCreated)
@@ -362,4 +342,21 @@ func TestIndexKeepsItsChildren(t *testing.T) {
 			t.Fatalf("verify after deleting an index's child by hand: %v %v", rep.Problems, err)
 		}
 	})
+}
+
+// sqliteServerAt is a server on SQLite at a path the test knows, for tests
+// that edit the database by hand, as an attacker or a careless operator.
+func sqliteServerAt(t *testing.T) (*testServer, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "log.db")
+	l, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	fsb, err := blobfs.New(filepath.Join(t.TempDir(), "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serveOn(t, l, fsb), path
 }

@@ -20,6 +20,7 @@ import (
 // nor policy set, authentication is off: the embedded default stays open.
 type authConfig struct {
 	htpasswd, policy string
+	issuers          string // external token issuers (YAML)
 	keys             string // comma-separated key files; empty: DATA/auth/keys
 	realm, service   string
 	tokenTTL         time.Duration
@@ -29,6 +30,7 @@ func authFlags(fs *flag.FlagSet) *authConfig {
 	c := &authConfig{}
 	fs.StringVar(&c.htpasswd, "htpasswd", env("ARTIFACTSTORE_HTPASSWD", ""), "turn authentication on with the users of this htpasswd file (bcrypt only); without --policy every user may pull, push and delete everywhere, anonymous callers nothing (env ARTIFACTSTORE_HTPASSWD)")
 	fs.StringVar(&c.policy, "policy", env("ARTIFACTSTORE_POLICY", ""), "turn authentication on with this policy file (YAML: groups, rules of subjects, repository globs and actions); re-read when it changes (env ARTIFACTSTORE_POLICY)")
+	fs.StringVar(&c.issuers, "issuers", env("ARTIFACTSTORE_ISSUERS", ""), "trust the external token issuers of this file (YAML: OIDC discovery or JWKS, audience, pinned algorithms, the claim naming the principal), e.g. CI workload identity (env ARTIFACTSTORE_ISSUERS)")
 	fs.StringVar(&c.keys, "token-key", env("ARTIFACTSTORE_TOKEN_KEY", ""), "token signing key files (PEM, P-256), comma separated, the last signing: give replicas the same files; default: generated in DATA/auth/keys (env ARTIFACTSTORE_TOKEN_KEY)")
 	fs.StringVar(&c.realm, "token-realm", env("ARTIFACTSTORE_TOKEN_REALM", ""), "the token service's URL in challenges, when clients reach the server under another address than the one they asked (a proxy); default: derived from each request (env ARTIFACTSTORE_TOKEN_REALM)")
 	fs.StringVar(&c.service, "token-service", env("ARTIFACTSTORE_TOKEN_SERVICE", "artifactstore"), "the token service's name: token audience and issuer (env ARTIFACTSTORE_TOKEN_SERVICE)")
@@ -39,7 +41,7 @@ func authFlags(fs *flag.FlagSet) *authConfig {
 // open builds the authenticator, or nil when authentication is off, and
 // keeps the policy file's changes flowing in until ctx ends.
 func (c *authConfig) open(ctx context.Context, data string, logger *slog.Logger) (*auth.Authenticator, error) {
-	if c.htpasswd == "" && c.policy == "" {
+	if c.htpasswd == "" && c.policy == "" && c.issuers == "" {
 		return nil, nil
 	}
 	opts := auth.Options{Realm: c.realm, Service: c.service, TokenTTL: c.tokenTTL,
@@ -52,6 +54,11 @@ func (c *authConfig) open(ctx context.Context, data string, logger *slog.Logger)
 	}
 	if c.policy != "" {
 		if opts.Policy, err = auth.LoadPolicy(c.policy); err != nil {
+			return nil, err
+		}
+	}
+	if c.issuers != "" {
+		if opts.Issuers, err = auth.LoadIssuers(c.issuers); err != nil {
 			return nil, err
 		}
 	}
@@ -70,7 +77,7 @@ func (c *authConfig) open(ctx context.Context, data string, logger *slog.Logger)
 	if c.policy != "" {
 		go watchPolicy(ctx, c.policy, a, logger)
 	}
-	logger.Info("authentication on", "users", usersCount(opts.Users), "policy", c.policy, "token_key", opts.Keys.KeyID())
+	logger.Info("authentication on", "users", usersCount(opts.Users), "policy", c.policy, "issuers", len(opts.Issuers), "token_key", opts.Keys.KeyID())
 	return a, nil
 }
 
@@ -98,14 +105,25 @@ func watchPolicy(ctx context.Context, file string, a *auth.Authenticator, logger
 			continue
 		}
 		mod, size = m, s
-		p, err := auth.LoadPolicy(file)
-		if err != nil {
-			logger.Error("policy not reloaded; the previous one stays in force", "err", err)
-			continue
-		}
-		a.SetPolicy(p)
-		logger.Info("policy reloaded", "file", file)
+		loadPolicy(file, a, logger)
 	}
+}
+
+// reloadPolicy re-reads the policy file now (SIGHUP).
+func (c *authConfig) reloadPolicy(a *auth.Authenticator, logger *slog.Logger) {
+	loadPolicy(c.policy, a, logger)
+}
+
+// loadPolicy puts file's policy in force, or leaves the current one and
+// says why.
+func loadPolicy(file string, a *auth.Authenticator, logger *slog.Logger) {
+	p, err := auth.LoadPolicy(file)
+	if err != nil {
+		logger.Error("policy not reloaded; the previous one stays in force", "err", err)
+		return
+	}
+	a.SetPolicy(p)
+	logger.Info("policy reloaded", "file", file)
 }
 
 func usersCount(u *auth.Users) int {

@@ -102,16 +102,25 @@ func serve(ctx context.Context, args []string) error {
 		go func() { defer background.Done(); reg.RunTiering(janitorCtx, *tierEvery) }()
 	}
 
-	errc := make(chan error, 1)
+	var onHangup []func() // what SIGHUP re-reads
 	if tlsReloader != nil {
-		srv.TLSConfig = tlsReloader.Config()
+		onHangup = append(onHangup, func() { tlsReloader.Reload() }) // a failure is logged; the previous files keep serving
+	}
+	if authn != nil && authConfig.policy != "" {
+		onHangup = append(onHangup, func() { authConfig.reloadPolicy(authn, logger) })
+	}
+	if len(onHangup) > 0 {
 		// Caught from before the server listens, so that a SIGHUP sent as
 		// soon as it does reloads rather than kills.
 		hup := make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
 		defer signal.Stop(hup)
 		background.Add(1)
-		go func() { defer background.Done(); reloadOnHangup(janitorCtx, hup, tlsReloader) }()
+		go func() { defer background.Done(); reloadOnHangup(janitorCtx, hup, onHangup) }()
+	}
+	errc := make(chan error, 1)
+	if tlsReloader != nil {
+		srv.TLSConfig = tlsReloader.Config()
 		go func() { errc <- srv.ServeTLS(ln, "", "") }() // HTTP/2 and HTTP/1.1, by ALPN
 	} else {
 		go func() { errc <- srv.Serve(ln) }()
@@ -173,11 +182,13 @@ func (c *tlsConfig) reloader(logger *slog.Logger) (*auth.TLSReloader, error) {
 }
 
 // reloadOnHangup re-reads the TLS files at each SIGHUP until ctx ends.
-func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, r *auth.TLSReloader) {
+func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, reloads []func()) {
 	for {
 		select {
 		case <-hup:
-			r.Reload() // a failure is logged; the previous files keep serving
+			for _, reload := range reloads {
+				reload()
+			}
 		case <-ctx.Done():
 			return
 		}
