@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# End-to-end: real clients (oras, crane, skopeo) against a live artifactstore
+# End-to-end: real clients (oras, crane, skopeo; regctl and helm when
+# logging in) against a live artifactstore
 # on loopback with a fresh data directory, over HTTP and over HTTPS, and
 # logging in to a server with authentication on. Every
 # check asserts on content (bytes, digests, media types, listed names), not
@@ -18,6 +19,8 @@ ROOT=$PWD
 TOOLS=${TOOLS:-$PWD/tools}
 ORAS_VERSION=v1.3.6
 CRANE_VERSION=v0.22.1
+REGCTL_VERSION=v0.11.1
+HELM_VERSION=v3.21.4
 START=$SECONDS
 
 # ---------------------------------------------------------------- tools
@@ -30,6 +33,15 @@ fi
 if [ "$("$TOOLS/crane" version 2>/dev/null || true)" != "$CRANE_VERSION" ]; then
   echo "== installing crane $CRANE_VERSION into $TOOLS"
   GOBIN="$TOOLS" go install "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION"
+fi
+if ! "$TOOLS/regctl" version 2>/dev/null | grep -q "$REGCTL_VERSION"; then
+  echo "== installing regctl $REGCTL_VERSION into $TOOLS"
+  GOBIN="$TOOLS" go install "github.com/regclient/regclient/cmd/regctl@$REGCTL_VERSION"
+fi
+# helm built by go install reports only its minor version; the module says all.
+if ! go version -m "$TOOLS/helm" 2>/dev/null | grep -qE "mod[[:space:]]+helm.sh/helm/v3[[:space:]]+$HELM_VERSION"; then
+  echo "== installing helm $HELM_VERSION into $TOOLS"
+  GOBIN="$TOOLS" go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 fi
 missing=()
 for p in skopeo jq b3sum; do command -v "$p" > /dev/null || missing+=("$p"); done
@@ -44,6 +56,8 @@ for p in skopeo jq; do
 done
 ORAS=$TOOLS/oras
 CRANE=$TOOLS/crane
+REGCTL=$TOOLS/regctl
+HELM=$TOOLS/helm
 
 . conformance/lib.sh
 WORK=$(mktemp -d)
@@ -658,6 +672,30 @@ run_fails "skopeo inspect anonymously (private)" skopeo inspect --tls-verify=fal
 pass "login: anonymous callers cannot pull e2e/**"
 run_fails "skopeo with a wrong password" skopeo inspect --tls-verify=false --creds e2e-user:wrong "docker://$AUTHADDR/e2e/login-img:v1"
 pass "login: a wrong password is refused"
+# regctl and helm: their own logins and configs (and no docker login for
+# them to fall back on).
+export DOCKER_CONFIG=$AUTHDIR/empty REGCTL_CONFIG=$AUTHDIR/regctl.json
+run "regctl: plain HTTP for the test registry" "$REGCTL" registry set --tls disabled "$AUTHADDR"
+run_fails "regctl before logging in" "$REGCTL" image digest "$AUTHADDR/e2e/login-img:v1"
+pass "login: regctl cannot read e2e/** before logging in"
+run "regctl registry login" "$REGCTL" registry login "$AUTHADDR" -u e2e-user -p e2e-secret
+run "regctl image copy" "$REGCTL" image copy "$AUTHADDR/e2e/login-img:v1" "$AUTHADDR/e2e/regctl-img:v1"
+run "regctl image digest" "$REGCTL" image digest "$AUTHADDR/e2e/regctl-img:v1"
+expect_eq "login: regctl copies within the registry, digest kept" "$(cat "$OUT")" "$LOGIN_IMG"
+unset REGCTL_CONFIG
+# helm: a chart through helm registry login, push and pull.
+export HELM_REGISTRY_CONFIG=$AUTHDIR/helm-registry.json HELM_CACHE_HOME=$AUTHDIR/helm-cache \
+  HELM_CONFIG_HOME=$AUTHDIR/helm-config HELM_DATA_HOME=$AUTHDIR/helm-data
+run "helm create" "$HELM" create e2echart
+run "helm package" "$HELM" package e2echart -d charts
+run_fails "helm push before logging in" "$HELM" push charts/e2echart-0.1.0.tgz "oci://$AUTHADDR/e2e/charts" --plain-http
+pass "login: helm cannot push before logging in"
+run "helm registry login" "$HELM" registry login "$AUTHADDR" -u e2e-user --password-stdin --plain-http <<< e2e-secret
+run "helm push" "$HELM" push charts/e2echart-0.1.0.tgz "oci://$AUTHADDR/e2e/charts" --plain-http
+mkdir -p pulled-charts
+run "helm pull" "$HELM" pull "oci://$AUTHADDR/e2e/charts/e2echart" --version 0.1.0 --plain-http -d pulled-charts
+expect_same_file "login: helm pulls the chart it pushed" pulled-charts/e2echart-0.1.0.tgz charts/e2echart-0.1.0.tgz
+unset HELM_REGISTRY_CONFIG HELM_CACHE_HOME HELM_CONFIG_HOME HELM_DATA_HOME
 kill "$AUTH_PID" 2>/dev/null || true; wait "$AUTH_PID" 2>/dev/null || true
 AUTH_PID=
 unset DOCKER_CONFIG
