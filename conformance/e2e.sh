@@ -2,7 +2,7 @@
 # End-to-end: real clients (oras, crane, skopeo; regctl and helm when
 # logging in) against a live artifactstore
 # on loopback with a fresh data directory, over HTTP and over HTTPS, and
-# logging in to a server with authentication on. Every
+# logging in to a server with authentication on, over HTTPS. Every
 # check asserts on content (bytes, digests, media types, listed names), not
 # only on exit codes.
 #
@@ -621,9 +621,11 @@ pass "the HTTPS server's log has no panic"
 
 # ---------------------------------------------------------------- login
 
-# Authentication on: an htpasswd user and a policy, the built-in token
-# service, and the clients' own login commands. Anonymous callers may pull
-# e2e-public/** only; e2e-user may do anything under e2e/**.
+# Authentication on, over HTTPS (the CA of the section above): an htpasswd
+# user and a policy, the built-in token service, and the clients' own
+# login commands, each trusting the CA rather than skipping verification.
+# Anonymous callers may pull e2e-public/** only; e2e-user may do anything
+# under e2e/**.
 AUTHDIR=$WORK/auth
 mkdir -p "$AUTHDIR/data"
 echo e2e-secret | "$BIN" htpasswd e2e-user > "$AUTHDIR/htpasswd"
@@ -639,43 +641,44 @@ POLICY
 AUTHPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 AUTHADDR=127.0.0.1:$AUTHPORT
 "$BIN" serve --addr "$AUTHADDR" --data "$AUTHDIR/data" --htpasswd "$AUTHDIR/htpasswd" --policy "$AUTHDIR/policy.yaml" \
-  > "$AUTHDIR/server.log" 2>&1 &
+  --tls-cert "$TLSDIR/server.crt" --tls-key "$TLSDIR/server.key" > "$AUTHDIR/server.log" 2>&1 &
 AUTH_PID=$!
-for _ in $(seq 100); do curl -s -o /dev/null "http://$AUTHADDR/v2/" && break; sleep 0.1; done
-expect_eq "login: /v2/ without credentials is 401" "$(curl -s -o /dev/null -w '%{http_code}' "http://$AUTHADDR/v2/")" 401
-CHALLENGE=$(curl -s -D - -o /dev/null "http://$AUTHADDR/v2/e2e/x/manifests/v1" | tr -d '\r' | sed -n 's/^[Ww]ww-[Aa]uthenticate: //p')
-expect_eq "login: the challenge names the token service and the scope" "$CHALLENGE" \
-  "Bearer realm=\"http://$AUTHADDR/auth/token\",service=\"artifactstore\",scope=\"repository:e2e/x:pull\""
+for _ in $(seq 100); do curl -s "${CA[@]}" -o /dev/null "https://$AUTHADDR/v2/" && break; sleep 0.1; done
+expect_eq "login: /v2/ without credentials is 401" "$(curl -s "${CA[@]}" -o /dev/null -w '%{http_code}' "https://$AUTHADDR/v2/")" 401
+CHALLENGE=$(curl -s "${CA[@]}" -D - -o /dev/null "https://$AUTHADDR/v2/e2e/x/manifests/v1" | tr -d '\r' | sed -n 's/^[Ww]ww-[Aa]uthenticate: //p')
+expect_eq "login: the challenge names the token service (over HTTPS) and the scope" "$CHALLENGE" \
+  "Bearer realm=\"https://$AUTHADDR/auth/token\",service=\"artifactstore\",scope=\"repository:e2e/x:pull\""
+export SSL_CERT_FILE=$TLSDIR/ca.crt # crane (Go's standard variable)
 
 export DOCKER_CONFIG=$AUTHDIR/docker-config # crane and oras keep their logins here
 mkdir -p "$DOCKER_CONFIG"
-run_fails "crane push without logging in" "$CRANE" append -f layer.tar -t "$AUTHADDR/e2e/login-img:v1" --insecure
+run_fails "crane push without logging in" "$CRANE" append -f layer.tar -t "$AUTHADDR/e2e/login-img:v1"
 pass "login: crane cannot push before logging in"
 run "crane auth login" "$CRANE" auth login "$AUTHADDR" -u e2e-user -p e2e-secret
-run "crane push after login" "$CRANE" append -f layer.tar -t "$AUTHADDR/e2e/login-img:v1" --insecure
+run "crane push after login" "$CRANE" append -f layer.tar -t "$AUTHADDR/e2e/login-img:v1"
 LOGIN_IMG=$(sed -n 's/.*@//p' "$OUT")
-run "crane digest after login" "$CRANE" digest --insecure "$AUTHADDR/e2e/login-img:v1"
+run "crane digest after login" "$CRANE" digest "$AUTHADDR/e2e/login-img:v1"
 expect_eq "login: crane reads back what it pushed" "$(cat "$OUT")" "$LOGIN_IMG"
-run_fails "oras pull before oras login (a fresh config)" env DOCKER_CONFIG="$AUTHDIR/empty" "$ORAS" pull --plain-http -o x "$AUTHADDR/e2e/login-img:v1"
+run_fails "oras pull before oras login (a fresh config)" env DOCKER_CONFIG="$AUTHDIR/empty" "$ORAS" pull --ca-file "$TLSDIR/ca.crt" -o x "$AUTHADDR/e2e/login-img:v1"
 pass "login: oras without credentials cannot pull e2e/**"
-run "oras login" "$ORAS" login --plain-http -u e2e-user --password-stdin "$AUTHADDR" <<< e2e-secret
+run "oras login" "$ORAS" login --ca-file "$TLSDIR/ca.crt" -u e2e-user --password-stdin "$AUTHADDR" <<< e2e-secret
 cd in
-run "oras push after login" "$ORAS" push --plain-http --format json "$AUTHADDR/e2e/login-files:v1" hello.txt random.bin
+run "oras push after login" "$ORAS" push --ca-file "$TLSDIR/ca.crt" --format json "$AUTHADDR/e2e/login-files:v1" hello.txt random.bin
 cd "$WORK"
-run "oras pull after login" "$ORAS" pull --plain-http -o login-pulled "$AUTHADDR/e2e/login-files:v1"
+run "oras pull after login" "$ORAS" pull --ca-file "$TLSDIR/ca.crt" -o login-pulled "$AUTHADDR/e2e/login-files:v1"
 expect_same_file "login: oras pull: random.bin bytes" login-pulled/random.bin in/random.bin
-run "skopeo copy with --creds" skopeo copy --src-tls-verify=false --dest-tls-verify=false --dest-creds e2e-user:e2e-secret \
+run "skopeo copy with --creds" skopeo copy --src-cert-dir "$TLSDIR/certs.d" --dest-cert-dir "$TLSDIR/certs.d" --dest-creds e2e-user:e2e-secret \
   "docker://$AUTHADDR/e2e/login-img:v1" "docker://$AUTHADDR/e2e-public/img:v1" --src-creds e2e-user:e2e-secret
-run "skopeo inspect anonymously (public)" skopeo inspect --tls-verify=false --no-creds "docker://$AUTHADDR/e2e-public/img:v1"
+run "skopeo inspect anonymously (public)" skopeo inspect --cert-dir "$TLSDIR/certs.d" --no-creds "docker://$AUTHADDR/e2e-public/img:v1"
 expect_eq "login: anonymous callers pull what the policy makes public" "$(json '.Layers | join(" ")')" "$LAYER"
-run_fails "skopeo inspect anonymously (private)" skopeo inspect --tls-verify=false --no-creds "docker://$AUTHADDR/e2e/login-img:v1"
+run_fails "skopeo inspect anonymously (private)" skopeo inspect --cert-dir "$TLSDIR/certs.d" --no-creds "docker://$AUTHADDR/e2e/login-img:v1"
 pass "login: anonymous callers cannot pull e2e/**"
-run_fails "skopeo with a wrong password" skopeo inspect --tls-verify=false --creds e2e-user:wrong "docker://$AUTHADDR/e2e/login-img:v1"
+run_fails "skopeo with a wrong password" skopeo inspect --cert-dir "$TLSDIR/certs.d" --creds e2e-user:wrong "docker://$AUTHADDR/e2e/login-img:v1"
 pass "login: a wrong password is refused"
 # regctl and helm: their own logins and configs (and no docker login for
 # them to fall back on).
 export DOCKER_CONFIG=$AUTHDIR/empty REGCTL_CONFIG=$AUTHDIR/regctl.json
-run "regctl: plain HTTP for the test registry" "$REGCTL" registry set --tls disabled "$AUTHADDR"
+run "regctl: trust the test CA" "$REGCTL" registry set --cacert "$(cat "$TLSDIR/ca.crt")" "$AUTHADDR"
 run_fails "regctl before logging in" "$REGCTL" image digest "$AUTHADDR/e2e/login-img:v1"
 pass "login: regctl cannot read e2e/** before logging in"
 run "regctl registry login" "$REGCTL" registry login "$AUTHADDR" -u e2e-user -p e2e-secret
@@ -688,17 +691,17 @@ export HELM_REGISTRY_CONFIG=$AUTHDIR/helm-registry.json HELM_CACHE_HOME=$AUTHDIR
   HELM_CONFIG_HOME=$AUTHDIR/helm-config HELM_DATA_HOME=$AUTHDIR/helm-data
 run "helm create" "$HELM" create e2echart
 run "helm package" "$HELM" package e2echart -d charts
-run_fails "helm push before logging in" "$HELM" push charts/e2echart-0.1.0.tgz "oci://$AUTHADDR/e2e/charts" --plain-http
+run_fails "helm push before logging in" "$HELM" push charts/e2echart-0.1.0.tgz "oci://$AUTHADDR/e2e/charts" --ca-file "$TLSDIR/ca.crt"
 pass "login: helm cannot push before logging in"
-run "helm registry login" "$HELM" registry login "$AUTHADDR" -u e2e-user --password-stdin --plain-http <<< e2e-secret
-run "helm push" "$HELM" push charts/e2echart-0.1.0.tgz "oci://$AUTHADDR/e2e/charts" --plain-http
+run "helm registry login" "$HELM" registry login "$AUTHADDR" -u e2e-user --password-stdin --ca-file "$TLSDIR/ca.crt" <<< e2e-secret
+run "helm push" "$HELM" push charts/e2echart-0.1.0.tgz "oci://$AUTHADDR/e2e/charts" --ca-file "$TLSDIR/ca.crt"
 mkdir -p pulled-charts
-run "helm pull" "$HELM" pull "oci://$AUTHADDR/e2e/charts/e2echart" --version 0.1.0 --plain-http -d pulled-charts
+run "helm pull" "$HELM" pull "oci://$AUTHADDR/e2e/charts/e2echart" --version 0.1.0 --ca-file "$TLSDIR/ca.crt" -d pulled-charts
 expect_same_file "login: helm pulls the chart it pushed" pulled-charts/e2echart-0.1.0.tgz charts/e2echart-0.1.0.tgz
 unset HELM_REGISTRY_CONFIG HELM_CACHE_HOME HELM_CONFIG_HOME HELM_DATA_HOME
 kill "$AUTH_PID" 2>/dev/null || true; wait "$AUTH_PID" 2>/dev/null || true
 AUTH_PID=
-unset DOCKER_CONFIG
+unset DOCKER_CONFIG SSL_CERT_FILE
 if grep -qiE 'panic|fatal error' "$AUTHDIR/server.log"; then
   grep -iE -A5 'panic|fatal error' "$AUTHDIR/server.log" | head -40 || true
   fail "the authenticating server's log shows a panic"
