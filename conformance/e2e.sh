@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# End-to-end: real clients (oras, crane, skopeo; regctl and helm when
-# logging in) against a live artifactstore
+# End-to-end: real clients (oras, crane, skopeo; regctl, helm, podman and
+# docker when logging in) against a live artifactstore
 # on loopback with a fresh data directory, over HTTP and over HTTPS, and
 # logging in to a server with authentication on, over HTTPS. Every
 # check asserts on content (bytes, digests, media types, listed names), not
@@ -44,14 +44,15 @@ if ! go version -m "$TOOLS/helm" 2>/dev/null | grep -qE "mod[[:space:]]+helm.sh/
   GOBIN="$TOOLS" go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 fi
 missing=()
-for p in skopeo jq b3sum; do command -v "$p" > /dev/null || missing+=("$p"); done
+for p in skopeo jq b3sum podman; do command -v "$p" > /dev/null || missing+=("$p"); done
+command -v dockerd > /dev/null || missing+=(docker.io)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get install -y -q "${missing[@]}" < /dev/null > /dev/null ||
     { apt-get update -q < /dev/null > /dev/null && apt-get install -y -q "${missing[@]}" < /dev/null > /dev/null; }
 fi
-for p in skopeo jq; do
+for p in skopeo jq podman dockerd; do
   command -v "$p" > /dev/null || { echo "e2e: $p is required and could not be installed"; exit 1; }
 done
 ORAS=$TOOLS/oras
@@ -75,6 +76,8 @@ finish() {
   stop_server
   if [ -n "$TLS_PID" ]; then kill "$TLS_PID" 2>/dev/null || true; wait "$TLS_PID" 2>/dev/null || true; fi
   if [ -n "${AUTH_PID:-}" ]; then kill "$AUTH_PID" 2>/dev/null || true; wait "$AUTH_PID" 2>/dev/null || true; fi
+  if [ -n "${DOCKERD_PID:-}" ]; then kill "$DOCKERD_PID" 2>/dev/null || true; wait "$DOCKERD_PID" 2>/dev/null || true; fi
+  if [ -n "${DOCKER_CERTS:-}" ]; then rm -rf "$DOCKER_CERTS"; fi
   if [ "$rc" = 0 ] && [ "$FAILED" = 0 ]; then
     rm -rf "$WORK"
   else
@@ -699,6 +702,51 @@ mkdir -p pulled-charts
 run "helm pull" "$HELM" pull "oci://$AUTHADDR/e2e/charts/e2echart" --version 0.1.0 --ca-file "$TLSDIR/ca.crt" -d pulled-charts
 expect_same_file "login: helm pulls the chart it pushed" pulled-charts/e2echart-0.1.0.tgz charts/e2echart-0.1.0.tgz
 unset HELM_REGISTRY_CONFIG HELM_CACHE_HOME HELM_CONFIG_HOME HELM_DATA_HOME
+# podman (as root, its own storage) and the docker daemon (Debian's, with
+# vfs storage and no networking of its own), trusting the test CA through
+# their certificate directories.
+PODMAN=(podman --root "$AUTHDIR/podman/root" --runroot "$AUTHDIR/podman/run" --storage-driver vfs)
+export REGISTRY_AUTH_FILE=$AUTHDIR/podman-auth.json
+mkdir -p "$AUTHDIR/podman/certs"
+cp "$TLSDIR/ca.crt" "$AUTHDIR/podman/certs/ca.crt"
+mkdir -p img-rootfs/etc && cp rootfs/etc/e2e.txt img-rootfs/etc/e2e.txt && tar -C img-rootfs -cf img-rootfs.tar .
+run "podman import" "${PODMAN[@]}" import img-rootfs.tar "$AUTHADDR/e2e/podman-img:v1"
+echo '{}' > "$REGISTRY_AUTH_FILE"
+run_fails "podman push before logging in" "${PODMAN[@]}" push --cert-dir "$AUTHDIR/podman/certs" "$AUTHADDR/e2e/podman-img:v1"
+grep -qi 'unauthorized\|authentication required' "$ERR" || { cat "$ERR"; fail "podman push before login: not refused for authentication"; }
+pass "login: podman cannot push before logging in"
+run "podman login" "${PODMAN[@]}" login --cert-dir "$AUTHDIR/podman/certs" -u e2e-user --password-stdin "$AUTHADDR" <<< e2e-secret
+run "podman push" "${PODMAN[@]}" push --cert-dir "$AUTHDIR/podman/certs" "$AUTHADDR/e2e/podman-img:v1"
+run "crane export of what podman pushed" env DOCKER_CONFIG="$AUTHDIR/docker-config" "$CRANE" export "$AUTHADDR/e2e/podman-img:v1" podman-export.tar
+expect_eq "login: the image podman pushed has the file" "$(tar -xOf podman-export.tar etc/e2e.txt)" "$(cat rootfs/etc/e2e.txt)"
+run "podman rmi" "${PODMAN[@]}" rmi "$AUTHADDR/e2e/podman-img:v1"
+run "podman pull" "${PODMAN[@]}" pull --cert-dir "$AUTHDIR/podman/certs" "$AUTHADDR/e2e/podman-img:v1"
+pass "login: podman pulls back what it pushed"
+unset REGISTRY_AUTH_FILE
+
+DOCKER_CERTS=/etc/docker/certs.d/$AUTHADDR
+mkdir -p "$DOCKER_CERTS" && cp "$TLSDIR/ca.crt" "$DOCKER_CERTS/ca.crt"
+mkdir -p "$AUTHDIR/docker"
+dockerd --storage-driver=vfs --iptables=false --bridge=none --data-root "$AUTHDIR/docker/root" --exec-root "$AUTHDIR/docker/exec" \
+  -H "unix://$AUTHDIR/docker/docker.sock" --pidfile "$AUTHDIR/docker/docker.pid" > "$AUTHDIR/docker/dockerd.log" 2>&1 &
+DOCKERD_PID=$!
+export DOCKER_HOST=unix://$AUTHDIR/docker/docker.sock DOCKER_CONFIG=$AUTHDIR/docker/config
+for _ in $(seq 100); do docker version > /dev/null 2>&1 && break; sleep 0.2; done
+run "docker version (the daemon is up)" docker version
+run "docker import" docker import img-rootfs.tar "$AUTHADDR/e2e/docker-img:v1"
+run_fails "docker push before logging in" docker push "$AUTHADDR/e2e/docker-img:v1"
+grep -qi 'unauthorized\|authentication required' "$OUT" "$ERR" || { cat "$OUT" "$ERR"; fail "docker push before login: not refused for authentication"; }
+pass "login: docker cannot push before logging in"
+run "docker login" docker login -u e2e-user --password-stdin "$AUTHADDR" <<< e2e-secret
+run "docker push" docker push "$AUTHADDR/e2e/docker-img:v1"
+run "docker rmi" docker rmi "$AUTHADDR/e2e/docker-img:v1"
+run "docker pull" docker pull "$AUTHADDR/e2e/docker-img:v1"
+run "crane export of what docker pushed" env DOCKER_CONFIG="$AUTHDIR/docker-config" "$CRANE" export "$AUTHADDR/e2e/docker-img:v1" docker-export.tar
+expect_eq "login: the image docker pushed has the file, and docker pulls it back" "$(tar -xOf docker-export.tar etc/e2e.txt)" "$(cat rootfs/etc/e2e.txt)"
+kill "$DOCKERD_PID" 2>/dev/null || true; wait "$DOCKERD_PID" 2>/dev/null || true
+DOCKERD_PID=
+rm -rf "$DOCKER_CERTS"; DOCKER_CERTS=
+unset DOCKER_HOST
 kill "$AUTH_PID" 2>/dev/null || true; wait "$AUTH_PID" 2>/dev/null || true
 AUTH_PID=
 unset DOCKER_CONFIG SSL_CERT_FILE
