@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
 )
 
 // Options configure an Authenticator.
@@ -87,6 +89,10 @@ func New(opts Options) (*Authenticator, error) {
 	a.policy.Store(opts.Policy)
 	return a, nil
 }
+
+// JWKS is the token service's public keys, for services that verify this
+// registry's tokens (and for tests that forge against them).
+func (a *Authenticator) JWKS() jose.JSONWebKeySet { return a.opts.Keys.JWKS() }
 
 // SetPolicy replaces the policy (a reload). Tokens already issued keep
 // their access claims, but every use is checked against the new policy

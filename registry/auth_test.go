@@ -4,8 +4,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -117,7 +119,8 @@ func (s *testServer) token(cred string, scopes ...string) string {
 func TestAuthBypass(t *testing.T) {
 	forBackends(t, func(t *testing.T, b backend) {
 		newAuth := authSetup(t)
-		s := b.server(t, func(o *registry.Options) { o.Auth = newAuth() })
+		authn := newAuth()
+		s := b.server(t, func(o *registry.Options) { o.Auth = authn })
 		alice := basic("alice", "alice-pw")
 		// Content: an image in team/secret and team/app, a public one.
 		var secretBlob, secretManifest string
@@ -147,6 +150,27 @@ func TestAuthBypass(t *testing.T) {
 		json.Unmarshal(otherAudience.do("GET", auth.TokenPath+"?"+q.Encode(), nil, alice).body, &oa)
 		forged := "Authorization: Bearer " + base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`)) + "." +
 			base64.RawURLEncoding.EncodeToString([]byte(`{"iss":"artifactstore","sub":"alice","aud":"artifactstore","exp":9999999999,"typ":"access","amr":"password","access":[{"type":"repository","name":"team/secret","actions":["pull","push","delete"]}]}`)) + "."
+		// Confused algorithm: HS256 keyed with the server's own public key;
+		// and a token that brings its own key in the header.
+		claims := map[string]any{"iss": "artifactstore", "sub": "alice", "aud": "artifactstore", "exp": time.Now().Add(time.Hour).Unix(),
+			"typ": "access", "amr": "password", "access": []map[string]any{{"type": "repository", "name": "team/secret", "actions": []string{"pull", "push", "delete"}}}}
+		ours := authn.JWKS().Keys[0]
+		pubDER, _ := x509.MarshalPKIXPublicKey(ours.Key)
+		pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})
+		signWith := func(alg jose.SignatureAlgorithm, key any, opts *jose.SignerOptions) string {
+			signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok, err := jwt.Signed(signer).Claims(claims).Serialize()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return "Authorization: Bearer " + tok
+		}
+		attacker, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		confused := signWith(jose.HS256, pubPEM, (&jose.SignerOptions{}).WithHeader("kid", ours.KeyID))
+		embedded := signWith(jose.ES256, attacker, (&jose.SignerOptions{EmbedJWK: true}).WithHeader("kid", ours.KeyID))
 		bobToken := s.token(basic("bob", "bob-pw"), "repository:team/app:pull", "repository:team/secret:pull,push")
 		anonToken := s.token("", "repository:team/secret:pull,push,delete")
 		// API keys: one revoked (with a token it got before), one expired,
@@ -169,6 +193,8 @@ func TestAuthBypass(t *testing.T) {
 			{"expired token", []string{expired}, http.StatusUnauthorized},
 			{"token for another audience", []string{"Authorization: Bearer " + oa.Token}, http.StatusUnauthorized},
 			{"forged alg none", []string{forged}, http.StatusUnauthorized},
+			{"HS256 keyed with our public key", []string{confused}, http.StatusUnauthorized},
+			{"a key embedded in the header", []string{embedded}, http.StatusUnauthorized},
 			{"token for another repository", []string{bobToken}, http.StatusUnauthorized},
 			{"anonymous token", []string{anonToken}, http.StatusUnauthorized},
 			{"authenticated without permission", []string{basic("bob", "bob-pw")}, http.StatusForbidden},
