@@ -83,35 +83,32 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 			e.Repo, p.Digest, p.SHA256, p.MediaType, p.ArtifactType, p.Size, p.Subject, ann, e.Seq); err != nil {
 			return err
 		}
-		if err := exec(`DELETE FROM manifest_annotations WHERE repo = ? AND digest = ?`, e.Repo, p.Digest); err != nil {
-			return err
-		}
-		var rows [][]any
+		// The rows a manifest owns in its side views are replaced whole:
+		// a put of the same digest again leaves exactly what it says.
+		var annotations, blobs, children [][]any
 		for k, v := range p.Annotations {
-			rows = append(rows, []any{e.Repo, p.Digest, k, v})
+			annotations = append(annotations, []any{e.Repo, p.Digest, k, v})
 		}
-		if err := l.insertRows(ctx, tx, `INSERT INTO manifest_annotations (repo, digest, key, value) VALUES %s`, rows); err != nil {
-			return fmt.Errorf("apply event %d (%s): %w", e.Seq, e.Type, err)
-		}
-		if err := exec(`DELETE FROM manifest_blobs WHERE repo = ? AND digest = ?`, e.Repo, p.Digest); err != nil {
-			return err
-		}
-		rows = rows[:0]
 		for _, b := range p.Blobs {
-			rows = append(rows, []any{e.Repo, p.Digest, b})
+			blobs = append(blobs, []any{e.Repo, p.Digest, b})
 		}
-		if err := l.insertRows(ctx, tx, `INSERT INTO manifest_blobs (repo, digest, sha256) VALUES %s ON CONFLICT (repo, digest, sha256) DO NOTHING`, rows); err != nil {
-			return fmt.Errorf("apply event %d (%s): %w", e.Seq, e.Type, err)
-		}
-		if err := exec(`DELETE FROM manifest_children WHERE repo = ? AND digest = ?`, e.Repo, p.Digest); err != nil {
-			return err
-		}
-		rows = rows[:0]
 		for _, c := range p.Manifests {
-			rows = append(rows, []any{e.Repo, p.Digest, c})
+			children = append(children, []any{e.Repo, p.Digest, c})
 		}
-		if err := l.insertRows(ctx, tx, `INSERT INTO manifest_children (repo, digest, child) VALUES %s ON CONFLICT (repo, digest, child) DO NOTHING`, rows); err != nil {
-			return fmt.Errorf("apply event %d (%s): %w", e.Seq, e.Type, err)
+		for _, r := range []struct {
+			table, cols string
+			rows        [][]any
+		}{
+			{"manifest_annotations", "repo, digest, key, value", annotations},
+			{"manifest_blobs", "repo, digest, sha256", blobs},
+			{"manifest_children", "repo, digest, child", children},
+		} {
+			if err := exec(`DELETE FROM `+r.table+` WHERE repo = ? AND digest = ?`, e.Repo, p.Digest); err != nil {
+				return err
+			}
+			if err := l.insertRows(ctx, tx, `INSERT INTO `+r.table+` (`+r.cols+`) VALUES %s ON CONFLICT DO NOTHING`, r.rows); err != nil {
+				return fmt.Errorf("apply event %d (%s): %w", e.Seq, e.Type, err)
+			}
 		}
 		if p.Subject == "" {
 			return nil

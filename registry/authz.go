@@ -24,42 +24,45 @@ func principal(req *http.Request) auth.Principal {
 	return p
 }
 
-// authenticate records who req comes from in its context. Wrong
+// authenticate records who req comes from in its context, as the
+// principal the handlers authorize and as the actor of every event they
+// append (one derived request, on the hot path of every call). Wrong
 // credentials are refused here, on every route (401 with the challenge),
 // rather than treated as anonymous; a client that failed too often gets
 // 429 until it may try again.
 func (r *Registry) authenticate(w http.ResponseWriter, req *http.Request) (*http.Request, error) {
-	if r.auth == nil {
-		return req, nil
+	p := auth.Principal{Name: auth.Anonymous, Method: auth.MethodAnonymous}
+	if r.auth != nil {
+		var err error
+		p, err = r.auth.Authenticate(req)
+		var te *auth.ThrottledError
+		switch {
+		case errors.As(err, &te):
+			w.Header().Set("Retry-After", strconv.Itoa(int(te.RetryAfter.Seconds())+1))
+			return req, errorf(CodeTooManyRequests, "%v", te)
+		case errors.Is(err, auth.ErrBadCredentials):
+			w.Header().Set("WWW-Authenticate", r.auth.Challenge(req, ""))
+			return req, errorf(CodeUnauthorized, "authentication failed: unknown user, wrong password, or an invalid or expired token")
+		case err != nil:
+			return req, err
+		}
 	}
-	p, err := r.auth.Authenticate(req)
-	var te *auth.ThrottledError
-	switch {
-	case errors.As(err, &te):
-		w.Header().Set("Retry-After", strconv.Itoa(int(te.RetryAfter.Seconds())+1))
-		return req, errorf(CodeTooManyRequests, "%v", te)
-	case errors.Is(err, auth.ErrBadCredentials):
-		w.Header().Set("WWW-Authenticate", r.auth.Challenge(req, ""))
-		return req, errorf(CodeUnauthorized, "authentication failed: unknown user, wrong password, or an invalid or expired token")
-	case err != nil:
-		return req, err
-	}
-	return req.WithContext(context.WithValue(req.Context(), principalKey{}, p)), nil
+	ctx := context.WithValue(req.Context(), principalKey{}, p)
+	return req.WithContext(eventlog.WithActor(ctx, actorOf(p, req.RemoteAddr))), nil
 }
 
-// withActor makes the request's principal the actor of every event its
-// handler appends: who, how they authenticated, and from which address.
-func withActor(req *http.Request) *http.Request {
-	p := principal(req)
+// actorOf is the actor a principal's events record: who, how they
+// authenticated, and from which address (the peer's, never a header).
+func actorOf(p auth.Principal, remoteAddr string) eventlog.Actor {
 	method := p.Method
 	if method == auth.MethodToken {
 		method = "token(" + p.Via + ")"
 	}
-	host, _, err := net.SplitHostPort(req.RemoteAddr)
+	host, _, err := net.SplitHostPort(remoteAddr)
 	if err != nil {
-		host = req.RemoteAddr
+		host = remoteAddr
 	}
-	return req.WithContext(eventlog.WithActor(req.Context(), eventlog.Actor{Name: p.Name, Method: method, Addr: host}))
+	return eventlog.Actor{Name: p.Name, Method: method, Addr: host}
 }
 
 // systemActor marks the events of the server's own work (expiring

@@ -104,11 +104,7 @@ func TestLogDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	fsb, err := blobfs.New(filepath.Join(t.TempDir(), "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := serveOn(t, l, fsb)
+	s := serveOnFS(t, l)
 	_, md := s.pushImage("r", "v1", "")
 	ballast := fill(t, disk, 0)
 

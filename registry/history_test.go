@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	blobfs "github.com/artifact-store/artifact-store/blobstore/fs"
 	"github.com/artifact-store/artifact-store/eventlog"
 	"github.com/artifact-store/artifact-store/eventlog/sqlite"
 	"github.com/artifact-store/artifact-store/registry"
@@ -107,11 +106,7 @@ func TestActorIsInTheChain(t *testing.T) {
 	if _, err := l.Append(context.Background(), eventlog.New(eventlog.TypeTagDeleted, "r", eventlog.TagDeleted{Tag: "x"})); err != nil {
 		t.Fatal(err)
 	}
-	fsb, err := blobfs.New(filepath.Join(t.TempDir(), "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := serveOn(t, l, fsb)
+	s := serveOnFS(t, l)
 	s.pushImage("r", "1", "")
 	if _, bad, err := l.VerifyChain(context.Background()); err != nil || len(bad) != 0 {
 		t.Fatalf("a log mixing events with and without actors: %v %v", bad, err)

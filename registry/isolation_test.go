@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	blobfs "github.com/artifact-store/artifact-store/blobstore/fs"
 	"github.com/artifact-store/artifact-store/digest"
 	"github.com/artifact-store/artifact-store/eventlog/sqlite"
 	"github.com/artifact-store/artifact-store/registry"
@@ -354,9 +353,5 @@ func sqliteServerAt(t *testing.T) (*testServer, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	fsb, err := blobfs.New(filepath.Join(t.TempDir(), "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return serveOn(t, l, fsb), path
+	return serveOnFS(t, l), path
 }

@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"context"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	blobfs "github.com/artifact-store/artifact-store/blobstore/fs"
 	blobs3 "github.com/artifact-store/artifact-store/blobstore/s3"
 	"github.com/artifact-store/artifact-store/blobstore/s3/s3test"
 	"github.com/artifact-store/artifact-store/eventlog/postgres"
@@ -57,11 +55,7 @@ func TestPostgresUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	fsb, err := blobfs.New(filepath.Join(t.TempDir(), "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := serveOn(t, l, fsb)
+	s := serveOnFS(t, l)
 
 	m, md := s.pushImage("r", "v1", "")
 	layer := randomBytes(t, 1000)

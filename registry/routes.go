@@ -90,7 +90,6 @@ func (r *Registry) handle(fn handlerFunc) http.Handler {
 			req, err = r.authenticate(w, req)
 		}
 		if err == nil {
-			req = withActor(req)
 			err = fn(w, req)
 		}
 		if err != nil {

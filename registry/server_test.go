@@ -83,6 +83,17 @@ func (b backend) server(t testing.TB, mutate ...func(*registry.Options)) *testSe
 	return serveOn(t, l, fsb, mutate...)
 }
 
+// serveOnFS runs a registry over the log and a filesystem blob store in
+// a temporary directory.
+func serveOnFS(t testing.TB, l *eventlog.Log, mutate ...func(*registry.Options)) *testServer {
+	t.Helper()
+	fsb, err := blobfs.New(filepath.Join(t.TempDir(), "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serveOn(t, l, fsb, mutate...)
+}
+
 // serveOn runs a registry over the log and blob backend on a loopback
 // server (on SQLite in a temporary file when l is nil).
 func serveOn(t testing.TB, l *eventlog.Log, blobs blobstore.Backend, mutate ...func(*registry.Options)) *testServer {
