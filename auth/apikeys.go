@@ -135,7 +135,7 @@ func CheckKeyGrants(repos, actions []string) error {
 
 // keyGrant is what a key may do, compiled.
 type keyGrant struct {
-	repos   []glob
+	repos   []Glob
 	actions []string
 }
 
@@ -160,7 +160,7 @@ func compileKeyGrant(repos, actions []string) (*keyGrant, error) {
 		}
 	}
 	for _, r := range repos {
-		c, err := compileGlob(r)
+		c, err := CompileGlob(r)
 		if err != nil {
 			return nil, err
 		}
@@ -174,7 +174,7 @@ func (g *keyGrant) allows(repo, action string) bool {
 		return false
 	}
 	for _, r := range g.repos {
-		if r.match(repo) {
+		if r.Match(repo) {
 			return true
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"path"
 	"slices"
 	"strings"
 
@@ -32,7 +31,7 @@ type Policy struct {
 
 type rule struct {
 	subjects []string
-	repos    []glob
+	repos    []Glob
 	actions  []string
 }
 
@@ -115,7 +114,7 @@ func NewPolicy(f PolicyFile) (*Policy, error) {
 			r.actions = append(r.actions, a)
 		}
 		for _, pat := range rf.Repositories {
-			g, err := compileGlob(pat)
+			g, err := CompileGlob(pat)
 			if err != nil {
 				return nil, fmt.Errorf("rule %d: %w", i+1, err)
 			}
@@ -149,7 +148,7 @@ func (p *Policy) policyAllows(pr Principal, repo, action string) bool {
 			continue
 		}
 		for _, g := range r.repos {
-			if g.match(repo) {
+			if g.Match(repo) {
 				return true
 			}
 		}
@@ -207,54 +206,4 @@ func (p *Policy) names(subjects []string, pr Principal) bool {
 		}
 	}
 	return false
-}
-
-// glob matches repository names segment by segment.
-type glob struct {
-	pattern string
-	parts   []string
-}
-
-func compileGlob(pattern string) (glob, error) {
-	if pattern == "" || strings.HasPrefix(pattern, "/") || strings.HasSuffix(pattern, "/") || strings.Contains(pattern, "//") {
-		return glob{}, fmt.Errorf("repository glob %q: write segments separated by single slashes", pattern)
-	}
-	g := glob{pattern: pattern, parts: strings.Split(pattern, "/")}
-	for _, part := range g.parts {
-		if part == "**" {
-			continue
-		}
-		if strings.Contains(part, "**") {
-			return glob{}, fmt.Errorf("repository glob %q: ** must be a whole segment", pattern)
-		}
-		if _, err := path.Match(part, ""); err != nil {
-			return glob{}, fmt.Errorf("repository glob %q: %w", pattern, err)
-		}
-	}
-	return g, nil
-}
-
-func (g glob) match(repo string) bool {
-	return matchParts(g.parts, strings.Split(repo, "/"))
-}
-
-func matchParts(pat, name []string) bool {
-	for len(pat) > 0 {
-		if pat[0] == "**" {
-			for i := 0; i <= len(name); i++ {
-				if matchParts(pat[1:], name[i:]) {
-					return true
-				}
-			}
-			return false
-		}
-		if len(name) == 0 {
-			return false
-		}
-		if ok, _ := path.Match(pat[0], name[0]); !ok {
-			return false
-		}
-		pat, name = pat[1:], name[1:]
-	}
-	return len(name) == 0
 }
