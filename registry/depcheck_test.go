@@ -13,7 +13,8 @@ const module = "github.com/artifact-store/artifact-store/"
 // {auth, eventlog, blobstore, manifests}, with digest as the leaf vocabulary
 // and migrations as embedded data. Backends import their domain package; no
 // library imports a backend. auth (TLS, identities) imports nothing of the
-// project, so that registry and cmd can both use it.
+// project, so that registry and cmd can both use it; retention (pure policy
+// decisions) only auth, for its repository globs.
 var allowedImports = map[string][]string{
 	"digest":                   {},
 	"migrations":               {},
@@ -29,6 +30,7 @@ var allowedImports = map[string][]string{
 	"eventlog/postgres/pgtest": {},
 	"eventlog/eventlogtest":    {"eventlog"},
 	"auth":                     {},
+	"retention":                {"auth"},
 	"registry":                 {"auth", "blobstore", "digest", "eventlog", "manifests"},
 	"client":                   {"digest", "manifests", "registry"},
 }
