@@ -65,6 +65,15 @@ type Blob interface {
 	io.ReadSeekCloser
 }
 
+// BlobInfo describes a stored blob as the backend lists it: the garbage
+// collector needs the size (bytes freed) and the time the bytes were
+// written (bytes no event names yet are spared while they are young).
+type BlobInfo struct {
+	Key     digest.Digest
+	Size    int64
+	ModTime time.Time
+}
+
 // UploadInfo describes the staged bytes of an upload.
 type UploadInfo struct {
 	ID      string
@@ -88,8 +97,8 @@ type Blobs interface {
 	Open(ctx context.Context, key digest.Digest) (Blob, error)
 	// Delete removes the blob stored under key; a missing blob is no error.
 	Delete(ctx context.Context, key digest.Digest) error
-	// Walk calls fn for every stored key.
-	Walk(ctx context.Context, fn func(key digest.Digest) error) error
+	// Walk calls fn for every stored blob.
+	Walk(ctx context.Context, fn func(BlobInfo) error) error
 }
 
 // Redirector is implemented by backends that can hand out a short-lived

@@ -129,8 +129,8 @@ func (s *Store) RedirectURL(ctx context.Context, key digest.Digest, ttl time.Dur
 	return u, err == nil, err
 }
 
-// Walk calls fn for every stored key.
-func (s *Store) Walk(ctx context.Context, fn func(key digest.Digest) error) error {
+// Walk calls fn for every stored blob.
+func (s *Store) Walk(ctx context.Context, fn func(BlobInfo) error) error {
 	return s.backend.Walk(ctx, fn)
 }
 

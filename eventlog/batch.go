@@ -38,35 +38,46 @@ func (l *Log) insertRows(ctx context.Context, tx *sql.Tx, insert string, rows []
 // when it finds them all. query selects one key column and ends in
 // "IN (%s)"; args come before the keys.
 func (l *Log) firstMissing(ctx context.Context, tx *sql.Tx, query string, args []any, keys []string) (string, error) {
+	found, err := l.foundKeys(ctx, tx, query, args, keys)
+	if err != nil {
+		return "", fmt.Errorf("append check: %w", err)
+	}
+	for _, k := range keys {
+		if !found[k] {
+			return k, nil
+		}
+	}
+	return "", nil
+}
+
+// foundKeys returns the set of keys that query finds, batchRows keys per
+// statement. query selects one key column and ends in "IN (%s)"; args
+// come before the keys.
+func (l *Log) foundKeys(ctx context.Context, q querier, query string, args []any, keys []string) (map[string]bool, error) {
+	found := map[string]bool{}
 	for len(keys) > 0 {
 		n := min(len(keys), batchRows)
 		in := strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 		qargs := append(append([]any{}, args...), anySlice(keys[:n])...)
-		rows, err := tx.QueryContext(ctx, l.q(fmt.Sprintf(query, in)), qargs...)
+		rows, err := q.QueryContext(ctx, l.q(fmt.Sprintf(query, in)), qargs...)
 		if err != nil {
-			return "", fmt.Errorf("append check: %w", err)
+			return nil, err
 		}
-		found := map[string]bool{}
 		for rows.Next() {
 			var k string
 			if err := rows.Scan(&k); err != nil {
 				rows.Close()
-				return "", err
+				return nil, err
 			}
 			found[k] = true
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return "", err
-		}
-		for _, k := range keys[:n] {
-			if !found[k] {
-				return k, nil
-			}
+			return nil, err
 		}
 		keys = keys[n:]
 	}
-	return "", nil
+	return found, nil
 }
 
 func anySlice(ss []string) []any {

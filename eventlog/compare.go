@@ -71,6 +71,7 @@ var viewKeys = map[string][]string{
 	"manifest_blobs":       {"repo", "digest", "sha256"},
 	"manifest_children":    {"repo", "digest", "child"},
 	"api_keys":             {"id"},
+	"blob_tombstones":      {"sha256"},
 }
 
 // ViewDiff is one row on which the live views and the replayed ones

@@ -51,6 +51,8 @@ const (
 	TypeVersionDeleted   Type = "version.deleted"
 	TypeAPIKeyCreated    Type = "apikey.created" // apikeys.go
 	TypeAPIKeyRevoked    Type = "apikey.revoked"
+	TypeGCCondemned      Type = "gc.condemned" // gc.go
+	TypeGCSwept          Type = "gc.swept"
 )
 
 // Event is one record of the log.
@@ -63,6 +65,13 @@ type Event struct {
 	Actor    Actor  // who made the change (zero for events older than actors)
 	PrevHash []byte
 	Hash     []byte
+
+	// Fence is not recorded. On a blob.committed it is the log position
+	// the writer had read before it made the bytes durable (Observed);
+	// Append refuses the event with ErrFenced if a collector condemned or
+	// swept the blob after that position, since the bytes the writer found
+	// or wrote may be the ones the sweep deleted (gc.go).
+	Fence int64
 
 	// PayloadSize is the stored payload's length. Set by Read, which
 	// leaves Payload nil when it is larger than Query.MaxPayload.

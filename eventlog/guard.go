@@ -31,14 +31,32 @@ var ErrReferenceMissing = errors.New("reference missing")
 //   - the derived manifest and the tag of a native version are deleted
 //     only after the version itself.
 //   - a live API key's name is unique, and only a live key is revoked
-//     (apikeys.go).
+//     (apikeys.go);
+//   - the garbage collector's ordering (gc.go): a blob is condemned only
+//     while nothing uses it, and no event records, links or uses the bytes
+//     of a blob a collection may have deleted.
 func (l *Log) guard(ctx context.Context, tx *sql.Tx, e Event) error {
 	switch e.Type {
 	case TypeAPIKeyCreated, TypeAPIKeyRevoked:
 		return l.guardAPIKey(ctx, tx, e)
+	case TypeGCCondemned:
+		return l.guardCondemned(ctx, tx, e)
+	case TypeGCSwept:
+		return l.guardSwept(ctx, tx, e)
+	case TypeBlobCommitted:
+		return l.guardFenced(ctx, tx, e)
+	case TypeBlobLinked:
+		var p BlobLinked
+		if err := e.Decode(&p); err != nil {
+			return err
+		}
+		return l.guardPresent(ctx, tx, p.SHA256)
 	case TypeManifestPut:
 		var p ManifestPut
 		if err := e.Decode(&p); err != nil {
+			return err
+		}
+		if err := l.guardPresent(ctx, tx, p.SHA256); err != nil {
 			return err
 		}
 		b, err := l.firstMissing(ctx, tx, `SELECT sha256 FROM blob_links WHERE repo = ? AND sha256 IN (%s)`, []any{e.Repo}, p.Blobs)
@@ -71,6 +89,9 @@ func (l *Log) guard(ctx context.Context, tx *sql.Tx, e Event) error {
 	case TypeVersionPublished:
 		var p VersionPublished
 		if err := e.Decode(&p); err != nil {
+			return err
+		}
+		if err := l.guardPresent(ctx, tx, p.NativeSHA256); err != nil {
 			return err
 		}
 		ok, err := l.found(ctx, tx, `SELECT 1 FROM tags WHERE repo = ? AND tag = ? AND digest <> ?`, e.Repo, p.Version, p.OCIDigest)

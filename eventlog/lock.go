@@ -17,6 +17,13 @@ func (l *Log) LockBlob(ctx context.Context, sha256 string) (unlock func(), err e
 	return l.lockKey(ctx, "blob:"+sha256)
 }
 
+// LockCollector serialises garbage collections across every process
+// sharing the database (SQLite: one process, whose registry serialises
+// its own).
+func (l *Log) LockCollector(ctx context.Context) (unlock func(), err error) {
+	return l.lockKey(ctx, "gc")
+}
+
 // lockKey holds a connection for as long as the lock: it comes from the
 // separate lock pool when the backend gave one (UseLockPool), so that slow
 // moves never starve appends and queries.

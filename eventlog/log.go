@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/artifact-store/artifact-store/migrations"
@@ -61,6 +62,8 @@ type Log struct {
 	lockDB *sql.DB    // connections for LockBlob; nil: use db
 	leases leaseTable // upload leases, when the dialect has no KeyLock (SQLite)
 
+	observed atomic.Int64 // see Observed
+
 	changedMu sync.Mutex
 	changed   chan struct{} // closed and replaced whenever the log may have grown
 	closers   []func()
@@ -98,6 +101,9 @@ func Open(ctx context.Context, db *sql.DB, d Dialect, opts OpenOptions) (*Log, e
 			return nil, fmt.Errorf("%w: %s; run \"artifactstore migrate\"", ErrMigrationsPending, strings.Join(pending, ", "))
 		}
 	} else if _, err := l.migrate(ctx, ms); err != nil {
+		return nil, err
+	}
+	if _, err := l.Head(ctx); err != nil {
 		return nil, err
 	}
 	go l.committer()
@@ -294,6 +300,7 @@ func (l *Log) commitGroup(group []*appendReq) {
 		fail(fmt.Errorf("append: commit: %w", err))
 		return
 	}
+	l.observe(seq)
 	l.Wake()
 }
 

@@ -9,7 +9,7 @@ import (
 )
 
 // viewTables lists every view, in the order Replay clears them.
-var viewTables = []string{"blobs", "blob_digests", "repositories", "blob_links", "manifests", "tags", "referrers", "uploads", "versions", "manifest_annotations", "manifest_blobs", "manifest_children", "api_keys"}
+var viewTables = []string{"blobs", "blob_digests", "repositories", "blob_links", "manifests", "tags", "referrers", "uploads", "versions", "manifest_annotations", "manifest_blobs", "manifest_children", "api_keys", "blob_tombstones"}
 
 // apply projects one event into the views. It must depend only on the event
 // and the views' current rows, so that replay reproduces the same state.
@@ -56,7 +56,9 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 		if err := repo(); err != nil {
 			return err
 		}
-		return exec(`INSERT INTO blob_links (repo, sha256, seq) VALUES (?, ?, ?) ON CONFLICT (repo, sha256) DO NOTHING`, e.Repo, p.SHA256, e.Seq)
+		// seq is the last event that linked the blob: a push of it again
+		// renews the link, which the collector's grace counts from.
+		return exec(`INSERT INTO blob_links (repo, sha256, seq) VALUES (?, ?, ?) ON CONFLICT (repo, sha256) DO UPDATE SET seq = excluded.seq`, e.Repo, p.SHA256, e.Seq)
 	case TypeBlobUnlinked:
 		var p BlobUnlinked
 		if err := e.Decode(&p); err != nil {
@@ -195,6 +197,8 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 		return exec(`DELETE FROM uploads WHERE id = ?`, p.ID)
 	case TypeAPIKeyCreated, TypeAPIKeyRevoked:
 		return l.applyAPIKey(ctx, tx, e)
+	case TypeGCCondemned, TypeGCSwept:
+		return l.applyGC(ctx, tx, e)
 	}
 	return fmt.Errorf("apply event %d: unknown type %q", e.Seq, e.Type)
 }

@@ -174,6 +174,9 @@ func (l *Log) Event(ctx context.Context, seq int64) (Event, error) {
 func (l *Log) Head(ctx context.Context) (int64, error) {
 	var seq int64
 	err := l.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM events`).Scan(&seq)
+	if err == nil {
+		l.observe(seq)
+	}
 	return seq, err
 }
 

@@ -67,7 +67,10 @@ func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request) error {
 		req.Header.Get("If-Range") == "" && req.Header.Get("If-Match") == ""
 	if plain && req.Method == http.MethodHead {
 		// The view knows the size, and the bytes are durable before the
-		// view names them: no need to touch the store.
+		// view names them: no need to touch the store. A client that
+		// asks whether a blob exists is about to rely on it (a push
+		// that skips a layer): the read renews the collector's grace.
+		r.noteRead(b)
 		h.Set("Content-Length", strconv.FormatInt(b.Size, 10))
 		w.WriteHeader(http.StatusOK)
 		return nil
@@ -77,9 +80,7 @@ func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request) error {
 	}
 	if r.opts.RedirectPulls > 0 && req.Method == http.MethodGet {
 		if u, ok, err := r.store(b.Tier).RedirectURL(req.Context(), digest.Digest(b.SHA256), r.opts.RedirectPulls); err == nil && ok {
-			if r.opts.Cold != nil {
-				r.noteRead(b)
-			}
+			r.noteRead(b)
 			h.Set("Location", u)
 			w.WriteHeader(http.StatusTemporaryRedirect)
 			return nil
@@ -133,22 +134,55 @@ func (r *Registry) deleteBlob(w http.ResponseWriter, req *http.Request) error {
 	return nil
 }
 
-// commitEvents returns the events that record committed content: a
-// blob.committed when the content (or the digest it was addressed by) is
-// new to the log, then a link into repo.
-func (r *Registry) commitEvents(ctx context.Context, repo string, ds blobstore.Digests, addressedBy digest.Digest) ([]eventlog.Event, error) {
-	var evs []eventlog.Event
-	_, err := r.log.Blob(ctx, addressedBy.String())
-	switch {
-	case errors.Is(err, eventlog.ErrNotFound):
-		evs = append(evs, eventlog.New(eventlog.TypeBlobCommitted, "", eventlog.BlobCommitted{
-			SHA256: ds.SHA256.String(), BLAKE3: ds.BLAKE3.String(), SHA512: ds.SHA512.String(), Size: ds.Size,
-		}))
-	case err != nil:
-		return nil, err
-	}
+// commitEvents returns the events that record content the caller made
+// durable after reading the log position fence (eventlog.Log.Observed): a
+// blob.committed, fenced, then a link into repo unless repo is empty. The
+// blob.committed is recorded even when the log knows the content (its
+// projection is idempotent): the fence is what guarantees that the bytes
+// the caller found or wrote are not ones a collection deleted meanwhile.
+func commitEvents(repo string, ds blobstore.Digests, fence int64) []eventlog.Event {
+	c := eventlog.New(eventlog.TypeBlobCommitted, "", eventlog.BlobCommitted{
+		SHA256: ds.SHA256.String(), BLAKE3: ds.BLAKE3.String(), SHA512: ds.SHA512.String(), Size: ds.Size,
+	})
+	c.Fence = fence
+	evs := []eventlog.Event{c}
 	if repo != "" {
 		evs = append(evs, eventlog.New(eventlog.TypeBlobLinked, repo, eventlog.BlobLinked{SHA256: ds.SHA256.String()}))
 	}
-	return evs, nil
+	return evs
+}
+
+// appendCommitted appends evs, whose blob.committed events are fenced
+// (commitEvents). When the log refuses them because a collection swept
+// one of their blobs after its fence, the bytes the writer relied on may
+// be gone; but if the collection has finished (the blob is swept, not
+// condemned) and the bytes are in the store when looked at after reading
+// the head again, they were written after the delete: the append is
+// retried once with that head as the fence. Otherwise the refusal stands,
+// and the client, told 503, pushes again.
+func (r *Registry) appendCommitted(ctx context.Context, evs ...eventlog.Event) error {
+	_, err := r.log.Append(ctx, evs...)
+	if !errors.Is(err, eventlog.ErrFenced) {
+		return err
+	}
+	head, herr := r.log.Head(ctx)
+	if herr != nil {
+		return err
+	}
+	retry := make([]eventlog.Event, len(evs))
+	for i, e := range evs {
+		if e.Type == eventlog.TypeBlobCommitted {
+			var p eventlog.BlobCommitted
+			if derr := e.Decode(&p); derr != nil {
+				return derr
+			}
+			if _, serr := r.blobs.Stat(ctx, digest.Digest(p.SHA256)); serr != nil {
+				return err
+			}
+			e.Fence = head
+		}
+		retry[i] = e
+	}
+	_, err = r.log.Append(ctx, retry...)
+	return err
 }

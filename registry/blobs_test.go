@@ -1,7 +1,7 @@
 package registry_test
 
 import (
-	"github.com/artifact-store/artifact-store/digest"
+	"github.com/artifact-store/artifact-store/blobstore"
 	"github.com/artifact-store/artifact-store/eventlog"
 	"testing"
 	"time"
@@ -88,7 +88,7 @@ func testBlobDeduplicatedAcrossRepositories(t *testing.T, b backend) {
 		s.pushBlob(repo, data)
 	}
 	stored := 0
-	s.blobs.Walk(t.Context(), func(digest.Digest) error { stored++; return nil })
+	s.blobs.Walk(t.Context(), func(blobstore.BlobInfo) error { stored++; return nil })
 	recorded := 0
 	s.log.Blobs(t.Context(), func(eventlog.Blob) error { recorded++; return nil })
 	if stored != 1 || recorded != 1 {

@@ -128,6 +128,8 @@ func classify(err error) *Error {
 		return errorf(CodeUnavailable, "blob storage is unavailable; retry later")
 	case errors.Is(err, eventlog.ErrUnavailable):
 		return errorf(CodeUnavailable, "the registry database is unavailable; retry later")
+	case errors.Is(err, eventlog.ErrFenced):
+		return errorf(CodeUnavailable, "%s", publicText(err, eventlog.ErrFenced))
 	case errors.Is(err, errBodyStalled):
 		return errorf(CodeBlobUploadInvalid, "%s; nothing of this request was kept (an upload session keeps what it had: resume from the size it reports)", publicText(err, errBodyStalled)).withStatus(http.StatusRequestTimeout)
 	case errors.Is(err, errBodyCut):

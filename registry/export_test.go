@@ -6,6 +6,22 @@ import (
 	"github.com/gorilla/mux"
 )
 
+// CrashGCAt makes collections stop at stage ("unlinked", "condemned",
+// "deleting": half the batch's bytes deleted, "deleted") with an error, as
+// a kill there would; "" runs them whole again.
+func (r *Registry) CrashGCAt(stage string) {
+	if stage == "" {
+		r.gcCrash = nil
+		return
+	}
+	r.gcCrash = func(s string) error {
+		if s == stage {
+			return fmt.Errorf("simulated crash at %s", s)
+		}
+		return nil
+	}
+}
+
 // Route is one entry of the route table, for tests: its path template as
 // written in routes (variables with their patterns) and its methods.
 type Route struct {

@@ -146,14 +146,12 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request) error {
 	if err != nil {
 		return err
 	}
+	fence := r.log.Observed()
 	ds, err := r.blobs.Ingest(ctx, bytes.NewReader(body), d)
 	if err != nil {
 		return err
 	}
-	evs, err := r.commitEvents(ctx, "", ds, d)
-	if err != nil {
-		return err
-	}
+	evs := commitEvents("", ds, fence)
 	put := eventlog.ManifestPut{
 		Digest: d.String(), SHA256: ds.SHA256.String(), MediaType: m.MediaType,
 		ArtifactType: m.EffectiveArtifactType(), Size: int64(len(body)), Annotations: m.Annotations(),
@@ -166,7 +164,7 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request) error {
 	for _, t := range tags {
 		evs = append(evs, eventlog.New(eventlog.TypeTagSet, repo, eventlog.TagSet{Tag: t, Digest: d.String()}))
 	}
-	if _, err := r.log.Append(ctx, evs...); errors.Is(err, eventlog.ErrReferenceMissing) {
+	if err := r.appendCommitted(ctx, evs...); errors.Is(err, eventlog.ErrReferenceMissing) {
 		return errorf(CodeManifestBlobUnknown, "%v; push it again", err)
 	} else if err != nil {
 		return err

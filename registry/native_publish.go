@@ -122,16 +122,14 @@ func (r *Registry) putFile(w http.ResponseWriter, req *http.Request) error {
 	if err != nil {
 		return err
 	}
+	fence := r.log.Observed()
 	ds, err := r.blobs.Ingest(ctx, req.Body, expect)
 	if err != nil {
 		return uploadError(err)
 	}
 	// The file's events go into the version's own append: a refused
 	// publish (409) records nothing, and its bytes are GC's.
-	link, err := r.commitEvents(ctx, repo, ds, ds.SHA256)
-	if err != nil {
-		return err
-	}
+	link := commitEvents(repo, ds, fence)
 	n := &manifests.Native{
 		ManifestVersion: manifests.NativeVersion1, Repository: repo, Version: version,
 		ArtifactType: q.Get("artifactType"), Annotations: ann, Created: manifests.FormatCreated(time.Now()),
@@ -273,6 +271,7 @@ func (r *Registry) publish(w http.ResponseWriter, req *http.Request, n *manifest
 	if err != nil {
 		return err
 	}
+	fence := r.log.Observed()
 	nds, err := r.blobs.Ingest(ctx, bytes.NewReader(cb), "")
 	if err != nil {
 		return err
@@ -290,11 +289,7 @@ func (r *Registry) publish(w http.ResponseWriter, req *http.Request, n *manifest
 		ds   blobstore.Digests
 		repo string
 	}{{nds, ""}, {ods, ""}, {cds, repo}} {
-		e, err := r.commitEvents(ctx, c.repo, c.ds, c.ds.SHA256)
-		if err != nil {
-			return err
-		}
-		evs = append(evs, e...)
+		evs = append(evs, commitEvents(c.repo, c.ds, fence)...)
 	}
 	put := eventlog.ManifestPut{Digest: ods.SHA256.String(), SHA256: ods.SHA256.String(), MediaType: manifests.MediaTypeImageManifest,
 		ArtifactType: n.ArtifactType, Size: ods.Size}
@@ -325,7 +320,7 @@ func (r *Registry) publish(w http.ResponseWriter, req *http.Request, n *manifest
 			Version: n.Version, NativeSHA256: nds.SHA256.String(), NativeBLAKE3: nds.BLAKE3.String(), NativeSize: nds.Size, OCIDigest: put.Digest,
 		}),
 		eventlog.New(eventlog.TypeTagSet, repo, eventlog.TagSet{Tag: n.Version, Digest: put.Digest}))
-	if _, err := r.log.Append(ctx, evs...); errors.Is(err, eventlog.ErrConflict) {
+	if err := r.appendCommitted(ctx, evs...); errors.Is(err, eventlog.ErrConflict) {
 		return errorf(CodeVersionExists, "%s:%s was published or pushed over /v2/ meanwhile by another request; versions are immutable: publish a new version", repo, n.Version)
 	} else if errors.Is(err, eventlog.ErrReferenceMissing) {
 		return errorf(CodeManifestBlobUnknown, "%v; upload it again", err)

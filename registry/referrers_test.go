@@ -103,7 +103,7 @@ func testReferrersPagination(t *testing.T, b backend) {
 	}
 	for i := 0; i < 6; i++ {
 		d := fmt.Sprintf("sha256:%064x", 100+i)
-		if _, err := s.log.Append(context.Background(), eventlog.New(eventlog.TypeManifestPut, "r", eventlog.ManifestPut{
+		if _, err := s.log.Append(context.Background(), committedEvent(d), eventlog.New(eventlog.TypeManifestPut, "r", eventlog.ManifestPut{
 			Digest: d, SHA256: d, MediaType: ociManifest, Size: 1, Subject: other, Annotations: big,
 		})); err != nil {
 			t.Fatal(err)

@@ -116,6 +116,8 @@ type Registry struct {
 	stopOnce    sync.Once
 	hub         *hub // the event stream's one reader of the log
 	tiers       tiering
+	gcMu        sync.Mutex               // one collection at a time in this process
+	gcCrash     func(stage string) error // tests: stop a collection at a stage, as a kill would
 	anchors     anchors
 }
 

@@ -55,8 +55,8 @@ func (r *Registry) store(tier string) *blobstore.Store {
 // tiering policy and, if asked, promotes a cold blob.
 func (r *Registry) openBlob(ctx context.Context, b eventlog.Blob) (blobstore.Blob, error) {
 	f, err := r.openAnywhere(ctx, b)
-	if err == nil && r.opts.Cold != nil {
-		r.noteRead(b)
+	if err == nil {
+		r.noteRead(b) // for the tiering policy and the collector's grace
 	}
 	return f, err
 }
@@ -122,6 +122,24 @@ func (r *Registry) FlushReads(ctx context.Context) error {
 	r.tiers.reads = map[string]time.Time{}
 	r.tiers.mu.Unlock()
 	return r.log.RecordReads(ctx, reads)
+}
+
+// RunReadFlush records the reads noted (FlushReads) every interval until
+// ctx is done, and once more then.
+func (r *Registry) RunReadFlush(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			r.FlushReads(context.WithoutCancel(ctx))
+			return
+		case <-t.C:
+			if err := r.FlushReads(ctx); err != nil && ctx.Err() == nil {
+				r.logger.WarnContext(ctx, "record blob reads", "err", err)
+			}
+		}
+	}
 }
 
 // MoveBlob moves a blob to tier ("hot" or "cold") by the protocol above,

@@ -83,7 +83,11 @@ func (r *Registry) mount(w http.ResponseWriter, req *http.Request, repo, mount, 
 		return false, err
 	}
 	if source != repo {
-		if _, err := r.log.Append(ctx, eventlog.New(eventlog.TypeBlobLinked, repo, eventlog.BlobLinked{SHA256: b.SHA256})); err != nil {
+		_, err := r.log.Append(ctx, eventlog.New(eventlog.TypeBlobLinked, repo, eventlog.BlobLinked{SHA256: b.SHA256}))
+		if errors.Is(err, eventlog.ErrReferenceMissing) {
+			return false, nil // collected since it was looked up: upload it
+		}
+		if err != nil {
 			return false, err
 		}
 	}
@@ -96,15 +100,12 @@ func (r *Registry) monolithicUpload(w http.ResponseWriter, req *http.Request, re
 	if err != nil {
 		return err
 	}
+	fence := r.log.Observed()
 	got, err := r.blobs.Ingest(req.Context(), req.Body, d)
 	if err != nil {
 		return uploadError(err)
 	}
-	evs, err := r.commitEvents(req.Context(), repo, got, d)
-	if err != nil {
-		return err
-	}
-	if _, err := r.log.Append(req.Context(), evs...); err != nil {
+	if err := r.appendCommitted(req.Context(), commitEvents(repo, got, fence)...); err != nil {
 		return err
 	}
 	writeBlobCreated(w, repo, d)
@@ -269,6 +270,7 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request) error 
 		}
 	}
 	stop := keepLease(ctx, lease)
+	fence := r.log.Observed()
 	got, err := r.blobs.CommitUpload(ctx, id, d)
 	stop()
 	if errors.Is(err, blobstore.ErrDigestMismatch) {
@@ -282,12 +284,8 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request) error 
 	// The bytes are committed: record them even if the client goes away
 	// now, or they would be an orphan and the session a dead end.
 	ctx = context.WithoutCancel(ctx)
-	evs, err := r.commitEvents(ctx, repo, got, d)
-	if err != nil {
-		return err
-	}
-	evs = append(evs, eventlog.New(eventlog.TypeUploadFinished, repo, eventlog.UploadFinished{ID: id, SHA256: got.SHA256.String()}))
-	if _, err := r.log.Append(ctx, evs...); err != nil {
+	evs := append(commitEvents(repo, got, fence), eventlog.New(eventlog.TypeUploadFinished, repo, eventlog.UploadFinished{ID: id, SHA256: got.SHA256.String()}))
+	if err := r.appendCommitted(ctx, evs...); err != nil {
 		return err
 	}
 	writeBlobCreated(w, repo, d)

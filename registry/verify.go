@@ -13,13 +13,17 @@ import (
 
 // VerifyReport is what Verify found.
 type VerifyReport struct {
-	Events      int64    // events whose chain links were checked
-	ViewsAt     int64    // the log position the views were compared at
-	Anchor      *Anchor  // the anchor checked (nil: none stored yet)
-	Blobs       int      // blobs re-hashed
-	Orphans     int      // stored blobs no event names (GC's work, not damage)
-	Quarantined []string // blobs this run moved aside as damaged
-	Problems    []string // damage: each a sentence naming what is wrong
+	Events  int64   // events whose chain links were checked
+	ViewsAt int64   // the log position the views were compared at
+	Anchor  *Anchor // the anchor checked (nil: none stored yet)
+	Blobs   int     // blobs re-hashed
+	Orphans int     // stored blobs no event names (GC's work, not damage)
+	// Unreferenced counts blobs nothing uses and links no manifest or
+	// version of their repository needs, as the views record them: what
+	// a collection with no grace would remove (not damage either).
+	Unreferenced int
+	Quarantined  []string // blobs this run moved aside as damaged
+	Problems     []string // damage: each a sentence naming what is wrong
 }
 
 // VerifyOptions say what Verify may use and change.
@@ -95,6 +99,12 @@ func Verify(ctx context.Context, log *eventlog.Log, store *blobstore.Store, opts
 	if err := rep.verifyBlobs(ctx, log, store, opts); err != nil {
 		return rep, err
 	}
+	if err := log.UnusedBlobs(ctx, 1<<62, func(eventlog.Blob) error { rep.Unreferenced++; return nil }); err != nil {
+		return rep, err
+	}
+	if err := log.UnusedLinks(ctx, func(eventlog.UnusedLink) error { rep.Unreferenced++; return nil }); err != nil {
+		return rep, err
+	}
 	return rep, nil
 }
 
@@ -124,6 +134,11 @@ func (rep *VerifyReport) verifyBlobs(ctx context.Context, log *eventlog.Log, sto
 			// Moved (and swept) since this listing began: look where it went.
 			if got, err = other.Rehash(ctx, key); err == nil {
 				in = other
+			}
+		}
+		if errors.Is(err, blobstore.ErrNotFound) {
+			if _, gerr := log.Blob(ctx, b.SHA256); errors.Is(gerr, eventlog.ErrNotFound) {
+				return nil // collected since this listing began
 			}
 		}
 		var damage string
@@ -179,8 +194,8 @@ func (rep *VerifyReport) verifyBlobs(ctx context.Context, log *eventlog.Log, sto
 		if st == nil {
 			continue
 		}
-		if err := st.Walk(ctx, func(key digest.Digest) error {
-			if !known[key.String()] {
+		if err := st.Walk(ctx, func(b blobstore.BlobInfo) error {
+			if !known[b.Key.String()] {
 				rep.Orphans++
 			}
 			return nil

@@ -29,8 +29,8 @@ func testAside(t *testing.T, s *blobstore.Store) {
 	if _, err := s.ReadAside(ctx, "anchors/head", 3); err == nil {
 		t.Fatal("a read past its limit succeeded")
 	}
-	s.Walk(ctx, func(key digest.Digest) error {
-		t.Errorf("Walk lists %s: objects kept aside are not blobs", key)
+	s.Walk(ctx, func(b blobstore.BlobInfo) error {
+		t.Errorf("Walk lists %s: objects kept aside are not blobs", b.Key)
 		return nil
 	})
 	for _, bad := range []string{"", "../x", "a//b", ".hidden", "A", "sha256/ab", "uploads/x", "blobs/sha256/x", "a/../../b"} {
@@ -92,7 +92,7 @@ func testQuarantineAndRepair(t *testing.T, s *blobstore.Store) {
 		t.Fatal("re-push after quarantine: wrong bytes")
 	}
 	n := 0
-	s.Walk(ctx, func(digest.Digest) error { n++; return nil })
+	s.Walk(ctx, func(blobstore.BlobInfo) error { n++; return nil })
 	if n != 1 {
 		t.Fatalf("Walk lists %d blobs, want 1 (the quarantined copy is not a blob)", n)
 	}

@@ -11,6 +11,7 @@ import (
 	"io"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/artifact-store/artifact-store/blobstore"
 	"github.com/artifact-store/artifact-store/digest"
@@ -114,7 +115,7 @@ func testIngestDeduplicates(t *testing.T, s *blobstore.Store) {
 		t.Fatalf("second ingest = %+v, %v", b, err)
 	}
 	n := 0
-	s.Walk(ctx, func(digest.Digest) error { n++; return nil })
+	s.Walk(ctx, func(blobstore.BlobInfo) error { n++; return nil })
 	if n != 1 {
 		t.Fatalf("walk found %d blobs, want 1", n)
 	}
@@ -253,10 +254,13 @@ func testAbort(t *testing.T, s *blobstore.Store) {
 func testWalkAndDelete(t *testing.T, s *blobstore.Store) {
 	ctx := context.Background()
 	ds, _ := s.Ingest(ctx, bytes.NewReader([]byte("x")), "")
-	var seen []digest.Digest
-	s.Walk(ctx, func(d digest.Digest) error { seen = append(seen, d); return nil })
-	if len(seen) != 1 || seen[0] != ds.SHA256 {
-		t.Fatalf("walk = %v", seen)
+	var seen []blobstore.BlobInfo
+	s.Walk(ctx, func(b blobstore.BlobInfo) error { seen = append(seen, b); return nil })
+	if len(seen) != 1 || seen[0].Key != ds.SHA256 || seen[0].Size != 1 {
+		t.Fatalf("walk = %+v, want the one blob of 1 byte", seen)
+	}
+	if age := time.Since(seen[0].ModTime); age < -time.Minute || age > time.Hour {
+		t.Fatalf("walk says the blob was written %s ago", age)
 	}
 	if err := s.Delete(ctx, ds.SHA256); err != nil {
 		t.Fatal(err)

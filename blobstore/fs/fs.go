@@ -160,7 +160,7 @@ func (b *Backend) Delete(_ context.Context, key digest.Digest) error {
 }
 
 // Walk implements blobstore.Backend.
-func (b *Backend) Walk(ctx context.Context, fn func(digest.Digest) error) error {
+func (b *Backend) Walk(ctx context.Context, fn func(blobstore.BlobInfo) error) error {
 	return filepath.WalkDir(filepath.Join(b.root, "sha256"), func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -172,7 +172,14 @@ func (b *Backend) Walk(ctx context.Context, fn func(digest.Digest) error) error 
 		if perr != nil {
 			return nil // not ours
 		}
-		return fn(key)
+		info, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // deleted since the directory was read
+		}
+		if err != nil {
+			return err
+		}
+		return fn(blobstore.BlobInfo{Key: key, Size: info.Size(), ModTime: info.ModTime()})
 	})
 }
 

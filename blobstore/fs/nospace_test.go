@@ -96,7 +96,7 @@ func TestNoSpace(t *testing.T) {
 				t.Fatalf("staging files left after the failed ingest: %v", ups)
 			}
 			n := 0
-			s.Walk(ctx, func(digest.Digest) error { n++; return nil })
+			s.Walk(ctx, func(blobstore.BlobInfo) error { n++; return nil })
 			if n != 0 {
 				t.Fatalf("%d blobs stored by a failed ingest", n)
 			}

@@ -234,7 +234,7 @@ func (b *Backend) Delete(ctx context.Context, key digest.Digest) error {
 }
 
 // Walk implements blobstore.Backend.
-func (b *Backend) Walk(ctx context.Context, fn func(digest.Digest) error) error {
+func (b *Backend) Walk(ctx context.Context, fn func(blobstore.BlobInfo) error) error {
 	prefix := b.key("blobs", "sha256") + "/"
 	for obj := range b.c.ListObjects(ctx, b.opts.Bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
 		if obj.Err != nil {
@@ -244,7 +244,7 @@ func (b *Backend) Walk(ctx context.Context, fn func(digest.Digest) error) error 
 		if err != nil {
 			continue // not ours
 		}
-		if err := fn(d); err != nil {
+		if err := fn(blobstore.BlobInfo{Key: d, Size: obj.Size, ModTime: obj.LastModified}); err != nil {
 			return err
 		}
 	}

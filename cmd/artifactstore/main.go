@@ -4,6 +4,7 @@
 //	artifactstore serve  --addr HOST:PORT --data DIR
 //	artifactstore replay --data DIR
 //	artifactstore verify --data DIR
+//	artifactstore gc --data DIR [--dry-run] [--gc-grace D]
 //	artifactstore migrate --db postgres://… (or --data DIR for SQLite)
 //	artifactstore push --server URL REPO:VERSION FILE[=PATH]...
 //	artifactstore pull --server URL REPO:VERSION [DIR]
@@ -27,6 +28,7 @@ commands:
   replay   rebuild every view from the event log (server stopped)
   verify   re-hash every blob and check the event log's hash chain
   migrate  apply pending database migrations
+  gc       collect garbage once: unused blobs, crash orphans, expired uploads
   tier     apply the retrieval tiering policy once, or move one blob
   push     upload files and publish them as REPO:VERSION (client)
   pull     download the files of REPO:VERSION, verified (client)
@@ -56,6 +58,8 @@ func main() {
 		err = migrate(ctx, os.Args[2:])
 	case "tier":
 		err = tier(ctx, os.Args[2:])
+	case "gc":
+		err = gc(ctx, os.Args[2:])
 	case "push":
 		err = push(ctx, os.Args[2:])
 	case "pull":

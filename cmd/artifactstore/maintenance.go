@@ -63,7 +63,7 @@ func verify(ctx context.Context, args []string) error {
 	if len(rep.Quarantined) > 0 {
 		fmt.Printf("quarantined %d damaged blobs\n", len(rep.Quarantined))
 	}
-	fmt.Printf("checked %d events and %d blobs, views at event %d; %d problems; %d unreferenced blobs (for GC)\n", rep.Events, rep.Blobs, rep.ViewsAt, len(rep.Problems), rep.Orphans)
+	fmt.Printf("checked %d events and %d blobs, views at event %d; %d problems; for gc: %d stored blobs no event names, %d unused blobs and links\n", rep.Events, rep.Blobs, rep.ViewsAt, len(rep.Problems), rep.Orphans, rep.Unreferenced)
 	if len(rep.Problems) > 0 {
 		return fmt.Errorf("verify found %d problems", len(rep.Problems))
 	}

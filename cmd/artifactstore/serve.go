@@ -18,6 +18,10 @@ import (
 	"github.com/artifact-store/artifact-store/registry"
 )
 
+// readFlushInterval is how often a server records which blobs it served:
+// the collector spares blobs read within its grace, on every replica.
+const readFlushInterval = 10 * time.Second
+
 func serve(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
 	addr := fs.String("addr", env("ARTIFACTSTORE_ADDR", "127.0.0.1:5000"), "listen address (env ARTIFACTSTORE_ADDR)")
@@ -33,6 +37,7 @@ func serve(ctx context.Context, args []string) error {
 	maxUploads := fs.Int("max-uploads", envInt("ARTIFACTSTORE_MAX_UPLOADS", 10_000), "open upload sessions allowed in total; more get 429 (env ARTIFACTSTORE_MAX_UPLOADS)")
 	maxRepoUploads := fs.Int("max-uploads-per-repo", envInt("ARTIFACTSTORE_MAX_UPLOADS_PER_REPO", 1_000), "open upload sessions allowed per repository; more get 429 (env ARTIFACTSTORE_MAX_UPLOADS_PER_REPO)")
 	maxStreams := fs.Int("max-event-streams", envInt("ARTIFACTSTORE_MAX_EVENT_STREAMS", 1_000), "Server-Sent Events streams of /api/v1/events open at once; more get 503 (env ARTIFACTSTORE_MAX_EVENT_STREAMS)")
+	gcf := gcFlags{grace: graceFlag(fs), interval: fs.Duration("gc-interval", envDuration("ARTIFACTSTORE_GC_INTERVAL", 0), "collect garbage this often (0: never; run \"artifactstore gc\" instead) (env ARTIFACTSTORE_GC_INTERVAL)")}
 	authConfig := authFlags(fs)
 	logJSON := fs.Bool("log-json", envBool("ARTIFACTSTORE_LOG_JSON"), "log JSON instead of text (env ARTIFACTSTORE_LOG_JSON)")
 	tc := tlsFlags(fs)
@@ -47,6 +52,9 @@ func serve(ctx context.Context, args []string) error {
 		return fmt.Errorf("--max-uploads, --max-uploads-per-repo and --max-event-streams must be positive")
 	}
 	if err := tc.check(); err != nil {
+		return err
+	}
+	if err := gcf.check(); err != nil {
 		return err
 	}
 
@@ -101,6 +109,15 @@ func serve(ctx context.Context, args []string) error {
 		background.Add(1)
 		go func() { defer background.Done(); reg.RunTiering(janitorCtx, *tierEvery) }()
 	}
+	if *gcf.interval > 0 {
+		background.Add(1)
+		go func() {
+			defer background.Done()
+			reg.RunGC(janitorCtx, *gcf.interval, registry.GCOptions{Grace: *gcf.grace})
+		}()
+	}
+	background.Add(1)
+	go func() { defer background.Done(); reg.RunReadFlush(janitorCtx, readFlushInterval) }()
 
 	var onHangup []func() // what SIGHUP re-reads
 	if tlsReloader != nil {

@@ -27,6 +27,7 @@ func Run(t *testing.T, open func(t *testing.T) *eventlog.Log) {
 	t.Run("ManifestNamingManyBlobs", func(t *testing.T) { testManifestNamingManyBlobs(t, open(t)) })
 	t.Run("NativeTagGuarded", func(t *testing.T) { testNativeTagGuarded(t, open(t)) })
 	t.Run("APIKeys", func(t *testing.T) { testAPIKeys(t, open(t)) })
+	t.Run("CollectorOrdering", func(t *testing.T) { testCollectorOrdering(t, open(t)) })
 	t.Run("ChangedWakesReaders", func(t *testing.T) { testChangedWakesReaders(t, open(t)) })
 	t.Run("ReaderNeverMisses", func(t *testing.T) {
 		l := open(t)
@@ -45,16 +46,23 @@ func mustAppend(t *testing.T, l *eventlog.Log, evs ...eventlog.Event) []eventlog
 
 func sha(i int) string { return fmt.Sprintf("sha256:%064x", i) }
 
+// committed records bytes under key, as a blob.committed does before any
+// event that needs them (a link, a manifest's bytes, a version).
+func committed(key string) eventlog.Event {
+	return eventlog.New(eventlog.TypeBlobCommitted, "", eventlog.BlobCommitted{SHA256: key, BLAKE3: "blake3:" + key[7:], Size: 1})
+}
+
 func testAppendAndViews(t *testing.T, l *eventlog.Log) {
 	ctx := context.Background()
 	out := mustAppend(t, l,
 		eventlog.New(eventlog.TypeBlobCommitted, "", eventlog.BlobCommitted{SHA256: sha(1), BLAKE3: "blake3:" + sha(1)[7:], Size: 10}),
 		eventlog.New(eventlog.TypeBlobLinked, "a/b", eventlog.BlobLinked{SHA256: sha(1)}),
+		committed(sha(2)),
 		eventlog.New(eventlog.TypeManifestPut, "a/b", eventlog.ManifestPut{Digest: sha(2), SHA256: sha(2), MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 5, Subject: sha(9), ArtifactType: "x/y", Annotations: map[string]string{"k": "v"}}),
 		eventlog.New(eventlog.TypeTagSet, "a/b", eventlog.TagSet{Tag: "v1", Digest: sha(2)}),
 	)
-	if out[0].Seq != 1 || out[3].Seq != 4 {
-		t.Fatalf("sequence numbers %d..%d, want 1..4", out[0].Seq, out[3].Seq)
+	if out[0].Seq != 1 || out[4].Seq != 5 {
+		t.Fatalf("sequence numbers %d..%d, want 1..5", out[0].Seq, out[4].Seq)
 	}
 	if b, err := l.Blob(ctx, "blake3:"+sha(1)[7:]); err != nil || b.SHA256 != sha(1) || b.Size != 10 {
 		t.Fatalf("blob by blake3 = %+v, %v", b, err)
@@ -90,6 +98,9 @@ func testReplayEqualsLive(t *testing.T, l *eventlog.Log) {
 	ctx := context.Background()
 	rng := rand.New(rand.NewSource(42))
 	repos := []string{"r/one", "r/two", "three"}
+	for i := range 30 {
+		mustAppend(t, l, committed(sha(1000+i)))
+	}
 	for i := 0; i < 400; i++ {
 		repo := repos[rng.Intn(len(repos))]
 		m := sha(1000 + rng.Intn(30))

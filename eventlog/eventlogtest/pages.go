@@ -16,6 +16,13 @@ import (
 func testReadBoundedBySize(t *testing.T, l *eventlog.Log) {
 	ctx := context.Background()
 	pad := func(n int) map[string]string { return map[string]string{"pad": strings.Repeat("x", n)} }
+	// The manifests' bytes first, so that the puts are events 13 to 24.
+	var bytes []eventlog.Event
+	for i := 1; i <= 12; i++ {
+		bytes = append(bytes, committed(sha(i)))
+	}
+	mustAppend(t, l, bytes...)
+	const base = 12
 	for i := 1; i <= 12; i++ {
 		size := 1000
 		if i == 5 {
@@ -25,8 +32,8 @@ func testReadBoundedBySize(t *testing.T, l *eventlog.Log) {
 	}
 	// Each small event costs about 1 KiB + EventOverhead: 3 fit in 3 KiB.
 	var seen []int64
-	after := int64(0)
-	for pages := 0; pages < 20 && after < 12; pages++ {
+	after := int64(base)
+	for pages := 0; pages < 20 && after < base+12; pages++ {
 		p, err := l.Read(ctx, eventlog.Query{After: after, Limit: 100, MaxBytes: 3 << 10, MaxPayload: 10_000})
 		if err != nil {
 			t.Fatal(err)
@@ -36,7 +43,7 @@ func testReadBoundedBySize(t *testing.T, l *eventlog.Log) {
 		}
 		for _, e := range p.Events {
 			seen = append(seen, e.Seq)
-			if e.Seq == 5 {
+			if e.Seq == base+5 {
 				if e.Payload != nil || e.PayloadSize < 50_000 {
 					t.Fatalf("big payload: %d bytes read, size %d; want it left out with its size", len(e.Payload), e.PayloadSize)
 				}
@@ -44,13 +51,13 @@ func testReadBoundedBySize(t *testing.T, l *eventlog.Log) {
 				t.Fatalf("event %d: payload %d bytes, size %d", e.Seq, len(e.Payload), e.PayloadSize)
 			}
 		}
-		if p.More != (p.Next < 12) {
+		if p.More != (p.Next < base+12) {
 			t.Fatalf("page after %d: More %v with Next %d of 12", after, p.More, p.Next)
 		}
 		after = p.Next
 	}
 	for i, s := range seen {
-		if s != int64(i+1) {
+		if s != int64(base+i+1) {
 			t.Fatalf("pages gave %v: a gap or a repeat", seen)
 		}
 	}
@@ -58,16 +65,16 @@ func testReadBoundedBySize(t *testing.T, l *eventlog.Log) {
 		t.Fatalf("pages gave %d of 12 events", len(seen))
 	}
 	// Without MaxPayload, a page bound below one event still holds one.
-	p, err := l.Read(ctx, eventlog.Query{After: 4, Limit: 100, MaxBytes: 1})
-	if err != nil || len(p.Events) != 1 || p.Events[0].Seq != 5 || len(p.Events[0].Payload) < 50_000 || p.Next != 5 || !p.More {
+	p, err := l.Read(ctx, eventlog.Query{After: base + 4, Limit: 100, MaxBytes: 1})
+	if err != nil || len(p.Events) != 1 || p.Events[0].Seq != base+5 || len(p.Events[0].Payload) < 50_000 || p.Next != base+5 || !p.More {
 		t.Fatalf("tiny bound: %d events, next %d, more %v, %v", len(p.Events), p.Next, p.More, err)
 	}
-	e, err := l.Event(ctx, 5)
-	if err != nil || e.Seq != 5 || len(e.Payload) < 50_000 || int64(len(e.Payload)) != e.PayloadSize || len(e.Hash) != 32 {
+	e, err := l.Event(ctx, base+5)
+	if err != nil || e.Seq != base+5 || len(e.Payload) < 50_000 || int64(len(e.Payload)) != e.PayloadSize || len(e.Hash) != 32 {
 		t.Fatalf("Event(5) = seq %d, %d bytes, %v", e.Seq, len(e.Payload), err)
 	}
-	if _, err := l.Event(ctx, 13); !isNotFound(err) {
-		t.Fatalf("Event(13): %v, want ErrNotFound", err)
+	if _, err := l.Event(ctx, base+13); !isNotFound(err) {
+		t.Fatalf("Event(%d): %v, want ErrNotFound", base+13, err)
 	}
 }
 
@@ -85,7 +92,7 @@ func testReferrerPages(t *testing.T, l *eventlog.Log) {
 		if i%2 == 1 {
 			at = "a/y"
 		}
-		mustAppend(t, l, eventlog.New(eventlog.TypeManifestPut, "r", eventlog.ManifestPut{Digest: sha(100 + i), SHA256: sha(100 + i), MediaType: "m", Size: 1, Subject: sha(1), ArtifactType: at, Annotations: ann}))
+		mustAppend(t, l, committed(sha(100+i)), eventlog.New(eventlog.TypeManifestPut, "r", eventlog.ManifestPut{Digest: sha(100 + i), SHA256: sha(100 + i), MediaType: "m", Size: 1, Subject: sha(1), ArtifactType: at, Annotations: ann}))
 	}
 	walk := func(q eventlog.ReferrersQuery) []string {
 		var got []string

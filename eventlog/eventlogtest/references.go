@@ -33,7 +33,7 @@ func testManifestNamingManyBlobs(t *testing.T, l *eventlog.Log) {
 		evs = evs[k:]
 	}
 	put := func(digest string, names []string) error {
-		_, err := l.Append(ctx, eventlog.New(eventlog.TypeManifestPut, "big", eventlog.ManifestPut{
+		_, err := l.Append(ctx, committed(digest), eventlog.New(eventlog.TypeManifestPut, "big", eventlog.ManifestPut{
 			Digest: digest, SHA256: digest, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 1, Blobs: names}))
 		return err
 	}
@@ -58,7 +58,7 @@ func testManifestNamingManyBlobs(t *testing.T, l *eventlog.Log) {
 func testNativeTagGuarded(t *testing.T, l *eventlog.Log) {
 	ctx := context.Background()
 	d := fmt.Sprintf("sha256:%064x", 7)
-	mustAppend(t, l,
+	mustAppend(t, l, committed(d),
 		eventlog.New(eventlog.TypeManifestPut, "r", eventlog.ManifestPut{Digest: d, SHA256: d, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 1}),
 		eventlog.New(eventlog.TypeVersionPublished, "r", eventlog.VersionPublished{Version: "1.0", NativeSHA256: d, NativeBLAKE3: "blake3:00", NativeSize: 1, OCIDigest: d}),
 		eventlog.New(eventlog.TypeTagSet, "r", eventlog.TagSet{Tag: "1.0", Digest: d}))

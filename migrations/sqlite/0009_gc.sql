@@ -1,0 +1,17 @@
+-- Garbage collection (eventlog/gc.go). blob_tombstones is a view, rebuilt
+-- by replay: one row per blob a collector condemned (gc.condemned, state
+-- 'condemned') and, once its bytes are deleted, swept (gc.swept, state
+-- 'swept'); seq is that event's sequence number. An append that records
+-- bytes for a blob whose tombstone is newer than what its writer had read
+-- of the log is refused, so no event ever names bytes a sweep deleted.
+CREATE TABLE blob_tombstones (
+    sha256 TEXT    PRIMARY KEY,
+    state  TEXT    NOT NULL,
+    seq    INTEGER NOT NULL
+);
+
+-- The collector asks "does anything in any repository still use this
+-- blob?"; these answer it without a scan.
+CREATE INDEX blob_links_by_blob ON blob_links (sha256);
+CREATE INDEX manifests_by_blob ON manifests (sha256);
+CREATE INDEX versions_by_native ON versions (native_sha256);

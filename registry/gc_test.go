@@ -1,0 +1,475 @@
+package registry_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/artifact-store/artifact-store/blobstore"
+	blobfs "github.com/artifact-store/artifact-store/blobstore/fs"
+	blobs3 "github.com/artifact-store/artifact-store/blobstore/s3"
+	"github.com/artifact-store/artifact-store/blobstore/s3/s3test"
+	"github.com/artifact-store/artifact-store/digest"
+	"github.com/artifact-store/artifact-store/eventlog"
+	"github.com/artifact-store/artifact-store/registry"
+)
+
+// gcBackend is a combination of event log and blob stores the collector
+// must be correct on.
+type gcBackend struct {
+	name   string
+	server func(t *testing.T, mutate ...func(*registry.Options)) *testServer
+}
+
+var gcBackends = []gcBackend{
+	{"sqlite+fs", func(t *testing.T, m ...func(*registry.Options)) *testServer { return backends[0].server(t, m...) }},
+	{"postgres+fs", func(t *testing.T, m ...func(*registry.Options)) *testServer { return backends[1].server(t, m...) }},
+	{"sqlite+s3", func(t *testing.T, m ...func(*registry.Options)) *testServer {
+		gw := s3test.Start(t)
+		b, err := blobs3.New(context.Background(), blobs3.Options{Endpoint: gw.Endpoint, AccessKey: s3test.AccessKey, SecretKey: s3test.SecretKey,
+			Region: "us-east-1", Bucket: s3test.Bucket(), PathStyle: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return serveOn(t, nil, b, m...)
+	}},
+	{"postgres+fs+cold-s3", func(t *testing.T, m ...func(*registry.Options)) *testServer {
+		gw := s3test.Start(t)
+		cold, err := blobs3.New(context.Background(), blobs3.Options{Endpoint: gw.Endpoint, AccessKey: s3test.AccessKey, SecretKey: s3test.SecretKey,
+			Region: "us-east-1", Bucket: s3test.Bucket(), Prefix: "cold", PathStyle: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hot, err := blobfs.New(filepath.Join(t.TempDir(), "blobs"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := backends[1].open(t)
+		t.Cleanup(func() { l.Close() })
+		return serveOn(t, l, hot, append([]func(*registry.Options){func(o *registry.Options) {
+			o.Cold, o.Tiering = blobstore.New(cold), registry.TierPolicy{Grace: time.Millisecond}
+		}}, m...)...)
+	}},
+}
+
+func forGCBackends(t *testing.T, fn func(t *testing.T, b gcBackend)) {
+	for _, b := range gcBackends {
+		t.Run(b.name, func(t *testing.T) { fn(t, b) })
+	}
+}
+
+// image is what pushLayers pushed: the manifest and its blobs' bytes.
+type image struct {
+	repo, digest string
+	manifest     []byte
+	blobs        map[string][]byte // digest -> bytes, config first
+}
+
+// pushLayers pushes an image whose layers are the given bytes (and a
+// config of its own) under tag, and returns it.
+func (s *testServer) pushLayers(repo, tag string, layers ...[]byte) image {
+	s.t.Helper()
+	img := image{repo: repo, blobs: map[string][]byte{}}
+	cfg := []byte(fmt.Sprintf(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"tag":%q,"r":%q}`, tag, randomBytes(s.t, 8)))
+	img.blobs[s.pushBlob(repo, cfg)] = cfg
+	var descs []byte
+	for i, l := range layers {
+		d := s.pushBlob(repo, l)
+		img.blobs[d] = l
+		if i > 0 {
+			descs = append(descs, ',')
+		}
+		descs = fmt.Appendf(descs, `{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":%q,"size":%d}`, d, len(l))
+	}
+	img.manifest = []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},"layers":[%s]}`,
+		sha256Of(cfg), len(cfg), descs))
+	expect(s.t, s.do("PUT", "/v2/"+repo+"/manifests/"+tag, img.manifest, "Content-Type: application/vnd.oci.image.manifest.v1+json"), http.StatusCreated)
+	img.digest = sha256Of(img.manifest)
+	return img
+}
+
+// pullsWhole fails the test unless img pulls byte for byte.
+func (s *testServer) pullsWhole(img image) {
+	s.t.Helper()
+	r := s.do("GET", "/v2/"+img.repo+"/manifests/"+img.digest, nil)
+	if r.StatusCode != 200 || !bytes.Equal(r.body, img.manifest) {
+		s.t.Fatalf("manifest %s of %s: %d", img.digest, img.repo, r.StatusCode)
+	}
+	for d, want := range img.blobs {
+		r := s.do("GET", "/v2/"+img.repo+"/blobs/"+d, nil)
+		if r.StatusCode != 200 || !bytes.Equal(r.body, want) {
+			s.t.Fatalf("blob %s of %s: %d, %d bytes", d, img.repo, r.StatusCode, len(r.body))
+		}
+	}
+}
+
+// stored reports whether any of the server's stores holds key.
+func (s *testServer) stored(key string) bool {
+	for _, st := range []*blobstore.Store{s.blobs, s.cold} {
+		if st == nil {
+			continue
+		}
+		if _, err := st.Stat(context.Background(), digest.Digest(key)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+func digestsOf(bs []registry.GCBlob) []string {
+	var out []string
+	for _, b := range bs {
+		out = append(out, b.Digest)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func linksOf(ls []registry.GCLink) []string {
+	var out []string
+	for _, l := range ls {
+		out = append(out, l.Repo+"@"+l.Digest)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// verifyClean runs verify and fails on any problem, unrecorded bytes or
+// unused blob or link.
+func (s *testServer) verifyClean() {
+	s.t.Helper()
+	rep, err := registry.Verify(context.Background(), s.log, s.blobs, registry.VerifyOptions{Cold: s.cold, Scratch: scratchLog(s.t)})
+	if err != nil || len(rep.Problems) != 0 || rep.Orphans != 0 || rep.Unreferenced != 0 {
+		s.t.Fatalf("verify: %v; problems %v; %d unrecorded, %d unreferenced", err, rep.Problems, rep.Orphans, rep.Unreferenced)
+	}
+}
+
+// garbage is the fixture the collector tests share: image a:v1, with a
+// layer it shares with b:v1, deleted; b:v1 kept; a stray blob in a.
+type garbage struct {
+	kept     image
+	shared   string // the layer a and b share
+	stray    string
+	strayP   []byte
+	swept    []string // the blobs a collection must delete, sorted
+	unlinked []string // the links it must remove ("repo@digest"), sorted
+}
+
+func makeGarbage(t *testing.T, s *testServer) garbage {
+	sharedP := randomBytes(t, 4000)
+	g := garbage{shared: sha256Of(sharedP), strayP: randomBytes(t, 5000)}
+	a := s.pushLayers("a", "v1", sharedP, randomBytes(t, 3000))
+	g.kept = s.pushLayers("b", "v1", sharedP)
+	g.stray = s.pushBlob("a", g.strayP)
+	expect(t, s.do("DELETE", "/v2/a/manifests/"+a.digest, nil), http.StatusAccepted)
+	g.swept = []string{a.digest, g.stray}
+	g.unlinked = []string{"a@" + g.stray}
+	for d := range a.blobs {
+		g.unlinked = append(g.unlinked, "a@"+d)
+		if d != g.shared {
+			g.swept = append(g.swept, d)
+		}
+	}
+	slices.Sort(g.swept)
+	slices.Sort(g.unlinked)
+	return g
+}
+
+// TestGCReclaimsDeletedImage: deleting an image and collecting gives back
+// the space of what nothing else uses, on every backend combination; the
+// dry run lists exactly what the run then removes; the image that shares
+// a layer still pulls whole; a second run finds nothing; verify is clean.
+func TestGCReclaimsDeletedImage(t *testing.T) {
+	forGCBackends(t, func(t *testing.T, b gcBackend) {
+		s := b.server(t)
+		ctx := context.Background()
+		g := makeGarbage(t, s)
+		kept, wantSwept, wantUnlinked := g.kept, g.swept, g.unlinked
+		if s.cold != nil {
+			// Part of the garbage, and the layer b keeps, in the cold tier.
+			for _, d := range []string{wantSwept[0], wantSwept[1], g.shared} {
+				if err := s.reg.MoveBlob(ctx, d, eventlog.TierCold); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := s.reg.SweepMoved(ctx, time.Now().Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var wantBytes int64
+		for _, d := range wantSwept {
+			b, err := s.log.Blob(ctx, d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantBytes += b.Size
+		}
+		plan, err := s.reg.CollectGarbage(ctx, registry.GCOptions{DryRun: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := s.reg.CollectGarbage(ctx, registry.GCOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range []registry.GCReport{plan, rep} {
+			if got := digestsOf(r.Swept); !slices.Equal(got, wantSwept) {
+				t.Fatalf("dry %v: swept %v, want %v", r.DryRun, got, wantSwept)
+			}
+			if got := linksOf(r.Unlinked); !slices.Equal(got, wantUnlinked) {
+				t.Fatalf("dry %v: unlinked %v, want %v", r.DryRun, got, wantUnlinked)
+			}
+			if r.BytesFreed != wantBytes {
+				t.Fatalf("dry %v: %d bytes freed, want %d", r.DryRun, r.BytesFreed, wantBytes)
+			}
+		}
+		for _, d := range wantSwept {
+			if s.stored(d) {
+				t.Fatalf("%s is still stored after the collection", d)
+			}
+		}
+		s.pullsWhole(kept)
+		for _, l := range wantUnlinked {
+			expect(t, s.do("GET", "/v2/a/blobs/"+l[2:], nil), http.StatusNotFound, "BLOB_UNKNOWN")
+		}
+		again, err := s.reg.CollectGarbage(ctx, registry.GCOptions{})
+		if err != nil || len(again.Swept)+len(again.Unlinked) != 0 || again.BytesFreed != 0 {
+			t.Fatalf("second collection: %+v, %v", again, err)
+		}
+		s.verifyClean()
+		// Content collected can be pushed again, and is whole.
+		s.pullsWhole(s.pushLayers("a", "v2", g.strayP))
+	})
+}
+
+// TestGCGrace: links made or read within the grace, and unrecorded bytes
+// younger than it, are spared; without grace they go. A HEAD renews a
+// link's grace, as a client about to skip a layer relies on it.
+func TestGCGrace(t *testing.T) {
+	s := newServer(t)
+	ctx := context.Background()
+	stray := s.pushBlob("r", randomBytes(t, 1000))
+	unrecorded, err := s.blobs.Ingest(ctx, bytes.NewReader(randomBytes(t, 2000)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := s.reg.CollectGarbage(ctx, registry.GCOptions{Grace: time.Hour})
+	if err != nil || len(rep.Unlinked)+len(rep.Swept) != 0 {
+		t.Fatalf("within the grace: %+v, %v", rep, err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	expect(t, s.do("HEAD", "/v2/r/blobs/"+stray, nil), http.StatusOK)
+	rep, err = s.reg.CollectGarbage(ctx, registry.GCOptions{Grace: time.Second})
+	if err != nil || len(rep.Unlinked) != 0 || !slices.Equal(digestsOf(rep.Swept), []string{unrecorded.SHA256.String()}) || !rep.Swept[0].Unrecorded {
+		t.Fatalf("a link read within the grace, unrecorded bytes past it: %+v, %v", rep, err)
+	}
+	if s.stored(unrecorded.SHA256.String()) {
+		t.Fatal("unrecorded bytes past the grace are still stored")
+	}
+	time.Sleep(1100 * time.Millisecond)
+	rep, err = s.reg.CollectGarbage(ctx, registry.GCOptions{Grace: time.Second})
+	if err != nil || !slices.Equal(linksOf(rep.Unlinked), []string{"r@" + stray}) || !slices.Equal(digestsOf(rep.Swept), []string{stray}) {
+		t.Fatalf("past the grace: %+v, %v", rep, err)
+	}
+	s.verifyClean()
+}
+
+// TestGCInterrupted stops a collection at each stage, as a kill there
+// would, and restarts: the log stays consistent, a push of a condemned
+// blob is refused with a retryable 503 meanwhile, and the next collection
+// finishes the job.
+func TestGCInterrupted(t *testing.T) {
+	for _, stage := range []string{"unlinked", "condemned", "deleting", "deleted"} {
+		t.Run(stage, func(t *testing.T) {
+			forBackends(t, func(t *testing.T, b backend) {
+				s := b.server(t)
+				ctx := context.Background()
+				g := makeGarbage(t, s)
+				s.reg.CrashGCAt(stage)
+				if _, err := s.reg.CollectGarbage(ctx, registry.GCOptions{}); err == nil {
+					t.Fatal("the collection did not stop")
+				}
+				s.pullsWhole(g.kept)
+				left, err := s.log.Condemned(ctx)
+				if err != nil || (stage != "unlinked") != (len(left) > 0) {
+					t.Fatalf("after a stop at %s, %d blobs left condemned (%v)", stage, len(left), err)
+				}
+				if len(left) > 0 {
+					// A push of a condemned blob: refused, retryable.
+					r := s.do2("POST", "/v2/a/blobs/uploads/?digest="+g.stray, g.strayP)
+					if r.StatusCode != http.StatusServiceUnavailable || r.errCode() != "UNAVAILABLE" || r.Header.Get("Retry-After") == "" {
+						t.Fatalf("push of a condemned blob: %d %s", r.StatusCode, r.body)
+					}
+				}
+				// "Restart": a new registry over the same log and stores.
+				s2 := serveOn(t, s.log, s.blobs.Backend())
+				rep, err := s2.reg.CollectGarbage(ctx, registry.GCOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, d := range g.swept {
+					if s2.stored(d) {
+						t.Fatalf("%s still stored after the next collection (report %+v)", d, rep)
+					}
+				}
+				s2.pullsWhole(g.kept)
+				s2.verifyClean()
+				// The push refused meanwhile succeeds now.
+				s2.pushBlob("a", g.strayP)
+				expect(t, s2.do("GET", "/v2/a/blobs/"+g.stray, nil), http.StatusOK)
+			})
+		})
+	}
+}
+
+// TestGCRacesPushes runs collections without grace back to back while
+// clients push images made of a few shared layers (so that pushes keep
+// re-uploading blobs the collector is sweeping), delete some, and pull.
+// Without grace a push may be told to retry (503, or MANIFEST_BLOB_UNKNOWN
+// when a layer it pushed was collected before its manifest); it never
+// gets another 5xx, and every image acknowledged and not deleted pulls
+// whole at the end, on every backend, with two replicas on PostgreSQL.
+// With a grace, no push is ever told to retry.
+func TestGCRacesPushes(t *testing.T) {
+	run := func(t *testing.T, push *testServer, collectors []*testServer, grace time.Duration) {
+		layers := make([][]byte, 5)
+		for i := range layers {
+			layers[i] = randomBytes(t, 2000+i)
+		}
+		ctx, stop := context.WithCancel(context.Background())
+		defer stop()
+		sweeps := make(chan int, len(collectors))
+		for _, c := range collectors {
+			go func() {
+				n := 0
+				defer func() { sweeps <- n }()
+				for ctx.Err() == nil {
+					rep, err := c.reg.CollectGarbage(ctx, registry.GCOptions{Grace: grace})
+					if err != nil && ctx.Err() == nil {
+						t.Errorf("collection: %v", err)
+						return
+					}
+					n += len(rep.Swept)
+					time.Sleep(2 * time.Millisecond) // let some pushes through between collections
+				}
+			}()
+		}
+		type result struct {
+			kept              []image
+			retries, refusals int
+		}
+		results := make(chan result, 3)
+		for w := range 3 {
+			go func() {
+				var res result
+				defer func() { results <- res }()
+				for i := range 12 {
+					img, retries, ok := push.pushRetrying(fmt.Sprintf("w%d", w), fmt.Sprintf("t%d", i), layers[i%5], layers[(i+w)%5])
+					res.retries += retries
+					if !ok {
+						res.refusals++
+						continue
+					}
+					if i%3 == 0 {
+						r := push.do2("DELETE", "/v2/"+img.repo+"/manifests/"+img.digest, nil)
+						if r.StatusCode != http.StatusAccepted {
+							t.Errorf("delete %s: %d %s", img.digest, r.StatusCode, r.body)
+						}
+						continue
+					}
+					res.kept = append(res.kept, img)
+				}
+			}()
+		}
+		var kept []image
+		retries := 0
+		for range 3 {
+			r := <-results
+			kept = append(kept, r.kept...)
+			retries += r.retries
+		}
+		stop()
+		swept := 0
+		for range collectors {
+			swept += <-sweeps
+		}
+		t.Logf("grace %v: %d images kept, %d pushes retried, %d blobs swept while pushing", grace, len(kept), retries, swept)
+		if len(kept) == 0 || swept == 0 {
+			t.Fatal("the race was not exercised: nothing pushed or nothing swept")
+		}
+		if grace > 0 && retries > 0 {
+			t.Fatalf("%d pushes were told to retry within the grace", retries)
+		}
+		if _, err := collectors[0].reg.CollectGarbage(context.Background(), registry.GCOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		for _, img := range kept {
+			push.pullsWhole(img)
+		}
+		collectors[0].verifyClean()
+	}
+	for _, grace := range []time.Duration{0, time.Minute} {
+		t.Run(fmt.Sprint("grace-", grace), func(t *testing.T) {
+			forBackends(t, func(t *testing.T, b backend) {
+				s := b.server(t)
+				run(t, s, []*testServer{s}, grace)
+			})
+			t.Run("postgres-replicas", func(t *testing.T) {
+				proxy, direct := replicas(t, 2)
+				run(t, proxy, direct, grace)
+			})
+		})
+	}
+}
+
+// pushRetrying pushes an image of the given layers as a client does when
+// a collection races it: a 503 or MANIFEST_BLOB_UNKNOWN starts the push
+// over, a few times. Any other failure fails the test.
+func (s *testServer) pushRetrying(repo, tag string, layers ...[]byte) (image, int, bool) {
+	s.t.Helper()
+	cfg := []byte(fmt.Sprintf(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"tag":%q}`, repo+tag))
+	all := append([][]byte{cfg}, layers...)
+	img := image{repo: repo, blobs: map[string][]byte{}}
+	var descs []byte
+	for i, l := range layers {
+		if i > 0 {
+			descs = append(descs, ',')
+		}
+		descs = fmt.Appendf(descs, `{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":%q,"size":%d}`, sha256Of(l), len(l))
+	}
+	img.manifest = []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},"layers":[%s]}`,
+		sha256Of(cfg), len(cfg), descs))
+	img.digest = sha256Of(img.manifest)
+	retryable := func(r response) bool {
+		return r.StatusCode == http.StatusServiceUnavailable || r.errCode() == "MANIFEST_BLOB_UNKNOWN"
+	}
+attempts:
+	for attempt := 0; attempt < 10; attempt++ {
+		for _, p := range all {
+			img.blobs[sha256Of(p)] = p
+			r := s.do2("POST", "/v2/"+repo+"/blobs/uploads/?digest="+sha256Of(p), p)
+			if retryable(r) {
+				continue attempts
+			}
+			if r.StatusCode != http.StatusCreated {
+				s.t.Errorf("push blob: %d %s", r.StatusCode, r.body)
+				return img, attempt, false
+			}
+		}
+		r := s.do2("PUT", "/v2/"+repo+"/manifests/"+tag, img.manifest, "Content-Type: application/vnd.oci.image.manifest.v1+json")
+		if retryable(r) {
+			continue
+		}
+		if r.StatusCode != http.StatusCreated {
+			s.t.Errorf("push manifest: %d %s", r.StatusCode, r.body)
+			return img, attempt, false
+		}
+		return img, attempt, true
+	}
+	return img, 10, false
+}
