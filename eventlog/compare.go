@@ -72,6 +72,10 @@ var viewKeys = map[string][]string{
 	"manifest_children":    {"repo", "digest", "child"},
 	"api_keys":             {"id"},
 	"blob_tombstones":      {"sha256"},
+	"retention_policies":   {"name"},
+	"manifest_pulls":       {"repo", "digest"},
+	"retention_trash":      {"repo", "kind", "name"},
+	"trash_blobs":          {"repo", "digest", "sha256"},
 }
 
 // ViewDiff is one row on which the live views and the replayed ones

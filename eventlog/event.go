@@ -53,6 +53,10 @@ const (
 	TypeAPIKeyRevoked    Type = "apikey.revoked"
 	TypeGCCondemned      Type = "gc.condemned" // gc.go
 	TypeGCSwept          Type = "gc.swept"
+	TypePolicySet        Type = "retention.policy.set" // retention.go
+	TypePolicyRemoved    Type = "retention.policy.removed"
+	TypeTrashPurged      Type = "retention.purged"
+	TypeManifestPulled   Type = "manifest.pulled"
 )
 
 // Event is one record of the log.
@@ -123,6 +127,7 @@ type (
 	// ManifestDeleted: the manifest and every tag pointing at it are gone.
 	ManifestDeleted struct {
 		Digest string `json:"digest"`
+		Retention
 	}
 	// TagSet: Tag points at the manifest Digest (created or moved).
 	TagSet struct {
@@ -132,6 +137,7 @@ type (
 	// TagDeleted: Tag no longer exists.
 	TagDeleted struct {
 		Tag string `json:"tag"`
+		Retention
 	}
 	// UploadStarted: an upload session was opened.
 	UploadStarted struct {
@@ -156,6 +162,7 @@ type (
 	// manifest go in the same append); its blobs are left to GC.
 	VersionDeleted struct {
 		Version string `json:"version"`
+		Retention
 	}
 	// UploadCancelled: an upload session was cancelled or expired.
 	UploadCancelled struct {

@@ -20,7 +20,8 @@ import (
 //
 //   - A blob is condemned only if, inside the append that condemns it, no
 //     repository links it, no manifest's bytes are it, no native version's
-//     manifest is it, and no blob.committed recorded it after the
+//     manifest is it, no restorable retention deletion needs it (its links
+//     are kept too: retention.go), and no blob.committed recorded it after the
 //     collector's mark (guardCondemned). Links and references are only
 //     ever added by appends, which are serial, so nothing can come to
 //     need the blob between that check and the event.
@@ -167,6 +168,7 @@ func (l *Log) blobsInUse(ctx context.Context, q querier, mark int64, keys []stri
 		{`SELECT sha256 FROM blob_links WHERE sha256 IN (%s)`, "is linked in a repository"},
 		{`SELECT sha256 FROM manifests WHERE sha256 IN (%s)`, "holds a manifest"},
 		{`SELECT native_sha256 FROM versions WHERE native_sha256 IN (%s)`, "holds a native version's manifest"},
+		{`SELECT sha256 FROM retention_trash WHERE sha256 IN (%s)`, "is needed to restore a retention deletion"},
 		{`SELECT sha256 FROM blobs WHERE seq > ` + fmt.Sprint(mark) + ` AND sha256 IN (%s)`, "was committed after the collector's mark"},
 		{`SELECT sha256 FROM blob_tombstones WHERE state = '` + tombCondemned + `' AND sha256 IN (%s)`, "is already condemned by another collection"},
 	} {
@@ -239,6 +241,7 @@ func (l *Log) UnusedLinks(ctx context.Context, fn func(UnusedLink) error) error 
 		WHERE NOT EXISTS (SELECT 1 FROM manifest_blobs mb WHERE mb.repo = k.repo AND mb.sha256 = k.sha256)
 		AND NOT EXISTS (SELECT 1 FROM versions v WHERE v.repo = k.repo AND v.native_sha256 = k.sha256)
 		AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.repo = k.repo AND m.sha256 = k.sha256)
+		AND NOT EXISTS (SELECT 1 FROM trash_blobs tb WHERE tb.repo = k.repo AND tb.sha256 = k.sha256)
 		ORDER BY k.repo, k.sha256`)
 	if err != nil {
 		return err
@@ -297,6 +300,7 @@ func (l *Log) UnusedBlobs(ctx context.Context, mark int64, fn func(Blob) error) 
 		AND NOT EXISTS (SELECT 1 FROM blob_links k WHERE k.sha256 = b.sha256)
 		AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.sha256 = b.sha256)
 		AND NOT EXISTS (SELECT 1 FROM versions v WHERE v.native_sha256 = b.sha256)
+		AND NOT EXISTS (SELECT 1 FROM retention_trash t WHERE t.sha256 = b.sha256)
 		ORDER BY b.sha256`), mark)
 	if err != nil {
 		return err

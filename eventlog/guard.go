@@ -106,6 +106,9 @@ func (l *Log) guard(ctx context.Context, tx *sql.Tx, e Event) error {
 		if err := e.Decode(&p); err != nil {
 			return err
 		}
+		if err := l.guardRetention(ctx, tx, e, p.Retention, p.Tag, ""); err != nil {
+			return err
+		}
 		native, err := l.found(ctx, tx, `SELECT 1 FROM versions WHERE repo = ? AND version = ?`, e.Repo, p.Tag)
 		if err != nil {
 			return err
@@ -116,6 +119,9 @@ func (l *Log) guard(ctx context.Context, tx *sql.Tx, e Event) error {
 	case TypeManifestDeleted:
 		var p ManifestDeleted
 		if err := e.Decode(&p); err != nil {
+			return err
+		}
+		if err := l.guardRetention(ctx, tx, e, p.Retention, "", p.Digest); err != nil {
 			return err
 		}
 		var v string

@@ -9,7 +9,8 @@ import (
 )
 
 // viewTables lists every view, in the order Replay clears them.
-var viewTables = []string{"blobs", "blob_digests", "repositories", "blob_links", "manifests", "tags", "referrers", "uploads", "versions", "manifest_annotations", "manifest_blobs", "manifest_children", "api_keys", "blob_tombstones"}
+var viewTables = []string{"blobs", "blob_digests", "repositories", "blob_links", "manifests", "tags", "referrers", "uploads", "versions", "manifest_annotations", "manifest_blobs", "manifest_children", "api_keys", "blob_tombstones",
+	"retention_policies", "manifest_pulls", "retention_trash", "trash_blobs"}
 
 // apply projects one event into the views. It must depend only on the event
 // and the views' current rows, so that replay reproduces the same state.
@@ -73,6 +74,9 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 		if err := repo(); err != nil {
 			return err
 		}
+		if err := l.untrash(ctx, tx, e, TrashManifest, p.Digest); err != nil {
+			return err
+		}
 		ann := "{}"
 		if len(p.Annotations) > 0 {
 			b, _ := json.Marshal(p.Annotations) // map keys are sorted: deterministic
@@ -121,6 +125,9 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 		if err := e.Decode(&p); err != nil {
 			return err
 		}
+		if err := l.trashDeleted(ctx, tx, e, TrashManifest, p.Digest, p.Retention); err != nil {
+			return err
+		}
 		for _, q := range []string{
 			`DELETE FROM manifests WHERE repo = ? AND digest = ?`,
 			`DELETE FROM tags WHERE repo = ? AND digest = ?`,
@@ -149,11 +156,17 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 		if err := repo(); err != nil {
 			return err
 		}
+		if err := l.untrash(ctx, tx, e, TrashTag, p.Tag); err != nil {
+			return err
+		}
 		return exec(`INSERT INTO tags (repo, tag, digest, seq) VALUES (?, ?, ?, ?)
 			ON CONFLICT (repo, tag) DO UPDATE SET digest = excluded.digest, seq = excluded.seq`, e.Repo, p.Tag, p.Digest, e.Seq)
 	case TypeTagDeleted:
 		var p TagDeleted
 		if err := e.Decode(&p); err != nil {
+			return err
+		}
+		if err := l.trashDeleted(ctx, tx, e, TrashTag, p.Tag, p.Retention); err != nil {
 			return err
 		}
 		return exec(`DELETE FROM tags WHERE repo = ? AND tag = ?`, e.Repo, p.Tag)
@@ -169,11 +182,17 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 		} else if again {
 			return fmt.Errorf("%w: version %s:%s is already published", ErrConflict, e.Repo, p.Version)
 		}
+		if err := l.untrash(ctx, tx, e, TrashVersion, p.Version); err != nil {
+			return err
+		}
 		return exec(`INSERT INTO versions (repo, version, native_sha256, native_blake3, native_size, oci_digest, seq) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 			e.Repo, p.Version, p.NativeSHA256, p.NativeBLAKE3, p.NativeSize, p.OCIDigest, e.Seq)
 	case TypeVersionDeleted:
 		var p VersionDeleted
 		if err := e.Decode(&p); err != nil {
+			return err
+		}
+		if err := l.trashDeleted(ctx, tx, e, TrashVersion, p.Version, p.Retention); err != nil {
 			return err
 		}
 		return exec(`DELETE FROM versions WHERE repo = ? AND version = ?`, e.Repo, p.Version)
@@ -199,6 +218,8 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 		return l.applyAPIKey(ctx, tx, e)
 	case TypeGCCondemned, TypeGCSwept:
 		return l.applyGC(ctx, tx, e)
+	case TypePolicySet, TypePolicyRemoved, TypeTrashPurged, TypeManifestPulled:
+		return l.applyRetention(ctx, tx, e)
 	}
 	return fmt.Errorf("apply event %d: unknown type %q", e.Seq, e.Type)
 }

@@ -10,7 +10,7 @@ import (
 const module = "github.com/artifact-store/artifact-store/"
 
 // allowedImports is the project's import direction: cmd -> registry ->
-// {auth, eventlog, blobstore, manifests}, with digest as the leaf vocabulary
+// {auth, eventlog, blobstore, manifests, retention}, with digest as the leaf vocabulary
 // and migrations as embedded data. Backends import their domain package; no
 // library imports a backend. auth (TLS, identities) imports nothing of the
 // project, so that registry and cmd can both use it; retention (pure policy
@@ -31,7 +31,7 @@ var allowedImports = map[string][]string{
 	"eventlog/eventlogtest":    {"eventlog"},
 	"auth":                     {},
 	"retention":                {"auth"},
-	"registry":                 {"auth", "blobstore", "digest", "eventlog", "manifests"},
+	"registry":                 {"auth", "blobstore", "digest", "eventlog", "manifests", "retention"},
 	"client":                   {"digest", "manifests", "registry"},
 }
 

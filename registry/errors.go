@@ -44,6 +44,9 @@ const (
 	CodeEventUnknown   Code = "EVENT_UNKNOWN"
 	CodeKeyUnknown     Code = "KEY_UNKNOWN" // an API key id names no key
 	CodeKeyInvalid     Code = "KEY_INVALID" // an API key request is malformed
+	CodePolicyUnknown  Code = "POLICY_UNKNOWN"   // no retention policy of that name
+	CodePolicyInvalid  Code = "POLICY_INVALID"   // a retention policy that does not parse or check
+	CodeDeletedUnknown Code = "DELETION_UNKNOWN" // nothing restorable by that name (never deleted by retention, or past the undo window)
 	// UNAVAILABLE (503, with Retry-After): the blob storage or the event
 	// log's database could not be reached; the same request may succeed
 	// later. Distribution uses the same code.
@@ -61,9 +64,9 @@ const (
 
 func (c Code) status() int {
 	switch c {
-	case CodeBlobUnknown, CodeBlobUploadUnknown, CodeManifestUnknown, CodeNameUnknown, CodeVersionUnknown, CodeFileUnknown, CodeEventUnknown, CodeKeyUnknown:
+	case CodeBlobUnknown, CodeBlobUploadUnknown, CodeManifestUnknown, CodeNameUnknown, CodeVersionUnknown, CodeFileUnknown, CodeEventUnknown, CodeKeyUnknown, CodePolicyUnknown, CodeDeletedUnknown:
 		return http.StatusNotFound
-	case CodeBlobUploadInvalid, CodeDigestInvalid, CodeManifestBlobUnknown, CodeManifestInvalid, CodeNameInvalid, CodeSizeInvalid, CodePaginationInvalid, CodePathInvalid, CodeKeyInvalid:
+	case CodeBlobUploadInvalid, CodeDigestInvalid, CodeManifestBlobUnknown, CodeManifestInvalid, CodeNameInvalid, CodeSizeInvalid, CodePaginationInvalid, CodePathInvalid, CodeKeyInvalid, CodePolicyInvalid:
 		return http.StatusBadRequest
 	case CodeUnauthorized:
 		return http.StatusUnauthorized

@@ -94,6 +94,9 @@ func (r *Registry) CollectGarbage(ctx context.Context, opts GCOptions) (GCReport
 		if err := r.finishCondemned(ctx, &rep); err != nil {
 			return rep, err
 		}
+		if err := r.purgeTrash(ctx, time.Now()); err != nil {
+			return rep, err
+		}
 		if rep.UploadsExpired, err = r.ExpireUploads(ctx, time.Now()); err != nil {
 			return rep, err
 		}
@@ -144,6 +147,29 @@ func (r *Registry) CollectGarbage(ctx context.Context, opts GCOptions) (GCReport
 	}
 	rep.Finished = time.Now().UTC()
 	return rep, nil
+}
+
+// purgeTrash closes the undo window of retention deletions older than it:
+// what they kept becomes collectable.
+func (r *Registry) purgeTrash(ctx context.Context, now time.Time) error {
+	through, err := r.log.LastEventBefore(ctx, now.Add(-r.opts.RetentionUndo))
+	if err != nil || through == 0 {
+		return err
+	}
+	expired := 0
+	if err := r.log.Trash(ctx, "", func(it eventlog.TrashItem) error {
+		if it.Seq <= through {
+			expired++
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if expired == 0 {
+		return nil
+	}
+	_, err = r.log.Append(ctx, eventlog.New(eventlog.TypeTrashPurged, "", eventlog.TrashPurged{Through: through}))
+	return err
 }
 
 // unusedLinks lists the links to remove: needed by nothing in their

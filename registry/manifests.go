@@ -77,6 +77,7 @@ func (r *Registry) getManifest(w http.ResponseWriter, req *http.Request) error {
 	}
 	w.WriteHeader(http.StatusOK)
 	if req.Method != http.MethodHead {
+		r.notePull(repo, m.Digest) // for retention's pull rules
 		w.Write(body)
 	}
 	return nil
@@ -141,6 +142,11 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request) error {
 		d = digest.FromBytes(digest.SHA256, body)
 	} else if got := digest.FromBytes(d.Algorithm(), body); got != d {
 		return errorf(CodeDigestInvalid, "the manifest's %s digest is %s, not %s as in the URL", d.Algorithm(), got, d)
+	}
+	for _, t := range tags {
+		if err := r.denyImmutable(req, repo, t, d.String()); err != nil {
+			return err
+		}
 	}
 	refBlobs, refChildren, err := r.references(ctx, repo, m)
 	if err != nil {
@@ -256,6 +262,9 @@ func (r *Registry) deleteManifest(w http.ResponseWriter, req *http.Request) erro
 		if err := r.denyNative(ctx, repo, ref.tag); err != nil {
 			return err
 		}
+		if err := r.denyImmutable(req, repo, ref.tag, ""); err != nil {
+			return err
+		}
 		if _, err := r.log.Tag(ctx, repo, ref.tag); errors.Is(err, eventlog.ErrNotFound) {
 			return errorf(CodeManifestUnknown, "tag %q is not in repository %s", ref.tag, repo)
 		} else if err != nil {
@@ -273,6 +282,9 @@ func (r *Registry) deleteManifest(w http.ResponseWriter, req *http.Request) erro
 			return err
 		} else if ok {
 			return errorf(CodeDenied, "manifest %s is the OCI view of native version %s:%s; delete the version (DELETE %s)", m.Digest, repo, v, versionURL(repo, v)).withStatus(http.StatusConflict)
+		}
+		if err := r.denyImmutableManifest(req, repo, m.Digest); err != nil {
+			return err
 		}
 		ev = eventlog.New(eventlog.TypeManifestDeleted, repo, eventlog.ManifestDeleted{Digest: m.Digest})
 	}

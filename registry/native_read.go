@@ -130,6 +130,7 @@ func (r *Registry) getVersion(w http.ResponseWriter, req *http.Request) error {
 	h.Set("Content-Length", fmt.Sprint(len(body)))
 	w.WriteHeader(http.StatusOK)
 	if req.Method != http.MethodHead {
+		r.notePull(repo, v.Manifest.Digest) // a version's pull is its derived manifest's
 		w.Write(body)
 	}
 	return nil
@@ -166,6 +167,9 @@ func (r *Registry) getFile(w http.ResponseWriter, req *http.Request) error {
 	v, n, err := r.versionManifest(ctx, repo, mux.Vars(req)["version"])
 	if err != nil {
 		return err
+	}
+	if req.Method != http.MethodHead {
+		r.notePull(repo, v.Manifest.Digest)
 	}
 	for _, f := range n.Files {
 		if f.Path == p {
@@ -238,6 +242,9 @@ func (r *Registry) deleteVersion(w http.ResponseWriter, req *http.Request) error
 	ctx, repo := req.Context(), mux.Vars(req)["name"]
 	v, err := r.version(ctx, repo, mux.Vars(req)["version"])
 	if err != nil {
+		return err
+	}
+	if err := r.denyImmutable(req, repo, v.Version, ""); err != nil {
 		return err
 	}
 	var evs []eventlog.Event

@@ -18,6 +18,7 @@
 package registry
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -76,6 +77,14 @@ type Options struct {
 	// an Authenticator serves one registry. Nil: open, as the embedded
 	// default is.
 	Auth *auth.Authenticator
+	// RetentionUndo is how long a deletion made by a retention policy can
+	// be restored; the collector keeps what such deletions need until
+	// then. Default 7 days.
+	RetentionUndo time.Duration
+	// Scratch, when set, opens an empty event log of its own (a temporary
+	// SQLite file) and returns a function that removes it: retention
+	// simulations replay history into one. Without it they are refused.
+	Scratch func(ctx context.Context) (*eventlog.Log, func(), error)
 }
 
 func (o *Options) ensureDefaults() error {
@@ -100,6 +109,9 @@ func (o *Options) ensureDefaults() error {
 	if o.MaxUploadsPerRepo <= 0 {
 		o.MaxUploadsPerRepo = 1_000
 	}
+	if o.RetentionUndo <= 0 {
+		o.RetentionUndo = 7 * 24 * time.Hour
+	}
 	return nil
 }
 
@@ -118,6 +130,9 @@ type Registry struct {
 	tiers       tiering
 	gcMu        sync.Mutex               // one collection at a time in this process
 	gcCrash     func(stage string) error // tests: stop a collection at a stage, as a kill would
+	retention   retentionCache
+	retentionMu sync.Mutex // one retention pass at a time in this process
+	pulls       pullBatch
 	anchors     anchors
 }
 

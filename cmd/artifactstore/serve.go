@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/artifact-store/artifact-store/auth"
+	"github.com/artifact-store/artifact-store/eventlog"
 	"github.com/artifact-store/artifact-store/registry"
 )
 
@@ -38,6 +39,9 @@ func serve(ctx context.Context, args []string) error {
 	maxRepoUploads := fs.Int("max-uploads-per-repo", envInt("ARTIFACTSTORE_MAX_UPLOADS_PER_REPO", 1_000), "open upload sessions allowed per repository; more get 429 (env ARTIFACTSTORE_MAX_UPLOADS_PER_REPO)")
 	maxStreams := fs.Int("max-event-streams", envInt("ARTIFACTSTORE_MAX_EVENT_STREAMS", 1_000), "Server-Sent Events streams of /api/v1/events open at once; more get 503 (env ARTIFACTSTORE_MAX_EVENT_STREAMS)")
 	gcf := gcFlags{grace: graceFlag(fs), interval: fs.Duration("gc-interval", envDuration("ARTIFACTSTORE_GC_INTERVAL", 0), "collect garbage this often (0: never; run \"artifactstore gc\" instead) (env ARTIFACTSTORE_GC_INTERVAL)")}
+	retentionEvery := fs.Duration("retention-interval", envDuration("ARTIFACTSTORE_RETENTION_INTERVAL", time.Hour), "apply the retention policies this often (0: only on demand, POST /api/v1/retention/run) (env ARTIFACTSTORE_RETENTION_INTERVAL)")
+	undo := fs.Duration("retention-undo", envDuration("ARTIFACTSTORE_RETENTION_UNDO", 7*24*time.Hour), "how long a deletion made by a retention policy can be restored; the collector keeps what it needs until then (env ARTIFACTSTORE_RETENTION_UNDO)")
+	pullEvery := fs.Duration("pull-flush-interval", envDuration("ARTIFACTSTORE_PULL_FLUSH_INTERVAL", time.Minute), "how often the manifest pulls this server served are recorded in the log, for retention's pull rules (env ARTIFACTSTORE_PULL_FLUSH_INTERVAL)")
 	authConfig := authFlags(fs)
 	logJSON := fs.Bool("log-json", envBool("ARTIFACTSTORE_LOG_JSON"), "log JSON instead of text (env ARTIFACTSTORE_LOG_JSON)")
 	tc := tlsFlags(fs)
@@ -56,6 +60,9 @@ func serve(ctx context.Context, args []string) error {
 	}
 	if err := gcf.check(); err != nil {
 		return err
+	}
+	if *retentionEvery < 0 || *undo <= 0 || *pullEvery <= 0 {
+		return fmt.Errorf("--retention-interval must not be negative; --retention-undo and --pull-flush-interval must be positive")
 	}
 
 	var logger *slog.Logger
@@ -83,6 +90,7 @@ func serve(ctx context.Context, args []string) error {
 		Cold: st.cold, Tiering: *policy, RedirectPulls: *redirect,
 		BodyIdleTimeout: *bodyIdle, MaxUploads: *maxUploads, MaxUploadsPerRepo: *maxRepoUploads,
 		MaxEventStreams: *maxStreams, Auth: authn,
+		RetentionUndo: *undo, Scratch: func(ctx context.Context) (*eventlog.Log, func(), error) { return scratchLog(ctx, os.TempDir()) },
 	})
 	if err != nil {
 		return err
@@ -118,6 +126,12 @@ func serve(ctx context.Context, args []string) error {
 	}
 	background.Add(1)
 	go func() { defer background.Done(); reg.RunReadFlush(janitorCtx, readFlushInterval) }()
+	background.Add(1)
+	go func() { defer background.Done(); reg.RunPullFlush(janitorCtx, *pullEvery) }()
+	if *retentionEvery > 0 {
+		background.Add(1)
+		go func() { defer background.Done(); reg.RunRetention(janitorCtx, *retentionEvery) }()
+	}
 
 	var onHangup []func() // what SIGHUP re-reads
 	if tlsReloader != nil {

@@ -1,0 +1,46 @@
+-- Retention (eventlog/retention.go). Views, rebuilt by replay.
+
+-- Policies by name; policy is the canonical JSON of retention.Policy.
+CREATE TABLE retention_policies (
+    name   TEXT COLLATE "C"    PRIMARY KEY,
+    policy TEXT COLLATE "C"    NOT NULL,
+    seq    BIGINT  NOT NULL
+);
+
+-- When each manifest was last pulled, from manifest.pulled events (each
+-- server records the pulls it served in batches).
+CREATE TABLE manifest_pulls (
+    repo    TEXT COLLATE "C"    NOT NULL,
+    digest  TEXT COLLATE "C"    NOT NULL,
+    last_ns BIGINT  NOT NULL,
+    PRIMARY KEY (repo, digest)
+);
+
+-- What retention deleted and may still be restored: kind is 'tag',
+-- 'manifest' or 'version'; name the tag, digest or version; digest the
+-- manifest (a tag's target, a version's derived manifest); sha256 the
+-- bytes a restore needs (a manifest's, a version's native manifest); seq
+-- the deleting event; put_seq the event that had created it (manifest.put,
+-- version.published), whose payload a restore appends again. The garbage
+-- collector keeps every blob these rows and trash_blobs name.
+CREATE TABLE retention_trash (
+    repo    TEXT COLLATE "C"    NOT NULL,
+    kind    TEXT COLLATE "C"    NOT NULL,
+    name    TEXT COLLATE "C"    NOT NULL,
+    digest  TEXT COLLATE "C"    NOT NULL,
+    sha256  TEXT COLLATE "C"    NOT NULL,
+    seq     BIGINT  NOT NULL,
+    put_seq BIGINT  NOT NULL,
+    policy  TEXT COLLATE "C"    NOT NULL,
+    PRIMARY KEY (repo, kind, name)
+);
+CREATE INDEX retention_trash_by_blob ON retention_trash (sha256);
+
+-- The blobs a deleted manifest needed (its manifest_blobs rows, kept).
+CREATE TABLE trash_blobs (
+    repo   TEXT COLLATE "C" NOT NULL,
+    digest TEXT COLLATE "C" NOT NULL,
+    sha256 TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (repo, digest, sha256)
+);
+CREATE INDEX trash_blobs_by_blob ON trash_blobs (repo, sha256);

@@ -1,0 +1,71 @@
+package registry
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/artifact-store/artifact-store/auth"
+	"github.com/artifact-store/artifact-store/eventlog"
+)
+
+// Immutable tags. A retention policy's immutableTags patterns make the
+// tags they match, in the repositories the policy applies to, fixed once
+// set: a client may create such a tag and push the same manifest to it
+// again, but not move it to another manifest, delete it, or delete the
+// manifest it points at, on /v2/ and /api/v1/ alike. Only a principal
+// with admin on the repository may, which needs authentication: an open
+// server has no admins, and there nobody moves an immutable tag (an
+// operator removes the policy instead).
+//
+// The check reads the policies and the tag before the append, so a tag
+// racing a policy change may be moved once; policies are a slow-moving
+// administrative setting, and the race is bounded by policyRecheck.
+
+// denyImmutable refuses to point tag at digest ("" to delete it) when a
+// policy makes the tag immutable and it points elsewhere now.
+func (r *Registry) denyImmutable(req *http.Request, repo, tag, digest string) error {
+	ctx := req.Context()
+	set, err := r.Policies(ctx)
+	if err != nil {
+		return err
+	}
+	policy, ok := set.ImmutableTag(repo, tag)
+	if !ok || r.isAdmin(req, repo) {
+		return nil
+	}
+	current, err := r.log.Tag(ctx, repo, tag)
+	if errors.Is(err, eventlog.ErrNotFound) {
+		return nil // creating it is allowed
+	}
+	if err != nil {
+		return err
+	}
+	if current == digest {
+		return nil // the same manifest again
+	}
+	verb := "moved to " + digest
+	if digest == "" {
+		verb = "deleted"
+	}
+	return errorf(CodeDenied, "tag %s:%s is immutable (retention policy %q) and cannot be %s; only an admin of %s can, or remove the pattern from the policy", repo, tag, policy, verb, repo).withStatus(http.StatusConflict)
+}
+
+// denyImmutableManifest refuses to delete a manifest an immutable tag
+// points at.
+func (r *Registry) denyImmutableManifest(req *http.Request, repo, digest string) error {
+	tags, err := r.log.TagsOf(req.Context(), repo, digest)
+	if err != nil {
+		return err
+	}
+	for _, t := range tags {
+		if err := r.denyImmutable(req, repo, t, ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// isAdmin reports whether req's caller is an authenticated admin of repo.
+func (r *Registry) isAdmin(req *http.Request, repo string) bool {
+	return r.auth != nil && principal(req).Method != auth.MethodAnonymous && r.allowed(req, repo, auth.ActionAdmin)
+}
