@@ -137,7 +137,7 @@ func (r *Registry) PlanRetention(ctx context.Context, now time.Time) (RetentionP
 	if plan.Mark, err = r.log.Head(ctx); err != nil {
 		return plan, err
 	}
-	if len(set.Applicable("**")) == 0 && r.policyCount() == 0 {
+	if r.policyCount() == 0 {
 		return plan, nil // no policies: nothing to read
 	}
 	snap, err := snapshotOf(ctx, r.log, now)
