@@ -42,8 +42,8 @@ const (
 	CodeFileUnknown    Code = "FILE_UNKNOWN"
 	CodePathInvalid    Code = "PATH_INVALID"
 	CodeEventUnknown   Code = "EVENT_UNKNOWN"
-	CodeKeyUnknown     Code = "KEY_UNKNOWN" // an API key id names no key
-	CodeKeyInvalid     Code = "KEY_INVALID" // an API key request is malformed
+	CodeKeyUnknown     Code = "KEY_UNKNOWN"      // an API key id names no key
+	CodeKeyInvalid     Code = "KEY_INVALID"      // an API key request is malformed
 	CodePolicyUnknown  Code = "POLICY_UNKNOWN"   // no retention policy of that name
 	CodePolicyInvalid  Code = "POLICY_INVALID"   // a retention policy that does not parse or check
 	CodeDeletedUnknown Code = "DELETION_UNKNOWN" // nothing restorable by that name (never deleted by retention, or past the undo window)
