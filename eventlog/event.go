@@ -123,6 +123,11 @@ type (
 		// Manifests are the digests of an index's children that the
 		// repository held; Append refuses the put unless each exists.
 		Manifests []string `json:"manifests,omitempty"`
+		// Complete says Blobs and Manifests name everything the manifest
+		// references. A put without it (a sparse push, a non-distributable
+		// layer not held, or a put recorded before the field existed) may
+		// reference more: the collector reads such a manifest to learn what.
+		Complete bool `json:"complete,omitempty"`
 	}
 	// ManifestDeleted: the manifest and every tag pointing at it are gone.
 	ManifestDeleted struct {

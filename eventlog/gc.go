@@ -232,8 +232,8 @@ type UnusedLink struct {
 }
 
 // UnusedLinks calls fn for every link nothing in its repository needs
-// (by the manifest_blobs view: manifests recorded before that view existed
-// name no blobs there, so a collector must add what they reference).
+// by the views (manifest_blobs, versions, manifests' bytes, trash_blobs);
+// a collector adds what partial manifests reference (PartialManifests).
 func (l *Log) UnusedLinks(ctx context.Context, fn func(UnusedLink) error) error {
 	rows, err := l.db.QueryContext(ctx, `SELECT k.repo, k.sha256, b.size, e.time_ns, COALESCE(r.last_ns, 0)
 		FROM blob_links k JOIN blobs b ON b.sha256 = k.sha256 JOIN events e ON e.seq = k.seq
@@ -264,25 +264,24 @@ func (l *Log) UnusedLinks(ctx context.Context, fn func(UnusedLink) error) error 
 	return rows.Err()
 }
 
-// UnrecordedManifest is a manifest whose put recorded no blobs (an index,
-// or a manifest put before puts recorded them).
-type UnrecordedManifest struct {
+// PartialManifest is a manifest whose put may not have recorded all it
+// references (see ManifestPut.Complete).
+type PartialManifest struct {
 	Repo, Digest, SHA256, MediaType string
 	Size                            int64
 }
 
-// UnrecordedManifests calls fn for every manifest with no manifest_blobs
-// rows: a collector reads and parses these to learn what they reference.
-func (l *Log) UnrecordedManifests(ctx context.Context, fn func(UnrecordedManifest) error) error {
+// PartialManifests calls fn for every manifest whose put may not have
+// recorded all it references: a collector reads and parses these.
+func (l *Log) PartialManifests(ctx context.Context, fn func(PartialManifest) error) error {
 	rows, err := l.db.QueryContext(ctx, `SELECT m.repo, m.digest, m.sha256, m.media_type, m.size FROM manifests m
-		WHERE NOT EXISTS (SELECT 1 FROM manifest_blobs mb WHERE mb.repo = m.repo AND mb.digest = m.digest)
-		ORDER BY m.repo, m.digest`)
+		WHERE m.partial <> 0 ORDER BY m.repo, m.digest`)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var m UnrecordedManifest
+		var m PartialManifest
 		if err := rows.Scan(&m.Repo, &m.Digest, &m.SHA256, &m.MediaType, &m.Size); err != nil {
 			return err
 		}
@@ -369,26 +368,6 @@ func (l *Log) Unrecorded(ctx context.Context, keys []string) ([]string, error) {
 // collection that stopped between its gc.condemned and its gc.swept.
 func (l *Log) Condemned(ctx context.Context) ([]string, error) {
 	return l.strings(ctx, `SELECT sha256 FROM blob_tombstones WHERE state = '`+tombCondemned+`' ORDER BY sha256 LIMIT ?`, -1)
-}
-
-// AllManifests calls fn for every manifest (what a collector reads when
-// manifests may name blobs their puts did not record: sparse pushes).
-func (l *Log) AllManifests(ctx context.Context, fn func(UnrecordedManifest) error) error {
-	rows, err := l.db.QueryContext(ctx, `SELECT repo, digest, sha256, media_type, size FROM manifests ORDER BY repo, digest`)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var m UnrecordedManifest
-		if err := rows.Scan(&m.Repo, &m.Digest, &m.SHA256, &m.MediaType, &m.Size); err != nil {
-			return err
-		}
-		if err := fn(m); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
 }
 
 // LinksOf calls fn with the storage key of every blob repo links.

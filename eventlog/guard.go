@@ -45,6 +45,12 @@ func (l *Log) guard(ctx context.Context, tx *sql.Tx, e Event) error {
 		return l.guardSwept(ctx, tx, e)
 	case TypeBlobCommitted:
 		return l.guardFenced(ctx, tx, e)
+	case TypeBlobTiered:
+		var p BlobTiered
+		if err := e.Decode(&p); err != nil {
+			return err
+		}
+		return l.guardPresent(ctx, tx, p.SHA256)
 	case TypeBlobLinked:
 		var p BlobLinked
 		if err := e.Decode(&p); err != nil {

@@ -82,11 +82,16 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 			b, _ := json.Marshal(p.Annotations) // map keys are sorted: deterministic
 			ann = string(b)
 		}
-		if err := exec(`INSERT INTO manifests (repo, digest, sha256, media_type, artifact_type, size, subject, annotations, seq)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		partial := 1
+		if p.Complete {
+			partial = 0
+		}
+		if err := exec(`INSERT INTO manifests (repo, digest, sha256, media_type, artifact_type, size, subject, annotations, seq, partial)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (repo, digest) DO UPDATE SET sha256 = excluded.sha256, media_type = excluded.media_type,
-			artifact_type = excluded.artifact_type, size = excluded.size, subject = excluded.subject, annotations = excluded.annotations`,
-			e.Repo, p.Digest, p.SHA256, p.MediaType, p.ArtifactType, p.Size, p.Subject, ann, e.Seq); err != nil {
+			artifact_type = excluded.artifact_type, size = excluded.size, subject = excluded.subject, annotations = excluded.annotations,
+			partial = excluded.partial`,
+			e.Repo, p.Digest, p.SHA256, p.MediaType, p.ArtifactType, p.Size, p.Subject, ann, e.Seq, partial); err != nil {
 			return err
 		}
 		// The rows a manifest owns in its side views are replaced whole:

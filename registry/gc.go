@@ -90,7 +90,15 @@ func (r *Registry) CollectGarbage(ctx context.Context, opts GCOptions) (GCReport
 		return rep, err
 	}
 	defer unlock()
-	if !opts.DryRun {
+	if opts.DryRun {
+		left, err := r.log.Condemned(ctx)
+		if err != nil {
+			return rep, err
+		}
+		for _, k := range left {
+			rep.Swept = append(rep.Swept, GCBlob{Digest: k}) // an interrupted run's, to finish
+		}
+	} else {
 		if err := r.finishCondemned(ctx, &rep); err != nil {
 			return rep, err
 		}
@@ -131,7 +139,7 @@ func (r *Registry) CollectGarbage(ctx context.Context, opts GCOptions) (GCReport
 	}
 	cands = append(cands, orphans...)
 	if opts.DryRun {
-		rep.Swept = cands
+		rep.Swept = append(rep.Swept, cands...)
 		for _, c := range cands {
 			rep.BytesFreed += c.Size
 		}
@@ -192,20 +200,15 @@ func (r *Registry) unusedLinks(ctx context.Context, cutoff time.Time) ([]GCLink,
 
 type repoBlob struct{ repo, sha256 string }
 
-// parsedReferences reads the manifests whose puts recorded no blobs
-// (indexes, and manifests put before puts recorded them) — and, with
-// sparse manifests allowed, every manifest, since a layer pushed after
-// its manifest is not recorded — and returns the blobs they name that
-// their repositories link. A manifest that cannot be read or parsed makes
-// its whole repository's links needed: the collector never guesses.
+// parsedReferences reads the manifests whose puts may not have recorded
+// all they reference (a sparse push, a non-distributable layer not held,
+// a put recorded before puts said so: the log's partial flag, whatever
+// the server's settings now) and returns the blobs they name that their
+// repositories link. A manifest that cannot be read or parsed makes its
+// whole repository's links needed: the collector never guesses.
 func (r *Registry) parsedReferences(ctx context.Context) (map[repoBlob]bool, error) {
-	var ms []eventlog.UnrecordedManifest
-	var err error
-	if r.opts.AllowSparse {
-		err = r.log.AllManifests(ctx, func(m eventlog.UnrecordedManifest) error { ms = append(ms, m); return nil })
-	} else {
-		err = r.log.UnrecordedManifests(ctx, func(m eventlog.UnrecordedManifest) error { ms = append(ms, m); return nil })
-	}
+	var ms []eventlog.PartialManifest
+	err := r.log.PartialManifests(ctx, func(m eventlog.PartialManifest) error { ms = append(ms, m); return nil })
 	if err != nil {
 		return nil, err
 	}
@@ -235,8 +238,8 @@ func (r *Registry) parsedReferences(ctx context.Context) (map[repoBlob]bool, err
 
 // manifestBlobNames returns the digests of an image manifest's config and
 // layers, read from its stored bytes.
-func (r *Registry) manifestBlobNames(ctx context.Context, m eventlog.UnrecordedManifest) ([]string, error) {
-	body, err := r.readBlob(ctx, m.SHA256, m.Size)
+func (r *Registry) manifestBlobNames(ctx context.Context, m eventlog.PartialManifest) ([]string, error) {
+	body, err := r.readStored(ctx, m.SHA256, m.Size, false) // not a client's read
 	if err != nil {
 		return nil, err
 	}
@@ -440,6 +443,21 @@ func (r *Registry) condemnAndSweep(ctx context.Context, rep *GCReport, batch []G
 	}
 	rep.BytesFreed += freed
 	return nil
+}
+
+// FinishCollection sweeps what an interrupted collection condemned, so
+// that pushes of those blobs, refused meanwhile, succeed again. A server
+// runs it at start.
+func (r *Registry) FinishCollection(ctx context.Context) error {
+	ctx = systemActor(ctx, "gc")
+	r.gcMu.Lock()
+	defer r.gcMu.Unlock()
+	unlock, err := r.log.LockCollector(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return r.finishCondemned(ctx, &GCReport{Run: newRunID()})
 }
 
 // finishCondemned sweeps blobs an interrupted collection condemned.

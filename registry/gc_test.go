@@ -473,3 +473,31 @@ attempts:
 	}
 	return img, 10, false
 }
+
+// TestGCKeepsWhatPartialManifestsName: a layer pushed after its manifest
+// (a sparse push, or a non-distributable layer) is not recorded with the
+// manifest; the collector reads such manifests and keeps the layer, even
+// once sparse pushes are no longer allowed.
+func TestGCKeepsWhatPartialManifestsName(t *testing.T) {
+	l := backends[0].open(t)
+	t.Cleanup(func() { l.Close() })
+	fsb, err := blobfs.New(filepath.Join(t.TempDir(), "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sparse := serveOn(t, l, fsb, func(o *registry.Options) { o.AllowSparse = true })
+	cfg, layer, foreign := randomBytes(t, 100), randomBytes(t, 2000), randomBytes(t, 3000)
+	img := image{repo: "r", blobs: map[string][]byte{sparse.pushBlob("r", cfg): cfg}}
+	img.manifest = []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":%q,"size":%d},{"mediaType":"application/vnd.oci.image.layer.nondistributable.v1.tar","digest":%q,"size":%d}]}`,
+		sha256Of(cfg), len(cfg), sha256Of(layer), len(layer), sha256Of(foreign), len(foreign)))
+	expect(t, sparse.do("PUT", "/v2/r/manifests/v1", img.manifest, "Content-Type: application/vnd.oci.image.manifest.v1+json"), 201)
+	img.digest = sha256Of(img.manifest)
+	img.blobs[sparse.pushBlob("r", layer)] = layer
+	img.blobs[sparse.pushBlob("r", foreign)] = foreign
+	strict := serveOn(t, l, fsb) // the same store, sparse pushes now refused
+	rep, err := strict.reg.CollectGarbage(context.Background(), registry.GCOptions{})
+	if err != nil || len(rep.Unlinked)+len(rep.Swept) != 0 {
+		t.Fatalf("the collection removed %v and %v (%v)", linksOf(rep.Unlinked), digestsOf(rep.Swept), err)
+	}
+	strict.pullsWhole(img)
+}

@@ -148,7 +148,7 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request) error {
 			return err
 		}
 	}
-	refBlobs, refChildren, err := r.references(ctx, repo, m)
+	refBlobs, refChildren, complete, err := r.references(ctx, repo, m)
 	if err != nil {
 		return err
 	}
@@ -161,7 +161,7 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request) error {
 	put := eventlog.ManifestPut{
 		Digest: d.String(), SHA256: ds.SHA256.String(), MediaType: m.MediaType,
 		ArtifactType: m.EffectiveArtifactType(), Size: int64(len(body)), Annotations: m.Annotations(),
-		Blobs: refBlobs, Manifests: refChildren,
+		Blobs: refBlobs, Manifests: refChildren, Complete: complete,
 	}
 	if sub := m.Subject(); sub != nil {
 		put.Subject = sub.Digest.String()
@@ -197,8 +197,10 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request) error {
 // image's config and distributable layers, an index's manifests; with
 // AllowSparse only the config is required. Content a manifest names but
 // need not have (non-distributable layers, sparse ones) is recorded only
-// when the repository holds it, and never served from elsewhere.
-func (r *Registry) references(ctx context.Context, repo string, m *manifests.Manifest) (blobs, children []string, err error) {
+// when the repository holds it, and never served from elsewhere; complete
+// says whether everything named was held (and so recorded).
+func (r *Registry) references(ctx context.Context, repo string, m *manifests.Manifest) (blobs, children []string, complete bool, err error) {
+	complete = true
 	var descs, listed []manifests.Descriptor
 	if m.Image != nil {
 		descs = append([]manifests.Descriptor{m.Image.Config}, m.Image.Layers...)
@@ -212,17 +214,18 @@ func (r *Registry) references(ctx context.Context, repo string, m *manifests.Man
 	}
 	linked, err := r.log.LinkedBlobs(ctx, repo, names) // one round trip per few hundred
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	for i, d := range descs {
 		required := i == 0 || !r.opts.AllowSparse && !manifests.Nondistributable(d)
 		b, ok := linked[d.Digest.String()]
 		switch {
 		case !ok:
+			complete = false
 			if required {
 				e := errorf(CodeManifestBlobUnknown, "the manifest references blob %s (%s), which is not in repository %s: push it first", d.Digest, d.MediaType, repo)
 				e.Detail = map[string]string{"digest": d.Digest.String()}
-				return nil, nil, e
+				return nil, nil, false, e
 			}
 		case !seen[b.SHA256]:
 			seen[b.SHA256] = true
@@ -233,19 +236,20 @@ func (r *Registry) references(ctx context.Context, repo string, m *manifests.Man
 		cm, err := r.log.Manifest(ctx, repo, c.Digest.String())
 		switch {
 		case errors.Is(err, eventlog.ErrNotFound):
+			complete = false
 			if !r.opts.AllowSparse {
 				e := errorf(CodeManifestBlobUnknown, "the index references manifest %s, which is not in repository %s: push it first", c.Digest, repo)
 				e.Detail = map[string]string{"digest": c.Digest.String()}
-				return nil, nil, e
+				return nil, nil, false, e
 			}
 		case err != nil:
-			return nil, nil, err
+			return nil, nil, false, err
 		case !seen[cm.Digest]:
 			seen[cm.Digest] = true
 			children = append(children, cm.Digest)
 		}
 	}
-	return blobs, children, nil
+	return blobs, children, complete, nil
 }
 
 // deleteManifest deletes a tag, or a manifest by digest together with the

@@ -305,7 +305,7 @@ func (r *Registry) publish(w http.ResponseWriter, req *http.Request, n *manifest
 	// What a pull of the derived manifest needs: its empty config and the
 	// files, all linked into repo (by checkFiles, or by pre in this
 	// append), and kept linked while the version exists.
-	put.Blobs = []string{cds.SHA256.String()}
+	put.Blobs, put.Complete = []string{cds.SHA256.String()}, true
 	for _, f := range n.Files {
 		if !slices.Contains(put.Blobs, f.SHA256) {
 			put.Blobs = append(put.Blobs, f.SHA256)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/artifact-store/artifact-store/blobstore"
 	"github.com/artifact-store/artifact-store/digest"
 	"github.com/artifact-store/artifact-store/eventlog"
 	"github.com/artifact-store/artifact-store/manifests"
@@ -81,7 +82,22 @@ func (r *Registry) versionManifest(ctx context.Context, repo, version string) (e
 // little, and bytes rotted in storage are refused as damaged (500), never
 // served or parsed as if a client had sent them.
 func (r *Registry) readBlob(ctx context.Context, key string, size int64) ([]byte, error) {
-	f, err := r.openKey(ctx, key, size)
+	return r.readStored(ctx, key, size, true)
+}
+
+// readStored is readBlob; note says whether the read is a client's, which
+// the tiering policy and the collector's grace count. It needs no blobs
+// view row: size is the one recorded with the manifest or version, checked
+// on open as for any blob, so damaged bytes are never served as whole.
+func (r *Registry) readStored(ctx context.Context, key string, size int64, note bool) ([]byte, error) {
+	var f blobstore.Blob
+	var err error
+	stored := eventlog.Blob{SHA256: key, Tier: eventlog.TierHot, Size: size}
+	if note {
+		f, err = r.openBlob(ctx, stored)
+	} else {
+		f, err = r.openAnywhere(ctx, stored)
+	}
 	if err != nil {
 		return nil, recordedButUnreadable(key, err)
 	}

@@ -83,14 +83,6 @@ func (r *Registry) openAnywhere(ctx context.Context, b eventlog.Blob) (blobstore
 	return f, err
 }
 
-// openKey opens the blob stored under key in whichever store holds it,
-// without the blobs view (manifests, read whole and small): size is the
-// size recorded elsewhere (the manifest's or version's row), checked on
-// open as for any blob, so damaged bytes are never served as whole.
-func (r *Registry) openKey(ctx context.Context, key string, size int64) (blobstore.Blob, error) {
-	return r.openBlob(ctx, eventlog.Blob{SHA256: key, Tier: eventlog.TierHot, Size: size})
-}
-
 func (r *Registry) noteRead(b eventlog.Blob) {
 	r.tiers.mu.Lock()
 	defer r.tiers.mu.Unlock()

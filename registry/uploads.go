@@ -82,7 +82,11 @@ func (r *Registry) mount(w http.ResponseWriter, req *http.Request, repo, mount, 
 	if err != nil {
 		return false, err
 	}
-	if source != repo {
+	if source == repo {
+		// Nothing to record; but the client now relies on the blob (it
+		// will not upload it): that renews the collector's grace.
+		r.noteRead(b)
+	} else {
 		_, err := r.log.Append(ctx, eventlog.New(eventlog.TypeBlobLinked, repo, eventlog.BlobLinked{SHA256: b.SHA256}))
 		if errors.Is(err, eventlog.ErrReferenceMissing) {
 			return false, nil // collected since it was looked up: upload it

@@ -19,8 +19,9 @@ type VerifyReport struct {
 	Blobs   int     // blobs re-hashed
 	Orphans int     // stored blobs no event names (GC's work, not damage)
 	// Unreferenced counts blobs nothing uses and links no manifest or
-	// version of their repository needs, as the views record them: what
-	// a collection with no grace would remove (not damage either).
+	// version of their repository needs, as the views record them (not
+	// damage either). A collection with no grace removes at most these:
+	// it also keeps what partial manifests name (gc.go).
 	Unreferenced int
 	Quarantined  []string // blobs this run moved aside as damaged
 	Problems     []string // damage: each a sentence naming what is wrong

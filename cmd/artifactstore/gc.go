@@ -38,18 +38,22 @@ func gc(ctx context.Context, args []string) error {
 	sc := storeFlags(fs)
 	g := gcFlags{grace: graceFlag(fs)}
 	dry := fs.Bool("dry-run", false, "list what would be removed and the bytes freed; change nothing")
-	sparse := fs.Bool("allow-sparse-manifests", envBool("ARTIFACTSTORE_ALLOW_SPARSE_MANIFESTS"), "the server accepts sparse manifests: read every manifest for the blobs it names (env ARTIFACTSTORE_ALLOW_SPARSE_MANIFESTS)")
+	ttl := fs.Duration("upload-ttl", envDuration("ARTIFACTSTORE_UPLOAD_TTL", 24*time.Hour), "expire upload sessions idle this long, as the servers do (env ARTIFACTSTORE_UPLOAD_TTL)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	fs.Parse(args)
 	if err := g.check(); err != nil {
 		return err
 	}
-	st, err := openStore(ctx, sc, exclusive)
+	if *ttl <= 0 {
+		return fmt.Errorf("--upload-ttl must be a positive duration, e.g. 24h")
+	}
+	// A dry run changes nothing: it may look beside a running server.
+	st, err := openStore(ctx, sc, !*dry)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	reg, err := registry.New(registry.Options{Log: st.log, Blobs: st.blobs, Cold: st.cold, AllowSparse: *sparse})
+	reg, err := registry.New(registry.Options{Log: st.log, Blobs: st.blobs, Cold: st.cold, UploadTTL: *ttl})
 	if err != nil {
 		return err
 	}
@@ -76,7 +80,7 @@ func gc(ctx context.Context, args []string) error {
 		}
 		fmt.Printf("sweep %s %s (%d bytes)\n", what, b.Digest, b.Size)
 	}
-	fmt.Printf("gc run %s at event %d: %s %d links and %d blobs, %s %d bytes; %d upload sessions expired\n",
+	fmt.Printf("gc run %s at event %d: %s %d links and %d blobs, %s %d bytes; removed the staged bytes of %d expired or abandoned uploads\n",
 		rep.Run, rep.Mark, verb, len(rep.Unlinked), len(rep.Swept), freed, rep.BytesFreed, rep.UploadsExpired)
 	return err
 }

@@ -117,6 +117,13 @@ func serve(ctx context.Context, args []string) error {
 		background.Add(1)
 		go func() { defer background.Done(); reg.RunTiering(janitorCtx, *tierEvery) }()
 	}
+	background.Add(1)
+	go func() {
+		defer background.Done()
+		if err := reg.FinishCollection(janitorCtx); err != nil && janitorCtx.Err() == nil {
+			logger.Error("gc: finishing an interrupted collection", "err", err)
+		}
+	}()
 	if *gcf.interval > 0 {
 		background.Add(1)
 		go func() {

@@ -15,3 +15,8 @@ CREATE TABLE blob_tombstones (
 CREATE INDEX blob_links_by_blob ON blob_links (sha256);
 CREATE INDEX manifests_by_blob ON manifests (sha256);
 CREATE INDEX versions_by_native ON versions (native_sha256);
+
+-- 1 when a manifest's put did not record everything it references
+-- (ManifestPut.Complete unset: sparse pushes, and every put recorded
+-- before the field existed): the collector reads those manifests.
+ALTER TABLE manifests ADD COLUMN partial INTEGER NOT NULL DEFAULT 1;
