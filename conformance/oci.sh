@@ -6,8 +6,8 @@
 # proxy to two replicas on one fresh
 # PostgreSQL schema (only with ARTIFACTSTORE_TEST_POSTGRES set; skipped
 # loudly otherwise), and against one server whose blobs are in S3 (a
-# Versity gateway on loopback). Fails unless every test passes and none is
-# skipped.
+# Versity gateway on loopback). The dev runs collect garbage every second
+# meanwhile. Fails unless every test passes and none is skipped.
 #
 #   conformance/oci.sh [path/to/artifactstore]
 #
@@ -35,8 +35,23 @@ run_suite() { # name, extra server flags, then env assignments for the tool
   local results="$PWD/results/conformance-$name" rc
   run_tool "$dir" "$results" "$@" && rc=0 || rc=$?
   stop_server
+  check_collections "$name" "$flags" "$dir"/server*.log
   rm -rf "$dir"
   check_results "$name" "$results" "$rc" "$MAX_DISABLED"
+}
+
+# check_collections NAME FLAGS LOG...: with --gc-interval, the collector
+# must have removed something while the suite ran (it deletes blobs and
+# manifests), or the run proved nothing about collecting beside it.
+check_collections() {
+  local name=$1 flags=$2; shift 2
+  case "$flags" in *--gc-interval*) ;; *) return 0 ;; esac
+  local n; n=$(cat "$@" | grep -c 'msg=gc .*swept=[1-9]' || true)
+  echo "conformance $name: $n collections removed blobs while the suite ran"
+  if [ "$n" -eq 0 ]; then
+    echo "conformance $name: FAIL: the collector never removed anything" >&2
+    return 1
+  fi
 }
 
 # run_tool DIR RESULTS ENV...: runs the conformance tool against $ADDR from
@@ -107,6 +122,7 @@ run_replicas() {
   kill "$proxy" "${pids[@]}" 2>/dev/null || true
   wait "$proxy" "${pids[@]}" 2>/dev/null || true
   PGOPTIONS=--client-min-messages=warning psql -q "$ARTIFACTSTORE_TEST_POSTGRES" -c "DROP SCHEMA $schema CASCADE"
+  check_collections "$name" "$flags" "$dir"/server*.log
   rm -rf "$dir"
   check_results "$name" "$results" "$rc" "$MAX_DISABLED"
 }
@@ -145,7 +161,11 @@ run_s3() {
 V11_OFF='blob-post-cancel|blob-mount-anonymous'
 DEV_OFF='blob-mount-anonymous'
 MAX_DISABLED=4 DISABLED_OK=$V11_OFF run_suite v1.1 "" OCI_VERSION=1.1
-MAX_DISABLED=2 DISABLED_OK=$DEV_OFF run_suite dev-sparse "--allow-sparse-manifests" OCI_VERSION=dev OCI_DATA_SPARSE=true
+# The dev runs collect garbage every second while the suite pushes,
+# deletes and pulls (with a grace that covers a push): it must change
+# nothing a client sees.
+GC_FLAGS="--gc-interval 1s --gc-grace 1m"
+MAX_DISABLED=2 DISABLED_OK=$DEV_OFF run_suite dev-sparse "--allow-sparse-manifests $GC_FLAGS" OCI_VERSION=dev OCI_DATA_SPARSE=true
 # With authentication on (an htpasswd user, the token service): the tool
 # logs in with OCI_USERNAME/OCI_PASSWORD and follows the Bearer challenges.
 AUTH_DIR=$(mktemp -d)
@@ -153,7 +173,7 @@ echo conformance-pw | "$BIN" htpasswd conformance > "$AUTH_DIR/htpasswd"
 MAX_DISABLED=4 DISABLED_OK=$V11_OFF run_suite v1.1-auth "--htpasswd $AUTH_DIR/htpasswd" OCI_VERSION=1.1 OCI_USERNAME=conformance OCI_PASSWORD=conformance-pw
 rm -rf "$AUTH_DIR"
 MAX_DISABLED=4 DISABLED_OK=$V11_OFF run_replicas postgres-replicas-v1.1 "" OCI_VERSION=1.1
-MAX_DISABLED=2 DISABLED_OK=$DEV_OFF run_replicas postgres-replicas-dev-sparse "--allow-sparse-manifests" OCI_VERSION=dev OCI_DATA_SPARSE=true
+MAX_DISABLED=2 DISABLED_OK=$DEV_OFF run_replicas postgres-replicas-dev-sparse "--allow-sparse-manifests $GC_FLAGS" OCI_VERSION=dev OCI_DATA_SPARSE=true
 MAX_DISABLED=4 DISABLED_OK=$V11_OFF run_s3 s3-v1.1 "" OCI_VERSION=1.1
 MAX_DISABLED=2 DISABLED_OK=$DEV_OFF run_s3 s3-dev-sparse "--allow-sparse-manifests" OCI_VERSION=dev OCI_DATA_SPARSE=true
 echo "conformance: all passed"

@@ -138,6 +138,10 @@ type (
 	TagSet struct {
 		Tag    string `json:"tag"`
 		Digest string `json:"digest"`
+		// Restores is set when the tag is restored (retention.go): the
+		// event that had first set it, whose time stays the tag's push
+		// time for retention.
+		Restores int64 `json:"restores,omitempty"`
 	}
 	// TagDeleted: Tag no longer exists.
 	TagDeleted struct {
@@ -162,6 +166,8 @@ type (
 		NativeBLAKE3 string `json:"nativeBlake3"`
 		NativeSize   int64  `json:"nativeSize"`
 		OCIDigest    string `json:"ociDigest"`
+		// Restores: as TagSet's, for a restored version.
+		Restores int64 `json:"restores,omitempty"`
 	}
 	// VersionDeleted: a native version is gone (its tag and derived
 	// manifest go in the same append); its blobs are left to GC.

@@ -164,8 +164,8 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 		if err := l.untrash(ctx, tx, e, TrashTag, p.Tag); err != nil {
 			return err
 		}
-		return exec(`INSERT INTO tags (repo, tag, digest, seq) VALUES (?, ?, ?, ?)
-			ON CONFLICT (repo, tag) DO UPDATE SET digest = excluded.digest, seq = excluded.seq`, e.Repo, p.Tag, p.Digest, e.Seq)
+		return exec(`INSERT INTO tags (repo, tag, digest, seq, since_seq) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (repo, tag) DO UPDATE SET digest = excluded.digest, seq = excluded.seq, since_seq = excluded.since_seq`, e.Repo, p.Tag, p.Digest, e.Seq, p.Restores)
 	case TypeTagDeleted:
 		var p TagDeleted
 		if err := e.Decode(&p); err != nil {
@@ -190,8 +190,8 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 		if err := l.untrash(ctx, tx, e, TrashVersion, p.Version); err != nil {
 			return err
 		}
-		return exec(`INSERT INTO versions (repo, version, native_sha256, native_blake3, native_size, oci_digest, seq) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			e.Repo, p.Version, p.NativeSHA256, p.NativeBLAKE3, p.NativeSize, p.OCIDigest, e.Seq)
+		return exec(`INSERT INTO versions (repo, version, native_sha256, native_blake3, native_size, oci_digest, seq, since_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			e.Repo, p.Version, p.NativeSHA256, p.NativeBLAKE3, p.NativeSize, p.OCIDigest, e.Seq, p.Restores)
 	case TypeVersionDeleted:
 		var p VersionDeleted
 		if err := e.Decode(&p); err != nil {

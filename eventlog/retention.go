@@ -191,11 +191,11 @@ func (l *Log) trashDeleted(ctx context.Context, tx *sql.Tx, e Event, kind, name 
 	var q string
 	switch kind {
 	case TrashTag:
-		q = `SELECT t.digest, '', t.seq FROM tags t WHERE t.repo = ? AND t.tag = ?`
+		q = `SELECT t.digest, '', CASE WHEN t.since_seq > 0 THEN t.since_seq ELSE t.seq END FROM tags t WHERE t.repo = ? AND t.tag = ?`
 	case TrashManifest:
 		q = `SELECT m.digest, m.sha256, m.seq FROM manifests m WHERE m.repo = ? AND m.digest = ?`
 	case TrashVersion:
-		q = `SELECT v.oci_digest, v.native_sha256, v.seq FROM versions v WHERE v.repo = ? AND v.version = ?`
+		q = `SELECT v.oci_digest, v.native_sha256, CASE WHEN v.since_seq > 0 THEN v.since_seq ELSE v.seq END FROM versions v WHERE v.repo = ? AND v.version = ?`
 	}
 	var digest, sha string
 	var putSeq int64
@@ -301,7 +301,8 @@ type RepoState struct {
 	Versions  []VersionState
 }
 
-// TagState is a tag: Set is when it was last set.
+// TagState is a tag: Set is when it was last set (a restored tag's, when
+// it was set before its deletion).
 type TagState struct {
 	Name, Digest string
 	Set          time.Time
@@ -351,7 +352,7 @@ func (l *Log) repoState(ctx context.Context, repo string) (RepoState, error) {
 		return time.Unix(0, ns).UTC()
 	}
 	err := l.each(ctx, `SELECT t.tag, t.digest, e.time_ns, EXISTS (SELECT 1 FROM versions v WHERE v.repo = t.repo AND v.version = t.tag)
-		FROM tags t JOIN events e ON e.seq = t.seq WHERE t.repo = ? ORDER BY t.tag`, []any{repo}, func(rows *sql.Rows) error {
+		FROM tags t JOIN events e ON e.seq = CASE WHEN t.since_seq > 0 THEN t.since_seq ELSE t.seq END WHERE t.repo = ? ORDER BY t.tag`, []any{repo}, func(rows *sql.Rows) error {
 		var t TagState
 		var ns int64
 		if err := rows.Scan(&t.Name, &t.Digest, &ns, &t.Version); err != nil {
@@ -394,7 +395,8 @@ func (l *Log) repoState(ctx context.Context, repo string) (RepoState, error) {
 	if err != nil {
 		return st, err
 	}
-	err = l.each(ctx, `SELECT v.version, v.oci_digest, v.native_size, e.time_ns FROM versions v JOIN events e ON e.seq = v.seq
+	err = l.each(ctx, `SELECT v.version, v.oci_digest, v.native_size, e.time_ns FROM versions v
+		JOIN events e ON e.seq = CASE WHEN v.since_seq > 0 THEN v.since_seq ELSE v.seq END
 		WHERE v.repo = ? ORDER BY v.version`, []any{repo}, func(rows *sql.Rows) error {
 		var v VersionState
 		var ns int64

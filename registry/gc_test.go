@@ -3,6 +3,7 @@ package registry_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -349,16 +350,21 @@ func TestGCRacesPushes(t *testing.T) {
 				n := 0
 				defer func() { sweeps <- n }()
 				for ctx.Err() == nil {
+					start := time.Now()
 					rep, err := c.reg.CollectGarbage(ctx, registry.GCOptions{Grace: grace})
 					if err != nil && ctx.Err() == nil {
 						t.Errorf("collection: %v", err)
 						return
 					}
 					n += len(rep.Swept)
-					time.Sleep(2 * time.Millisecond) // let some pushes through between collections
+					// Pause as long as the collection took, so that pushes
+					// get through between collections on slow stores too.
+					time.Sleep(max(10*time.Millisecond, 3*time.Since(start)))
 				}
 			}()
 		}
+		moves := make(chan int, 1)
+		go func() { moves <- moveTiersUntil(ctx, t, collectors[0], layers) }()
 		type result struct {
 			kept              []image
 			retries, refusals int
@@ -398,7 +404,8 @@ func TestGCRacesPushes(t *testing.T) {
 		for range collectors {
 			swept += <-sweeps
 		}
-		t.Logf("grace %v: %d images kept, %d pushes retried, %d blobs swept while pushing", grace, len(kept), retries, swept)
+		moved := <-moves
+		t.Logf("grace %v: %d images kept, %d pushes retried, %d blobs swept and %d moved between tiers while pushing", grace, len(kept), retries, swept, moved)
 		if len(kept) == 0 || swept == 0 {
 			t.Fatal("the race was not exercised: nothing pushed or nothing swept")
 		}
@@ -415,7 +422,7 @@ func TestGCRacesPushes(t *testing.T) {
 	}
 	for _, grace := range []time.Duration{0, time.Minute} {
 		t.Run(fmt.Sprint("grace-", grace), func(t *testing.T) {
-			forBackends(t, func(t *testing.T, b backend) {
+			forGCBackends(t, func(t *testing.T, b gcBackend) {
 				s := b.server(t)
 				run(t, s, []*testServer{s}, grace)
 			})
@@ -425,6 +432,37 @@ func TestGCRacesPushes(t *testing.T) {
 			})
 		})
 	}
+}
+
+// moveTiersUntil moves the layers between the hot and cold tiers, and
+// sweeps the copies moves leave, until ctx is done, when s has a cold
+// tier; it returns the moves made. A move of a blob that is collected
+// meanwhile fails and is no error.
+func moveTiersUntil(ctx context.Context, t *testing.T, s *testServer, layers [][]byte) int {
+	if s.cold == nil {
+		return 0
+	}
+	moved := 0
+	for i := 0; ctx.Err() == nil; i++ {
+		tier := eventlog.TierCold
+		if i%2 == 1 {
+			tier = eventlog.TierHot
+		}
+		err := s.reg.MoveBlob(context.Background(), sha256Of(layers[i%len(layers)]), tier)
+		switch {
+		case err == nil:
+			moved++
+		case errors.Is(err, eventlog.ErrNotFound), errors.Is(err, eventlog.ErrReferenceMissing):
+		default:
+			t.Errorf("move %d to %s: %v", i%len(layers), tier, err)
+			return moved
+		}
+		if _, err := s.reg.SweepMoved(context.Background(), time.Now().Add(time.Hour)); err != nil {
+			t.Errorf("sweep moved: %v", err)
+			return moved
+		}
+	}
+	return moved
 }
 
 // pushRetrying pushes an image of the given layers as a client does when
@@ -446,10 +484,15 @@ func (s *testServer) pushRetrying(repo, tag string, layers ...[]byte) (image, in
 		sha256Of(cfg), len(cfg), descs))
 	img.digest = sha256Of(img.manifest)
 	retryable := func(r response) bool {
-		return r.StatusCode == http.StatusServiceUnavailable || r.errCode() == "MANIFEST_BLOB_UNKNOWN"
+		if r.StatusCode == http.StatusServiceUnavailable || r.errCode() == "MANIFEST_BLOB_UNKNOWN" {
+			s.t.Logf("retry after %s %s: %d %s", r.Request.Method, r.Request.URL.Path, r.StatusCode, r.body)
+			return true
+		}
+		return false
 	}
 attempts:
 	for attempt := 0; attempt < 10; attempt++ {
+		time.Sleep(time.Duration(attempt) * 10 * time.Millisecond) // back off, as clients do
 		for _, p := range all {
 			img.blobs[sha256Of(p)] = p
 			r := s.do2("POST", "/v2/"+repo+"/blobs/uploads/?digest="+sha256Of(p), p)

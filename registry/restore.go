@@ -26,7 +26,10 @@ type Restored struct {
 }
 
 // Restore brings back repo's item of kind ("tag", "manifest", "version")
-// called name, which a retention policy deleted within the undo window.
+// called name, which a retention policy deleted within the undo window. A
+// restored tag or version keeps its original push time, so the next plan
+// judges it as before rather than as the newest. Asking for the tag of a
+// native version restores the version.
 func (r *Registry) Restore(ctx context.Context, repo, kind, name string) ([]Restored, error) {
 	trash := map[string]eventlog.TrashItem{}
 	cutoff := time.Now().Add(-r.opts.RetentionUndo)
@@ -40,6 +43,9 @@ func (r *Registry) Restore(ctx context.Context, repo, kind, name string) ([]Rest
 		return nil, err
 	}
 	rs := &restore{r: r, repo: repo, trash: trash, done: map[string]bool{}}
+	if v, ok := trash[eventlog.TrashVersion+" "+name]; ok && kind == eventlog.TrashTag {
+		kind = v.Kind // a native version's tag comes back with its version
+	}
 	it, ok := trash[kind+" "+name]
 	if !ok {
 		return nil, errorf(CodeDeletedUnknown, "%s has no %s %q deleted by retention in the last %s (the undo window); see GET /api/v1/retention/trash", repo, kind, name, r.opts.RetentionUndo)
@@ -76,7 +82,7 @@ func (rs *restore) item(ctx context.Context, it eventlog.TrashItem) error {
 		if err := rs.needManifest(ctx, it.Digest); err != nil {
 			return err
 		}
-		rs.evs = append(rs.evs, eventlog.New(eventlog.TypeTagSet, rs.repo, eventlog.TagSet{Tag: it.Name, Digest: it.Digest}))
+		rs.evs = append(rs.evs, eventlog.New(eventlog.TypeTagSet, rs.repo, eventlog.TagSet{Tag: it.Name, Digest: it.Digest, Restores: it.PutSeq}))
 	case eventlog.TrashManifest:
 		var p eventlog.ManifestPut
 		if err := rs.created(ctx, it, eventlog.TypeManifestPut, &p); err != nil {
@@ -98,9 +104,10 @@ func (rs *restore) item(ctx context.Context, it eventlog.TrashItem) error {
 		if err := rs.created(ctx, it, eventlog.TypeVersionPublished, &p); err != nil {
 			return err
 		}
+		p.Restores = it.PutSeq // the version keeps its publication time
 		rs.evs = append(rs.evs,
 			eventlog.New(eventlog.TypeVersionPublished, rs.repo, p),
-			eventlog.New(eventlog.TypeTagSet, rs.repo, eventlog.TagSet{Tag: it.Name, Digest: it.Digest}))
+			eventlog.New(eventlog.TypeTagSet, rs.repo, eventlog.TagSet{Tag: it.Name, Digest: it.Digest, Restores: it.PutSeq}))
 		rs.done[eventlog.TrashTag+" "+it.Name] = true
 	default:
 		return errorf(CodeDeletedUnknown, "unknown kind %q: restore a tag, manifest or version", it.Kind)

@@ -113,6 +113,9 @@ func (r *Registry) RemovePolicy(ctx context.Context, name string) error {
 type PlanItem struct {
 	retention.Deletion
 	Frees int64 `json:"frees"`
+	// Skipped, set by ApplyRetention, says why the deletion was not
+	// recorded (the item changed since the plan).
+	Skipped string `json:"skipped,omitempty"`
 }
 
 // RetentionPlan is what the policies delete at a log position.
@@ -249,7 +252,8 @@ func (r *Registry) ApplyRetention(ctx context.Context, now time.Time) (Retention
 	if err != nil {
 		return plan, err
 	}
-	for _, it := range plan.Items {
+	for i := range plan.Items {
+		it := &plan.Items[i]
 		evs, err := r.deletionEvents(ctx, plan.Mark, it.Deletion)
 		if err == nil {
 			_, err = r.log.Append(ctx, evs...)
@@ -259,6 +263,7 @@ func (r *Registry) ApplyRetention(ctx context.Context, now time.Time) (Retention
 			plan.Applied++
 		case errors.Is(err, eventlog.ErrConflict), errors.Is(err, eventlog.ErrNotFound):
 			plan.Skipped++
+			it.Skipped = err.Error()
 			r.logger.InfoContext(ctx, "retention: skipped a deletion; the item changed since the plan", "repo", it.Repo, "kind", it.Kind, "name", it.Name, "err", err)
 		default:
 			return plan, err

@@ -79,15 +79,9 @@ func (r *Registry) putPolicy(w http.ResponseWriter, req *http.Request) error {
 		return err
 	}
 	name := mux.Vars(req)["policy"]
-	p, err := readPolicy(req.Body)
+	p, err := readPolicy(req.Body, name)
 	if err != nil {
 		return err
-	}
-	if p.Name == "" {
-		p.Name = name
-		if err := p.Validate(); err != nil {
-			return errorf(CodePolicyInvalid, "%v", err)
-		}
 	}
 	if p.Name != name {
 		return errorf(CodePolicyInvalid, "the policy is named %q in its body and %q in the URL", p.Name, name)
@@ -99,9 +93,8 @@ func (r *Registry) putPolicy(w http.ResponseWriter, req *http.Request) error {
 	return writeJSON(w, "application/json", json.RawMessage(b))
 }
 
-// readPolicy parses a policy body. A body without a name is accepted here
-// (the URL names it); everything else must check.
-func readPolicy(body io.Reader) (retention.Policy, error) {
+// readPolicy parses a policy body; a body without a name gets name.
+func readPolicy(body io.Reader, name string) (retention.Policy, error) {
 	b, err := io.ReadAll(io.LimitReader(body, maxPolicyBody+1))
 	if err != nil {
 		return retention.Policy{}, errorf(CodePolicyInvalid, "reading the policy: %v", err)
@@ -109,26 +102,11 @@ func readPolicy(body io.Reader) (retention.Policy, error) {
 	if len(b) > maxPolicyBody {
 		return retention.Policy{}, errorf(CodePolicyInvalid, "a policy is at most %d bytes", maxPolicyBody).withStatus(http.StatusRequestEntityTooLarge)
 	}
-	p, err := retention.Parse(b)
-	if err != nil && p.Name == "" && strings.Contains(err.Error(), "name") {
-		// Only the name is missing: the caller names it.
-		p, err = retention.Parse(withName(b))
-		p.Name = ""
-	}
+	p, err := retention.ParseNamed(b, name)
 	if err != nil {
 		return p, errorf(CodePolicyInvalid, "%v", err)
 	}
 	return p, nil
-}
-
-// withName gives a nameless policy document a placeholder name, so that
-// everything else in it is checked by Parse.
-func withName(b []byte) []byte {
-	s := strings.TrimSpace(string(b))
-	if strings.HasPrefix(s, "{") {
-		return []byte(`{"name":"unnamed",` + strings.TrimPrefix(s, "{"))
-	}
-	return []byte("name: unnamed\n" + string(b))
 }
 
 // deletePolicy removes a policy.
@@ -250,12 +228,9 @@ func (r *Registry) retentionSimulate(w http.ResponseWriter, req *http.Request) e
 		return err
 	}
 	if len(strings.TrimSpace(string(body))) > 0 {
-		p, err := readPolicy(strings.NewReader(string(body)))
+		p, err := readPolicy(strings.NewReader(string(body)), "proposed")
 		if err != nil {
 			return err
-		}
-		if p.Name == "" {
-			p.Name = "proposed"
 		}
 		if set, err = retention.Compile([]retention.Policy{p}); err != nil {
 			return errorf(CodePolicyInvalid, "%v", err)
@@ -297,16 +272,27 @@ func (r *Registry) retentionTrash(w http.ResponseWriter, req *http.Request) erro
 		Deleted time.Time `json:"deleted"`
 		Until   time.Time `json:"restorableUntil"`
 	}
-	out := []item{}
+	var all []eventlog.TrashItem
+	versions := map[string]bool{} // repo@version deleted as a native version
 	cutoff := time.Now().Add(-r.opts.RetentionUndo)
 	err = r.log.Trash(req.Context(), repo, func(it eventlog.TrashItem) error {
 		if it.Deleted.After(cutoff) {
-			out = append(out, item{it.Repo, it.Kind, it.Name, it.Digest, it.Policy, it.Seq, it.Deleted, it.Deleted.Add(r.opts.RetentionUndo)})
+			all = append(all, it)
+			if it.Kind == eventlog.TrashVersion {
+				versions[it.Repo+"@"+it.Name] = true
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		return err
+	}
+	out := []item{}
+	for _, it := range all {
+		if it.Kind == eventlog.TrashTag && versions[it.Repo+"@"+it.Name] {
+			continue // restored with its version
+		}
+		out = append(out, item{it.Repo, it.Kind, it.Name, it.Digest, it.Policy, it.Seq, it.Deleted, it.Deleted.Add(r.opts.RetentionUndo)})
 	}
 	return writeJSON(w, "application/json", map[string]any{"items": out})
 }
@@ -324,7 +310,7 @@ func (r *Registry) retentionRestore(w http.ResponseWriter, req *http.Request) er
 	dec := json.NewDecoder(io.LimitReader(req.Body, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&rr); err != nil {
-		return errorf(CodeDeletedUnknown, "the body must be JSON {\"repository\", \"kind\", \"name\"}: %v", err).withStatus(http.StatusBadRequest)
+		return errorf(CodeUnsupported, "the body must be JSON {\"repository\", \"kind\", \"name\"}: %v", err).withStatus(http.StatusBadRequest)
 	}
 	if err := ValidateName(rr.Repository); err != nil {
 		return err
@@ -332,7 +318,7 @@ func (r *Registry) retentionRestore(w http.ResponseWriter, req *http.Request) er
 	switch rr.Kind {
 	case eventlog.TrashTag, eventlog.TrashManifest, eventlog.TrashVersion:
 	default:
-		return errorf(CodeDeletedUnknown, "kind must be tag, manifest or version, not %q", rr.Kind).withStatus(http.StatusBadRequest)
+		return errorf(CodeUnsupported, "kind must be tag, manifest or version, not %q", rr.Kind).withStatus(http.StatusBadRequest)
 	}
 	if err := r.authorize(w, req, rr.Repository, auth.ActionAdmin); err != nil {
 		return err

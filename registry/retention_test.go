@@ -200,6 +200,11 @@ func TestRetentionRunEqualsPlan(t *testing.T) {
 			t.Fatalf("t1 restored to %q", d)
 		}
 		expect(t, s.do("POST", "/api/v1/retention/restore", []byte(`{"repository":"app","kind":"tag","name":"t1"}`)), 404, "DELETION_UNKNOWN")
+		// Restored, t1 keeps its push time: the next plan judges it as
+		// before (the oldest of three), not as the newest.
+		if got, want := items(s.plan()), sorted("tag app t1 tags", "manifest app "+imgs[1].digest+" tags"); !slices.Equal(got, want) {
+			t.Fatalf("plan after the restore %v, want %v", got, want)
+		}
 		// Past the window: t0 is no longer restorable, and its bytes go.
 		time.Sleep(2100 * time.Millisecond)
 		expect(t, s.do("POST", "/api/v1/retention/restore", []byte(`{"repository":"app","kind":"tag","name":"t0"}`)), 404, "DELETION_UNKNOWN")
@@ -290,8 +295,20 @@ func TestRetentionUntaggedAndVersions(t *testing.T) {
 		t.Fatalf("run %v (applied %d), want %v", got, run.Applied, want)
 	}
 	expect(t, s.do("GET", "/api/v1/repositories/tools/-/versions/1.0", nil), 404, "VERSION_UNKNOWN")
-	expect(t, s.do("POST", "/api/v1/retention/restore", []byte(`{"repository":"tools","kind":"version","name":"1.0"}`)), 200)
-	r := s.do("GET", "/api/v1/repositories/tools/-/versions/1.0/files/a.txt", nil)
+	r := s.do("GET", "/api/v1/retention/trash?repository=tools", nil)
+	expect(t, r, 200)
+	var trash struct{ Items []struct{ Kind, Name string } }
+	json.Unmarshal(r.body, &trash)
+	var listed []string
+	for _, it := range trash.Items {
+		listed = append(listed, it.Kind+" "+it.Name)
+	}
+	if !slices.Contains(listed, "version 1.0") || !slices.Contains(listed, "version 1.1") || slices.Contains(listed, "tag 1.0") || slices.Contains(listed, "tag 1.1") {
+		t.Fatalf("trash lists %v: want the versions, not their tags", listed)
+	}
+	// Asking for the version's tag restores the version.
+	expect(t, s.do("POST", "/api/v1/retention/restore", []byte(`{"repository":"tools","kind":"tag","name":"1.0"}`)), 200)
+	r = s.do("GET", "/api/v1/repositories/tools/-/versions/1.0/files/a.txt", nil)
 	if expect(t, r, 200); string(r.body) != "v1.0" {
 		t.Fatalf("restored file reads %q", r.body)
 	}

@@ -80,7 +80,11 @@ func (d Duration) Value() (time.Duration, error) {
 
 // Parse reads one policy from YAML or JSON (a document starting with
 // '{'), refusing unknown fields, and validates it.
-func Parse(data []byte) (Policy, error) {
+func Parse(data []byte) (Policy, error) { return ParseNamed(data, "") }
+
+// ParseNamed is Parse for a document that may leave the name out (an API
+// whose URL names the policy): the policy gets name if it has none.
+func ParseNamed(data []byte, name string) (Policy, error) {
 	var p Policy
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 {
@@ -104,6 +108,9 @@ func Parse(data []byte) (Policy, error) {
 		if err := dec.Decode(new(any)); err != io.EOF {
 			return p, errors.New("policy: one YAML document per policy")
 		}
+	}
+	if p.Name == "" {
+		p.Name = name
 	}
 	return p, p.Validate()
 }

@@ -33,8 +33,10 @@ func (b *Backend) PutAside(ctx context.Context, name string, data []byte) error 
 	}
 	ctx, cancel := b.bounded(ctx)
 	defer cancel()
-	_, err = b.c.PutObject(ctx, b.opts.Bucket, k, bytes.NewReader(data), int64(len(data)), b.putOptions())
-	return b.wrap(err, "put "+name)
+	return retryConflict(func() error {
+		_, err := b.c.PutObject(ctx, b.opts.Bucket, k, bytes.NewReader(data), int64(len(data)), b.putOptions())
+		return b.wrap(err, "put "+name)
+	})
 }
 
 // OpenAside implements blobstore.Aside.

@@ -143,6 +143,24 @@ func (b *Backend) uploadDir(id string) (string, error) {
 	return b.key("uploads", id) + "/", nil
 }
 
+// errConflict marks an S3 409: an operation that conflicted with another
+// on the same key, worth retrying at once.
+var errConflict = errors.New("conflicting operation")
+
+// retryConflict runs write (one that can be repeated whole: no streamed
+// body) again, promptly, while it meets a conflicting operation on its key
+// or prefix: S3's OperationAborted, or a file-backed gateway removing the
+// directory that a delete emptied as the write creates a file in it.
+func retryConflict(write func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := write()
+		if !errors.Is(err, errConflict) || attempt == 4 {
+			return err
+		}
+		time.Sleep(time.Duration(attempt) * 20 * time.Millisecond)
+	}
+}
+
 // wrap classifies an S3 error: missing objects become the sentinel the
 // caller expects, unreachable or failing services ErrUnavailable.
 func (b *Backend) wrap(err error, what string) error {
@@ -155,6 +173,11 @@ func (b *Backend) wrap(err error, what string) error {
 		return fmt.Errorf("%s: %w", what, blobstore.ErrNotFound)
 	case resp.StatusCode >= 500, resp.StatusCode == 0, errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%s: %w: %v", what, blobstore.ErrUnavailable, err)
+	case resp.StatusCode == http.StatusConflict:
+		// A conflicting operation on the same key is in progress (S3's
+		// OperationAborted; a file-backed gateway's delete racing a copy
+		// to the key): retrying later succeeds.
+		return fmt.Errorf("%s: %w: %w: %v", what, blobstore.ErrUnavailable, errConflict, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }

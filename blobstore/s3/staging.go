@@ -59,8 +59,10 @@ func (b *Backend) CreateUpload(ctx context.Context, id string) error {
 	}
 	ctx, cancel := b.bounded(ctx)
 	defer cancel()
-	_, err = b.c.PutObject(ctx, b.opts.Bucket, dir+"created", strings.NewReader(""), 0, minio.PutObjectOptions{})
-	return b.wrap(err, "create upload "+id)
+	return retryConflict(func() error {
+		_, err := b.c.PutObject(ctx, b.opts.Bucket, dir+"created", strings.NewReader(""), 0, minio.PutObjectOptions{})
+		return b.wrap(err, "create upload "+id)
+	})
 }
 
 // StatUpload implements blobstore.Backend.
@@ -215,7 +217,7 @@ func (b *Backend) CommitUpload(ctx context.Context, id string, key digest.Digest
 	if _, err := b.Stat(ctx, key); err == nil {
 		return b.AbortUpload(ctx, id) // already stored: identical by content addressing
 	}
-	if err := b.assemble(ctx, cs, dst); err != nil {
+	if err := retryConflict(func() error { return b.assemble(ctx, cs, dst) }); err != nil {
 		return fmt.Errorf("commit upload %s: %w", id, err)
 	}
 	return b.AbortUpload(ctx, id)

@@ -44,3 +44,8 @@ CREATE TABLE trash_blobs (
     PRIMARY KEY (repo, digest, sha256)
 );
 CREATE INDEX trash_blobs_by_blob ON trash_blobs (repo, sha256);
+
+-- A restored tag or version keeps the time it was first set: since_seq
+-- is the event that set it before retention deleted it (0: seq's).
+ALTER TABLE tags ADD COLUMN since_seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE versions ADD COLUMN since_seq INTEGER NOT NULL DEFAULT 0;
