@@ -202,3 +202,36 @@ func TestRetentionCommands(t *testing.T) {
 		t.Errorf("retention show of a removed policy: %v %s", err, errOut)
 	}
 }
+
+// TestRestoreVersionCommand: a native version a policy (set from a JSON
+// file) deleted is listed in the trash with the restore that brings the
+// version back, not only its tag, and "restore REPO --version V" does.
+func TestRestoreVersionCommand(t *testing.T) {
+	s := start(t, t.TempDir(), freeAddr(t))
+	server := s.url("")
+	for _, v := range []string{"1.0", "2.0"} {
+		if r := request(t, "PUT", s.url("/api/v1/repositories/tools/cli/-/versions/"+v+"/files/notes.txt"), strings.NewReader("notes of "+v)); r.StatusCode != http.StatusCreated {
+			t.Fatalf("publish %s: %d", v, r.StatusCode)
+		}
+	}
+	policy := filepath.Join(t.TempDir(), "versions.json")
+	os.WriteFile(policy, []byte("{\n\t\"name\": \"last-version\",\n\t\"repositories\": [\"tools/**\"],\n\t\"versions\": {\"keepLast\": 1}\n}\n"), 0o644)
+	if out, errOut, err := client(t, "retention", "set", "--server", server, policy); err != nil || !strings.HasPrefix(out, "set retention policy last-version on tools/**: versions: keep last 1\n") {
+		t.Fatalf("retention set: %v\n%s%s", err, out, errOut)
+	}
+	if out, errOut, err := client(t, "retention", "run", "--server", server); err != nil || !regexp.MustCompile(`tools/cli\s+version\s+1.0\s+last-version\s+versions\s`).MatchString(out) {
+		t.Fatalf("retention run: %v\n%s%s", err, out, errOut)
+	}
+	out, _, err := client(t, "retention", "trash", "--server", server)
+	if err != nil || !regexp.MustCompile(`(?m)\s+tools/cli\s+tag\s+1.0\s.*artifactstore restore tools/cli --version 1.0$`).MatchString(out) {
+		t.Fatalf("retention trash: %v\n%s", err, out)
+	}
+	out, errOut, err := client(t, "restore", "--server", server, "tools/cli", "--version", "1.0")
+	if err != nil || !strings.Contains(out, "restored version tools/cli 1.0 (manifest sha256:") {
+		t.Fatalf("restore --version: %v\n%s%s", err, out, errOut)
+	}
+	code, b := get(t, s.url("/api/v1/repositories/tools/cli/-/versions/1.0/files/notes.txt"))
+	if code != http.StatusOK || string(b) != "notes of 1.0" {
+		t.Errorf("a file of the restored version: %d %q", code, b)
+	}
+}
