@@ -124,6 +124,10 @@ deleting it would free) and shared with other repositories (stored once).
 	if err := decode(out, &s); err != nil {
 		return err
 	}
+	if len(s.Repositories) == 0 {
+		fmt.Println("no repositories you may pull hold anything")
+		return nil
+	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "REPOSITORY\tBLOBS\tSIZE\tUNIQUE\tSHARED")
 	for _, r := range s.Repositories {
