@@ -154,6 +154,10 @@ func shorten(s string, n int) string {
 	return "…" + string(r[len(r)-n+1:])
 }
 
+// FormatSize writes a byte count for people, in binary units: 512 B,
+// 1.5 KiB, 3.0 MiB.
+func FormatSize(n int64) string { return size(n) }
+
 // size formats a byte count in binary units.
 func size(n int64) string {
 	const unit = 1024

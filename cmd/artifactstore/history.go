@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -19,8 +17,7 @@ import (
 // pointed to at that time.
 func history(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("history", flag.ExitOnError)
-	server := fs.String("server", env("ARTIFACTSTORE_SERVER", "http://127.0.0.1:5000"), "registry URL (env ARTIFACTSTORE_SERVER)")
-	user := fs.String("user", env("ARTIFACTSTORE_USER", ""), "user name, with the password in ARTIFACTSTORE_PASSWORD (env ARTIFACTSTORE_USER)")
+	c := apiFlags(fs, "user name")
 	at := fs.String("at", "", "an RFC 3339 time: also print what the tag pointed to then")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: artifactstore history [flags] REPO[:TAG]")
@@ -39,24 +36,9 @@ func history(ctx context.Context, args []string) error {
 	if *at != "" {
 		q.Set("at", *at)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(*server, "/")+"/api/v1/history?"+q.Encode(), nil)
+	body, err := c.do(ctx, http.MethodGet, "/api/v1/history?"+q.Encode(), nil, http.StatusOK)
 	if err != nil {
 		return err
-	}
-	if *user != "" {
-		req.SetBasicAuth(*user, os.Getenv("ARTIFACTSTORE_PASSWORD"))
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
 	}
 	var h struct {
 		Changes []struct {
@@ -73,8 +55,8 @@ func history(ctx context.Context, args []string) error {
 			Digest *string
 		}
 	}
-	if err := json.Unmarshal(body, &h); err != nil {
-		return fmt.Errorf("the server's answer: %w", err)
+	if err := decode(body, &h); err != nil {
+		return err
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tSEQ\tEVENT\tTAG\tDIGEST\tBY")

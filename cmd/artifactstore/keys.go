@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"strconv"
@@ -34,10 +32,8 @@ func keys(ctx context.Context, args []string) error {
 		return fmt.Errorf("give create, list or revoke")
 	}
 	fs := flag.NewFlagSet("keys "+args[0], flag.ExitOnError)
-	server := fs.String("server", env("ARTIFACTSTORE_SERVER", "http://127.0.0.1:5000"), "registry URL (env ARTIFACTSTORE_SERVER)")
-	user := fs.String("user", env("ARTIFACTSTORE_USER", ""), "an admin's user name, with the password in ARTIFACTSTORE_PASSWORD (env ARTIFACTSTORE_USER)")
+	c := keysClient{apiFlags(fs, "an admin's user name")}
 	fs.Usage = func() { fmt.Fprint(fs.Output(), keysUsage); fs.PrintDefaults() }
-	c := keysClient{user: user}
 	switch args[0] {
 	case "create":
 		name := fs.String("name", "", "the key's name: its principal is key:NAME in the audit trail")
@@ -46,7 +42,6 @@ func keys(ctx context.Context, args []string) error {
 		actions := fs.String("actions", "pull", "what the key may do there, comma separated: pull, push, delete")
 		expires := fs.String("expires", "90d", "when the key stops working: a lifetime (90d, 720h; at most 365d) or an RFC 3339 time")
 		fs.Parse(args[1:])
-		c.server = *server
 		exp, err := keyExpiry(*expires, time.Now())
 		if err != nil {
 			return err
@@ -54,11 +49,9 @@ func keys(ctx context.Context, args []string) error {
 		return c.create(ctx, *name, repos, strings.Split(*actions, ","), exp)
 	case "list":
 		fs.Parse(args[1:])
-		c.server = *server
 		return c.list(ctx)
 	case "revoke":
 		fs.Parse(args[1:])
-		c.server = *server
 		if fs.NArg() != 1 {
 			fs.Usage()
 			return fmt.Errorf("give the id of the key to revoke (artifactstore keys list)")
@@ -95,45 +88,8 @@ func keyExpiry(s string, now time.Time) (time.Time, error) {
 	return t, nil
 }
 
-// keysClient talks to /api/v1/keys with an admin's Basic credentials.
-type keysClient struct {
-	server string
-	user   *string
-}
-
-func (c keysClient) do(ctx context.Context, method, path string, body any, want int) ([]byte, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.server, "/")+path, rd)
-	if err != nil {
-		return nil, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if *c.user != "" {
-		req.SetBasicAuth(*c.user, os.Getenv("ARTIFACTSTORE_PASSWORD"))
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != want {
-		return nil, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(out)))
-	}
-	return out, nil
-}
+// keysClient manages /api/v1/keys.
+type keysClient struct{ apiClient }
 
 // shownKey is a key as the server answers it.
 type shownKey struct {

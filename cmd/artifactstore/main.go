@@ -11,6 +11,9 @@
 //	artifactstore htpasswd USER < password
 //	artifactstore history --server URL REPO[:TAG] [--at TIME]
 //	artifactstore keys create|list|revoke --server URL ...
+//	artifactstore retention set|list|show|remove|history|plan|run|simulate|trash --server URL ...
+//	artifactstore restore --server URL REPO:TAG | REPO@DIGEST | REPO --version V
+//	artifactstore storage --server URL
 package main
 
 import (
@@ -24,17 +27,20 @@ import (
 const usage = `usage: artifactstore <command> [flags]
 
 commands:
-  serve    run the registry (OCI Distribution API on /v2/)
-  replay   rebuild every view from the event log (server stopped)
-  verify   re-hash every blob and check the event log's hash chain
-  migrate  apply pending database migrations
-  gc       collect garbage once: unused blobs, crash orphans, expired uploads
-  tier     apply the retrieval tiering policy once, or move one blob
-  push     upload files and publish them as REPO:VERSION (client)
-  pull     download the files of REPO:VERSION, verified (client)
-  htpasswd print an htpasswd line (bcrypt) for a user, the password read from stdin
-  history  who moved REPO[:TAG] when, and what it pointed to (--at TIME)
-  keys     make, list and revoke API keys for robots (create, list, revoke)
+  serve      run the registry (OCI Distribution API on /v2/)
+  replay     rebuild every view from the event log (server stopped)
+  verify     re-hash every blob and check the event log's hash chain
+  migrate    apply pending database migrations
+  gc         collect garbage once: unused blobs, crash orphans, expired uploads
+  tier       apply the retrieval tiering policy once, or move one blob
+  push       upload files and publish them as REPO:VERSION (client)
+  pull       download the files of REPO:VERSION, verified (client)
+  htpasswd   print an htpasswd line (bcrypt) for a user, the password read from stdin
+  history    who moved REPO[:TAG] when, and what it pointed to (--at TIME)
+  keys       make, list and revoke API keys for robots (create, list, revoke)
+  retention  set, list and remove retention policies; plan, run or simulate them; list what they deleted
+  restore    bring back a tag, manifest or version a retention policy deleted (client)
+  storage    the bytes each repository holds, unique and shared (client)
 
 Run "artifactstore <command> -h" for a command's flags.
 `
@@ -70,6 +76,12 @@ func main() {
 		err = history(ctx, os.Args[2:])
 	case "keys":
 		err = keys(ctx, os.Args[2:])
+	case "retention":
+		err = retentionCmd(ctx, os.Args[2:])
+	case "restore":
+		err = restore(ctx, os.Args[2:])
+	case "storage":
+		err = storageReport(ctx, os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
