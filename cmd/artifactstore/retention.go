@@ -366,23 +366,11 @@ func (c retentionClient) trash(ctx context.Context, repo string, asJSON bool) er
 		fmt.Println("nothing to restore")
 		return nil
 	}
-	// A native version's deletion also lists its tag, whose restore alone
-	// would bring back a plain /v2/ tag: point at the version's instead.
-	versions := map[string]bool{}
-	for _, it := range t.Items {
-		if it.Kind == "version" {
-			versions[it.Repository+" "+it.Name] = true
-		}
-	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "DELETED\tREPOSITORY\tKIND\tNAME\tPOLICY\tRESTORABLE UNTIL\tRESTORE WITH")
 	for _, it := range t.Items {
-		kind := it.Kind
-		if kind == "tag" && versions[it.Repository+" "+it.Name] {
-			kind = "version"
-		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\tartifactstore restore %s\n", it.Deleted.Format(time.RFC3339), it.Repository, it.Kind, it.Name,
-			it.Policy, it.RestorableUntil.Format(time.RFC3339), restoreArgs(it.Repository, kind, it.Name))
+			it.Policy, it.RestorableUntil.Format(time.RFC3339), restoreArgs(it.Repository, it.Kind, it.Name))
 	}
 	return tw.Flush()
 }

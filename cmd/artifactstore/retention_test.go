@@ -223,7 +223,8 @@ func TestRestoreVersionCommand(t *testing.T) {
 		t.Fatalf("retention run: %v\n%s%s", err, out, errOut)
 	}
 	out, _, err := client(t, "retention", "trash", "--server", server)
-	if err != nil || !regexp.MustCompile(`(?m)\s+tools/cli\s+tag\s+1.0\s.*artifactstore restore tools/cli --version 1.0$`).MatchString(out) {
+	if err != nil || !regexp.MustCompile(`(?m)\s+tools/cli\s+version\s+1.0\s.*artifactstore restore tools/cli --version 1.0$`).MatchString(out) ||
+		regexp.MustCompile(`tools/cli\s+tag\s`).MatchString(out) {
 		t.Fatalf("retention trash: %v\n%s", err, out)
 	}
 	out, errOut, err := client(t, "restore", "--server", server, "tools/cli", "--version", "1.0")
