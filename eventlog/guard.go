@@ -107,6 +107,18 @@ func (l *Log) guard(ctx context.Context, tx *sql.Tx, e Event) error {
 		if ok {
 			return fmt.Errorf("%w: %s:%s is already a tag pushed over /v2/", ErrConflict, e.Repo, p.Version)
 		}
+	case TypeVersionDeleted:
+		var p VersionDeleted
+		if err := e.Decode(&p); err != nil {
+			return err
+		}
+		if p.Policy != "" {
+			if there, err := l.found(ctx, tx, `SELECT 1 FROM versions WHERE repo = ? AND version = ?`, e.Repo, p.Version); err != nil {
+				return err
+			} else if !there {
+				return fmt.Errorf("%w: version %s of %s is already gone", ErrNotFound, p.Version, e.Repo)
+			}
+		}
 	case TypeTagDeleted:
 		var p TagDeleted
 		if err := e.Decode(&p); err != nil {

@@ -24,6 +24,13 @@ func (l *Log) LockCollector(ctx context.Context) (unlock func(), err error) {
 	return l.lockKey(ctx, "gc")
 }
 
+// LockRetention serialises retention passes across every process sharing
+// the database, so that replicas running the same schedule do not plan
+// and apply twice at once.
+func (l *Log) LockRetention(ctx context.Context) (unlock func(), err error) {
+	return l.lockKey(ctx, "retention")
+}
+
 // lockKey holds a connection for as long as the lock: it comes from the
 // separate lock pool when the backend gave one (UseLockPool), so that slow
 // moves never starve appends and queries.

@@ -48,6 +48,17 @@ func (l *Log) guardRetention(ctx context.Context, tx *sql.Tx, e Event, r Retenti
 	if r.Policy == "" {
 		return nil
 	}
+	// What a plan deletes must still be there: a second replica applying
+	// the same plan records nothing.
+	what, q, key := "tag", `SELECT 1 FROM tags WHERE repo = ? AND tag = ?`, tag
+	if tag == "" {
+		what, q, key = "manifest", `SELECT 1 FROM manifests WHERE repo = ? AND digest = ?`, manifest
+	}
+	if there, err := l.found(ctx, tx, q, e.Repo, key); err != nil {
+		return err
+	} else if !there {
+		return fmt.Errorf("%w: %s %s of %s is already gone", ErrNotFound, what, key, e.Repo)
+	}
 	if tag != "" {
 		moved, err := l.found(ctx, tx, `SELECT 1 FROM tags WHERE repo = ? AND tag = ? AND seq > ?`, e.Repo, tag, r.Mark)
 		if err != nil {

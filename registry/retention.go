@@ -33,12 +33,20 @@ type retentionCache struct {
 // when a tag is checked for immutability.
 const policyRecheck = time.Second
 
-// Policies returns the retention policies in force.
+// Policies returns the retention policies in force, as read at most
+// policyRecheck ago (what a tag write checks against).
 func (r *Registry) Policies(ctx context.Context) (*retention.Set, error) {
+	return r.policies(ctx, policyRecheck)
+}
+
+// policies returns the policies, read again unless the cached set was
+// checked within maxAge (0: always read; a plan must see a policy just
+// set on another replica).
+func (r *Registry) policies(ctx context.Context, maxAge time.Duration) (*retention.Set, error) {
 	c := &r.retention
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.set != nil && time.Since(c.checked) < policyRecheck {
+	if c.set != nil && time.Since(c.checked) < maxAge {
 		return c.set, nil
 	}
 	raw, seq, err := r.log.Policies(ctx)
@@ -133,7 +141,7 @@ type RetentionPlan struct {
 // PlanRetention lists what the policies delete now, without deleting.
 func (r *Registry) PlanRetention(ctx context.Context, now time.Time) (RetentionPlan, error) {
 	plan := RetentionPlan{At: now.UTC(), Items: []PlanItem{}}
-	set, err := r.Policies(ctx)
+	set, err := r.policies(ctx, 0)
 	if err != nil {
 		return plan, err
 	}
@@ -245,6 +253,11 @@ func (r *Registry) ApplyRetention(ctx context.Context, now time.Time) (Retention
 	ctx = systemActor(ctx, "retention")
 	r.retentionMu.Lock()
 	defer r.retentionMu.Unlock()
+	unlock, err := r.log.LockRetention(ctx)
+	if err != nil {
+		return RetentionPlan{}, err
+	}
+	defer unlock()
 	if err := r.FlushPulls(ctx); err != nil {
 		return RetentionPlan{}, err
 	}

@@ -470,3 +470,28 @@ func TestStorageAccounting(t *testing.T) {
 		}
 	}
 }
+
+// TestRetentionOnReplicas: two replicas applying the same policies at
+// once record each deletion once.
+func TestRetentionOnReplicas(t *testing.T) {
+	proxy, direct := replicas(t, 2)
+	for i := range 5 {
+		proxy.pushLayers("app", fmt.Sprintf("t%d", i), randomBytes(t, 100))
+	}
+	proxy.setPolicy("app", "repositories: [app]\ntags:\n  keepLast: 1\n")
+	want := items(proxy.plan())
+	done := make(chan registry.RetentionPlan, 2)
+	for _, s := range direct {
+		go func() {
+			p, err := s.reg.ApplyRetention(context.Background(), time.Now())
+			if err != nil {
+				t.Error(err)
+			}
+			done <- p
+		}()
+	}
+	applied := (<-done).Applied + (<-done).Applied
+	if got := direct[0].deletionsRecorded(); !slices.Equal(got, want) || applied != len(want) {
+		t.Fatalf("recorded %v (%d applied), want each of %v once", got, applied, want)
+	}
+}
