@@ -142,6 +142,9 @@ type (
 		// event that had first set it, whose time stays the tag's push
 		// time for retention.
 		Restores int64 `json:"restores,omitempty"`
+		// Fixed: the tag is immutable for the writer; Append refuses to
+		// move it if it points at another manifest by then.
+		Fixed bool `json:"fixed,omitempty"`
 	}
 	// TagDeleted: Tag no longer exists.
 	TagDeleted struct {

@@ -107,6 +107,20 @@ func (l *Log) guard(ctx context.Context, tx *sql.Tx, e Event) error {
 		if ok {
 			return fmt.Errorf("%w: %s:%s is already a tag pushed over /v2/", ErrConflict, e.Repo, p.Version)
 		}
+	case TypeTagSet:
+		var p TagSet
+		if err := e.Decode(&p); err != nil {
+			return err
+		}
+		if p.Fixed {
+			moved, err := l.found(ctx, tx, `SELECT 1 FROM tags WHERE repo = ? AND tag = ? AND digest <> ?`, e.Repo, p.Tag, p.Digest)
+			if err != nil {
+				return err
+			}
+			if moved {
+				return fmt.Errorf("%w: tag %s:%s is immutable and was set to another manifest meanwhile", ErrConflict, e.Repo, p.Tag)
+			}
+		}
 	case TypeVersionDeleted:
 		var p VersionDeleted
 		if err := e.Decode(&p); err != nil {

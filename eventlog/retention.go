@@ -80,6 +80,11 @@ func (l *Log) guardRetention(ctx context.Context, tx *sql.Tx, e Event, r Retenti
 	return nil
 }
 
+// IndexesOf returns the indexes of repo that list the manifest digest.
+func (l *Log) IndexesOf(ctx context.Context, repo, digest string) ([]string, error) {
+	return l.strings(ctx, `SELECT digest FROM manifest_children WHERE repo = ? AND child = ? ORDER BY digest LIMIT ?`, repo, digest, -1)
+}
+
 // BlobUser is a blob and one thing that uses it: "m:REPO@DIGEST" for a
 // manifest (its bytes, or a blob it needs), "v:REPO@VERSION" for a native
 // version's manifest.

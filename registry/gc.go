@@ -212,6 +212,26 @@ func (r *Registry) parsedReferences(ctx context.Context) (map[repoBlob]bool, err
 	if err != nil {
 		return nil, err
 	}
+	// Partial manifests retention deleted, still restorable: a restore
+	// must find what they name, not only what trash_blobs kept.
+	err = r.log.Trash(ctx, "", func(it eventlog.TrashItem) error {
+		if it.Kind != eventlog.TrashManifest {
+			return nil
+		}
+		e, err := r.log.Event(ctx, it.PutSeq)
+		if err != nil {
+			return err
+		}
+		var p eventlog.ManifestPut
+		if e.Type != eventlog.TypeManifestPut || e.Decode(&p) != nil || p.Complete {
+			return nil
+		}
+		ms = append(ms, eventlog.PartialManifest{Repo: it.Repo, Digest: it.Name, SHA256: p.SHA256, MediaType: p.MediaType, Size: p.Size})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
 	needed := map[repoBlob]bool{}
 	for _, m := range ms {
 		if manifests.IsIndex(m.MediaType) {

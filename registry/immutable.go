@@ -22,32 +22,35 @@ import (
 // administrative setting, and the race is bounded by policyRecheck.
 
 // denyImmutable refuses to point tag at digest ("" to delete it) when a
-// policy makes the tag immutable and it points elsewhere now.
-func (r *Registry) denyImmutable(req *http.Request, repo, tag, digest string) error {
+// policy makes the tag immutable for the caller and it points elsewhere
+// now. It reports whether the tag is immutable for the caller: a tag.set
+// of it is then marked Fixed, so that two clients creating it at once
+// cannot both succeed (the log refuses the second inside its append).
+func (r *Registry) denyImmutable(req *http.Request, repo, tag, digest string) (fixed bool, err error) {
 	ctx := req.Context()
 	set, err := r.Policies(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	policy, ok := set.ImmutableTag(repo, tag)
 	if !ok || r.isAdmin(req, repo) {
-		return nil
+		return false, nil
 	}
 	current, err := r.log.Tag(ctx, repo, tag)
 	if errors.Is(err, eventlog.ErrNotFound) {
-		return nil // creating it is allowed
+		return true, nil // creating it is allowed
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	if current == digest {
-		return nil // the same manifest again
+		return true, nil // the same manifest again
 	}
 	verb := "moved to " + digest
 	if digest == "" {
 		verb = "deleted"
 	}
-	return errorf(CodeDenied, "tag %s:%s is immutable (retention policy %q) and cannot be %s; only an admin of %s can, or remove the pattern from the policy", repo, tag, policy, verb, repo).withStatus(http.StatusConflict)
+	return true, errorf(CodeDenied, "tag %s:%s is immutable (retention policy %q) and cannot be %s; only an admin of %s can, or remove the pattern from the policy", repo, tag, policy, verb, repo).withStatus(http.StatusConflict)
 }
 
 // denyImmutableManifest refuses to delete a manifest an immutable tag
@@ -58,7 +61,7 @@ func (r *Registry) denyImmutableManifest(req *http.Request, repo, digest string)
 		return err
 	}
 	for _, t := range tags {
-		if err := r.denyImmutable(req, repo, t, ""); err != nil {
+		if _, err := r.denyImmutable(req, repo, t, ""); err != nil {
 			return err
 		}
 	}

@@ -143,8 +143,9 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request) error {
 	} else if got := digest.FromBytes(d.Algorithm(), body); got != d {
 		return errorf(CodeDigestInvalid, "the manifest's %s digest is %s, not %s as in the URL", d.Algorithm(), got, d)
 	}
+	fixed := map[string]bool{}
 	for _, t := range tags {
-		if err := r.denyImmutable(req, repo, t, d.String()); err != nil {
+		if fixed[t], err = r.denyImmutable(req, repo, t, d.String()); err != nil {
 			return err
 		}
 	}
@@ -168,7 +169,7 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request) error {
 	}
 	evs = append(evs, eventlog.New(eventlog.TypeManifestPut, repo, put))
 	for _, t := range tags {
-		evs = append(evs, eventlog.New(eventlog.TypeTagSet, repo, eventlog.TagSet{Tag: t, Digest: d.String()}))
+		evs = append(evs, eventlog.New(eventlog.TypeTagSet, repo, eventlog.TagSet{Tag: t, Digest: d.String(), Fixed: fixed[t]}))
 	}
 	if err := r.appendCommitted(ctx, evs...); errors.Is(err, eventlog.ErrReferenceMissing) {
 		return errorf(CodeManifestBlobUnknown, "%v; push it again", err)
@@ -266,7 +267,7 @@ func (r *Registry) deleteManifest(w http.ResponseWriter, req *http.Request) erro
 		if err := r.denyNative(ctx, repo, ref.tag); err != nil {
 			return err
 		}
-		if err := r.denyImmutable(req, repo, ref.tag, ""); err != nil {
+		if _, err := r.denyImmutable(req, repo, ref.tag, ""); err != nil {
 			return err
 		}
 		if _, err := r.log.Tag(ctx, repo, ref.tag); errors.Is(err, eventlog.ErrNotFound) {

@@ -184,11 +184,11 @@ func (r *Registry) getFile(w http.ResponseWriter, req *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if req.Method != http.MethodHead {
-		r.notePull(repo, v.Manifest.Digest)
-	}
 	for _, f := range n.Files {
 		if f.Path == p {
+			if req.Method != http.MethodHead {
+				r.notePull(repo, v.Manifest.Digest) // a file's pull is its version's
+			}
 			// Through the repository's own links, whatever the manifest
 			// says: a descriptor naming bytes this repository does not
 			// hold (another repository's blob) is not served here.
@@ -260,7 +260,7 @@ func (r *Registry) deleteVersion(w http.ResponseWriter, req *http.Request) error
 	if err != nil {
 		return err
 	}
-	if err := r.denyImmutable(req, repo, v.Version, ""); err != nil {
+	if _, err := r.denyImmutable(req, repo, v.Version, ""); err != nil {
 		return err
 	}
 	var evs []eventlog.Event

@@ -44,7 +44,8 @@ func (r *Registry) FlushPulls(ctx context.Context) error {
 	pulls := b.pulls
 	b.pulls = nil
 	b.mu.Unlock()
-	ctx = systemActor(ctx, "pulls")
+	// The server's own record, whoever's request flushes it.
+	ctx = eventlog.WithActor(ctx, eventlog.Actor{Name: "artifactstore:pulls", Method: "system"})
 	repos := sortedKeys(pulls)
 	for i, repo := range repos {
 		var p eventlog.ManifestPulled

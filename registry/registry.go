@@ -81,6 +81,9 @@ type Options struct {
 	// be restored; the collector keeps what such deletions need until
 	// then. Default 7 days.
 	RetentionUndo time.Duration
+	// GCGrace is the grace of collections run by RunGC's callers and by
+	// POST /api/v1/gc without ?grace= (GCOptions.Grace). Default 1h.
+	GCGrace time.Duration
 	// Scratch, when set, opens an empty event log of its own (a temporary
 	// SQLite file) and returns a function that removes it: retention
 	// simulations replay history into one. Without it they are refused.
@@ -108,6 +111,9 @@ func (o *Options) ensureDefaults() error {
 	}
 	if o.MaxUploadsPerRepo <= 0 {
 		o.MaxUploadsPerRepo = 1_000
+	}
+	if o.GCGrace <= 0 {
+		o.GCGrace = time.Hour
 	}
 	if o.RetentionUndo <= 0 {
 		o.RetentionUndo = 7 * 24 * time.Hour

@@ -195,11 +195,25 @@ func (r *Registry) freedBy(ctx context.Context, snap retention.Snapshot, dels []
 	if len(dels) == 0 {
 		return out, nil
 	}
-	// A version's deletion takes its derived manifest: a user of both.
+	// A version's deletion takes its derived manifest (a user of both)
+	// unless a /v2/ tag or an index still holds it (deletionEvents).
 	derived := map[string]string{} // repo@version -> digest
 	for _, repo := range snap.Repositories {
+		held := map[string]bool{}
+		for _, t := range repo.Tags {
+			if !t.Version {
+				held[t.Digest] = true
+			}
+		}
+		for _, m := range repo.Manifests {
+			for _, c := range m.Children {
+				held[c] = true
+			}
+		}
 		for _, v := range repo.Versions {
-			derived[repo.Name+"@"+v.Name] = v.Digest
+			if !held[v.Digest] {
+				derived[repo.Name+"@"+v.Name] = v.Digest
+			}
 		}
 	}
 	first := map[string]int{} // user -> index of the deletion that removes it
@@ -307,7 +321,11 @@ func (r *Registry) deletionEvents(ctx context.Context, mark int64, d retention.D
 		if err != nil {
 			return nil, err
 		}
-		if len(tags) <= 1 {
+		indexes, err := r.log.IndexesOf(ctx, d.Repo, d.Digest)
+		if err != nil {
+			return nil, err
+		}
+		if len(tags) <= 1 && len(indexes) == 0 {
 			evs = append(evs, eventlog.New(eventlog.TypeManifestDeleted, d.Repo, eventlog.ManifestDeleted{Digest: d.Digest, Retention: why}))
 		}
 		return evs, nil

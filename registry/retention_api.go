@@ -350,7 +350,7 @@ func (r *Registry) storage(w http.ResponseWriter, req *http.Request) error {
 }
 
 // collect runs one garbage collection now (?dryRun=true lists only;
-// ?grace=D spares what is younger, default 1h).
+// ?grace=D spares what is younger, default the server's --gc-grace).
 func (r *Registry) collect(w http.ResponseWriter, req *http.Request) error {
 	if err := r.authorizeAdmin(w, req, "collect garbage"); err != nil {
 		return err
@@ -359,7 +359,7 @@ func (r *Registry) collect(w http.ResponseWriter, req *http.Request) error {
 	if err != nil {
 		return err
 	}
-	opts := GCOptions{Grace: time.Hour, DryRun: v.Get("dryRun") == "true"}
+	opts := GCOptions{Grace: r.opts.GCGrace, DryRun: v.Get("dryRun") == "true"}
 	if s := v.Get("grace"); s != "" {
 		if opts.Grace, err = time.ParseDuration(s); err != nil || opts.Grace < 0 {
 			return errorf(CodeUnsupported, "grace must be a duration such as 1h or 0s, got %q", s).withStatus(http.StatusBadRequest)

@@ -36,7 +36,8 @@
 //     naming each of that policy's rules it failed.
 //   - Nothing held goes: a manifest a surviving tag, version or index
 //     reaches stands, so no plan leaves a dangling tag or a broken index.
-//   - Immutable tags (any applicable policy's immutableTags) never go.
+//   - Immutable tags (any applicable policy's immutableTags) never go, nor
+//     native versions whose names they match (a version's name is its tag).
 //   - It depends only on its inputs: Now is the snapshot's, so a snapshot
 //     of a past moment simulates the policies then.
 //   - Its output is deterministic: the same inputs, in any order, give the

@@ -57,7 +57,7 @@ type Version struct {
 // Deletion is one thing Plan deletes, the policy and rule that delete it,
 // and why, for people.
 type Deletion struct {
-	Repo   string `json:"repo"`
+	Repo   string `json:"repository"`
 	Kind   string `json:"kind"`   // KindTag, KindManifest or KindVersion
 	Name   string `json:"name"`   // the tag or version name, or the manifest digest
 	Digest string `json:"digest"` // the manifest (a version's derived one)

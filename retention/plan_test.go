@@ -145,6 +145,17 @@ func TestPlan(t *testing.T) {
 			Manifests: images(a, tag("v1", 50), tag("stable", 50), c)},
 		want: []string{"tag c p/tags", "manifest m-c p/tags"},
 	}, {
+		name:     "immutable names spare native versions from the versions rules",
+		policies: []string{"name: p\nrepositories: [\"team/**\"]\nversions: {keepLast: 1}\nimmutableTags: [\"1.*\"]\n"},
+		repo: Repository{
+			Tags: []Tag{{Name: "1.0", Digest: "d1", Pushed: daysAgo(3), Version: true}, {Name: "2.0", Digest: "d2", Pushed: daysAgo(2), Version: true},
+				{Name: "3.0", Digest: "d3", Pushed: daysAgo(1), Version: true}},
+			Manifests: []Manifest{img("d1", 3), img("d2", 2), img("d3", 1)},
+			Versions: []Version{{Name: "1.0", Digest: "d1", Published: daysAgo(3)}, {Name: "2.0", Digest: "d2", Published: daysAgo(2)},
+				{Name: "3.0", Digest: "d3", Published: daysAgo(1)}},
+		},
+		want: []string{"version 2.0 p/versions"},
+	}, {
 		name:     "a version's tag is not the tags rules' business",
 		policies: []string{youngTagsOnly},
 		repo: Repository{

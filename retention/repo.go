@@ -142,9 +142,13 @@ func (pl *repoPlan) decideVersions(repo string, versions []Version) []Deletion {
 	for _, v := range versions {
 		items = append(items, item{v.Name, v.Digest, v.Published, later(v.LastPulled, pl.pulled(v.Digest))})
 	}
-	never := func(item) bool { return false }
+	// A version's name is its tag: immutableTags spare it as they spare a
+	// /v2/ tag (a client may not delete it either).
+	immutable := func(it item) bool {
+		return slices.ContainsFunc(pl.ps, func(c *compiled) bool { return matchAny(c.immutable, it.name) })
+	}
 	var out []Deletion
-	for i, vd := range decide(pl.ps, func(c *compiled) *keepRules { return c.versions }, items, never, pl.now) {
+	for i, vd := range decide(pl.ps, func(c *compiled) *keepRules { return c.versions }, items, immutable, pl.now) {
 		out = append(out, Deletion{Repo: repo, Kind: KindVersion, Name: items[i].name, Digest: items[i].digest,
 			Policy: vd.policy, Rule: RuleVersions, Reason: vd.reason, Size: versions[i].Size})
 	}

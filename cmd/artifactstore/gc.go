@@ -38,14 +38,15 @@ func gc(ctx context.Context, args []string) error {
 	sc := storeFlags(fs)
 	g := gcFlags{grace: graceFlag(fs)}
 	dry := fs.Bool("dry-run", false, "list what would be removed and the bytes freed; change nothing")
+	undo := fs.Duration("retention-undo", envDuration("ARTIFACTSTORE_RETENTION_UNDO", 7*24*time.Hour), "keep what retention deletions need this long, as the servers do (env ARTIFACTSTORE_RETENTION_UNDO)")
 	ttl := fs.Duration("upload-ttl", envDuration("ARTIFACTSTORE_UPLOAD_TTL", 24*time.Hour), "expire upload sessions idle this long, as the servers do (env ARTIFACTSTORE_UPLOAD_TTL)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	fs.Parse(args)
 	if err := g.check(); err != nil {
 		return err
 	}
-	if *ttl <= 0 {
-		return fmt.Errorf("--upload-ttl must be a positive duration, e.g. 24h")
+	if *ttl <= 0 || *undo <= 0 {
+		return fmt.Errorf("--upload-ttl and --retention-undo must be positive durations, e.g. 24h")
 	}
 	// A dry run changes nothing: it may look beside a running server.
 	st, err := openStore(ctx, sc, !*dry)
@@ -53,7 +54,7 @@ func gc(ctx context.Context, args []string) error {
 		return err
 	}
 	defer st.Close()
-	reg, err := registry.New(registry.Options{Log: st.log, Blobs: st.blobs, Cold: st.cold, UploadTTL: *ttl})
+	reg, err := registry.New(registry.Options{Log: st.log, Blobs: st.blobs, Cold: st.cold, UploadTTL: *ttl, RetentionUndo: *undo})
 	if err != nil {
 		return err
 	}

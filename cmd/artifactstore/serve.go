@@ -90,7 +90,7 @@ func serve(ctx context.Context, args []string) error {
 		Cold: st.cold, Tiering: *policy, RedirectPulls: *redirect,
 		BodyIdleTimeout: *bodyIdle, MaxUploads: *maxUploads, MaxUploadsPerRepo: *maxRepoUploads,
 		MaxEventStreams: *maxStreams, Auth: authn,
-		RetentionUndo: *undo, Scratch: func(ctx context.Context) (*eventlog.Log, func(), error) { return scratchLog(ctx, os.TempDir()) },
+		RetentionUndo: *undo, GCGrace: *gcf.grace, Scratch: func(ctx context.Context) (*eventlog.Log, func(), error) { return scratchLog(ctx, os.TempDir()) },
 	})
 	if err != nil {
 		return err

@@ -28,6 +28,7 @@ func Run(t *testing.T, open func(t *testing.T) *eventlog.Log) {
 	t.Run("NativeTagGuarded", func(t *testing.T) { testNativeTagGuarded(t, open(t)) })
 	t.Run("APIKeys", func(t *testing.T) { testAPIKeys(t, open(t)) })
 	t.Run("CollectorOrdering", func(t *testing.T) { testCollectorOrdering(t, open(t)) })
+	t.Run("RetentionViews", func(t *testing.T) { testRetentionViews(t, open(t)) })
 	t.Run("ChangedWakesReaders", func(t *testing.T) { testChangedWakesReaders(t, open(t)) })
 	t.Run("ReaderNeverMisses", func(t *testing.T) {
 		l := open(t)
