@@ -144,27 +144,16 @@ func (r *Registry) RunAnchors(ctx context.Context, interval time.Duration) {
 	if interval <= 0 {
 		interval = 30 * time.Second
 	}
-	write := func(ctx context.Context) {
-		if _, err := r.WriteAnchor(ctx); err != nil && ctx.Err() == nil {
-			if errors.Is(err, errAnchorLost) {
-				r.logger.ErrorContext(ctx, "event log rolled back: keeping the old anchor; run artifactstore verify", "err", err)
-				return
-			}
-			r.logger.WarnContext(ctx, "anchor event log head", "err", err)
+	write := func(ctx context.Context) error {
+		_, err := r.WriteAnchor(ctx)
+		if errors.Is(err, errAnchorLost) {
+			r.logger.ErrorContext(ctx, "event log rolled back: keeping the old anchor; run artifactstore verify", "err", err)
+			return nil
 		}
+		return err
 	}
-	write(ctx)
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			write(final)
-			cancel()
-			return
-		case <-t.C:
-			write(ctx)
-		}
+	if err := write(ctx); err != nil && ctx.Err() == nil {
+		r.logger.WarnContext(ctx, "anchor event log head", "err", err)
 	}
+	r.every(ctx, interval, "anchor event log head", func(ctx context.Context, _ time.Time) error { return write(ctx) }, write)
 }

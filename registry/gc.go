@@ -544,22 +544,13 @@ func (r *Registry) stores() []*blobstore.Store {
 
 // RunGC collects garbage every interval until ctx is done.
 func (r *Registry) RunGC(ctx context.Context, interval time.Duration, opts GCOptions) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			rep, err := r.CollectGarbage(ctx, opts)
-			if err != nil && ctx.Err() == nil {
-				r.logger.ErrorContext(ctx, "gc", "err", err)
-			}
-			if len(rep.Unlinked)+len(rep.Swept) > 0 {
-				r.logger.InfoContext(ctx, "gc", "run", rep.Run, "mark", rep.Mark, "unlinked", len(rep.Unlinked), "swept", len(rep.Swept), "bytes_freed", rep.BytesFreed)
-			}
+	r.every(ctx, interval, "gc", func(ctx context.Context, _ time.Time) error {
+		rep, err := r.CollectGarbage(ctx, opts)
+		if len(rep.Unlinked)+len(rep.Swept) > 0 {
+			r.logger.InfoContext(ctx, "gc", "run", rep.Run, "mark", rep.Mark, "unlinked", len(rep.Unlinked), "swept", len(rep.Swept), "bytes_freed", rep.BytesFreed)
 		}
-	}
+		return err
+	}, nil)
 }
 
 // gcStage lets a test stop a collection at a named stage, as a kill there

@@ -107,20 +107,13 @@ func (r *Registry) RunJanitor(ctx context.Context, interval time.Duration) {
 	if interval <= 0 {
 		interval = time.Minute
 	}
+	expire := func(ctx context.Context, now time.Time) error {
+		_, err := r.ExpireUploads(ctx, now)
+		return err
+	}
 	// Once at start: sessions a crash left unfinishable are closed now.
-	if _, err := r.ExpireUploads(ctx, time.Now()); err != nil && ctx.Err() == nil {
+	if err := expire(ctx, time.Now()); err != nil && ctx.Err() == nil {
 		r.logger.ErrorContext(ctx, "expire uploads", "err", err)
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			if _, err := r.ExpireUploads(ctx, now); err != nil && ctx.Err() == nil {
-				r.logger.ErrorContext(ctx, "expire uploads", "err", err)
-			}
-		}
-	}
+	r.every(ctx, interval, "expire uploads", expire, nil)
 }

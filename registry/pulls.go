@@ -83,17 +83,6 @@ func (r *Registry) renotePull(repo, digest string, t time.Time) {
 // RunPullFlush records noted pulls every interval until ctx is done, and
 // once more then.
 func (r *Registry) RunPullFlush(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			r.FlushPulls(context.WithoutCancel(ctx))
-			return
-		case <-t.C:
-			if err := r.FlushPulls(ctx); err != nil && ctx.Err() == nil {
-				r.logger.WarnContext(ctx, "record manifest pulls", "err", err)
-			}
-		}
-	}
+	flush := func(ctx context.Context, _ time.Time) error { return r.FlushPulls(ctx) }
+	r.every(ctx, interval, "record manifest pulls", flush, func(ctx context.Context) error { return flush(ctx, time.Time{}) })
 }

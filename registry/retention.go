@@ -335,18 +335,10 @@ func (r *Registry) deletionEvents(ctx context.Context, mark int64, d retention.D
 
 // RunRetention applies the policies every interval until ctx is done.
 func (r *Registry) RunRetention(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			if _, err := r.ApplyRetention(ctx, now); err != nil && ctx.Err() == nil {
-				r.logger.ErrorContext(ctx, "retention", "err", err)
-			}
-		}
-	}
+	r.every(ctx, interval, "retention", func(ctx context.Context, now time.Time) error {
+		_, err := r.ApplyRetention(ctx, now)
+		return err
+	}, nil)
 }
 
 // sortedKeys returns m's keys in order.

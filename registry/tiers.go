@@ -119,19 +119,8 @@ func (r *Registry) FlushReads(ctx context.Context) error {
 // RunReadFlush records the reads noted (FlushReads) every interval until
 // ctx is done, and once more then.
 func (r *Registry) RunReadFlush(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			r.FlushReads(context.WithoutCancel(ctx))
-			return
-		case <-t.C:
-			if err := r.FlushReads(ctx); err != nil && ctx.Err() == nil {
-				r.logger.WarnContext(ctx, "record blob reads", "err", err)
-			}
-		}
-	}
+	flush := func(ctx context.Context, _ time.Time) error { return r.FlushReads(ctx) }
+	r.every(ctx, interval, "record blob reads", flush, func(ctx context.Context) error { return flush(ctx, time.Time{}) })
 }
 
 // MoveBlob moves a blob to tier ("hot" or "cold") by the protocol above,
@@ -306,19 +295,11 @@ func (r *Registry) RunTiering(ctx context.Context, interval time.Duration) {
 	if interval <= 0 {
 		interval = time.Minute
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			r.FlushReads(context.WithoutCancel(ctx))
-			return
-		case now := <-t.C:
-			if n, err := r.TierPass(ctx, now); err != nil && ctx.Err() == nil {
-				r.logger.ErrorContext(ctx, "tiering pass", "err", err)
-			} else if n > 0 {
-				r.logger.InfoContext(ctx, "tiering pass", "moved_cold", n)
-			}
+	r.every(ctx, interval, "tiering pass", func(ctx context.Context, now time.Time) error {
+		n, err := r.TierPass(ctx, now)
+		if n > 0 {
+			r.logger.InfoContext(ctx, "tiering pass", "moved_cold", n)
 		}
-	}
+		return err
+	}, r.FlushReads)
 }
