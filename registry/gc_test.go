@@ -287,7 +287,7 @@ func TestGCGrace(t *testing.T) {
 func TestGCInterrupted(t *testing.T) {
 	for _, stage := range []string{"unlinked", "condemned", "deleting", "deleted"} {
 		t.Run(stage, func(t *testing.T) {
-			forBackends(t, func(t *testing.T, b backend) {
+			forGCBackends(t, func(t *testing.T, b gcBackend) {
 				s := b.server(t)
 				ctx := context.Background()
 				g := makeGarbage(t, s)
@@ -308,7 +308,7 @@ func TestGCInterrupted(t *testing.T) {
 					}
 				}
 				// "Restart": a new registry over the same log and stores.
-				s2 := serveOn(t, s.log, s.blobs.Backend())
+				s2 := serveOn(t, s.log, s.blobs.Backend(), func(o *registry.Options) { o.Cold = s.cold })
 				rep, err := s2.reg.CollectGarbage(ctx, registry.GCOptions{})
 				if err != nil {
 					t.Fatal(err)
