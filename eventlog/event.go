@@ -98,6 +98,10 @@ type (
 	// BlobUnlinked: the repository no longer serves the blob.
 	BlobUnlinked struct {
 		SHA256 string `json:"sha256"`
+		// Mark, set by the collector, is the log position it found the
+		// link unused at: Append refuses the unlink if the repository
+		// linked the blob again after it (a push, or a read renewing it).
+		Mark int64 `json:"mark,omitempty"`
 	}
 	// BlobTiered: the blob's bytes are now durable and verified in Tier
 	// ("hot" or "cold"); the copy in the other tier may be removed.

@@ -84,6 +84,15 @@ func (l *Log) guard(ctx context.Context, tx *sql.Tx, e Event) error {
 		if err := e.Decode(&p); err != nil {
 			return err
 		}
+		if p.Mark > 0 {
+			renewed, err := l.found(ctx, tx, `SELECT 1 FROM blob_links WHERE repo = ? AND sha256 = ? AND seq > ?`, e.Repo, p.SHA256, p.Mark)
+			if err != nil {
+				return err
+			}
+			if renewed {
+				return fmt.Errorf("%w: blob %s was linked in %s again after the collector's mark (event %d)", ErrConflict, p.SHA256, e.Repo, p.Mark)
+			}
+		}
 		var m string
 		err := tx.QueryRowContext(ctx, l.q(`SELECT digest FROM manifest_blobs WHERE repo = ? AND sha256 = ? ORDER BY digest LIMIT 1`), e.Repo, p.SHA256).Scan(&m)
 		if err == nil {

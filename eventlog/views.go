@@ -19,6 +19,9 @@ type Blob struct {
 	Tier    string
 	SHA512  string // set by Blobs only, when a client addressed the blob by sha512
 	TierSeq int64  // set by Blob only: the blob.tiered event behind Tier (0: never moved)
+	// Linked is set by LinkedBlob only: when the repository last linked
+	// the blob (the collector's grace counts from it).
+	Linked time.Time
 }
 
 // Manifest is a row of the manifests view.
@@ -59,10 +62,13 @@ func (l *Log) Blob(ctx context.Context, digest string) (Blob, error) {
 // query (the hot path of every blob GET and HEAD).
 func (l *Log) LinkedBlob(ctx context.Context, repo, digest string) (Blob, error) {
 	var b Blob
-	err := l.db.QueryRowContext(ctx, l.q(`SELECT b.sha256, b.blake3, b.size, b.tier FROM blob_digests d
+	var linked int64
+	err := l.db.QueryRowContext(ctx, l.q(`SELECT b.sha256, b.blake3, b.size, b.tier, e.time_ns FROM blob_digests d
 		JOIN blobs b ON b.sha256 = d.sha256
 		JOIN blob_links k ON k.sha256 = d.sha256 AND k.repo = ?
-		WHERE d.digest = ?`), repo, digest).Scan(&b.SHA256, &b.BLAKE3, &b.Size, &b.Tier)
+		JOIN events e ON e.seq = k.seq
+		WHERE d.digest = ?`), repo, digest).Scan(&b.SHA256, &b.BLAKE3, &b.Size, &b.Tier, &linked)
+	b.Linked = time.Unix(0, linked).UTC()
 	return b, notFound(err, "blob "+digest+" in "+repo)
 }
 

@@ -37,6 +37,27 @@ func (r *Registry) linkedBlob(ctx context.Context, repo string, d digest.Digest)
 	return b, err
 }
 
+// relyOn renews repo's link to b before the caller tells a client that
+// the blob exists there (a GET or HEAD, a mount of a blob already held),
+// once the link is older than half the collector's grace: a client told
+// so may skip pushing it and put a manifest that needs it, and within the
+// grace that must succeed. The renewal is an append (blob.linked), so a
+// collection that found the link unused before it cannot remove it after
+// (its unlink is refused: eventlog guard); one that removed it first made
+// the blob unknown here, which the client is then told (404), so it
+// pushes the blob. Links younger than half the grace cost nothing.
+func (r *Registry) relyOn(ctx context.Context, repo string, b eventlog.Blob) error {
+	if time.Since(b.Linked) < r.opts.GCGrace/2 {
+		return nil
+	}
+	ctx = eventlog.WithActor(ctx, eventlog.Actor{Name: "artifactstore:grace", Method: "system"})
+	_, err := r.log.Append(ctx, eventlog.New(eventlog.TypeBlobLinked, repo, eventlog.BlobLinked{SHA256: b.SHA256}))
+	if errors.Is(err, eventlog.ErrReferenceMissing) {
+		return errorf(CodeBlobUnknown, "blob %s was garbage-collected from repository %s just now; push it", b.SHA256, repo)
+	}
+	return err
+}
+
 // routeBlob resolves the route's repository and digest to a blob the
 // repository may serve.
 func (r *Registry) routeBlob(req *http.Request) (repo string, d digest.Digest, b eventlog.Blob, err error) {
@@ -53,8 +74,11 @@ func (r *Registry) routeBlob(req *http.Request) (repo string, d digest.Digest, b
 // asked for.
 // Spec: #pulling-blobs
 func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request) error {
-	_, d, b, err := r.routeBlob(req)
+	repo, d, b, err := r.routeBlob(req)
 	if err != nil {
+		return err
+	}
+	if err := r.relyOn(req.Context(), repo, b); err != nil {
 		return err
 	}
 	h := w.Header()

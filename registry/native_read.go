@@ -208,8 +208,11 @@ func (r *Registry) getFile(w http.ResponseWriter, req *http.Request) error {
 // getNativeBlob serves any blob of a repository by its sha256, sha512 or
 // blake3 digest.
 func (r *Registry) getNativeBlob(w http.ResponseWriter, req *http.Request) error {
-	_, _, b, err := r.routeBlob(req)
+	repo, _, b, err := r.routeBlob(req)
 	if err != nil {
+		return err
+	}
+	if err := r.relyOn(req.Context(), repo, b); err != nil {
 		return err
 	}
 	return r.serveFile(w, req, b, "application/octet-stream", "")

@@ -85,6 +85,12 @@ func (r *Registry) mount(w http.ResponseWriter, req *http.Request, repo, mount, 
 	if source == repo {
 		// Nothing to record; but the client now relies on the blob (it
 		// will not upload it): that renews the collector's grace.
+		if err := r.relyOn(ctx, repo, b); err != nil {
+			if re := (*Error)(nil); errors.As(err, &re) && re.Code == CodeBlobUnknown {
+				return false, nil // collected just now: upload it
+			}
+			return false, err
+		}
 		r.noteRead(b)
 	} else {
 		_, err := r.log.Append(ctx, eventlog.New(eventlog.TypeBlobLinked, repo, eventlog.BlobLinked{SHA256: b.SHA256}))
