@@ -59,6 +59,22 @@ const (
 	TypeManifestPulled   Type = "manifest.pulled"
 )
 
+// Types returns every event type, in the order of the constants above:
+// the set a reader of the log may meet. A new constant belongs here too;
+// registry's TestOpenAPIEventTypes fails until it is, and until the API
+// document describes it. The slice is new on each call, so a caller may
+// change it.
+func Types() []Type {
+	return []Type{
+		TypeBlobCommitted, TypeBlobLinked, TypeBlobUnlinked,
+		TypeManifestPut, TypeManifestDeleted, TypeTagSet, TypeTagDeleted,
+		TypeUploadStarted, TypeUploadFinished, TypeUploadCancelled,
+		TypeBlobTiered, TypeVersionPublished, TypeVersionDeleted,
+		TypeAPIKeyCreated, TypeAPIKeyRevoked, TypeGCCondemned, TypeGCSwept,
+		TypePolicySet, TypePolicyRemoved, TypeTrashPurged, TypeManifestPulled,
+	}
+}
+
 // Event is one record of the log.
 type Event struct {
 	Seq      int64
