@@ -122,7 +122,7 @@ func (r *Registry) CollectGarbage(ctx context.Context, opts GCOptions) (GCReport
 	}
 	rep.Unlinked = links
 	if !opts.DryRun {
-		if rep.Unlinked, err = r.unlink(ctx, links); err != nil {
+		if rep.Unlinked, err = r.unlink(ctx, links, rep.Mark); err != nil {
 			return rep, err
 		}
 		if err := r.gcStage("unlinked"); err != nil {
@@ -277,13 +277,14 @@ func (r *Registry) manifestBlobNames(ctx context.Context, m eventlog.PartialMani
 	return names, nil
 }
 
-// unlink removes links in batches; a batch the log refuses (a manifest
-// came to need one of its blobs) is retried one link at a time. It returns
-// the links removed.
-func (r *Registry) unlink(ctx context.Context, links []GCLink) ([]GCLink, error) {
+// unlink removes links in batches, each unlink carrying the mark; a batch
+// the log refuses (a manifest came to need one of its blobs, or a push or
+// read linked one again after the mark) is retried one link at a time. It
+// returns the links removed.
+func (r *Registry) unlink(ctx context.Context, links []GCLink, mark int64) ([]GCLink, error) {
 	var done []GCLink
 	event := func(l GCLink) eventlog.Event {
-		return eventlog.New(eventlog.TypeBlobUnlinked, l.Repo, eventlog.BlobUnlinked{SHA256: l.Digest})
+		return eventlog.New(eventlog.TypeBlobUnlinked, l.Repo, eventlog.BlobUnlinked{SHA256: l.Digest, Mark: mark})
 	}
 	for len(links) > 0 {
 		n := min(len(links), gcBatch)

@@ -544,3 +544,29 @@ func TestGCKeepsWhatPartialManifestsName(t *testing.T) {
 	}
 	strict.pullsWhole(img)
 }
+
+// TestReadRenewsLink: a HEAD that tells a client a blob exists renews a
+// link older than half the grace, and an unlink the collector decided
+// before that is then refused; a fresh link costs no renewal.
+func TestReadRenewsLink(t *testing.T) {
+	s := newServer(t, func(o *registry.Options) { o.GCGrace = 2 * time.Second })
+	ctx := context.Background()
+	d := s.pushBlob("r", randomBytes(t, 100))
+	expect(t, s.do("HEAD", "/v2/r/blobs/"+d, nil), 200)
+	before, _ := s.log.Head(ctx)
+	time.Sleep(1100 * time.Millisecond)
+	mark, _ := s.log.Head(ctx)
+	if mark != before {
+		t.Fatalf("a HEAD of a fresh link appended %d events", mark-before)
+	}
+	expect(t, s.do("HEAD", "/v2/r/blobs/"+d, nil), 200)
+	e, err := s.log.Event(ctx, mark+1)
+	if err != nil || e.Type != eventlog.TypeBlobLinked || e.Actor.Name != "artifactstore:grace" {
+		t.Fatalf("after a HEAD of a link older than half the grace: event %+v, %v; want its renewal", e, err)
+	}
+	_, err = s.log.Append(ctx, eventlog.New(eventlog.TypeBlobUnlinked, "r", eventlog.BlobUnlinked{SHA256: d, Mark: mark}))
+	if !errors.Is(err, eventlog.ErrConflict) {
+		t.Fatalf("an unlink decided before the renewal: %v, want ErrConflict", err)
+	}
+	expect(t, s.do("GET", "/v2/r/blobs/"+d, nil), 200)
+}
