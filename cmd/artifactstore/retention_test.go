@@ -13,30 +13,13 @@ import (
 	"testing"
 )
 
-// image is what pushImage pushed.
-type image struct {
-	manifest, config, layer []byte
-}
-
-func (im image) digest() string { return sha(im.manifest) }
-
-// pushImage pushes a small image (a config and a layer) as repo:tag over
-// /v2/.
-func pushImage(t *testing.T, s *server, repo, tag string) image {
+// pushSmall pushes a small image (a config and a layer) as repo:tag over
+// /v2/ (images_test.go).
+func pushSmall(t *testing.T, s *server, repo, tag string) image {
 	t.Helper()
-	im := image{config: []byte(fmt.Sprintf(`{"architecture":"amd64","os":"linux","tag":%q}`, tag)), layer: random(t, 3000)}
-	for _, b := range [][]byte{im.config, im.layer} {
-		if r := request(t, "POST", s.url("/v2/"+repo+"/blobs/uploads/?digest="+sha(b)), bytes.NewReader(b)); r.StatusCode != http.StatusCreated {
-			t.Fatalf("push a blob of %s:%s: %d", repo, tag, r.StatusCode)
-		}
-	}
-	im.manifest = []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",`+
-		`"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},`+
-		`"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":%q,"size":%d}]}`,
-		sha(im.config), len(im.config), sha(im.layer), len(im.layer)))
-	r := request(t, "PUT", s.url("/v2/"+repo+"/manifests/"+tag), bytes.NewReader(im.manifest), "Content-Type: application/vnd.oci.image.manifest.v1+json")
-	if r.StatusCode != http.StatusCreated {
-		t.Fatalf("push %s:%s: %d", repo, tag, r.StatusCode)
+	im := newImage(repo, []byte(fmt.Sprintf(`{"architecture":"amd64","os":"linux","tag":%q}`, tag)), random(t, 3000))
+	if err := pushImage(http.DefaultClient, s.url(""), im, tag); err != nil {
+		t.Fatalf("push %s:%s: %v", repo, tag, err)
 	}
 	return im
 }
@@ -95,10 +78,10 @@ func TestRetentionCommands(t *testing.T) {
 		}
 		return client(t, slices.Concat(args[:n], []string{"--server", server}, args[n:])...)
 	}
-	v1 := pushImage(t, s, "team/app", "v1")
-	v2 := pushImage(t, s, "team/app", "v2")
-	v3 := pushImage(t, s, "team/app", "v3")
-	pushImage(t, s, "other/x", "latest") // no policy reaches it
+	v1 := pushSmall(t, s, "team/app", "v1")
+	v2 := pushSmall(t, s, "team/app", "v2")
+	v3 := pushSmall(t, s, "team/app", "v3")
+	pushSmall(t, s, "other/x", "latest") // no policy reaches it
 
 	dir := t.TempDir()
 	policy := filepath.Join(dir, "policy.yaml")
@@ -113,7 +96,7 @@ func TestRetentionCommands(t *testing.T) {
 
 	// The plan: the two older tags, and their manifests with them.
 	want := []string{
-		"team/app manifest " + v1.digest(), "team/app manifest " + v2.digest(),
+		"team/app manifest " + v1.digest, "team/app manifest " + v2.digest,
 		"team/app tag v1", "team/app tag v2",
 	}
 	slices.Sort(want)
@@ -129,7 +112,7 @@ func TestRetentionCommands(t *testing.T) {
 	if got := tableRows(out, "REPOSITORY", 3); err != nil || !slices.Equal(got, want) || !strings.Contains(out, "deleted 4 of 4 planned deletions") {
 		t.Fatalf("retention run: %v\nrows %q, want %q\nstdout %s\nstderr %s", err, got, want, out, errOut)
 	}
-	for _, ref := range []string{"v1", "v2", v1.digest(), v2.digest()} {
+	for _, ref := range []string{"v1", "v2", v1.digest, v2.digest} {
 		if code, _ := get(t, s.url("/v2/team/app/manifests/"+ref)); code != http.StatusNotFound {
 			t.Errorf("manifest %s after the run: %d, want 404", ref, code)
 		}
@@ -140,19 +123,19 @@ func TestRetentionCommands(t *testing.T) {
 
 	out, _, err = cli("retention", "trash", "--repo", "team/app")
 	if got := tableRows(out, "DELETED", 4); err != nil || len(got) != 4 || !strings.Contains(out, "artifactstore restore team/app:v1\n") ||
-		!strings.Contains(out, "artifactstore restore team/app@"+v2.digest()+"\n") {
+		!strings.Contains(out, "artifactstore restore team/app@"+v2.digest+"\n") {
 		t.Fatalf("retention trash: %v\n%s", err, out)
 	}
 
 	// Restoring the tag brings its manifest back with it, blobs and all.
 	out, errOut, err = cli("restore", "team/app:v1")
-	if err != nil || out != "restored manifest team/app@"+v1.digest()+"\nrestored tag team/app:v1 -> "+v1.digest()+"\n" {
+	if err != nil || out != "restored manifest team/app@"+v1.digest+"\nrestored tag team/app:v1 -> "+v1.digest+"\n" {
 		t.Fatalf("restore: %v\nstdout %s\nstderr %s", err, out, errOut)
 	}
 	if code, b := get(t, s.url("/v2/team/app/manifests/v1")); code != http.StatusOK || !bytes.Equal(b, v1.manifest) {
 		t.Fatalf("v1 after the restore: %d %s", code, b)
 	}
-	for _, blob := range [][]byte{v1.config, v1.layer} {
+	for _, blob := range [][]byte{v1.config, v1.layers[0]} {
 		if code, b := get(t, s.url("/v2/team/app/blobs/"+sha(blob))); code != http.StatusOK || !bytes.Equal(b, blob) {
 			t.Errorf("blob %s of v1 after the restore: %d, %d bytes", sha(blob), code, len(b))
 		}
