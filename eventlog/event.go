@@ -159,7 +159,8 @@ type (
 		Tag    string `json:"tag"`
 		Digest string `json:"digest"`
 		// Restores is set when the tag is restored (retention.go): the
-		// event that had first set it, whose time stays the tag's push
+		// event that had set it before retention deleted it (the original
+		// one, across repeated restores), whose time stays the tag's push
 		// time for retention.
 		Restores int64 `json:"restores,omitempty"`
 		// Fixed: the tag is immutable for the writer; Append refuses to

@@ -60,7 +60,7 @@ type GCReport struct {
 
 // GCLink is a blob link a collection removed from a repository.
 type GCLink struct {
-	Repo   string `json:"repo"`
+	Repo   string `json:"repository"`
 	Digest string `json:"digest"`
 	Size   int64  `json:"size"`
 }

@@ -17,9 +17,12 @@ import (
 // server has no admins, and there nobody moves an immutable tag (an
 // operator removes the policy instead).
 //
-// The check reads the policies and the tag before the append, so a tag
-// racing a policy change may be moved once; policies are a slow-moving
-// administrative setting, and the race is bounded by policyRecheck.
+// The check reads the policies and the tag before the append; the tag.set
+// it allows is marked Fixed, and the log refuses it inside the append if
+// the tag points elsewhere by then, so two clients creating the same
+// immutable tag at once cannot both win. A tag racing a policy change may
+// still be moved once: policies are a slow-moving administrative setting,
+// read at most policyRecheck ago.
 
 // denyImmutable refuses to point tag at digest ("" to delete it) when a
 // policy makes the tag immutable for the caller and it points elsewhere

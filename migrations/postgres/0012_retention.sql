@@ -21,7 +21,9 @@ CREATE TABLE manifest_pulls (
 -- manifest (a tag's target, a version's derived manifest); sha256 the
 -- bytes a restore needs (a manifest's, a version's native manifest); seq
 -- the deleting event; put_seq the event that had created it (manifest.put,
--- version.published), whose payload a restore appends again. The garbage
+-- version.published: its payload a restore appends again; a tag's tag.set:
+-- its time a restored tag keeps; for an item itself restored before, the
+-- original, through since_seq below). The garbage
 -- collector keeps every blob these rows and trash_blobs name.
 CREATE TABLE retention_trash (
     repo    TEXT COLLATE "C"    NOT NULL,
