@@ -22,6 +22,18 @@ func (r *Registry) CrashGCAt(stage string) {
 	}
 }
 
+// PauseGCAt makes collections call fn when they reach stage
+// ("reads flushed": the reads noted so far are in the log and the mark is
+// about to begin), then go on.
+func (r *Registry) PauseGCAt(stage string, fn func()) {
+	r.gcCrash = func(s string) error {
+		if s == stage {
+			fn()
+		}
+		return nil
+	}
+}
+
 // Route is one entry of the route table, for tests: its path template as
 // written in routes (variables with their patterns) and its methods.
 type Route struct {

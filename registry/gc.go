@@ -98,13 +98,22 @@ func (r *Registry) CollectGarbage(ctx context.Context, opts GCOptions) (GCReport
 			return rep, err
 		}
 	}
+	// The grace is measured from before the reads noted so far are
+	// flushed. A read this collection does not see was noted after that;
+	// if it found the link within its grace, the link was made or read
+	// after cutoff and is spared anyway. (Not closed: a read that finds a
+	// link already past its grace while this collection removes it, and
+	// the reads another replica has noted but not yet flushed.)
+	cutoff := time.Now().Add(-opts.Grace)
 	if err := r.FlushReads(ctx); err != nil {
+		return rep, err
+	}
+	if err := r.gcStage("reads flushed"); err != nil {
 		return rep, err
 	}
 	if rep.Mark, err = r.log.Head(ctx); err != nil {
 		return rep, err
 	}
-	cutoff := time.Now().Add(-opts.Grace)
 	links, err := r.unusedLinks(ctx, cutoff)
 	if err != nil {
 		return rep, err

@@ -279,6 +279,29 @@ func TestGCGrace(t *testing.T) {
 	s.verifyClean()
 }
 
+// TestGCGraceReadDuringMark: a HEAD that finds a link within its grace
+// renews it even when it comes while a collection is marking, after the
+// collection has read the reads noted so far: the client that skips the
+// blob and puts its manifest within the grace succeeds.
+func TestGCGraceReadDuringMark(t *testing.T) {
+	const grace = 2 * time.Second
+	s := newServer(t)
+	cfg := []byte(`{"architecture":"amd64","os":"linux"}`)
+	d := s.pushBlob("r", cfg)
+	time.Sleep(grace / 2)
+	s.reg.PauseGCAt("reads flushed", func() {
+		// The HEAD comes after the flush, within the link's grace; the
+		// mark, after that grace has passed.
+		expect(t, s.do("HEAD", "/v2/r/blobs/"+d, nil), http.StatusOK)
+		time.Sleep(grace * 3 / 4)
+	})
+	if _, err := s.reg.CollectGarbage(context.Background(), registry.GCOptions{Grace: grace}); err != nil {
+		t.Fatal(err)
+	}
+	m := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},"layers":[]}`, d, len(cfg))
+	expect(t, s.do("PUT", "/v2/r/manifests/v1", []byte(m), "Content-Type: application/vnd.oci.image.manifest.v1+json"), http.StatusCreated)
+}
+
 // TestGCInterrupted stops a collection at each stage, as a kill there
 // would, and restarts: the log stays consistent, a push of a condemned
 // blob is refused with a retryable 503 meanwhile, and the next collection
