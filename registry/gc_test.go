@@ -3,6 +3,7 @@ package registry_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"github.com/artifact-store/artifact-store/blobstore/s3/s3test"
 	"github.com/artifact-store/artifact-store/digest"
 	"github.com/artifact-store/artifact-store/eventlog"
+	"github.com/artifact-store/artifact-store/eventlog/sqlite"
 	"github.com/artifact-store/artifact-store/registry"
 )
 
@@ -297,6 +299,58 @@ func TestGCGraceReadDuringMark(t *testing.T) {
 		time.Sleep(grace * 3 / 4)
 	})
 	if _, err := s.reg.CollectGarbage(context.Background(), registry.GCOptions{Grace: grace}); err != nil {
+		t.Fatal(err)
+	}
+	m := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},"layers":[]}`, d, len(cfg))
+	expect(t, s.do("PUT", "/v2/r/manifests/v1", []byte(m), "Content-Type: application/vnd.oci.image.manifest.v1+json"), http.StatusCreated)
+}
+
+// TestGCGraceReadBeingFlushed: a read that another flush (the periodic
+// one) has taken but not yet recorded when a collection begins still
+// renews the grace: the collection waits for that flush. The database's
+// write lock, held meanwhile, stalls the flush.
+func TestGCGraceReadBeingFlushed(t *testing.T) {
+	const grace = 3 * time.Second
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "log.db")
+	l, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	s := serveOnFS(t, l)
+	cfg := []byte(`{"architecture":"amd64","os":"linux"}`)
+	d := s.pushBlob("r", cfg)
+	time.Sleep(grace / 2)
+	expect(t, s.do("HEAD", "/v2/r/blobs/"+d, nil), http.StatusOK)
+
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	flushed := make(chan error, 1)
+	go func() { flushed <- s.reg.FlushReads(ctx) }()
+	time.Sleep(grace * 6 / 10) // past the link's grace, within the read's
+	collected := make(chan error, 1)
+	go func() {
+		_, err := s.reg.CollectGarbage(ctx, registry.GCOptions{Grace: grace})
+		collected <- err
+	}()
+	time.Sleep(grace / 10)
+	conn.ExecContext(ctx, "ROLLBACK")
+	conn.Close()
+	if err := <-flushed; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-collected; err != nil {
 		t.Fatal(err)
 	}
 	m := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},"layers":[]}`, d, len(cfg))

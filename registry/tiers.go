@@ -38,6 +38,7 @@ type TierPolicy struct {
 // tiering is the registry's tiering state.
 type tiering struct {
 	moveMu    sync.Mutex // one move at a time in this process
+	flushMu   sync.Mutex // one flush of reads at a time (FlushReads)
 	mu        sync.Mutex
 	reads     map[string]time.Time // not yet recorded in blob_reads
 	promoting map[string]bool
@@ -107,13 +108,29 @@ func (r *Registry) noteRead(b eventlog.Blob) {
 	}
 }
 
-// FlushReads records the reads noted since the last flush.
+// FlushReads records the reads noted since the last flush. When it
+// returns nil, every read noted before it was called is in blob_reads,
+// which the collector's grace relies on: so it waits for a flush already
+// under way, whose reads are no longer in the map, and a flush that fails
+// puts its reads back for the next.
 func (r *Registry) FlushReads(ctx context.Context) error {
+	r.tiers.flushMu.Lock()
+	defer r.tiers.flushMu.Unlock()
 	r.tiers.mu.Lock()
 	reads := r.tiers.reads
 	r.tiers.reads = map[string]time.Time{}
 	r.tiers.mu.Unlock()
-	return r.log.RecordReads(ctx, reads)
+	err := r.log.RecordReads(ctx, reads)
+	if err != nil {
+		r.tiers.mu.Lock()
+		for sha, t := range reads {
+			if t.After(r.tiers.reads[sha]) {
+				r.tiers.reads[sha] = t
+			}
+		}
+		r.tiers.mu.Unlock()
+	}
+	return err
 }
 
 // RunReadFlush records the reads noted (FlushReads) every interval until
