@@ -112,9 +112,12 @@ func (r *Registry) CollectGarbage(ctx context.Context, opts GCOptions) (GCReport
 	// The grace is measured from before the reads noted so far are
 	// flushed. A read this collection does not see was noted after that;
 	// if it found the link within its grace, the link was made or read
-	// after cutoff and is spared anyway. (Not closed: a read that finds a
-	// link already past its grace while this collection removes it, and
-	// the reads another replica has noted but not yet flushed.)
+	// after cutoff and is spared anyway. A read that tells a client a blob
+	// exists once its link is older than half the servers' grace renews
+	// the link with an append (relyOn), which the unlinks below, carrying
+	// the mark, yield to: that holds across replicas and for reads this
+	// process never flushed, as long as collections run with a grace no
+	// shorter than the servers' (--gc-grace on both).
 	cutoff := time.Now().Add(-opts.Grace)
 	if err := r.FlushReads(ctx); err != nil {
 		return rep, err
