@@ -6,7 +6,7 @@ ADDR    ?= 127.0.0.1:5000
 DATA    ?= ./data
 export CGO_ENABLED = 0
 
-.PHONY: all build run test race fuzz conformance e2e bench abuse lint tools clean
+.PHONY: all build run test race fuzz conformance e2e bench abuse soak soak-short lint tools clean
 
 all: build
 
@@ -57,6 +57,17 @@ bench: build
 ## descriptors, and an unrelated client's latency against idle
 abuse: build
 	$(GO) test ./cmd/artifactstore -run '^$$' -bench '^BenchmarkAbuse$$' -benchtime 1x -v
+
+## soak: real servers (one on SQLite, two replicas on one PostgreSQL
+## database) collecting garbage every second under concurrent pushes, tag
+## moves, deletes and pulls for SOAK_DURATION; then every acknowledged image
+## must pull whole, verify be clean and replay agree. soak-short: 20 seconds
+SOAK_DURATION ?= 2m
+soak:
+	SOAK_DURATION=$(SOAK_DURATION) $(GO) test ./cmd/artifactstore -run '^TestSoak$$' -count 1 -v -timeout 60m
+
+soak-short:
+	$(MAKE) soak SOAK_DURATION=20s
 
 ## tools: the test servers and clients, built from the Go module proxy into tools/
 tools:

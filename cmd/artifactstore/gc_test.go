@@ -122,7 +122,7 @@ func testGCKilled(t *testing.T, dsn string) {
 	if left := g.onDisk(g.garbage); len(left) > 0 {
 		t.Fatalf("%d garbage blobs still on disk after the last run, e.g. %s", len(left), left[0])
 	}
-	if stored, want := g.stored(), slices.Sorted(maps.Keys(g.keptBlobs)); !slices.Equal(stored, want) {
+	if stored, want := storedBlobs(g.blobDir), slices.Sorted(maps.Keys(g.keptBlobs)); !slices.Equal(stored, want) {
 		t.Fatalf("blobs on disk after the last run:\n%v\nwant the kept ones:\n%v", stored, want)
 	}
 	verifyCleanReplay(t, data, db)
@@ -144,10 +144,9 @@ func testGCKilled(t *testing.T, dsn string) {
 	}
 }
 
-// verifyCleanReplay stops at nothing: verify must be clean with nothing
-// left for gc, replay must rebuild the same views (compared row by row),
-// and verify must be clean again. Every server on the log must be
-// stopped.
+// verifyCleanReplay checks a store whose servers are all stopped: verify
+// is clean with nothing left for gc, replay rebuilds the same views
+// (compared row by row), and verify is clean again.
 func verifyCleanReplay(t *testing.T, data string, db []string) {
 	t.Helper()
 	const clean = "; 0 problems; for gc: 0 stored blobs no event names, 0 unused blobs and links"
@@ -313,10 +312,10 @@ func (g *gcGarbage) onDisk(digests []string) []string {
 	return out
 }
 
-// stored lists every blob in the store, sorted.
-func (g *gcGarbage) stored() []string {
+// storedBlobs lists every blob in a filesystem store, sorted.
+func storedBlobs(blobDir string) []string {
 	var out []string
-	filepath.WalkDir(filepath.Join(g.blobDir, "sha256"), func(path string, e fs.DirEntry, err error) error {
+	filepath.WalkDir(filepath.Join(blobDir, "sha256"), func(path string, e fs.DirEntry, err error) error {
 		if err == nil && e.Type().IsRegular() {
 			out = append(out, "sha256:"+e.Name())
 		}
