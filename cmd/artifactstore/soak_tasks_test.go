@@ -32,6 +32,9 @@ type soakTask struct {
 	// figures reports what the task did on a target, read from its event
 	// log through the API; an error if it did nothing at all.
 	figures func(c *http.Client, base string, stopped time.Time) (string, error)
+	// load, when set, is the task's own load on a target, run beside the
+	// clients until deadline: what it did, and the failures it saw.
+	load func(t *testing.T, g *soakTarget, deadline time.Time) (ops map[string]int, failures []string)
 }
 
 const (

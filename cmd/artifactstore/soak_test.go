@@ -111,8 +111,29 @@ func TestSoak(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); c.run(deadline) }()
 	}
+	var taskMu sync.Mutex
+	var taskFailures []string
+	for _, g := range targets {
+		for _, task := range soakTasks {
+			if task.load == nil {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ops, failures := task.load(t, g, deadline)
+				t.Logf("%s: %s load: %v", g.name, task.name, ops)
+				taskMu.Lock()
+				taskFailures = append(taskFailures, failures...)
+				taskMu.Unlock()
+			}()
+		}
+	}
 	wg.Wait()
 	stopped := time.Now()
+	for _, f := range taskFailures {
+		t.Error(f)
+	}
 
 	settleTasks(t, targets, stopped)
 	for _, c := range loads {
