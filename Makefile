@@ -59,9 +59,10 @@ abuse: build
 	$(GO) test ./cmd/artifactstore -run '^$$' -bench '^BenchmarkAbuse$$' -benchtime 1x -v
 
 ## soak: real servers (one on SQLite, two replicas on one PostgreSQL
-## database) collecting garbage every second under concurrent pushes, tag
-## moves, deletes and pulls for SOAK_DURATION; then every acknowledged image
-## must pull whole, verify be clean and replay agree. soak-short: 20 seconds
+## database) collecting garbage and applying a retention policy every
+## second under concurrent pushes, tag moves, deletes, restores and pulls
+## for SOAK_DURATION; then every acknowledged image must pull whole, verify
+## be clean and replay agree. soak-short: 20 seconds
 SOAK_DURATION ?= 2m
 soak:
 	SOAK_DURATION=$(SOAK_DURATION) $(GO) test ./cmd/artifactstore -run '^TestSoak$$' -count 1 -v -timeout 60m
