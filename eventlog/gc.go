@@ -21,8 +21,8 @@ import (
 //   - A blob is condemned only if, inside the append that condemns it, no
 //     repository links it, no manifest's bytes are it, no native version's
 //     manifest is it, no restorable retention deletion needs it (its links
-//     are kept too: retention.go), and no blob.committed recorded it after the
-//     collector's mark (guardCondemned). Links and references are only
+//     are kept too: retention.go), and no event committed it or stopped a
+//     use of it after the collector's mark (blobs.used_seq; guardCondemned). Links and references are only
 //     ever added by appends, which are serial, so nothing can come to
 //     need the blob between that check and the event.
 //   - While a blob is condemned it has no row in the blobs view, so no
@@ -169,7 +169,7 @@ func (l *Log) blobsInUse(ctx context.Context, q querier, mark int64, keys []stri
 		{`SELECT sha256 FROM manifests WHERE sha256 IN (%s)`, "holds a manifest"},
 		{`SELECT native_sha256 FROM versions WHERE native_sha256 IN (%s)`, "holds a native version's manifest"},
 		{`SELECT sha256 FROM retention_trash WHERE sha256 IN (%s)`, "is needed to restore a retention deletion"},
-		{`SELECT sha256 FROM blobs WHERE seq > ` + fmt.Sprint(mark) + ` AND sha256 IN (%s)`, "was committed after the collector's mark"},
+		{`SELECT sha256 FROM blobs WHERE used_seq > ` + fmt.Sprint(mark) + ` AND sha256 IN (%s)`, "was committed, or stopped being used, after the collector's mark"},
 		{`SELECT sha256 FROM blob_tombstones WHERE state = '` + tombCondemned + `' AND sha256 IN (%s)`, "is already condemned by another collection"},
 	} {
 		if i == 0 && !links {
@@ -292,10 +292,13 @@ func (l *Log) PartialManifests(ctx context.Context, fn func(PartialManifest) err
 	return rows.Err()
 }
 
-// UnusedBlobs calls fn for every blob committed at or before mark that
-// nothing uses: no link, no manifest's bytes, no version's manifest.
+// UnusedBlobs calls fn for every blob that nothing uses (no link, no
+// manifest's bytes, no version's manifest, no restorable deletion) and
+// that no event committed or stopped a use of after mark; Blob.Used says
+// when the last did, for the collector's grace.
 func (l *Log) UnusedBlobs(ctx context.Context, mark int64, fn func(Blob) error) error {
-	rows, err := l.db.QueryContext(ctx, l.q(`SELECT b.sha256, b.blake3, b.size, b.tier FROM blobs b WHERE b.seq <= ?
+	rows, err := l.db.QueryContext(ctx, l.q(`SELECT b.sha256, b.blake3, b.size, b.tier, COALESCE(e.time_ns, 0) FROM blobs b
+		LEFT JOIN events e ON e.seq = b.used_seq WHERE b.used_seq <= ?
 		AND NOT EXISTS (SELECT 1 FROM blob_links k WHERE k.sha256 = b.sha256)
 		AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.sha256 = b.sha256)
 		AND NOT EXISTS (SELECT 1 FROM versions v WHERE v.native_sha256 = b.sha256)
@@ -307,9 +310,11 @@ func (l *Log) UnusedBlobs(ctx context.Context, mark int64, fn func(Blob) error) 
 	defer rows.Close()
 	for rows.Next() {
 		var b Blob
-		if err := rows.Scan(&b.SHA256, &b.BLAKE3, &b.Size, &b.Tier); err != nil {
+		var used int64
+		if err := rows.Scan(&b.SHA256, &b.BLAKE3, &b.Size, &b.Tier, &used); err != nil {
 			return err
 		}
+		b.Used = time.Unix(0, used).UTC()
 		if err := fn(b); err != nil {
 			return err
 		}

@@ -31,7 +31,9 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 		if err := e.Decode(&p); err != nil {
 			return err
 		}
-		if err := exec(`INSERT INTO blobs (sha256, blake3, size, tier, seq) VALUES (?, ?, ?, 'hot', ?) ON CONFLICT (sha256) DO NOTHING`, p.SHA256, p.BLAKE3, p.Size, e.Seq); err != nil {
+		// used_seq: the last event that committed the blob or stopped a
+		// use of it; the collector's grace counts from it (gc.go).
+		if err := exec(`INSERT INTO blobs (sha256, blake3, size, tier, seq, used_seq) VALUES (?, ?, ?, 'hot', ?, ?) ON CONFLICT (sha256) DO UPDATE SET used_seq = excluded.used_seq`, p.SHA256, p.BLAKE3, p.Size, e.Seq, e.Seq); err != nil {
 			return err
 		}
 		for _, d := range []string{p.SHA256, p.BLAKE3, p.SHA512} {
@@ -63,6 +65,9 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 	case TypeBlobUnlinked:
 		var p BlobUnlinked
 		if err := e.Decode(&p); err != nil {
+			return err
+		}
+		if err := exec(`UPDATE blobs SET used_seq = ? WHERE sha256 = ?`, e.Seq, p.SHA256); err != nil {
 			return err
 		}
 		return exec(`DELETE FROM blob_links WHERE repo = ? AND sha256 = ?`, e.Repo, p.SHA256)
@@ -133,6 +138,9 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 		if err := l.trashDeleted(ctx, tx, e, TrashManifest, p.Digest, p.Retention); err != nil {
 			return err
 		}
+		if err := exec(`UPDATE blobs SET used_seq = ? WHERE sha256 IN (SELECT sha256 FROM manifests WHERE repo = ? AND digest = ?)`, e.Seq, e.Repo, p.Digest); err != nil {
+			return err
+		}
 		for _, q := range []string{
 			`DELETE FROM manifests WHERE repo = ? AND digest = ?`,
 			`DELETE FROM tags WHERE repo = ? AND digest = ?`,
@@ -198,6 +206,9 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 			return err
 		}
 		if err := l.trashDeleted(ctx, tx, e, TrashVersion, p.Version, p.Retention); err != nil {
+			return err
+		}
+		if err := exec(`UPDATE blobs SET used_seq = ? WHERE sha256 IN (SELECT native_sha256 FROM versions WHERE repo = ? AND version = ?)`, e.Seq, e.Repo, p.Version); err != nil {
 			return err
 		}
 		return exec(`DELETE FROM versions WHERE repo = ? AND version = ?`, e.Repo, p.Version)

@@ -22,6 +22,9 @@ type Blob struct {
 	// Linked is set by LinkedBlob only: when the repository last linked
 	// the blob (the collector's grace counts from it).
 	Linked time.Time
+	// Used is set by UnusedBlobs only: when an event last committed the
+	// blob or stopped a use of it (the collector's grace counts from it).
+	Used time.Time
 }
 
 // Manifest is a row of the manifests view.

@@ -141,10 +141,20 @@ func (r *Registry) CollectGarbage(ctx context.Context, opts GCOptions) (GCReport
 			return rep, err
 		}
 	}
-	cands, err := r.unusedBlobs(ctx, rep.Mark, links, opts.DryRun)
+	// Blobs are judged after the unlinks, at a mark and a cutoff of their
+	// own: a blob whose last link this run removed is unused from then,
+	// and waits out the grace like any other (with none, it goes now).
+	blobMark, blobCutoff := rep.Mark, time.Now().Add(-opts.Grace)
+	if !opts.DryRun {
+		if blobMark, err = r.log.Head(ctx); err != nil {
+			return rep, err
+		}
+	}
+	cands, err := r.unusedBlobs(ctx, blobMark, blobCutoff, links, opts.DryRun && opts.Grace == 0)
 	if err != nil {
 		return rep, err
 	}
+	rep.Mark = blobMark
 	orphans, err := r.unrecordedBytes(ctx, cutoff)
 	if err != nil {
 		return rep, err
@@ -326,15 +336,17 @@ func (r *Registry) unlink(ctx context.Context, links []GCLink, mark int64) ([]GC
 	return done, nil
 }
 
-// unusedBlobs lists the blobs committed at or before mark that nothing
-// uses now. A dry run has unlinked nothing, so it adds the blobs that its
-// links would leave unused.
-func (r *Registry) unusedBlobs(ctx context.Context, mark int64, unlinked []GCLink, dry bool) ([]GCBlob, error) {
+// unusedBlobs lists the blobs nothing uses now, untouched since mark and
+// since cutoff (the grace). A dry run with no grace (dry) has unlinked
+// nothing, so it adds the blobs its links would leave unused.
+func (r *Registry) unusedBlobs(ctx context.Context, mark int64, cutoff time.Time, unlinked []GCLink, dry bool) ([]GCBlob, error) {
 	var out []GCBlob
 	seen := map[string]bool{}
 	err := r.log.UnusedBlobs(ctx, mark, func(b eventlog.Blob) error {
-		seen[b.SHA256] = true
-		out = append(out, GCBlob{Digest: b.SHA256, Size: b.Size})
+		seen[b.SHA256] = true // listed, or not yet past its grace
+		if !b.Used.After(cutoff) {
+			out = append(out, GCBlob{Digest: b.SHA256, Size: b.Size})
+		}
 		return nil
 	})
 	if err != nil || !dry || len(unlinked) == 0 {

@@ -20,3 +20,9 @@ CREATE INDEX versions_by_native ON versions (native_sha256);
 -- (ManifestPut.Complete unset: sparse pushes, and every put recorded
 -- before the field existed): the collector reads those manifests.
 ALTER TABLE manifests ADD COLUMN partial SMALLINT NOT NULL DEFAULT 1;
+
+-- The last event that committed a blob or stopped a use of it (an unlink,
+-- a deletion of the manifest or version it held): a collection sweeps a
+-- blob only once this is older than its grace and its mark (0: before
+-- this migration, as old as the log).
+ALTER TABLE blobs ADD COLUMN used_seq BIGINT NOT NULL DEFAULT 0;
