@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -122,6 +123,22 @@ func newManifestSet(n int, layer smallBlob) manifestSet {
 		m.bodies = append(m.bodies, manifestFor(m.config, layer, i))
 		m.digests = append(m.digests, sha256Digest(m.bodies[i]))
 	}
+	return m
+}
+
+// manifestFor is the i-th manifest of the manifests step: the same config
+// and layer, and an annotation that makes each one different.
+func manifestFor(config, layer smallBlob, i int) []byte {
+	desc := func(mt string, b smallBlob) map[string]any {
+		return map[string]any{"mediaType": mt, "digest": b.digest, "size": len(b.data)}
+	}
+	m, _ := json.Marshal(map[string]any{
+		"schemaVersion": 2,
+		"mediaType":     mediaTypeManifest,
+		"config":        desc("application/vnd.oci.image.config.v1+json", config),
+		"layers":        []any{desc("application/vnd.oci.image.layer.v1.tar", layer)},
+		"annotations":   map[string]string{"bench.n": fmt.Sprint(i)},
+	})
 	return m
 }
 

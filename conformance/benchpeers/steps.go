@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
@@ -96,21 +95,5 @@ func (w *workload) close() { w.client.CloseIdleConnections() }
 
 // rate is n units over the time since start.
 func rate(n float64, start time.Time) float64 { return n / time.Since(start).Seconds() }
-
-// manifestFor is the i-th manifest of the manifests step: the same config
-// and layer, and an annotation that makes each one different.
-func manifestFor(config, layer smallBlob, i int) []byte {
-	desc := func(mt string, b smallBlob) map[string]any {
-		return map[string]any{"mediaType": mt, "digest": b.digest, "size": len(b.data)}
-	}
-	m, _ := json.Marshal(map[string]any{
-		"schemaVersion": 2,
-		"mediaType":     mediaTypeManifest,
-		"config":        desc("application/vnd.oci.image.config.v1+json", config),
-		"layers":        []any{desc("application/vnd.oci.image.layer.v1.tar", layer)},
-		"annotations":   map[string]string{"bench.n": fmt.Sprint(i)},
-	})
-	return m
-}
 
 const mediaTypeManifest = "application/vnd.oci.image.manifest.v1+json"
