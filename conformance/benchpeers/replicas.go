@@ -26,7 +26,7 @@ func measureReplicas(ctx context.Context, cfg config, work, bin string, data *wo
 			if ctx.Err() != nil {
 				return s
 			}
-			logf("== round %d/%d: %d artifactstore replicas on one PostgreSQL", round+1, cfg.rounds, n)
+			logf("== round %d/%d: artifactstore replicas on one PostgreSQL: %d", round+1, cfg.rounds, n)
 			r, err := replicaRound(ctx, cfg, work, bin, data, n)
 			if err != nil {
 				logf("   FAILED: %v", err)
