@@ -6,7 +6,7 @@ ADDR    ?= 127.0.0.1:5000
 DATA    ?= ./data
 export CGO_ENABLED = 0
 
-.PHONY: all build run test race fuzz conformance e2e bench abuse soak soak-short lint tools clean
+.PHONY: all build run test race fuzz conformance e2e bench bench-peers abuse soak soak-short lint tools clean
 
 all: build
 
@@ -51,6 +51,13 @@ e2e: build
 ## bench: benchmarks, including the 1 GiB push/pull with peak RSS
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+## bench-peers: issue 11's workload against artifactstore and CNCF Distribution
+## (v3, and Debian's 2.8 when installed) in interleaved rounds: a table of
+## medians and ratios, also in results/bench-peers.md. BENCH_SMALL=1 for tiny
+## sizes; BENCH_POSTGRES=postgres://... adds PostgreSQL and the replica run
+bench-peers: build
+	TOOLS=$(TOOLS) conformance/bench-peers.sh $(BIN)
 
 ## abuse: the real server under bounded hostile loads (stalled bodies,
 ## 10,000 sessions, 1,000 subscribers, large event pages): its memory and

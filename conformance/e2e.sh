@@ -17,7 +17,6 @@ if [ -d "$(dirname "$BIN")" ]; then BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basen
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 TOOLS=${TOOLS:-$PWD/tools}
-ORAS_VERSION=v1.3.6
 CRANE_VERSION=v0.22.1
 REGCTL_VERSION=v0.11.1
 HELM_VERSION=v3.21.4
@@ -25,11 +24,8 @@ START=$SECONDS
 
 # ---------------------------------------------------------------- tools
 
-mkdir -p "$TOOLS"
-if ! grep -qx "Version: *${ORAS_VERSION#v}" <<< "$("$TOOLS/oras" version 2>/dev/null || true)"; then
-  echo "== installing oras $ORAS_VERSION into $TOOLS"
-  GOBIN="$TOOLS" go install "oras.land/oras/cmd/oras@$ORAS_VERSION"
-fi
+. conformance/lib.sh
+ensure_oras
 if [ "$("$TOOLS/crane" version 2>/dev/null || true)" != "$CRANE_VERSION" ]; then
   echo "== installing crane $CRANE_VERSION into $TOOLS"
   GOBIN="$TOOLS" go install "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION"
@@ -48,19 +44,15 @@ for p in skopeo jq b3sum podman; do command -v "$p" > /dev/null || missing+=("$p
 command -v dockerd > /dev/null || missing+=(docker.io)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing Debian packages: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -q "${missing[@]}" < /dev/null > /dev/null ||
-    { apt-get update -q < /dev/null > /dev/null && apt-get install -y -q "${missing[@]}" < /dev/null > /dev/null; }
+  apt_install "${missing[@]}"
 fi
 for p in skopeo jq podman dockerd; do
   command -v "$p" > /dev/null || { echo "e2e: $p is required and could not be installed"; exit 1; }
 done
-ORAS=$TOOLS/oras
 CRANE=$TOOLS/crane
 REGCTL=$TOOLS/regctl
 HELM=$TOOLS/helm
 
-. conformance/lib.sh
 WORK=$(mktemp -d)
 DATA=$WORK/data
 mkdir -p "$DATA"

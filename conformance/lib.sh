@@ -1,5 +1,29 @@
-# Shell helpers shared by the conformance and e2e scripts: start an
-# artifactstore on a free loopback port and stop it.
+# Shell helpers shared by the conformance, e2e and bench-peers scripts:
+# install the clients, start an artifactstore on a free loopback port and
+# stop it.
+
+# ORAS_VERSION is the oras every script uses, built from the Go module
+# proxy into $TOOLS.
+ORAS_VERSION=v1.3.6
+
+# ensure_oras: installs oras $ORAS_VERSION into $TOOLS unless it is there;
+# sets ORAS to its path.
+ensure_oras() {
+  mkdir -p "$TOOLS"
+  if ! grep -qx "Version: *${ORAS_VERSION#v}" <<< "$("$TOOLS/oras" version 2>/dev/null || true)"; then
+    echo "== installing oras $ORAS_VERSION into $TOOLS"
+    GOBIN="$TOOLS" go install "oras.land/oras/cmd/oras@$ORAS_VERSION"
+  fi
+  ORAS=$TOOLS/oras
+}
+
+# apt_install PKG...: installs Debian packages quietly, refreshing the
+# package lists once if the first attempt fails. Fails without root.
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q "$@" < /dev/null > /dev/null ||
+    { apt-get update -q < /dev/null > /dev/null && apt-get install -y -q "$@" < /dev/null > /dev/null; }
+}
 
 # start_server DATA_DIR [serve flags...]: sets ADDR and SERVER_PID.
 start_server() {

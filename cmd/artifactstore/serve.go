@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"sync"
@@ -43,6 +44,7 @@ func serve(ctx context.Context, args []string) error {
 	undo := fs.Duration("retention-undo", envDuration("ARTIFACTSTORE_RETENTION_UNDO", 7*24*time.Hour), "how long a deletion made by a retention policy can be restored; the collector keeps what it needs until then (env ARTIFACTSTORE_RETENTION_UNDO)")
 	pullEvery := fs.Duration("pull-flush-interval", envDuration("ARTIFACTSTORE_PULL_FLUSH_INTERVAL", time.Minute), "how often the manifest pulls this server served are recorded in the log, for retention's pull rules (env ARTIFACTSTORE_PULL_FLUSH_INTERVAL)")
 	authConfig := authFlags(fs)
+	pprofAddr := fs.String("pprof-addr", env("ARTIFACTSTORE_PPROF_ADDR", ""), "serve Go's net/http/pprof profiles on /debug/pprof/ at this address, a listener of its own apart from the registry's, without authentication: keep it on loopback (empty: off) (env ARTIFACTSTORE_PPROF_ADDR)")
 	logJSON := fs.Bool("log-json", envBool("ARTIFACTSTORE_LOG_JSON"), "log JSON instead of text (env ARTIFACTSTORE_LOG_JSON)")
 	tc := tlsFlags(fs)
 	fs.Parse(args)
@@ -94,6 +96,13 @@ func serve(ctx context.Context, args []string) error {
 	})
 	if err != nil {
 		return err
+	}
+	if *pprofAddr != "" {
+		stopProfiles, err := serveProfiles(*pprofAddr, logger)
+		if err != nil {
+			return err
+		}
+		defer stopProfiles()
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -181,6 +190,28 @@ func serve(ctx context.Context, args []string) error {
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// serveProfiles serves net/http/pprof on addr, on a mux of its own: the
+// registry's handler and its authentication never see these paths, and
+// nothing is added to the registry's listener. It returns a function that
+// closes the listener.
+func serveProfiles(addr string, logger *slog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("pprof: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index) // also serves the named profiles: heap, goroutine, allocs, block, mutex...
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	// No write timeout: a CPU profile or trace streams for its ?seconds=.
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
+	go srv.Serve(ln)
+	logger.Info("pprof listening", "addr", ln.Addr().String())
+	return func() { srv.Close() }, nil
 }
 
 func backendName(c *storeConfig) string {
