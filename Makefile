@@ -32,11 +32,11 @@ race:
 ## fuzz: each fuzz target briefly (FUZZTIME=10s by default)
 FUZZTIME ?= 10s
 fuzz:
-	$(GO) test ./digest -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./manifests -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./manifests -run '^$$' -fuzz '^FuzzCBORRoundTrip$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./manifests -run '^$$' -fuzz '^FuzzCanonicalJSON$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./registry -run '^$$' -fuzz '^FuzzReference$$' -fuzztime $(FUZZTIME)
+	conformance/fuzz.sh ./digest FuzzParse $(FUZZTIME)
+	conformance/fuzz.sh ./manifests FuzzParse $(FUZZTIME)
+	conformance/fuzz.sh ./manifests FuzzCBORRoundTrip $(FUZZTIME)
+	conformance/fuzz.sh ./manifests FuzzCanonicalJSON $(FUZZTIME)
+	conformance/fuzz.sh ./registry FuzzReference $(FUZZTIME)
 
 ## conformance: the OCI distribution-spec conformance suite, six times: spec
 ## 1.1 and dev+sparse, each on one server, on two PostgreSQL replicas behind
