@@ -39,7 +39,9 @@ func init() { soakTasks = append(soakTasks, retentionTask) }
 func retentionLoad(t *testing.T, g *soakTarget, deadline time.Time) (ops map[string]int, failures []string) {
 	c := &http.Client{Timeout: 30 * time.Second}
 	ops = map[string]int{}
-	fail := func(format string, args ...any) { failures = append(failures, "retention load on "+g.name+": "+fmt.Sprintf(format, args...)) }
+	fail := func(format string, args ...any) {
+		failures = append(failures, "retention load on "+g.name+": "+fmt.Sprintf(format, args...))
+	}
 	r, err := call(c, "PUT", g.base()+"/api/v1/retention/policies/soak", []byte(soakRetPolicy))
 	if err != nil || r.status != http.StatusOK {
 		fail("set the policy: %v %s", err, r)

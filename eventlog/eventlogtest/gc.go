@@ -33,7 +33,7 @@ func testCollectorOrdering(t *testing.T, l *eventlog.Log) {
 	if err := condemn(x); !errors.Is(err, eventlog.ErrConflict) {
 		t.Fatalf("condemning a blob unlinked after the mark: %v, want ErrConflict", err)
 	}
-	mark, _ = l.Head(ctx) // a collection marks after its unlinks
+	mark, _ = l.Head(ctx)          // a collection marks after its unlinks
 	mustAppend(t, l, committed(z)) // after the mark
 	if err := condemn(x, z); !errors.Is(err, eventlog.ErrConflict) {
 		t.Fatalf("condemning a blob committed after the mark: %v, want ErrConflict", err)
