@@ -4,8 +4,7 @@ import (
 	"encoding"
 	"fmt"
 	"hash"
-	"io"
-	"sync"
+		"sync"
 
 	"github.com/artifact-store/artifact-store/digest"
 	"github.com/zeebo/blake3"
@@ -108,39 +107,4 @@ func (h *hasher) digests() Digests {
 		ds.SHA512 = digest.NewDigest(digest.SHA512, h.sha512.Sum(nil))
 	}
 	return ds
-}
-
-// hashingReader feeds everything read through it into a hasher. The
-// hashing of one buffer overlaps with whatever the caller does with it (the
-// backend's write to disk); the next Read waits for it before refilling.
-// Callers must read to io.EOF, or call h.wait, before reusing the buffer.
-type hashingReader struct {
-	r io.Reader
-	h *hasher
-}
-
-// Read fills p as far as the source allows before hashing, so that network
-// readers returning small pieces still reach the parallel hashing path.
-// Only a real io.EOF ends the stream: any other error, including a body cut
-// short (io.ErrUnexpectedEOF from net/http), is passed on, so a truncated
-// upload is never taken for a complete one.
-func (hr hashingReader) Read(p []byte) (int, error) {
-	hr.h.wait()
-	n := 0
-	var err error
-	for n < len(p) && err == nil {
-		var m int
-		m, err = hr.r.Read(p[n:])
-		n += m
-		if m == 0 && err == nil {
-			break // a reader may return 0, nil; do not spin on it
-		}
-	}
-	if n > 0 {
-		hr.h.start(p[:n])
-	}
-	if err == io.EOF && n > 0 {
-		err = nil // the next Read reports io.EOF
-	}
-	return n, err
 }

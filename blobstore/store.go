@@ -152,7 +152,7 @@ func (s *Store) Ingest(ctx context.Context, r io.Reader, expect digest.Digest) (
 		return Digests{}, err
 	}
 	h := newHasher(expect.Algorithm() == digest.SHA512)
-	_, err := s.backend.AppendUpload(ctx, id, 0, hashingReader{r, h})
+	_, err := s.backend.AppendUpload(ctx, id, 0, feed{r, h, 0})
 	h.wait()
 	if err != nil {
 		s.backend.AbortUpload(context.WithoutCancel(ctx), id)
@@ -225,7 +225,9 @@ func (s *Store) readUpload(ctx context.Context, id string, size int64, w io.Writ
 		return err
 	}
 	defer rc.Close()
-	n, err := io.CopyBuffer(w, io.LimitReader(rc, size), make([]byte, 1<<20))
+	buf := getBuffer()
+	defer putBuffer(buf)
+	n, err := io.CopyBuffer(w, io.LimitReader(rc, size), *buf)
 	if err == nil && n != size {
 		err = fmt.Errorf("read %d of %d bytes", n, size)
 	}
@@ -247,7 +249,7 @@ func (s *Store) AppendUpload(ctx context.Context, id string, offset int64, r io.
 	// staged bytes as they were (backends cut back to offset), and the
 	// next request must not have to re-read them all.
 	before, snapErr := st.h.snapshot()
-	n, err := s.backend.AppendUpload(ctx, id, offset, hashingReader{r, st.h})
+	n, err := s.backend.AppendUpload(ctx, id, offset, feed{r, st.h, offset})
 	st.h.wait()
 	if err == nil && n != st.h.size {
 		err = fmt.Errorf("append upload %s: stored %d bytes, hashed %d", id, n, st.h.size)
@@ -345,7 +347,9 @@ func (s *Store) Rehash(ctx context.Context, key digest.Digest) (Digests, error) 
 	h := newHasher(false)
 	// readerOnly hides *os.File's WriteTo, which would ignore the large
 	// buffer and feed the hasher 32 KiB pieces, below its parallel path.
-	if _, err := io.CopyBuffer(h, readerOnly{b}, make([]byte, 1<<20)); err != nil {
+	buf := getBuffer()
+	defer putBuffer(buf)
+	if _, err := io.CopyBuffer(h, readerOnly{b}, *buf); err != nil {
 		return Digests{}, err
 	}
 	return h.digests(), nil

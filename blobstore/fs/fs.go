@@ -28,6 +28,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 
 	"github.com/artifact-store/artifact-store/blobstore"
 	"github.com/artifact-store/artifact-store/digest"
@@ -37,6 +38,9 @@ import (
 type Backend struct {
 	root     string
 	openFile func(name string, flag int, perm fs.FileMode) (File, error)
+	buffered bool // no direct I/O (appender.go)
+
+	directBytes atomic.Int64 // written with direct I/O, for tests
 }
 
 var _ blobstore.Backend = (*Backend)(nil)
@@ -59,11 +63,12 @@ type Options struct {
 	// faults a real disk produces rarely: a write or sync failing with
 	// ENOSPC, EDQUOT or EIO partway through.
 	OpenFile func(name string, flag int, perm fs.FileMode) (File, error)
+	// Buffered writes every byte through the page cache instead of
+	// writing whole blocks with direct I/O (appender.go): a blob just
+	// pushed then stays cached for the pulls that follow, at the cost
+	// of a copy per byte and the kernel's writeback limits.
+	Buffered bool
 }
-
-// copyBuf is the size of each read from a request body; large enough for
-// the store's parallel hashing path.
-const copyBuf = 1 << 20
 
 // New returns a backend rooted at dir, creating the directories it needs.
 func New(dir string) (*Backend, error) { return NewWithOptions(dir, Options{}) }
@@ -80,7 +85,7 @@ func NewWithOptions(dir string, opts Options) (*Backend, error) {
 			return nil, fmt.Errorf("blobstore fs: sync %s: %w", d, err)
 		}
 	}
-	b := &Backend{root: dir, openFile: opts.OpenFile}
+	b := &Backend{root: dir, openFile: opts.OpenFile, buffered: opts.Buffered}
 	if b.openFile == nil {
 		b.openFile = func(name string, flag int, perm fs.FileMode) (File, error) { return os.OpenFile(name, flag, perm) }
 	}
@@ -223,13 +228,16 @@ func (b *Backend) AppendUpload(_ context.Context, id string, offset int64, r io.
 	if fi.Size() != offset {
 		return fi.Size(), fmt.Errorf("%w: have %d bytes, chunk starts at %d", blobstore.ErrBadOffset, fi.Size(), offset)
 	}
-	if _, err := f.Seek(offset, io.SeekStart); err != nil {
-		return 0, err
+	a := b.newAppender(p, f, offset)
+	defer a.close()
+	// The Store's reader hands over its own aligned buffers (io.WriterTo);
+	// any other reader is copied through one of ours.
+	var n int64
+	if wt, ok := r.(io.WriterTo); ok {
+		n, err = wt.WriteTo(a)
+	} else {
+		n, err = io.CopyBuffer(a, r, blobstore.AlignedBuffer(blobstore.BufferSize))
 	}
-	// A fresh buffer, not a pooled one: the store may still be hashing
-	// the last piece of it when an error ends the copy early. writerOnly
-	// hides f's ReadFrom so that CopyBuffer uses this large buffer.
-	n, err := io.CopyBuffer(writerOnly{f}, r, make([]byte, copyBuf))
 	if err != nil {
 		// Keep only whole, acknowledged state: cut back to where we started.
 		f.Truncate(offset)
@@ -241,8 +249,6 @@ func (b *Backend) AppendUpload(_ context.Context, id string, offset int64, r io.
 	}
 	return offset + n, nil
 }
-
-type writerOnly struct{ io.Writer }
 
 // StatUpload implements blobstore.Backend.
 func (b *Backend) StatUpload(_ context.Context, id string) (blobstore.UploadInfo, error) {

@@ -1,0 +1,102 @@
+package fs
+
+import (
+	"errors"
+	"io"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+
+	"github.com/artifact-store/artifact-store/blobstore"
+)
+
+// Direct I/O. A buffered write(2) copies every byte into the page cache
+// and the kernel later writes it back; on the machines this registry was
+// measured on that copy was most of a large push's CPU, and writeback
+// throttling capped it near 250 MB/s where the disk takes 1.2 GB/s. So an
+// append writes whole aligned blocks through a second descriptor opened
+// with O_DIRECT, from the Store's aligned buffers, and only what is left
+// (a chunk's unaligned head or tail) through the page cache. Both reach
+// the same file; the fsync that ends the append covers both.
+//
+// The trade-off: a blob just pushed is not in the page cache, so the
+// first pull of it reads the disk. Pulls are served by sendfile either
+// way, and a disk that writes at 1 GB/s reads at least as fast.
+//
+// Where O_DIRECT is refused (tmpfs, some network filesystems) or a direct
+// write fails with EINVAL (alignment the device does not accept), the
+// append goes on buffered: direct I/O is a speed-up, never a requirement.
+
+// appender writes an upload's new bytes at its end. It is an io.Writer
+// that never returns a short write without an error.
+type appender struct {
+	f      File // the ordinary descriptor, positioned at the end
+	direct File // opened with O_DIRECT, or nil
+	pos    int64
+	dpos   int64 // where direct's own offset is
+	fpos   int64 // where f's own offset is
+	stats  *atomic.Int64
+}
+
+// newAppender prepares appends to the file at path, open as f, at offset.
+func (b *Backend) newAppender(path string, f File, offset int64) *appender {
+	a := &appender{f: f, pos: offset, dpos: -1, fpos: -1, stats: &b.directBytes}
+	if oDirect != 0 && !b.buffered {
+		if d, err := b.openFile(path, os.O_WRONLY|oDirect, 0); err == nil {
+			a.direct = d
+		}
+	}
+	return a
+}
+
+func (a *appender) close() {
+	if a.direct != nil {
+		a.direct.Close()
+	}
+}
+
+// Write implements io.Writer.
+func (a *appender) Write(p []byte) (int, error) {
+	written := 0
+	for len(p) > 0 {
+		n := len(p)
+		w, pos := a.f, &a.fpos
+		switch off := a.pos % blobstore.BufferAlign; {
+		case a.direct == nil:
+		case off != 0:
+			// Buffered up to the next block, so that the buffers after
+			// this one, aligned in memory, are aligned in the file too.
+			n = min(n, int(blobstore.BufferAlign-off))
+		case aligned(p) && len(p) >= blobstore.BufferAlign:
+			n = len(p) &^ (blobstore.BufferAlign - 1)
+			w, pos = a.direct, &a.dpos
+		}
+		if *pos != a.pos {
+			if _, err := w.Seek(a.pos, io.SeekStart); err != nil {
+				return written, err
+			}
+		}
+		m, err := w.Write(p[:n])
+		if w == a.direct {
+			a.stats.Add(int64(max(m, 0)))
+		}
+		a.pos += int64(max(m, 0))
+		*pos = a.pos
+		written += max(m, 0)
+		p = p[max(m, 0):]
+		if err != nil && w == a.direct && errors.Is(err, syscall.EINVAL) {
+			a.direct.Close() // not for this device after all: go on buffered
+			a.direct = nil
+			continue
+		}
+		if err != nil {
+			return written, err
+		}
+	}
+	return written, nil
+}
+
+func aligned(p []byte) bool {
+	return uintptr(unsafe.Pointer(unsafe.SliceData(p)))&(blobstore.BufferAlign-1) == 0
+}
