@@ -4,7 +4,7 @@ import (
 	"encoding"
 	"fmt"
 	"hash"
-		"sync"
+	"sync"
 
 	"github.com/artifact-store/artifact-store/digest"
 	"github.com/zeebo/blake3"
