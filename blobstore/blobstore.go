@@ -108,14 +108,27 @@ type Redirector interface {
 	RedirectURL(ctx context.Context, key digest.Digest, ttl time.Duration) (string, error)
 }
 
+// CommitFollows is implemented by backends for which making an append
+// durable on its own costs a sync that the commit repeats: there, an
+// append that is committed at once (the last chunk of an upload, a
+// monolithic push) skips it. AppendBeforeCommit is AppendUpload without
+// the durability; the caller's CommitUpload makes the bytes durable, and
+// until it returns nobody is told they are stored.
+type CommitFollows interface {
+	AppendBeforeCommit(ctx context.Context, id string, offset int64, r io.Reader) (int64, error)
+}
+
 // Staging holds the bytes of uploads in progress and turns them into
 // blobs.
 type Staging interface {
-	// CreateUpload makes an empty, durable staging area for id.
+	// CreateUpload makes an empty staging area for id. It need not
+	// survive a crash of the machine: it holds no bytes yet.
 	CreateUpload(ctx context.Context, id string) error
 	// AppendUpload writes r at the end of the staged bytes, which must be
-	// offset bytes long, and makes the new bytes durable before returning
-	// the new size. Bytes before offset are never touched.
+	// offset bytes long, and makes the new bytes (and the staging area)
+	// durable before returning the new size. Bytes before offset are
+	// never touched. r may implement io.WriterTo, handing over buffers
+	// aligned to BufferAlign.
 	AppendUpload(ctx context.Context, id string, offset int64, r io.Reader) (int64, error)
 	// StatUpload describes the staged bytes.
 	StatUpload(ctx context.Context, id string) (UploadInfo, error)

@@ -152,7 +152,7 @@ func (s *Store) Ingest(ctx context.Context, r io.Reader, expect digest.Digest) (
 		return Digests{}, err
 	}
 	h := newHasher(expect.Algorithm() == digest.SHA512)
-	_, err := s.backend.AppendUpload(ctx, id, 0, feed{r, h, 0})
+	_, err := s.appendFunc(true)(ctx, id, 0, feed{r, h, 0})
 	h.wait()
 	if err != nil {
 		s.backend.AbortUpload(context.WithoutCancel(ctx), id)
@@ -234,9 +234,31 @@ func (s *Store) readUpload(ctx context.Context, id string, size int64, w io.Writ
 	return err
 }
 
+// appendFunc is the backend's append; when commit, one whose durability
+// is left to a commit that follows at once, if the backend has it.
+func (s *Store) appendFunc(commit bool) func(context.Context, string, int64, io.Reader) (int64, error) {
+	if cf, ok := s.backend.(CommitFollows); ok && commit {
+		return cf.AppendBeforeCommit
+	}
+	return s.backend.AppendUpload
+}
+
 // AppendUpload appends r to the upload, which must hold exactly offset
-// bytes (ErrBadOffset otherwise), and returns the new size.
+// bytes (ErrBadOffset otherwise), makes the bytes durable and returns the
+// new size.
 func (s *Store) AppendUpload(ctx context.Context, id string, offset int64, r io.Reader) (int64, error) {
+	return s.appendUpload(ctx, id, offset, r, false)
+}
+
+// AppendBeforeCommit is AppendUpload for the last chunk of an upload that
+// the caller commits (CommitUpload) right after: backends may leave the
+// bytes' durability to that commit. Until it succeeds, the new bytes must
+// not be reported as stored.
+func (s *Store) AppendBeforeCommit(ctx context.Context, id string, offset int64, r io.Reader) (int64, error) {
+	return s.appendUpload(ctx, id, offset, r, true)
+}
+
+func (s *Store) appendUpload(ctx context.Context, id string, offset int64, r io.Reader, commit bool) (int64, error) {
 	st, size, err := s.lock(ctx, id)
 	if err != nil {
 		return 0, err
@@ -249,7 +271,7 @@ func (s *Store) AppendUpload(ctx context.Context, id string, offset int64, r io.
 	// staged bytes as they were (backends cut back to offset), and the
 	// next request must not have to re-read them all.
 	before, snapErr := st.h.snapshot()
-	n, err := s.backend.AppendUpload(ctx, id, offset, feed{r, st.h, offset})
+	n, err := s.appendFunc(commit)(ctx, id, offset, feed{r, st.h, offset})
 	st.h.wait()
 	if err == nil && n != st.h.size {
 		err = fmt.Errorf("append upload %s: stored %d bytes, hashed %d", id, n, st.h.size)

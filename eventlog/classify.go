@@ -24,8 +24,9 @@ func ClassifyErrors(c driver.Connector, classify func(error) error) driver.Conne
 }
 
 type connector struct {
-	c  driver.Connector
-	fn func(error) error
+	c     driver.Connector
+	fn    func(error) error
+	cache int // prepared statements kept per connection (stmtcache.go)
 }
 
 func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
@@ -33,7 +34,11 @@ func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, wrapErr(c.fn, err)
 	}
-	return &conn{Conn: dc, fn: c.fn}, nil
+	cn := &conn{Conn: dc, fn: c.fn}
+	if c.cache > 0 {
+		cn.cache = &stmtCache{max: c.cache, stmts: map[string]*cachedStmt{}}
+	}
+	return cn, nil
 }
 
 func (c *connector) Driver() driver.Driver { return c.c.Driver() }
@@ -55,7 +60,16 @@ func endOrWrap(fn func(error) error, err error) error {
 
 type conn struct {
 	driver.Conn
-	fn func(error) error
+	fn    func(error) error
+	cache *stmtCache // nil: no statement caching
+}
+
+// Close closes the cached statements, then the connection.
+func (c *conn) Close() error {
+	if c.cache != nil {
+		c.cache.close()
+	}
+	return wrapErr(c.fn, c.Conn.Close())
 }
 
 var (
@@ -114,6 +128,11 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 }
 
 func (c *conn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	if c.cache != nil {
+		if r, ok, err := c.execCached(ctx, query, args); ok {
+			return r, err
+		}
+	}
 	ec, ok := c.Conn.(driver.ExecerContext)
 	if !ok {
 		return nil, driver.ErrSkip
@@ -123,6 +142,11 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 }
 
 func (c *conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	if c.cache != nil {
+		if r, ok, err := c.queryCached(ctx, query, args); ok {
+			return r, err
+		}
+	}
 	qc, ok := c.Conn.(driver.QueryerContext)
 	if !ok {
 		return nil, driver.ErrSkip
@@ -253,7 +277,8 @@ func (t *tx) Rollback() error { return wrapErr(t.fn, t.Tx.Rollback()) }
 
 type rows struct {
 	driver.Rows
-	fn func(error) error
+	fn     func(error) error
+	closed func() // run once by Close, if set
 }
 
 var (
@@ -266,7 +291,14 @@ var (
 )
 
 func (r *rows) Next(dest []driver.Value) error { return endOrWrap(r.fn, r.Rows.Next(dest)) }
-func (r *rows) Close() error                   { return wrapErr(r.fn, r.Rows.Close()) }
+func (r *rows) Close() error {
+	err := r.Rows.Close()
+	if r.closed != nil {
+		r.closed()
+		r.closed = nil
+	}
+	return wrapErr(r.fn, err)
+}
 
 func (r *rows) HasNextResultSet() bool {
 	n, ok := r.Rows.(driver.RowsNextResultSet)

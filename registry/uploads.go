@@ -173,7 +173,7 @@ func (r *Registry) patchUpload(w http.ResponseWriter, req *http.Request) error {
 		return err
 	}
 	defer lease.Release()
-	size, err := r.appendChunk(req, repo, id, lease)
+	size, err := r.appendChunk(req, repo, id, lease, false)
 	if err != nil {
 		return err
 	}
@@ -182,11 +182,12 @@ func (r *Registry) patchUpload(w http.ResponseWriter, req *http.Request) error {
 }
 
 // appendChunk appends the request body to the upload and returns the new
-// size. Out-of-order chunks are refused with 416 before anything is read.
+// size. last says that the upload is committed right after, which makes
+// the bytes durable: the append need not. Out-of-order chunks are refused with 416 before anything is read.
 // With Content-Range the body must carry exactly the announced bytes: a
 // shorter one keeps what arrived (400, resume from there), a longer one
 // stores nothing of the chunk (400); no byte is ever dropped silently.
-func (r *Registry) appendChunk(req *http.Request, repo, id string, lease *eventlog.Lease) (int64, error) {
+func (r *Registry) appendChunk(req *http.Request, repo, id string, lease *eventlog.Lease, last bool) (int64, error) {
 	ctx := req.Context()
 	size, err := r.blobs.UploadSize(ctx, id)
 	if err != nil {
@@ -209,8 +210,18 @@ func (r *Registry) appendChunk(req *http.Request, repo, id string, lease *eventl
 		body = &exactBody{r: body, left: n}
 		want = end + 1
 	}
-	newSize, err := r.blobs.AppendUpload(ctx, id, size, body)
+	appendUpload := r.blobs.AppendUpload
+	if last {
+		appendUpload = r.blobs.AppendBeforeCommit
+	}
+	newSize, err := appendUpload(ctx, id, size, body)
 	if err == nil && want >= 0 && newSize != want {
+		if last {
+			// No commit follows: make what the answer reports durable.
+			if _, err := r.blobs.AppendUpload(ctx, id, newSize, strings.NewReader("")); err != nil {
+				return 0, uploadError(err)
+			}
+		}
 		return 0, errorf(CodeSizeInvalid, "the chunk carried %d bytes but Content-Range announced %d; the upload now holds %d bytes: resume from there",
 			newSize-size, want-size, newSize)
 	}
@@ -275,7 +286,7 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request) error 
 		return err
 	}
 	if req.Header.Get("Content-Range") != "" || req.ContentLength != 0 {
-		if _, err := r.appendChunk(req, repo, id, lease); err != nil {
+		if _, err := r.appendChunk(req, repo, id, lease, true); err != nil {
 			return err
 		}
 	}

@@ -7,11 +7,18 @@
 //	<name>                         objects kept aside (aside.go): anchors/head,
 //	                               quarantine/sha256/<hex>
 //
-// Durability: every append is fsynced before it is acknowledged, and a commit
-// fsyncs the staged file, renames it into sha256/ and fsyncs the directory,
-// so a blob under its final name is always complete. A crash leaves at worst
-// an upload file (which upload expiry removes) or a committed blob no event
-// names yet (which GC collects).
+// Durability: every append is fsynced before it is acknowledged (with the
+// uploads/ directory, the first time), and a commit fsyncs the staged file,
+// renames it into sha256/ and fsyncs the directory, so a blob under its
+// final name is always complete. A new, empty staging file is not synced:
+// it holds nothing a client was told is stored, and if a power failure
+// takes it the client is told the upload is unknown and starts again. An
+// append the commit follows at once (AppendBeforeCommit) leaves its sync
+// to the commit. A crash leaves at worst an upload file (which upload
+// expiry removes) or a committed blob no event names yet (which GC
+// collects). Directory syncs are the costly part on small pushes: each
+// takes the directory's lock while the journal commits, and creates in
+// the same directory wait for it.
 //
 // Errors: a full filesystem or exhausted quota (ENOSPC, EDQUOT) wraps
 // blobstore.ErrNoSpace, and an append that meets it is cut back to where it
@@ -198,20 +205,25 @@ func (b *Backend) CreateUpload(_ context.Context, id string) error {
 	if err != nil {
 		return noSpace(err)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(p)
-		return noSpace(err)
-	}
 	if err := f.Close(); err != nil {
 		os.Remove(p)
 		return noSpace(err)
 	}
-	return noSpace(syncDir(filepath.Dir(p)))
+	return nil
 }
 
 // AppendUpload implements blobstore.Backend.
-func (b *Backend) AppendUpload(_ context.Context, id string, offset int64, r io.Reader) (int64, error) {
+func (b *Backend) AppendUpload(ctx context.Context, id string, offset int64, r io.Reader) (int64, error) {
+	return b.append(ctx, id, offset, r, true)
+}
+
+// AppendBeforeCommit implements blobstore.CommitFollows: the append is
+// not synced, because the commit that follows syncs the file first.
+func (b *Backend) AppendBeforeCommit(ctx context.Context, id string, offset int64, r io.Reader) (int64, error) {
+	return b.append(ctx, id, offset, r, false)
+}
+
+func (b *Backend) append(_ context.Context, id string, offset int64, r io.Reader, sync bool) (int64, error) {
 	p, err := b.uploadPath(id)
 	if err != nil {
 		return 0, err
@@ -243,9 +255,18 @@ func (b *Backend) AppendUpload(_ context.Context, id string, offset int64, r io.
 		f.Truncate(offset)
 		return 0, fmt.Errorf("append upload %s: %w", id, noSpace(err))
 	}
+	if !sync {
+		return offset + n, nil
+	}
 	if err := f.Sync(); err != nil {
 		f.Truncate(offset)
 		return 0, fmt.Errorf("sync upload %s: %w", id, noSpace(err))
+	}
+	if offset == 0 {
+		// The file's name was not made durable when it was created.
+		if err := syncDir(filepath.Dir(p)); err != nil {
+			return 0, fmt.Errorf("sync upload %s: %w", id, noSpace(err))
+		}
 	}
 	return offset + n, nil
 }

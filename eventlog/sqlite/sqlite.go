@@ -66,6 +66,11 @@ func Migrate(ctx context.Context, path string) ([]string, error) {
 	return eventlog.Migrate(ctx, db, Dialect)
 }
 
+// statementCache is how many prepared statements each connection keeps:
+// more than the log's distinct queries, so that only the dynamic ones
+// (IN lists of varying length) are ever evicted.
+const statementCache = 256
+
 func connect(ctx context.Context, path string, busy time.Duration) (*sql.DB, error) {
 	if busy <= 0 {
 		busy = defaultBusyTimeout
@@ -79,7 +84,7 @@ func connect(ctx context.Context, path string, busy time.Duration) (*sql.DB, err
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	db := sql.OpenDB(eventlog.ClassifyErrors(c, classify))
+	db := sql.OpenDB(eventlog.CachingStatements(c, classify, statementCache))
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
