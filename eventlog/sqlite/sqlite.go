@@ -71,6 +71,9 @@ func Migrate(ctx context.Context, path string) ([]string, error) {
 // (IN lists of varying length) are ever evicted.
 const statementCache = 256
 
+// idleConns is how many open connections are kept between uses.
+const idleConns = 32
+
 func connect(ctx context.Context, path string, busy time.Duration) (*sql.DB, error) {
 	if busy <= 0 {
 		busy = defaultBusyTimeout
@@ -85,6 +88,10 @@ func connect(ctx context.Context, path string, busy time.Duration) (*sql.DB, err
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	db := sql.OpenDB(eventlog.CachingStatements(c, classify, statementCache))
+	// Keep the connections concurrent requests open: database/sql keeps
+	// two idle by default, and every other one would be opened again
+	// (with its statement cache) for the next burst of reads.
+	db.SetMaxIdleConns(idleConns)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
