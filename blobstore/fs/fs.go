@@ -45,7 +45,8 @@ import (
 type Backend struct {
 	root     string
 	openFile func(name string, flag int, perm fs.FileMode) (File, error)
-	buffered bool // no direct I/O (appender.go)
+	buffered   bool  // no direct I/O (appender.go)
+	cacheFirst int64 // bytes of each upload written buffered before direct I/O
 
 	directBytes atomic.Int64 // written with direct I/O, for tests
 }
@@ -75,7 +76,16 @@ type Options struct {
 	// pushed then stays cached for the pulls that follow, at the cost
 	// of a copy per byte and the kernel's writeback limits.
 	Buffered bool
+	// CacheFirst is how many bytes at the start of every upload are
+	// written through the page cache before direct I/O takes over
+	// (default 32 MiB; negative: none). Blobs up to that size stay
+	// cached for the pulls that often follow a push; beyond it, the
+	// page cache's cost per byte is what limits a push.
+	CacheFirst int64
 }
+
+// defaultCacheFirst is Options.CacheFirst's default.
+const defaultCacheFirst = 32 << 20
 
 // New returns a backend rooted at dir, creating the directories it needs.
 func New(dir string) (*Backend, error) { return NewWithOptions(dir, Options{}) }
@@ -92,7 +102,10 @@ func NewWithOptions(dir string, opts Options) (*Backend, error) {
 			return nil, fmt.Errorf("blobstore fs: sync %s: %w", d, err)
 		}
 	}
-	b := &Backend{root: dir, openFile: opts.OpenFile, buffered: opts.Buffered}
+	b := &Backend{root: dir, openFile: opts.OpenFile, buffered: opts.Buffered, cacheFirst: opts.CacheFirst}
+	if b.cacheFirst == 0 {
+		b.cacheFirst = defaultCacheFirst
+	}
 	if b.openFile == nil {
 		b.openFile = func(name string, flag int, perm fs.FileMode) (File, error) { return os.OpenFile(name, flag, perm) }
 	}
