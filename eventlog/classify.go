@@ -26,7 +26,8 @@ func ClassifyErrors(c driver.Connector, classify func(error) error) driver.Conne
 type connector struct {
 	c     driver.Connector
 	fn    func(error) error
-	cache int // prepared statements kept per connection (stmtcache.go)
+	cache int     // prepared statements kept per connection (stmtcache.go)
+	batch Batcher // pipelines writes (pipeline.go), if set
 }
 
 func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
@@ -34,7 +35,7 @@ func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, wrapErr(c.fn, err)
 	}
-	cn := &conn{Conn: dc, fn: c.fn}
+	cn := &conn{Conn: dc, fn: c.fn, batch: c.batch}
 	if c.cache > 0 {
 		cn.cache = &stmtCache{max: c.cache, stmts: map[string]*cachedStmt{}}
 	}
@@ -62,6 +63,10 @@ type conn struct {
 	driver.Conn
 	fn    func(error) error
 	cache *stmtCache // nil: no statement caching
+
+	batch    Batcher  // nil: no pipelining
+	batching bool     // in a transaction that pipelines writes
+	queued   []Queued // writes not sent yet
 }
 
 // Close closes the cached statements, then the connection.
@@ -88,7 +93,7 @@ func (c *conn) Prepare(query string) (driver.Stmt, error) {
 	if err != nil {
 		return nil, wrapErr(c.fn, err)
 	}
-	return &stmt{Stmt: s, conn: c.Conn, fn: c.fn}, nil
+	return &stmt{Stmt: s, conn: c.Conn, owner: c, fn: c.fn}, nil
 }
 
 func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
@@ -100,7 +105,7 @@ func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, e
 	if err != nil {
 		return nil, wrapErr(c.fn, err)
 	}
-	return &stmt{Stmt: s, conn: c.Conn, fn: c.fn}, nil
+	return &stmt{Stmt: s, conn: c.Conn, owner: c, fn: c.fn}, nil
 }
 
 func (c *conn) Begin() (driver.Tx, error) {
@@ -109,7 +114,8 @@ func (c *conn) Begin() (driver.Tx, error) {
 	if err != nil {
 		return nil, wrapErr(c.fn, err)
 	}
-	return &tx{Tx: t, fn: c.fn}, nil
+	c.batching, c.queued = false, nil
+	return &tx{Tx: t, fn: c.fn, c: c}, nil
 }
 
 func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
@@ -124,10 +130,17 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	if err != nil {
 		return nil, wrapErr(c.fn, err)
 	}
-	return &tx{Tx: t, fn: c.fn}, nil
+	c.batching, c.queued = c.batch != nil && isSet(ctx, keyBatched), nil
+	return &tx{Tx: t, fn: c.fn, c: c}, nil
 }
 
 func (c *conn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	if r, ok, err := c.queue(ctx, query, args); ok {
+		return r, err
+	}
+	if err := c.flush(ctx); err != nil {
+		return nil, err
+	}
 	if c.cache != nil {
 		if r, ok, err := c.execCached(ctx, query, args); ok {
 			return r, err
@@ -142,6 +155,9 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 }
 
 func (c *conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	if err := c.flush(ctx); err != nil {
+		return nil, err
+	}
 	if c.cache != nil {
 		if r, ok, err := c.queryCached(ctx, query, args); ok {
 			return r, err
@@ -188,8 +204,9 @@ func (c *conn) CheckNamedValue(nv *driver.NamedValue) error {
 
 type stmt struct {
 	driver.Stmt
-	conn driver.Conn // for CheckNamedValue, which database/sql asks the statement first
-	fn   func(error) error
+	conn  driver.Conn // for CheckNamedValue, which database/sql asks the statement first
+	owner *conn       // whose queued writes go first
+	fn    func(error) error
 }
 
 var (
@@ -216,6 +233,9 @@ func (s *stmt) Query(args []driver.Value) (driver.Rows, error) {
 }
 
 func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
+	if err := s.owner.flush(ctx); err != nil {
+		return nil, err
+	}
 	ec, ok := s.Stmt.(driver.StmtExecContext)
 	if !ok {
 		vals, err := plainValues(args)
@@ -229,6 +249,9 @@ func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (drive
 }
 
 func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
+	if err := s.owner.flush(ctx); err != nil {
+		return nil, err
+	}
 	qc, ok := s.Stmt.(driver.StmtQueryContext)
 	if !ok {
 		vals, err := plainValues(args)
@@ -270,10 +293,25 @@ func plainValues(named []driver.NamedValue) ([]driver.Value, error) {
 type tx struct {
 	driver.Tx
 	fn func(error) error
+	c  *conn
 }
 
-func (t *tx) Commit() error   { return wrapErr(t.fn, t.Tx.Commit()) }
-func (t *tx) Rollback() error { return wrapErr(t.fn, t.Tx.Rollback()) }
+// Commit sends the writes still queued, then commits; if they fail, the
+// transaction is rolled back and their error returned.
+func (t *tx) Commit() error {
+	t.c.batching = false
+	if err := t.c.flush(context.Background()); err != nil {
+		t.Tx.Rollback()
+		return err
+	}
+	return wrapErr(t.fn, t.Tx.Commit())
+}
+
+// Rollback drops the writes still queued and rolls back.
+func (t *tx) Rollback() error {
+	t.c.batching, t.c.queued = false, nil
+	return wrapErr(t.fn, t.Tx.Rollback())
+}
 
 type rows struct {
 	driver.Rows

@@ -248,7 +248,9 @@ func (l *Log) commitGroup(group []*appendReq) {
 	}
 	l.commitMu.Lock()
 	defer l.commitMu.Unlock()
-	ctx := context.Background()
+	// Writes are pipelined where the driver can (pipeline.go): each
+	// append's are sent at the latest when its savepoint is released.
+	ctx := batched(context.Background())
 	tx, err := l.begin(ctx)
 	if err != nil {
 		fail(fmt.Errorf("append: begin: %w", err))
@@ -270,24 +272,27 @@ func (l *Log) commitGroup(group []*appendReq) {
 			}
 		}
 		out, err := l.insert(ctx, tx, seq, prev, now, r.evs)
+		if err == nil && isolate {
+			// Sends the append's pipelined writes: a failure among them
+			// is this append's alone.
+			_, err = tx.ExecContext(flushing(ctx), "RELEASE SAVEPOINT append")
+		}
 		if err != nil {
 			r.err = err
 			if !isolate {
 				return
 			}
-			if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT append"); err != nil {
+			if _, err := tx.ExecContext(flushing(ctx), "ROLLBACK TO SAVEPOINT append"); err != nil {
+				fail(err)
+				return
+			}
+			if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT append"); err != nil {
 				fail(err)
 				return
 			}
 		} else {
 			r.out = out
 			seq, prev = out[len(out)-1].Seq, out[len(out)-1].Hash
-		}
-		if isolate {
-			if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT append"); err != nil {
-				fail(err)
-				return
-			}
 		}
 	}
 	if l.dialect.Notify != "" {

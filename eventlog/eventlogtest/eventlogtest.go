@@ -21,6 +21,7 @@ func Run(t *testing.T, open func(t *testing.T) *eventlog.Log) {
 	t.Run("HashChain", func(t *testing.T) { testHashChain(t, open(t)) })
 	t.Run("ConcurrentWriters", func(t *testing.T) { testConcurrentWriters(t, open(t)) })
 	t.Run("FailedAppendIsolated", func(t *testing.T) { testFailedAppendIsolated(t, open(t)) })
+	t.Run("FailedWriteIsolated", func(t *testing.T) { testFailedWriteIsolated(t, open(t)) })
 	t.Run("ReadFilters", func(t *testing.T) { testReadFilters(t, open(t)) })
 	t.Run("ReadBoundedBySize", func(t *testing.T) { testReadBoundedBySize(t, open(t)) })
 	t.Run("ReferrerPages", func(t *testing.T) { testReferrerPages(t, open(t)) })
@@ -260,6 +261,65 @@ func testFailedAppendIsolated(t *testing.T, l *eventlog.Log) {
 	tags, _ := l.Tags(ctx, "r", "", -1)
 	if len(tags) != good {
 		t.Fatalf("%d tags for %d good appends", len(tags), good)
+	}
+	if _, broken, _ := l.VerifyChain(ctx); len(broken) != 0 {
+		t.Fatalf("chain broken: %v", broken)
+	}
+}
+
+// testFailedWriteIsolated is testFailedAppendIsolated for appends that
+// fail in the database rather than before it: a second upload.started of
+// one id breaks the uploads view's key when its row is written. Where the
+// log pipelines writes (PostgreSQL), such a failure surfaces only when the
+// append's writes are sent; it must still fail that append alone.
+func testFailedWriteIsolated(t *testing.T, l *eventlog.Log) {
+	ctx := context.Background()
+	const n = 120
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	good, dupsOK := 0, 0
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			id := fmt.Sprintf("u%d", i)
+			if i%6 == 0 {
+				id = "dup"
+			}
+			_, err := l.Append(ctx,
+				eventlog.New(eventlog.TypeTagSet, "r", eventlog.TagSet{Tag: fmt.Sprint(i), Digest: sha(i)}),
+				eventlog.New(eventlog.TypeUploadStarted, "r", eventlog.UploadStarted{ID: id}))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				good++
+				if id == "dup" {
+					dupsOK++
+				}
+			case id != "dup":
+				t.Errorf("append %d (a fresh upload id) failed: %v", i, err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	if dupsOK != 1 {
+		t.Fatalf("%d appends of upload id \"dup\" succeeded; want exactly one", dupsOK)
+	}
+	var seqs []int64
+	l.Events(ctx, 0, func(e eventlog.Event) error { seqs = append(seqs, e.Seq); return nil })
+	if len(seqs) != 2*good {
+		t.Fatalf("%d events recorded for %d good appends of two events", len(seqs), good)
+	}
+	for i, s := range seqs {
+		if s != int64(i+1) {
+			t.Fatalf("gap at %d: %d", i+1, s)
+		}
+	}
+	tags, _ := l.Tags(ctx, "r", "", -1)
+	ups, _ := l.Uploads(ctx)
+	if len(tags) != good || len(ups) != good {
+		t.Fatalf("%d tags and %d uploads for %d good appends: a failed append left half its writes", len(tags), len(ups), good)
 	}
 	if _, broken, _ := l.VerifyChain(ctx); len(broken) != 0 {
 		t.Fatalf("chain broken: %v", broken)

@@ -4,6 +4,9 @@
 // The log runs over database/sql with pgx's stdlib driver: pgx supplies the
 // connection pool and caches a prepared statement per query text on each
 // connection, and the log's SQL stays one code path for both backends.
+// The writes of a group commit are pipelined (eventlog.BatchingStatements):
+// sent as one pgx batch before the next statement that needs an answer,
+// instead of a round trip each.
 //
 // Errors meaning the server is unreachable, shutting down or out of
 // connections wrap eventlog.ErrUnavailable, and a full disk (disk_full)
@@ -15,6 +18,7 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"time"
 
@@ -118,7 +122,7 @@ func connect(ctx context.Context, dsn string, opts Options) (*sql.DB, error) {
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = connectTimeout
 	}
-	db := sql.OpenDB(eventlog.ClassifyErrors(stdlib.GetConnector(*cfg), classify))
+	db := sql.OpenDB(eventlog.BatchingStatements(stdlib.GetConnector(*cfg), classify, batch))
 	db.SetMaxOpenConns(opts.MaxConns)
 	db.SetMaxIdleConns(opts.MaxConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
@@ -129,4 +133,22 @@ func connect(ctx context.Context, dsn string, opts Options) (*sql.DB, error) {
 		return nil, fmt.Errorf("connect to postgres: %w", err)
 	}
 	return db, nil
+}
+
+// batch sends stmts on c's pgx connection, inside its open transaction, in
+// one round trip, and returns the first error.
+func batch(ctx context.Context, c driver.Conn, stmts []eventlog.Queued) error {
+	sc, ok := c.(*stdlib.Conn)
+	if !ok {
+		return fmt.Errorf("postgres: batch on a %T, not a pgx connection", c)
+	}
+	var b pgx.Batch
+	for _, q := range stmts {
+		args := make([]any, len(q.Args))
+		for i, a := range q.Args {
+			args[i] = a.Value
+		}
+		b.Queue(q.Query, args...)
+	}
+	return sc.Conn().SendBatch(ctx, &b).Close()
 }
