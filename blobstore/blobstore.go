@@ -108,6 +108,17 @@ type Redirector interface {
 	RedirectURL(ctx context.Context, key digest.Digest, ttl time.Duration) (string, error)
 }
 
+// Putter is implemented by backends that can store small content, held
+// in memory and already verified by the Store, in fewer steps than a
+// staging area takes (blobstore/fs: an unnamed file, synced, then linked
+// under its key). PutBlob makes data durable under key; when key is
+// already stored it only makes sure that copy is durable. It returns an
+// error wrapping errors.ErrUnsupported when it cannot, and the Store then
+// uses a staging area.
+type Putter interface {
+	PutBlob(ctx context.Context, key digest.Digest, data []byte) error
+}
+
 // CommitFollows is implemented by backends for which making an append
 // durable on its own costs a sync that the commit repeats: there, an
 // append that is committed at once (the last chunk of an upload, a

@@ -1,10 +1,12 @@
 package blobstore
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -147,6 +149,47 @@ func NewUploadID() string {
 // When expect is non-empty the content must match it (any supported
 // algorithm), and nothing is stored if it does not.
 func (s *Store) Ingest(ctx context.Context, r io.Reader, expect digest.Digest) (Digests, error) {
+	if p, ok := s.backend.(Putter); ok {
+		// Content that fits one buffer (manifests, small blobs) is
+		// hashed in memory and put in place whole.
+		buf := getBuffer()
+		defer putBuffer(buf)
+		n, err := fill(r, *buf)
+		switch {
+		case err == io.EOF:
+			return s.put(ctx, p, (*buf)[:n], expect)
+		case err != nil:
+			return Digests{}, err
+		}
+		r = io.MultiReader(bytes.NewReader((*buf)[:n]), r)
+	}
+	return s.ingestStaged(ctx, r, expect)
+}
+
+// put stores content held in memory through p, or through a staging area
+// where p cannot.
+func (s *Store) put(ctx context.Context, p Putter, data []byte, expect digest.Digest) (Digests, error) {
+	h := newHasher(expect.Algorithm() == digest.SHA512)
+	h.Write(data)
+	ds := h.digests()
+	if expect != "" && !ds.Matches(expect) {
+		return Digests{}, fmt.Errorf("%w: expected %s, content is %s", ErrDigestMismatch, expect, ds.SHA256)
+	}
+	if err := s.replaceDamaged(ctx, ds); err != nil {
+		return Digests{}, fmt.Errorf("replace damaged copy of %s: %w", ds.SHA256, err)
+	}
+	err := p.PutBlob(ctx, ds.SHA256, data)
+	if errors.Is(err, errors.ErrUnsupported) {
+		return s.ingestStaged(ctx, bytes.NewReader(data), expect)
+	}
+	if err != nil {
+		return Digests{}, err
+	}
+	return ds, nil
+}
+
+// ingestStaged is Ingest through a staging area.
+func (s *Store) ingestStaged(ctx context.Context, r io.Reader, expect digest.Digest) (Digests, error) {
 	id := "ingest-" + NewUploadID()
 	if err := s.backend.CreateUpload(ctx, id); err != nil {
 		return Digests{}, err

@@ -101,6 +101,21 @@ func TestNoSpace(t *testing.T) {
 				t.Fatalf("%d blobs stored by a failed ingest", n)
 			}
 
+			// Small content, put whole (PutBlob): the same guarantees.
+			d.setFree(10 << 10)
+			small := randomBytes(t, 64<<10)
+			if _, err := s.Ingest(ctx, bytes.NewReader(small), ""); !errors.Is(err, blobstore.ErrNoSpace) {
+				t.Fatalf("small ingest onto a full disk: %v, want ErrNoSpace", err)
+			}
+			s.Walk(ctx, func(blobstore.BlobInfo) error { n++; return nil })
+			if ups, _ := s.ListUploads(ctx); n != 0 || len(ups) != 0 {
+				t.Fatalf("a failed small ingest left %d blobs and staging files %v", n, ups)
+			}
+			d.setFree(1 << 20)
+			if ds, err := s.Ingest(ctx, bytes.NewReader(small), digest.FromBytes(digest.SHA256, small)); err != nil || ds.Size != int64(len(small)) {
+				t.Fatalf("small ingest with room: %+v, %v", ds, err)
+			}
+
 			// An upload session: the first chunk fits, the second does not.
 			d.setFree(1 << 20)
 			first, second := randomBytes(t, 512<<10), randomBytes(t, 1<<20)
