@@ -43,8 +43,8 @@ import (
 
 // Backend stores blobs in a directory tree.
 type Backend struct {
-	root     string
-	openFile func(name string, flag int, perm fs.FileMode) (File, error)
+	root       string
+	openFile   func(name string, flag int, perm fs.FileMode) (File, error)
 	buffered   bool  // no direct I/O (appender.go)
 	cacheFirst int64 // bytes of each upload written buffered before direct I/O
 
