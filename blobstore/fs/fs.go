@@ -14,7 +14,9 @@
 // it holds nothing a client was told is stored, and if a power failure
 // takes it the client is told the upload is unknown and starts again. An
 // append the commit follows at once (AppendBeforeCommit) leaves its sync
-// to the commit. A crash leaves at worst an upload file (which upload
+// to the commit. Small content the Store holds whole is put in place
+// without a staging file (put_linux.go: an unnamed file, synced, linked
+// under its name). A crash leaves at worst an upload file (which upload
 // expiry removes) or a committed blob no event names yet (which GC
 // collects). Directory syncs are the costly part on small pushes: each
 // takes the directory's lock while the journal commits, and creates in
