@@ -217,23 +217,32 @@ func (l *Log) committer() {
 		case <-l.quit:
 			return
 		}
-		group := []*appendReq{first}
-	gather:
-		for len(group) < maxGroup {
-			select {
-			case r := <-l.queue:
-				group = append(group, r)
-			default:
-				break gather
-			}
-		}
-		l.commitGroup(group)
+		l.commitGroup(first)
 	}
 }
 
-// commitGroup records a group of appends in one transaction, isolating each
-// behind a savepoint so that one failing append does not fail the others.
-func (l *Log) commitGroup(group []*appendReq) {
+// gather adds to group the appends waiting in the queue, up to maxGroup.
+func (l *Log) gather(group []*appendReq) []*appendReq {
+	for len(group) < maxGroup {
+		select {
+		case r := <-l.queue:
+			group = append(group, r)
+		default:
+			return group
+		}
+	}
+	return group
+}
+
+// commitGroup records first and the appends waiting with it in one
+// transaction, isolating each behind a savepoint so that one failing
+// append does not fail the others. The group is gathered once the
+// transaction holds the write lock: appends that arrived while it waited
+// for the lock (another replica's group commit, on PostgreSQL) join this
+// transaction instead of waiting for the next, so the commits, and their
+// flushes, get fewer as contention grows.
+func (l *Log) commitGroup(first *appendReq) {
+	group := []*appendReq{first}
 	defer func() {
 		for _, r := range group {
 			close(r.done)
@@ -253,11 +262,13 @@ func (l *Log) commitGroup(group []*appendReq) {
 	ctx := batched(context.Background())
 	tx, err := l.begin(ctx)
 	if err != nil {
+		group = l.gather(group)
 		fail(fmt.Errorf("append: begin: %w", err))
 		return
 	}
 	defer tx.Rollback()
-	seq, prev, err := l.head(ctx, tx)
+	seq, prev, err := l.head(ctx, tx) // with pipelined writes, this takes the write lock
+	group = l.gather(group)
 	if err != nil {
 		fail(err)
 		return
