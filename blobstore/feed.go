@@ -16,18 +16,79 @@ const BufferSize = 1 << 20
 // backend may hand them to the kernel for direct I/O (blobstore/fs).
 const BufferAlign = 4096
 
-// inFlight is how many buffers a large upload streams through at once, and
-// so its memory: enough for the reader to stay ahead while the hashers and
-// the writer each work on an earlier buffer, lagging one another by up to
-// two buffers.
+// inFlight is how many buffers a large upload streams through at once:
+// enough for the reader to stay ahead while the hashers and the writer
+// each work on an earlier buffer, lagging one another by up to two.
 const inFlight = 4
 
-// buffers recycles stream buffers: a fresh megabyte per request would be
-// zeroed and then collected, which costs more than a small push itself.
-var buffers = sync.Pool{New: func() any { b := AlignedBuffer(BufferSize); return &b }}
+// maxReadAhead bounds the buffers all uploads of a Store hold beyond the
+// one each has anyway: 256 MiB. Uploads beyond it stream through their
+// one buffer, read, hashed and written in turn, so memory does not grow
+// with the number of clients pushing at once.
+const maxReadAhead = 256
 
-func getBuffer() *[]byte  { return buffers.Get().(*[]byte) }
-func putBuffer(b *[]byte) { buffers.Put(b) }
+// bufferPool recycles stream buffers (a fresh megabyte per request would
+// be zeroed and then collected, which costs more than a small push
+// itself) and holds the read-ahead budget.
+type bufferPool struct {
+	pool  sync.Pool
+	extra chan struct{} // one token per buffer held beyond an upload's first
+
+	// lent, when not nil (tests), holds the buffers out of the pool, so
+	// that a buffer given back twice, which two uploads would then
+	// share, is caught.
+	mu   sync.Mutex
+	lent map[*[]byte]bool
+}
+
+func newBufferPool(readAhead int) *bufferPool {
+	return &bufferPool{
+		pool:  sync.Pool{New: func() any { b := AlignedBuffer(BufferSize); return &b }},
+		extra: make(chan struct{}, readAhead),
+	}
+}
+
+func (p *bufferPool) get() *[]byte {
+	b := p.pool.Get().(*[]byte)
+	if p.lent != nil {
+		p.mu.Lock()
+		p.lent[b] = true
+		p.mu.Unlock()
+	}
+	return b
+}
+
+func (p *bufferPool) put(b *[]byte) {
+	if p.lent != nil {
+		p.mu.Lock()
+		if !p.lent[b] {
+			p.mu.Unlock()
+			panic("blobstore: a stream buffer given back that is not lent")
+		}
+		delete(p.lent, b)
+		p.mu.Unlock()
+	}
+	p.pool.Put(b)
+}
+
+// reserve takes up to n tokens of the read-ahead budget without waiting
+// and returns how many it got; release gives them back.
+func (p *bufferPool) reserve(n int) int {
+	for got := 0; got < n; got++ {
+		select {
+		case p.extra <- struct{}{}:
+		default:
+			return got
+		}
+	}
+	return n
+}
+
+func (p *bufferPool) release(n int) {
+	for range n {
+		<-p.extra
+	}
+}
 
 // AlignedBuffer returns n bytes whose first byte is aligned to BufferAlign.
 func AlignedBuffer(n int) []byte {
@@ -58,9 +119,10 @@ func AlignedBuffer(n int) []byte {
 // returns while hashing or a read of the source is still in progress, so
 // the caller may discard the source and the hash state is final.
 type feed struct {
-	src io.Reader
-	h   *hasher
-	at  int64 // where the first byte goes in the upload
+	src  io.Reader
+	h    *hasher
+	at   int64 // where the first byte goes in the upload
+	bufs *bufferPool
 }
 
 // fill reads src into p until p is full or src fails (io.EOF: nothing
@@ -102,19 +164,45 @@ type piece struct {
 
 // WriteTo implements io.WriterTo.
 func (f feed) WriteTo(w io.Writer) (int64, error) {
-	first := getBuffer()
+	first := f.bufs.get()
+	defer f.bufs.put(first)
 	// A first buffer short by the upload's misalignment puts the
 	// boundaries of all the others on BufferAlign in the file too.
 	head := BufferSize - int(f.at%BufferAlign)
 	n, err := fill(f.src, (*first)[:head])
 	if err != nil || n < head {
-		defer putBuffer(first)
 		if err != nil && err != io.EOF {
 			return 0, err
 		}
 		return f.write(w, (*first)[:n])
 	}
-	return f.pipeline(w, first, n)
+	extra := f.bufs.reserve(inFlight - 1)
+	defer f.bufs.release(extra)
+	if extra == 0 {
+		return f.inTurn(w, *first, n)
+	}
+	return f.pipeline(w, first, n, extra)
+}
+
+// inTurn streams the rest of the source, whose first n bytes are in buf,
+// through buf alone: read, then hash and write, then read again.
+func (f feed) inTurn(w io.Writer, buf []byte, n int) (int64, error) {
+	var total int64
+	for {
+		m, err := f.write(w, buf[:n])
+		total += m
+		if err != nil {
+			return total, err
+		}
+		n, err = fill(f.src, buf)
+		if err != nil && err != io.EOF {
+			return total, err
+		}
+		if n < len(buf) {
+			m, err := f.write(w, buf[:n])
+			return total + m, err
+		}
+	}
 }
 
 // pipeline streams the rest of the source, whose first n bytes are in
@@ -123,18 +211,20 @@ func (f feed) WriteTo(w io.Writer) (int64, error) {
 // at its own pace while the reading goroutine refills the ones all three
 // are done with. No stage waits for another unless every buffer is in use,
 // so the slowest (SHA-256, or the disk) sets the pace, not their sum.
-func (f feed) pipeline(w io.Writer, first *[]byte, n int) (int64, error) {
+func (f feed) pipeline(w io.Writer, first *[]byte, n, extra int) (int64, error) {
 	hashes := []io.Writer{f.h.sha256, f.h.blake3}
 	if f.h.sha512 != nil {
 		hashes = append(hashes, f.h.sha512)
 	}
-	// Every channel has room for every buffer, so no send ever blocks.
-	free := make(chan *[]byte, inFlight)
-	for range inFlight - 1 {
-		free <- getBuffer()
+	// first and extra more; every channel has room for every buffer, so
+	// no send ever blocks.
+	buffers := extra + 1
+	free := make(chan *[]byte, buffers)
+	for range extra {
+		free <- f.bufs.get()
 	}
 	toHash := make([]chan *piece, len(hashes))
-	toWrite := make(chan *piece, inFlight)
+	toWrite := make(chan *piece, buffers)
 	stop := make(chan struct{})
 	release := func(p *piece) {
 		if p.refs.Add(-1) == 0 {
@@ -143,7 +233,7 @@ func (f feed) pipeline(w io.Writer, first *[]byte, n int) (int64, error) {
 	}
 	var hashing sync.WaitGroup
 	for i, hw := range hashes {
-		toHash[i] = make(chan *piece, inFlight)
+		toHash[i] = make(chan *piece, buffers)
 		hashing.Add(1)
 		go func() {
 			defer hashing.Done()
@@ -202,8 +292,10 @@ func (f feed) pipeline(w io.Writer, first *[]byte, n int) (int64, error) {
 	// The reader has exited (it closed toWrite); the hashers finish what
 	// they were given, which brings every buffer back to free.
 	hashing.Wait()
-	for range inFlight {
-		putBuffer(<-free)
+	for range buffers {
+		if b := <-free; b != first { // WriteTo puts first back
+			f.bufs.put(b)
+		}
 	}
 	return total, werr
 }

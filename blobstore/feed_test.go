@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"io"
+	"sync"
 	"testing"
 	"testing/iotest"
 	"unsafe"
@@ -53,7 +54,7 @@ func TestFeedStreamsEveryByteOnceHashed(t *testing.T) {
 			}
 			h := newHasher(false)
 			s := &sink{t: t}
-			m, err := io.Copy(s, feed{r, h, 0})
+			m, err := io.Copy(s, feed{r, h, 0, checkedPool(maxReadAhead)})
 			if err != nil || m != int64(n) || !bytes.Equal(s.got.Bytes(), src) {
 				t.Fatalf("%d bytes (%s): copied %d, err %v, same bytes %v", n, name, m, err, bytes.Equal(s.got.Bytes(), src))
 			}
@@ -68,11 +69,33 @@ func TestFeedStreamsEveryByteOnceHashed(t *testing.T) {
 
 func sha256Sum(p []byte) []byte { s := sha256.Sum256(p); return s[:] }
 
+// With the read-ahead budget spent, an upload streams through its one
+// buffer, and the bytes and digests are the same.
+func TestFeedWithoutReadAhead(t *testing.T) {
+	for _, budget := range []int{0, 1} {
+		src := make([]byte, 5*BufferSize+3)
+		rand.Read(src)
+		h := newHasher(false)
+		s := &sink{t: t}
+		bufs := checkedPool(budget)
+		m, err := io.Copy(s, feed{bytes.NewReader(src), h, 0, bufs})
+		if err != nil || m != int64(len(src)) || !bytes.Equal(s.got.Bytes(), src) {
+			t.Fatalf("budget %d: copied %d, err %v", budget, m, err)
+		}
+		if ds := h.digests(); ds.SHA256 != digest.NewDigest(digest.SHA256, sha256Sum(src)) {
+			t.Fatalf("budget %d: digest %s is not the content's", budget, ds.SHA256)
+		}
+		if len(bufs.extra) != 0 {
+			t.Fatalf("budget %d: %d read-ahead tokens still held after the copy", budget, len(bufs.extra))
+		}
+	}
+}
+
 func TestFeedPassesOnASourceCutShort(t *testing.T) {
 	for _, n := range []int{10, 3 * BufferSize} {
 		src := make([]byte, n)
 		r := io.MultiReader(bytes.NewReader(src), iotest.ErrReader(io.ErrUnexpectedEOF))
-		_, err := io.Copy(&sink{t: t}, feed{r, newHasher(false), 0})
+		_, err := io.Copy(&sink{t: t}, feed{r, newHasher(false), 0, checkedPool(maxReadAhead)})
 		if !errors.Is(err, io.ErrUnexpectedEOF) {
 			t.Fatalf("%d bytes then a cut: err %v, want io.ErrUnexpectedEOF (a truncated body must never pass for a whole one)", n, err)
 		}
@@ -82,7 +105,7 @@ func TestFeedPassesOnASourceCutShort(t *testing.T) {
 func TestFeedStopsOnAWriteError(t *testing.T) {
 	src := make([]byte, 10*BufferSize)
 	r := &countingReader{r: bytes.NewReader(src)}
-	_, err := io.Copy(&sink{t: t, failAt: 2 * BufferSize}, feed{r, newHasher(false), 0})
+	_, err := io.Copy(&sink{t: t, failAt: 2 * BufferSize}, feed{r, newHasher(false), 0, checkedPool(maxReadAhead)})
 	if err == nil || err.Error() != "disk on fire" {
 		t.Fatalf("err %v, want the writer's", err)
 	}
@@ -102,4 +125,37 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// Uploads at once share the pool and its budget: each gets back exactly
+// its own bytes (a buffer handed to two of them would mix theirs), and
+// the budget is whole again afterwards.
+func TestFeedsShareThePool(t *testing.T) {
+	bufs := checkedPool(3)
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for round := range 3 {
+				src := make([]byte, (3+i)*BufferSize+i+round)
+				rand.Read(src)
+				s := &sink{t: t}
+				if _, err := io.Copy(s, feed{bytes.NewReader(src), newHasher(false), 0, bufs}); err != nil || !bytes.Equal(s.got.Bytes(), src) {
+					t.Errorf("upload %d, round %d: err %v, bytes equal %v", i, round, err, bytes.Equal(s.got.Bytes(), src))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(bufs.extra) != 0 || len(bufs.lent) != 0 {
+		t.Fatalf("%d read-ahead tokens and %d buffers still held", len(bufs.extra), len(bufs.lent))
+	}
+}
+
+// checkedPool is a pool that fails on a buffer given back twice.
+func checkedPool(readAhead int) *bufferPool {
+	p := newBufferPool(readAhead)
+	p.lent = map[*[]byte]bool{}
+	return p
 }

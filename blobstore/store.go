@@ -30,6 +30,7 @@ import (
 // request is never evicted.
 type Store struct {
 	backend Backend
+	bufs    *bufferPool
 
 	mu     sync.Mutex
 	states map[string]*uploadState
@@ -51,7 +52,7 @@ const maxIdleStates = 1024
 
 // New returns a Store over backend.
 func New(backend Backend) *Store {
-	return &Store{backend: backend, states: make(map[string]*uploadState)}
+	return &Store{backend: backend, bufs: newBufferPool(maxReadAhead), states: make(map[string]*uploadState)}
 }
 
 // acquire returns the state of upload id, created empty if there is none,
@@ -152,8 +153,8 @@ func (s *Store) Ingest(ctx context.Context, r io.Reader, expect digest.Digest) (
 	if p, ok := s.backend.(Putter); ok {
 		// Content that fits one buffer (manifests, small blobs) is
 		// hashed in memory and put in place whole.
-		buf := getBuffer()
-		defer putBuffer(buf)
+		buf := s.bufs.get()
+		defer s.bufs.put(buf)
 		n, err := fill(r, *buf)
 		switch {
 		case err == io.EOF:
@@ -195,7 +196,7 @@ func (s *Store) ingestStaged(ctx context.Context, r io.Reader, expect digest.Dig
 		return Digests{}, err
 	}
 	h := newHasher(expect.Algorithm() == digest.SHA512)
-	_, err := s.appendFunc(true)(ctx, id, 0, feed{r, h, 0})
+	_, err := s.appendFunc(true)(ctx, id, 0, feed{r, h, 0, s.bufs})
 	h.wait()
 	if err != nil {
 		s.backend.AbortUpload(context.WithoutCancel(ctx), id)
@@ -268,8 +269,8 @@ func (s *Store) readUpload(ctx context.Context, id string, size int64, w io.Writ
 		return err
 	}
 	defer rc.Close()
-	buf := getBuffer()
-	defer putBuffer(buf)
+	buf := s.bufs.get()
+	defer s.bufs.put(buf)
 	n, err := io.CopyBuffer(w, io.LimitReader(rc, size), *buf)
 	if err == nil && n != size {
 		err = fmt.Errorf("read %d of %d bytes", n, size)
@@ -314,7 +315,7 @@ func (s *Store) appendUpload(ctx context.Context, id string, offset int64, r io.
 	// staged bytes as they were (backends cut back to offset), and the
 	// next request must not have to re-read them all.
 	before, snapErr := st.h.snapshot()
-	n, err := s.appendFunc(commit)(ctx, id, offset, feed{r, st.h, offset})
+	n, err := s.appendFunc(commit)(ctx, id, offset, feed{r, st.h, offset, s.bufs})
 	st.h.wait()
 	if err == nil && n != st.h.size {
 		err = fmt.Errorf("append upload %s: stored %d bytes, hashed %d", id, n, st.h.size)
@@ -412,8 +413,8 @@ func (s *Store) Rehash(ctx context.Context, key digest.Digest) (Digests, error) 
 	h := newHasher(false)
 	// readerOnly hides *os.File's WriteTo, which would ignore the large
 	// buffer and feed the hasher 32 KiB pieces, below its parallel path.
-	buf := getBuffer()
-	defer putBuffer(buf)
+	buf := s.bufs.get()
+	defer s.bufs.put(buf)
 	if _, err := io.CopyBuffer(h, readerOnly{b}, *buf); err != nil {
 		return Digests{}, err
 	}
