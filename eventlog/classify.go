@@ -155,8 +155,11 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 }
 
 func (c *conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	if err := c.flush(ctx); err != nil {
-		return nil, err
+	if r, ok, err := c.queryAfterFlush(ctx, query, args); ok {
+		if err != nil {
+			return nil, err
+		}
+		return &rows{Rows: r, fn: c.fn}, nil
 	}
 	if c.cache != nil {
 		if r, ok, err := c.queryCached(ctx, query, args); ok {

@@ -3,6 +3,7 @@ package eventlog
 import (
 	"context"
 	"database/sql/driver"
+	"io"
 )
 
 // Pipelined writes. On PostgreSQL every statement is a network round trip,
@@ -11,8 +12,8 @@ import (
 // transaction begun with a context from batched, a connection made by
 // BatchingStatements queues those writes instead of sending them, and
 // sends the queue in one round trip (the driver's batch) before anything
-// that needs an answer: a query, a commit, or an exec whose context comes
-// from flushing. So the order of statements is unchanged and every read
+// that needs an answer: a query (in the same round trip), a commit, or an
+// exec whose context comes from flushing. So the order of statements is unchanged and every read
 // sees every earlier write; what changes is only when a failed write is
 // reported: at the next flush, which the caller places where the failure
 // is still its own (the end of one append's savepoint).
@@ -23,8 +24,10 @@ import (
 // the queue is empty.
 
 // Batcher sends stmts on c, inside its open transaction, in one round
-// trip, and returns the first error.
-type Batcher func(ctx context.Context, c driver.Conn, stmts []Queued) error
+// trip, and returns the first error. When query is not nil it goes last in
+// the same round trip, and its rows are returned, read whole: the queries
+// that wait on a flush are the append's checks, of a row or a few.
+type Batcher func(ctx context.Context, c driver.Conn, stmts []Queued, query *Queued) (driver.Rows, error)
 
 // Queued is one statement waiting for a Batcher.
 type Queued struct {
@@ -81,5 +84,43 @@ func (c *conn) flush(ctx context.Context) error {
 	}
 	q := c.queued
 	c.queued = nil
-	return wrapErr(c.fn, c.batch(ctx, c.Conn, q))
+	_, err := c.batch(ctx, c.Conn, q, nil)
+	return wrapErr(c.fn, err)
+}
+
+// queryAfterFlush runs a query together with the queued writes; ok false
+// when there are none (the query then runs as usual).
+func (c *conn) queryAfterFlush(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, bool, error) {
+	if len(c.queued) == 0 {
+		return nil, false, nil
+	}
+	q := c.queued
+	c.queued = nil
+	r, err := c.batch(ctx, c.Conn, q, &Queued{Query: query, Args: args})
+	if err != nil {
+		return nil, true, wrapErr(c.fn, err)
+	}
+	return r, true, nil
+}
+
+// ReadRows is driver.Rows over rows already read.
+type ReadRows struct {
+	Cols []string
+	Rows [][]driver.Value
+}
+
+// Columns implements driver.Rows.
+func (r *ReadRows) Columns() []string { return r.Cols }
+
+// Close implements driver.Rows.
+func (r *ReadRows) Close() error { return nil }
+
+// Next implements driver.Rows.
+func (r *ReadRows) Next(dest []driver.Value) error {
+	if len(r.Rows) == 0 {
+		return io.EOF
+	}
+	copy(dest, r.Rows[0])
+	r.Rows = r.Rows[1:]
+	return nil
 }

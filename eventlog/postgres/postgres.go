@@ -135,20 +135,72 @@ func connect(ctx context.Context, dsn string, opts Options) (*sql.DB, error) {
 	return db, nil
 }
 
-// batch sends stmts on c's pgx connection, inside its open transaction, in
-// one round trip, and returns the first error.
-func batch(ctx context.Context, c driver.Conn, stmts []eventlog.Queued) error {
+// batch implements eventlog.Batcher on c's pgx connection.
+func batch(ctx context.Context, c driver.Conn, stmts []eventlog.Queued, query *eventlog.Queued) (driver.Rows, error) {
 	sc, ok := c.(*stdlib.Conn)
 	if !ok {
-		return fmt.Errorf("postgres: batch on a %T, not a pgx connection", c)
+		return nil, fmt.Errorf("postgres: batch on a %T, not a pgx connection", c)
 	}
 	var b pgx.Batch
-	for _, q := range stmts {
+	queue := func(q eventlog.Queued) {
 		args := make([]any, len(q.Args))
 		for i, a := range q.Args {
 			args[i] = a.Value
 		}
 		b.Queue(q.Query, args...)
 	}
-	return sc.Conn().SendBatch(ctx, &b).Close()
+	for _, q := range stmts {
+		queue(q)
+	}
+	if query != nil {
+		queue(*query)
+	}
+	br := sc.Conn().SendBatch(ctx, &b)
+	for range stmts {
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return nil, err
+		}
+	}
+	if query == nil {
+		return nil, br.Close()
+	}
+	rows, err := readRows(br)
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return rows, err
+}
+
+// readRows reads the batch's next result whole, its values as
+// database/sql's drivers give them (integers as int64).
+func readRows(br pgx.BatchResults) (*eventlog.ReadRows, error) {
+	rs, err := br.Query()
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	out := &eventlog.ReadRows{}
+	for _, f := range rs.FieldDescriptions() {
+		out.Cols = append(out.Cols, f.Name)
+	}
+	for rs.Next() {
+		vals, err := rs.Values()
+		if err != nil {
+			return nil, err
+		}
+		row := make([]driver.Value, len(vals))
+		for i, v := range vals {
+			switch n := v.(type) {
+			case int16:
+				row[i] = int64(n)
+			case int32:
+				row[i] = int64(n)
+			default:
+				row[i] = v
+			}
+		}
+		out.Rows = append(out.Rows, row)
+	}
+	return out, rs.Err()
 }
