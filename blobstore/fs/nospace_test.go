@@ -78,82 +78,86 @@ func randomBytes(t *testing.T, n int) []byte {
 // and commits the right content.
 func TestNoSpace(t *testing.T) {
 	for _, errno := range []syscall.Errno{syscall.ENOSPC, syscall.EDQUOT} {
-		t.Run(errno.Error(), func(t *testing.T) {
-			ctx := context.Background()
-			d := &disk{free: 1 << 20, errno: errno}
-			root := t.TempDir()
-			b, err := NewWithOptions(root, Options{OpenFile: d.open})
-			if err != nil {
-				t.Fatal(err)
-			}
-			s := blobstore.New(b)
+		t.Run(errno.Error(), func(t *testing.T) { testNoSpace(t, errno, 0) })
+	}
+	// Every whole block written with direct I/O, not only past 32 MiB.
+	t.Run("direct", func(t *testing.T) { testNoSpace(t, syscall.ENOSPC, -1) })
+}
 
-			big := randomBytes(t, 3<<20)
-			if _, err := s.Ingest(ctx, bytes.NewReader(big), ""); !errors.Is(err, blobstore.ErrNoSpace) {
-				t.Fatalf("ingest onto a full disk: %v, want ErrNoSpace", err)
-			}
-			if ups, _ := s.ListUploads(ctx); len(ups) != 0 {
-				t.Fatalf("staging files left after the failed ingest: %v", ups)
-			}
-			n := 0
-			s.Walk(ctx, func(blobstore.BlobInfo) error { n++; return nil })
-			if n != 0 {
-				t.Fatalf("%d blobs stored by a failed ingest", n)
-			}
+func testNoSpace(t *testing.T, errno syscall.Errno, cacheFirst int64) {
+	ctx := context.Background()
+	d := &disk{free: 1 << 20, errno: errno}
+	root := t.TempDir()
+	b, err := NewWithOptions(root, Options{OpenFile: d.open, CacheFirst: cacheFirst})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := blobstore.New(b)
 
-			// Small content, put whole (PutBlob): the same guarantees.
-			d.setFree(10 << 10)
-			small := randomBytes(t, 64<<10)
-			if _, err := s.Ingest(ctx, bytes.NewReader(small), ""); !errors.Is(err, blobstore.ErrNoSpace) {
-				t.Fatalf("small ingest onto a full disk: %v, want ErrNoSpace", err)
-			}
-			s.Walk(ctx, func(blobstore.BlobInfo) error { n++; return nil })
-			if ups, _ := s.ListUploads(ctx); n != 0 || len(ups) != 0 {
-				t.Fatalf("a failed small ingest left %d blobs and staging files %v", n, ups)
-			}
-			d.setFree(1 << 20)
-			if ds, err := s.Ingest(ctx, bytes.NewReader(small), digest.FromBytes(digest.SHA256, small)); err != nil || ds.Size != int64(len(small)) {
-				t.Fatalf("small ingest with room: %+v, %v", ds, err)
-			}
+	big := randomBytes(t, 3<<20)
+	if _, err := s.Ingest(ctx, bytes.NewReader(big), ""); !errors.Is(err, blobstore.ErrNoSpace) {
+		t.Fatalf("ingest onto a full disk: %v, want ErrNoSpace", err)
+	}
+	if ups, _ := s.ListUploads(ctx); len(ups) != 0 {
+		t.Fatalf("staging files left after the failed ingest: %v", ups)
+	}
+	n := 0
+	s.Walk(ctx, func(blobstore.BlobInfo) error { n++; return nil })
+	if n != 0 {
+		t.Fatalf("%d blobs stored by a failed ingest", n)
+	}
 
-			// An upload session: the first chunk fits, the second does not.
-			d.setFree(1 << 20)
-			first, second := randomBytes(t, 512<<10), randomBytes(t, 1<<20)
-			if err := s.CreateUpload(ctx, "u1"); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := s.AppendUpload(ctx, "u1", 0, bytes.NewReader(first)); err != nil {
-				t.Fatal(err)
-			}
-			_, err = s.AppendUpload(ctx, "u1", int64(len(first)), bytes.NewReader(second))
-			if !errors.Is(err, blobstore.ErrNoSpace) {
-				t.Fatalf("append onto a full disk: %v, want ErrNoSpace", err)
-			}
-			if size, err := s.UploadSize(ctx, "u1"); err != nil || size != int64(len(first)) {
-				t.Fatalf("after the failed append the upload holds %d bytes (%v), want the %d acknowledged", size, err, len(first))
-			}
+	// Small content, put whole (PutBlob): the same guarantees.
+	d.setFree(10 << 10)
+	small := randomBytes(t, 64<<10)
+	if _, err := s.Ingest(ctx, bytes.NewReader(small), ""); !errors.Is(err, blobstore.ErrNoSpace) {
+		t.Fatalf("small ingest onto a full disk: %v, want ErrNoSpace", err)
+	}
+	s.Walk(ctx, func(blobstore.BlobInfo) error { n++; return nil })
+	if ups, _ := s.ListUploads(ctx); n != 0 || len(ups) != 0 {
+		t.Fatalf("a failed small ingest left %d blobs and staging files %v", n, ups)
+	}
+	d.setFree(1 << 20)
+	if ds, err := s.Ingest(ctx, bytes.NewReader(small), digest.FromBytes(digest.SHA256, small)); err != nil || ds.Size != int64(len(small)) {
+		t.Fatalf("small ingest with room: %+v, %v", ds, err)
+	}
 
-			// Room again: the client resumes where the upload stands.
-			d.setFree(1 << 30)
-			if _, err := s.AppendUpload(ctx, "u1", int64(len(first)), bytes.NewReader(second)); err != nil {
-				t.Fatal(err)
-			}
-			whole := append(append([]byte{}, first...), second...)
-			want := digest.FromBytes(digest.SHA256, whole)
-			ds, err := s.CommitUpload(ctx, "u1", want)
-			if err != nil || ds.SHA256 != want {
-				t.Fatalf("commit after freeing space: %+v, %v", ds, err)
-			}
-			rc, err := s.Open(ctx, want)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, _ := io.ReadAll(rc)
-			rc.Close()
-			if !bytes.Equal(got, whole) {
-				t.Fatal("committed content differs from what was sent")
-			}
-		})
+	// An upload session: the first chunk fits, the second does not.
+	d.setFree(1 << 20)
+	first, second := randomBytes(t, 512<<10), randomBytes(t, 1<<20)
+	if err := s.CreateUpload(ctx, "u1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppendUpload(ctx, "u1", 0, bytes.NewReader(first)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.AppendUpload(ctx, "u1", int64(len(first)), bytes.NewReader(second))
+	if !errors.Is(err, blobstore.ErrNoSpace) {
+		t.Fatalf("append onto a full disk: %v, want ErrNoSpace", err)
+	}
+	if size, err := s.UploadSize(ctx, "u1"); err != nil || size != int64(len(first)) {
+		t.Fatalf("after the failed append the upload holds %d bytes (%v), want the %d acknowledged", size, err, len(first))
+	}
+
+	// Room again: the client resumes where the upload stands.
+	d.setFree(1 << 30)
+	if _, err := s.AppendUpload(ctx, "u1", int64(len(first)), bytes.NewReader(second)); err != nil {
+		t.Fatal(err)
+	}
+	whole := append(append([]byte{}, first...), second...)
+	want := digest.FromBytes(digest.SHA256, whole)
+	ds, err := s.CommitUpload(ctx, "u1", want)
+	if err != nil || ds.SHA256 != want {
+		t.Fatalf("commit after freeing space: %+v, %v", ds, err)
+	}
+	rc, err := s.Open(ctx, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if !bytes.Equal(got, whole) {
+		t.Fatal("committed content differs from what was sent")
 	}
 }
 
