@@ -64,8 +64,9 @@ type Options struct {
 	// NoMigrate refuses a database with pending migrations instead of
 	// applying them.
 	NoMigrate bool
-	// LockConns bounds the separate pool that upload and tier locks hold
-	// connections from, one per upload request in flight (default 32).
+	// LockConns bounds the separate pool that locks held for a while
+	// (tier moves, garbage collection, retention) take their connections
+	// from (default 32). Upload sessions use leases and hold none.
 	LockConns int
 }
 
