@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -118,10 +119,33 @@ func (l *Log) guardFenced(ctx context.Context, tx *sql.Tx, e Event) error {
 	return nil
 }
 
+// committedHere lists the blobs that earlier events of the append being
+// recorded committed (blob.committed, which passed guardFenced and put the
+// blob's row in place): a later event of the same append that needs one
+// (a push's link, a manifest's own bytes) finds it present without asking
+// the database again. Usually one or two, so a slice.
+type committedHere []string
+
+func (c committedHere) add(e Event) committedHere {
+	if e.Type != TypeBlobCommitted {
+		return c
+	}
+	var p BlobCommitted
+	if e.Decode(&p) != nil {
+		return c
+	}
+	return append(c, p.SHA256)
+}
+
+func (c committedHere) has(sha256 string) bool { return slices.Contains(c, sha256) }
+
 // guardPresent refuses an event that needs the committed blob sha256
 // (a link, a manifest's bytes, a version's manifest) unless the blobs view
 // has it: a condemned or swept blob has no row.
-func (l *Log) guardPresent(ctx context.Context, tx *sql.Tx, sha256 string) error {
+func (l *Log) guardPresent(ctx context.Context, tx *sql.Tx, sha256 string, committed committedHere) error {
+	if committed.has(sha256) {
+		return nil // recorded by this append, its fence checked: present
+	}
 	ok, err := l.found(ctx, tx, `SELECT 1 FROM blobs WHERE sha256 = ?`, sha256)
 	if err != nil || ok {
 		return err

@@ -35,7 +35,7 @@ var ErrReferenceMissing = errors.New("reference missing")
 //   - the garbage collector's ordering (gc.go): a blob is condemned only
 //     while nothing uses it, and no event records, links or uses the bytes
 //     of a blob a collection may have deleted.
-func (l *Log) guard(ctx context.Context, tx *sql.Tx, e Event) error {
+func (l *Log) guard(ctx context.Context, tx *sql.Tx, e Event, committed committedHere) error {
 	switch e.Type {
 	case TypeAPIKeyCreated, TypeAPIKeyRevoked:
 		return l.guardAPIKey(ctx, tx, e)
@@ -50,19 +50,19 @@ func (l *Log) guard(ctx context.Context, tx *sql.Tx, e Event) error {
 		if err := e.Decode(&p); err != nil {
 			return err
 		}
-		return l.guardPresent(ctx, tx, p.SHA256)
+		return l.guardPresent(ctx, tx, p.SHA256, committed)
 	case TypeBlobLinked:
 		var p BlobLinked
 		if err := e.Decode(&p); err != nil {
 			return err
 		}
-		return l.guardPresent(ctx, tx, p.SHA256)
+		return l.guardPresent(ctx, tx, p.SHA256, committed)
 	case TypeManifestPut:
 		var p ManifestPut
 		if err := e.Decode(&p); err != nil {
 			return err
 		}
-		if err := l.guardPresent(ctx, tx, p.SHA256); err != nil {
+		if err := l.guardPresent(ctx, tx, p.SHA256, committed); err != nil {
 			return err
 		}
 		b, err := l.firstMissing(ctx, tx, `SELECT sha256 FROM blob_links WHERE repo = ? AND sha256 IN (%s)`, []any{e.Repo}, p.Blobs)
@@ -106,7 +106,7 @@ func (l *Log) guard(ctx context.Context, tx *sql.Tx, e Event) error {
 		if err := e.Decode(&p); err != nil {
 			return err
 		}
-		if err := l.guardPresent(ctx, tx, p.NativeSHA256); err != nil {
+		if err := l.guardPresent(ctx, tx, p.NativeSHA256, committed); err != nil {
 			return err
 		}
 		ok, err := l.found(ctx, tx, `SELECT 1 FROM tags WHERE repo = ? AND tag = ? AND digest <> ?`, e.Repo, p.Version, p.OCIDigest)

@@ -323,12 +323,14 @@ func (l *Log) commitGroup(first *appendReq) {
 // insert records evs after the event (seq, prev) and applies them.
 func (l *Log) insert(ctx context.Context, tx *sql.Tx, seq int64, prev []byte, now time.Time, evs []Event) ([]Event, error) {
 	out := make([]Event, len(evs))
+	var committed committedHere
 	for i, e := range evs {
 		seq++
 		e.Seq, e.Time, e.PrevHash = seq, now, prev
-		if err := l.guard(ctx, tx, e); err != nil {
+		if err := l.guard(ctx, tx, e, committed); err != nil {
 			return nil, err
 		}
+		committed = committed.add(e)
 		e.Hash = chainHash(e)
 		prev = e.Hash
 		if _, err := tx.ExecContext(ctx, l.q(`INSERT INTO events (seq, time_ns, type, repo, payload, prev_hash, hash, actor) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
