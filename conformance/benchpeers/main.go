@@ -129,6 +129,8 @@ func run(ctx context.Context, cfg config, bins binaries) (string, error) {
 	}
 	defer data.close()
 
+	logf("== measuring the machine's ceiling for large pushes")
+	ceil := measureCeiling(work)
 	steps := workloadSteps(cfg, bins)
 	res := newResults(targets, steps)
 	started := time.Now()
@@ -146,7 +148,7 @@ func run(ctx context.Context, cfg config, bins binaries) (string, error) {
 	if cfg.postgres != "" && len(cfg.replicas) > 0 && bins.artifactstore != "" {
 		scaling = measureReplicas(ctx, cfg, work, bins.artifactstore, data)
 	}
-	report := res.render(header(cfg, skipped, time.Since(started), loadStart), scaling)
+	report := res.render(header(cfg, skipped, time.Since(started), loadStart), scaling) + ceil.render(res, steps)
 	if n := res.failures() + scaling.failures(); n > 0 {
 		return report, fmt.Errorf("%d measurements failed; see the errors under the table", n)
 	}
