@@ -173,11 +173,8 @@ func (s *Store) put(ctx context.Context, p Putter, data []byte, expect digest.Di
 	h := newHasher(expect.Algorithm() == digest.SHA512)
 	h.Write(data)
 	ds := h.digests()
-	if expect != "" && !ds.Matches(expect) {
-		return Digests{}, fmt.Errorf("%w: expected %s, content is %s", ErrDigestMismatch, expect, ds.SHA256)
-	}
-	if err := s.replaceDamaged(ctx, ds); err != nil {
-		return Digests{}, fmt.Errorf("replace damaged copy of %s: %w", ds.SHA256, err)
+	if err := s.admit(ctx, ds, expect); err != nil {
+		return Digests{}, err
 	}
 	err := p.PutBlob(ctx, ds.SHA256, data)
 	if errors.Is(err, errors.ErrUnsupported) {
@@ -361,14 +358,12 @@ func (s *Store) CommitUpload(ctx context.Context, id string, expect digest.Diges
 // before it is released, so an append that was waiting for the lock finds
 // the upload committed instead of writing into the committed blob.
 func (s *Store) commit(ctx context.Context, id string, ds Digests, expect digest.Digest) (Digests, error) {
-	if expect != "" && !ds.Matches(expect) {
+	if err := s.admit(ctx, ds, expect); err != nil {
 		s.forget(id)
-		s.backend.AbortUpload(context.WithoutCancel(ctx), id)
-		return Digests{}, fmt.Errorf("%w: expected %s, content is %s", ErrDigestMismatch, expect, ds.SHA256)
-	}
-	if err := s.replaceDamaged(ctx, ds); err != nil {
-		s.forget(id) // the staged bytes stay: the commit may be retried
-		return Digests{}, fmt.Errorf("replace damaged copy of %s: %w", ds.SHA256, err)
+		if errors.Is(err, ErrDigestMismatch) {
+			s.backend.AbortUpload(context.WithoutCancel(ctx), id)
+		} // otherwise the staged bytes stay: the commit may be retried
+		return Digests{}, err
 	}
 	err := s.backend.CommitUpload(ctx, id, ds.SHA256)
 	s.forget(id)
@@ -376,6 +371,19 @@ func (s *Store) commit(ctx context.Context, id string, ds Digests, expect digest
 		return Digests{}, err
 	}
 	return ds, nil
+}
+
+// admit is what both ways of storing (a commit of staged bytes, a put of
+// bytes in memory) check before the content takes its key: that it is the
+// content expected, and that a damaged copy under the key is moved aside.
+func (s *Store) admit(ctx context.Context, ds Digests, expect digest.Digest) error {
+	if expect != "" && !ds.Matches(expect) {
+		return fmt.Errorf("%w: expected %s, content is %s", ErrDigestMismatch, expect, ds.SHA256)
+	}
+	if err := s.replaceDamaged(ctx, ds); err != nil {
+		return fmt.Errorf("replace damaged copy of %s: %w", ds.SHA256, err)
+	}
+	return nil
 }
 
 // AbortUpload discards an upload's staged bytes. It waits for an append

@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-	"unsafe"
 
+	"github.com/artifact-store/artifact-store/blobstore"
 	"github.com/zeebo/blake3"
 )
 
@@ -31,7 +31,7 @@ type ceiling struct {
 const ceilingBytes = 512 * mib
 
 func measureCeiling(dir string) ceiling {
-	buf := alignedBuffer(mib)
+	buf := blobstore.AlignedBuffer(mib)
 	for i := range buf {
 		buf[i] = byte(i * 7)
 	}
@@ -108,15 +108,4 @@ func (c ceiling) render(r *results, steps []step) string {
 		b.WriteString(" |\n")
 	}
 	return b.String()
-}
-
-// alignedBuffer returns n bytes aligned for direct I/O.
-func alignedBuffer(n int) []byte {
-	const align = 4096
-	b := make([]byte, n+align)
-	off := int(uintptr(unsafe.Pointer(unsafe.SliceData(b))) & (align - 1))
-	if off != 0 {
-		off = align - off
-	}
-	return b[off : off+n]
 }
