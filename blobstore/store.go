@@ -29,8 +29,9 @@ import (
 // 10 KiB each), the least recently used evicted first; a state in use by a
 // request is never evicted.
 type Store struct {
-	backend Backend
-	bufs    *bufferPool
+	backend  Backend
+	bufs     *bufferPool
+	observer func(op Op, err error) // see SetObserver
 
 	mu     sync.Mutex
 	states map[string]*uploadState
@@ -108,17 +109,19 @@ func (s *Store) Backend() Backend { return s.backend }
 
 // Stat returns the size of the blob stored under the SHA-256 key.
 func (s *Store) Stat(ctx context.Context, key digest.Digest) (int64, error) {
-	return s.backend.Stat(ctx, key)
+	n, err := s.backend.Stat(ctx, key)
+	return n, s.note(OpStat, err)
 }
 
 // Open returns the blob stored under the SHA-256 key.
 func (s *Store) Open(ctx context.Context, key digest.Digest) (Blob, error) {
-	return s.backend.Open(ctx, key)
+	b, err := s.backend.Open(ctx, key)
+	return b, s.note(OpOpen, err)
 }
 
 // Delete removes the blob stored under the SHA-256 key.
 func (s *Store) Delete(ctx context.Context, key digest.Digest) error {
-	return s.backend.Delete(ctx, key)
+	return s.note(OpDelete, s.backend.Delete(ctx, key))
 }
 
 // RedirectURL returns a short-lived URL that serves the blob, when the
@@ -150,6 +153,11 @@ func NewUploadID() string {
 // When expect is non-empty the content must match it (any supported
 // algorithm), and nothing is stored if it does not.
 func (s *Store) Ingest(ctx context.Context, r io.Reader, expect digest.Digest) (Digests, error) {
+	ds, err := s.ingest(ctx, r, expect)
+	return ds, s.note(OpIngest, err)
+}
+
+func (s *Store) ingest(ctx context.Context, r io.Reader, expect digest.Digest) (Digests, error) {
 	if p, ok := s.backend.(Putter); ok {
 		// Content that fits one buffer (manifests, small blobs) is
 		// hashed in memory and put in place whole.
@@ -205,12 +213,12 @@ func (s *Store) ingestStaged(ctx context.Context, r io.Reader, expect digest.Dig
 // CreateUpload starts an upload session with the given id.
 func (s *Store) CreateUpload(ctx context.Context, id string) error {
 	if err := s.backend.CreateUpload(ctx, id); err != nil {
-		return err
+		return s.note(OpCreate, err)
 	}
 	st := s.acquire(id)
 	st.h = newHasher(false)
 	s.release(st)
-	return nil
+	return s.note(OpCreate, nil)
 }
 
 // UploadSize returns how many bytes an upload has received.
@@ -300,6 +308,11 @@ func (s *Store) AppendBeforeCommit(ctx context.Context, id string, offset int64,
 }
 
 func (s *Store) appendUpload(ctx context.Context, id string, offset int64, r io.Reader, commit bool) (int64, error) {
+	n, err := s.appendLocked(ctx, id, offset, r, commit)
+	return n, s.note(OpAppend, err)
+}
+
+func (s *Store) appendLocked(ctx context.Context, id string, offset int64, r io.Reader, commit bool) (int64, error) {
 	st, size, err := s.lock(ctx, id)
 	if err != nil {
 		return 0, err
@@ -335,6 +348,11 @@ func (s *Store) appendUpload(ctx context.Context, id string, offset int64, r io.
 // The upload stays locked throughout, so no append can slip in between
 // hashing and the commit.
 func (s *Store) CommitUpload(ctx context.Context, id string, expect digest.Digest) (Digests, error) {
+	ds, err := s.commitUpload(ctx, id, expect)
+	return ds, s.note(OpCommit, err)
+}
+
+func (s *Store) commitUpload(ctx context.Context, id string, expect digest.Digest) (Digests, error) {
 	st, size, err := s.lock(ctx, id)
 	if err != nil {
 		return Digests{}, err
@@ -395,7 +413,7 @@ func (s *Store) AbortUpload(ctx context.Context, id string) error {
 	defer s.unlock(st)
 	err := s.backend.AbortUpload(ctx, id)
 	s.forget(id)
-	return err
+	return s.note(OpAbort, err)
 }
 
 // forget drops the upload's state once its staging area is gone. The

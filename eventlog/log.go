@@ -62,7 +62,8 @@ type Log struct {
 	lockDB *sql.DB    // connections for LockBlob; nil: use db
 	leases leaseTable // upload leases, when the dialect has no KeyLock (SQLite)
 
-	observed atomic.Int64 // see Observed
+	observed atomic.Int64             // see Observed
+	observer atomic.Pointer[Observer] // see SetObserver
 
 	changedMu sync.Mutex
 	changed   chan struct{} // closed and replaced whenever the log may have grown
@@ -183,6 +184,17 @@ func (l *Log) Append(ctx context.Context, evs ...Event) ([]Event, error) {
 		}
 		evs = stamped
 	}
+	if o := l.obs(); o != nil {
+		start := time.Now()
+		out, err := l.append(ctx, evs)
+		o.Appended(time.Since(start), len(evs), err)
+		return out, err
+	}
+	return l.append(ctx, evs)
+}
+
+// append queues evs for the committer and waits for the outcome.
+func (l *Log) append(ctx context.Context, evs []Event) ([]Event, error) {
 	req := &appendReq{evs: evs, done: make(chan struct{})}
 	select {
 	case l.queue <- req:
@@ -243,7 +255,11 @@ func (l *Log) gather(group []*appendReq) []*appendReq {
 // flushes, get fewer as contention grows.
 func (l *Log) commitGroup(first *appendReq) {
 	group := []*appendReq{first}
+	start := time.Now()
 	defer func() {
+		if o := l.obs(); o != nil {
+			o.Committed(len(group), time.Since(start))
+		}
 		for _, r := range group {
 			close(r.done)
 		}

@@ -31,7 +31,12 @@ func (r *Registry) every(ctx context.Context, interval time.Duration, name strin
 			}
 			return
 		case now := <-t.C:
-			if err := task(ctx, now); err != nil && ctx.Err() == nil {
+			err := task(ctx, now)
+			if ctx.Err() != nil {
+				continue // stopped, not failed
+			}
+			r.metrics.task(name, err)
+			if err != nil {
 				r.logger.ErrorContext(ctx, name, "err", err)
 			}
 		}

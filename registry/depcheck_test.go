@@ -30,6 +30,7 @@ var allowedImports = map[string][]string{
 	"eventlog/postgres/pgtest": {},
 	"eventlog/eventlogtest":    {"eventlog"},
 	"auth":                     {},
+	"internal/logbuf":          {},
 	"retention":                {"auth"},
 	"registry":                 {"auth", "blobstore", "digest", "eventlog", "manifests", "retention"},
 	"client":                   {"digest", "manifests", "registry"},
@@ -44,6 +45,14 @@ var allowedImports = map[string][]string{
 var ociModules = map[string][]string{
 	"github.com/opencontainers/image-spec/": {"manifests", "registry"},
 	"github.com/opencontainers/go-digest":   {"digest", "manifests", "registry"},
+}
+
+// metricsModules confines Prometheus to the package that defines the
+// server's metrics and to cmd: the libraries below report through their
+// own small observer hooks (eventlog.Observer, blobstore.Store.SetObserver)
+// and stay usable without it.
+var metricsModules = map[string][]string{
+	"github.com/prometheus/": {"registry"},
 }
 
 func TestImportDirection(t *testing.T) {
@@ -66,6 +75,11 @@ func TestImportDirection(t *testing.T) {
 			for mod, users := range ociModules {
 				if (imp == mod || strings.HasPrefix(imp, mod)) && !slices.Contains(users, pkg) {
 					t.Errorf("%s imports %s; only %v may (ADR 0005)", pkg, imp, users)
+				}
+			}
+			for mod, users := range metricsModules {
+				if strings.HasPrefix(imp, mod) && !slices.Contains(users, pkg) {
+					t.Errorf("%s imports %s; only %v (and cmd) may", pkg, imp, users)
 				}
 			}
 			if !strings.HasPrefix(imp, module) {

@@ -193,14 +193,22 @@ func recordedButUnreadable(key string, err error) error {
 // the causes of outages and full disks, which clients see as fixed text.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	re := classify(err)
+	rec := recorderOf(w)
+	id := ""
+	if rec != nil {
+		id = rec.id
+	}
 	switch {
 	case re == nil:
-		log.ErrorContext(r.Context(), "internal error", "method", r.Method, "path", r.URL.Path, "err", err)
-		re = errorf(CodeUnknown, "internal error; the server log has the details")
+		log.ErrorContext(r.Context(), "internal error", "id", id, "method", r.Method, "path", r.URL.Path, "err", err)
+		re = errorf(CodeUnknown, "internal error; the server log has the details under request id %s", id)
 	case re.Code == CodeUnavailable || re.Code == CodeStorageFull:
-		log.WarnContext(r.Context(), string(re.Code), "method", r.Method, "path", r.URL.Path, "err", err)
+		log.WarnContext(r.Context(), string(re.Code), "id", id, "method", r.Method, "path", r.URL.Path, "err", err)
 	case namesPath(err):
-		log.InfoContext(r.Context(), "client error with a file system cause", "method", r.Method, "path", r.URL.Path, "code", string(re.Code), "err", err)
+		log.InfoContext(r.Context(), "client error with a file system cause", "id", id, "method", r.Method, "path", r.URL.Path, "code", string(re.Code), "err", err)
+	}
+	if rec != nil {
+		rec.code = re.Code
 	}
 	status := re.Status
 	if status == 0 {
@@ -221,7 +229,12 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		Message string `json:"message"`
 		Detail  any    `json:"detail,omitempty"`
 	}
-	body, _ := json.Marshal(map[string][]jsonErr{"errors": {{re.Code, re.Message, re.Detail}}})
+	// The spec's body is {"errors": [...]}; clients ignore other members,
+	// and requestId lets a user's report be found in the server's log.
+	body, _ := json.Marshal(struct {
+		Errors    []jsonErr `json:"errors"`
+		RequestID string    `json:"requestId,omitempty"`
+	}{[]jsonErr{{re.Code, re.Message, re.Detail}}, id})
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", fmt.Sprint(len(body)))
 	w.WriteHeader(status)

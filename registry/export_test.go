@@ -2,6 +2,7 @@ package registry
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/gorilla/mux"
 )
@@ -82,3 +83,11 @@ func (r *Registry) SetStreamBudget(n int64) { r.hub.budget = n }
 
 // StreamsPinned is the bytes the hub's queues hold now.
 func (r *Registry) StreamsPinned() int64 { return r.hub.pinned.Load() }
+
+// ForgetReadiness drops the cached readiness answer, so the next /readyz
+// checks again.
+func (r *Registry) ForgetReadiness() {
+	r.ready.mu.Lock()
+	r.ready.at = time.Time{}
+	r.ready.mu.Unlock()
+}

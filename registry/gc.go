@@ -81,6 +81,12 @@ const gcBatch = 500
 // CollectGarbage runs one collection. Collections are serialised across
 // every process sharing the log.
 func (r *Registry) CollectGarbage(ctx context.Context, opts GCOptions) (GCReport, error) {
+	rep, err := r.collectGarbage(ctx, opts)
+	r.metrics.collected(rep) // what an interrupted run did counts too
+	return rep, err
+}
+
+func (r *Registry) collectGarbage(ctx context.Context, opts GCOptions) (GCReport, error) {
 	ctx = systemActor(ctx, "gc")
 	rep := GCReport{Run: newRunID(), DryRun: opts.DryRun}
 	r.gcMu.Lock()

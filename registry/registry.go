@@ -28,6 +28,7 @@ import (
 	"github.com/artifact-store/artifact-store/auth"
 	"github.com/artifact-store/artifact-store/blobstore"
 	"github.com/artifact-store/artifact-store/eventlog"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Options configure a Registry.
@@ -88,6 +89,16 @@ type Options struct {
 	// SQLite file) and returns a function that removes it: retention
 	// simulations replay history into one. Without it they are refused.
 	Scratch func(ctx context.Context) (*eventlog.Log, func(), error)
+	// Metrics, when set, receives the registry's Prometheus collectors:
+	// requests by route, the event log's appends and group commits, blob
+	// store operations by backend and tier, background work. The caller
+	// adds the process-wide ones (Go runtime, process, build_info). Nil:
+	// no metrics are kept.
+	Metrics *prometheus.Registry
+	// ServeMetrics serves Options.Metrics at /metrics on the registry's
+	// own routes, without authentication. Leave it off to serve them only
+	// on a listener of their own (OperationsHandler).
+	ServeMetrics bool
 }
 
 func (o *Options) ensureDefaults() error {
@@ -140,6 +151,10 @@ type Registry struct {
 	retentionMu sync.Mutex // one retention pass at a time in this process
 	pulls       pullBatch
 	anchors     anchors
+
+	metrics        *metrics     // nil: none kept
+	metricsHandler http.Handler // nil without Options.Metrics
+	ready          readiness
 }
 
 // New returns a Registry.
@@ -152,11 +167,11 @@ func New(opts Options) (*Registry, error) {
 	if r.auth != nil {
 		r.auth.SetKeyLookup(r.lookupKey) // API keys live in this registry's log
 	}
+	var err error
+	if r.metrics, err = newMetrics(opts.Metrics, r); err != nil {
+		return nil, err
+	}
+	r.metricsHandler = newMetricsHandler(opts)
 	r.handler = r.routes()
 	return r, nil
-}
-
-// ServeHTTP implements http.Handler.
-func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	r.handler.ServeHTTP(w, req)
 }

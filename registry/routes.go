@@ -80,11 +80,24 @@ func (r *Registry) routes() http.Handler {
 	m.Handle(repoAPI+"/versions/{version}/files/{path:.+}", r.named(auth.ActionPush, r.putFile)).Methods(http.MethodPut)
 	m.Handle(repoAPI+"/blobs/{digest}", r.named(auth.ActionPull, r.getNativeBlob)).Methods(http.MethodGet, http.MethodHead)
 
+	m.Handle("/healthz", r.quiet(r.healthz)).Methods(http.MethodGet, http.MethodHead)
+	m.Handle("/readyz", r.quiet(r.readyz)).Methods(http.MethodGet, http.MethodHead)
+	if r.opts.ServeMetrics && r.opts.Metrics != nil {
+		m.Handle("/metrics", r.quiet(r.serveMetrics)).Methods(http.MethodGet)
+	}
+
 	m.NotFoundHandler = r.handle(noEndpoint)
 	m.MethodNotAllowedHandler = r.handle(func(w http.ResponseWriter, req *http.Request) error {
 		// RFC 9110 §15.5.6: a 405 lists the methods the resource has.
 		w.Header().Set("Allow", strings.Join(allowedMethods(m, req), ", "))
 		return errorf(CodeUnsupported, "%s is not supported on %s", req.Method, req.URL.Path)
+	})
+	// Metrics and the request log name routes by their templates.
+	m.Walk(func(rt *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+		if t, err := rt.GetPathTemplate(); err == nil {
+			rt.Name(routeName(t))
+		}
+		return nil
 	})
 	return m
 }
@@ -96,10 +109,15 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 func (r *Registry) handle(fn handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+		rec := recorderOf(w)
+		rec.noteRoute(req)
 		r.withIdleBody(w, req)
 		err := checkQuery(req)
 		if err == nil {
 			req, err = r.authenticate(w, req)
+			if rec != nil && err == nil {
+				rec.principal = principal(req).Name
+			}
 		}
 		if err == nil {
 			err = fn(w, req)

@@ -197,6 +197,7 @@ func (r *Registry) MoveBlob(ctx context.Context, sha256, tier string) error {
 	if _, err := r.log.Append(ctx, eventlog.New(eventlog.TypeBlobTiered, "", eventlog.BlobTiered{SHA256: sha256, Tier: tier})); err != nil {
 		return err
 	}
+	r.metrics.moved(tier)
 	return nil // the source copy goes in SweepMoved, after the grace period
 }
 

@@ -55,6 +55,9 @@ type Backend struct {
 
 var _ blobstore.Backend = (*Backend)(nil)
 
+// Kind names the backend in metrics.
+func (b *Backend) Kind() string { return "fs" }
+
 // File is what the backend needs of a staging file it writes; *os.File
 // has it.
 type File interface {

@@ -74,6 +74,9 @@ type Backend struct {
 
 var _ blobstore.Backend = (*Backend)(nil)
 
+// Kind names the backend in metrics.
+func (b *Backend) Kind() string { return "s3" }
+
 // New connects to the bucket, creating it if it does not exist.
 func New(ctx context.Context, opts Options) (*Backend, error) {
 	if opts.Timeout <= 0 {

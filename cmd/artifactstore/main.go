@@ -14,6 +14,8 @@
 //	artifactstore retention set|list|show|remove|history|plan|run|simulate|trash --server URL ...
 //	artifactstore restore --server URL REPO:TAG | REPO@DIGEST | REPO --version V
 //	artifactstore storage --server URL
+//	artifactstore config check FILE
+//	artifactstore version
 package main
 
 import (
@@ -41,6 +43,8 @@ commands:
   retention  set, list and remove retention policies; plan, run or simulate them; list what they deleted
   restore    bring back a tag, manifest or version a retention policy deleted (client)
   storage    the bytes each repository holds, unique and shared (client)
+  config     check a configuration file and print the effective settings (config check FILE)
+  version    print which build this is
 
 Run "artifactstore <command> -h" for a command's flags.
 `
@@ -82,6 +86,10 @@ func main() {
 		err = restore(ctx, os.Args[2:])
 	case "storage":
 		err = storageReport(ctx, os.Args[2:])
+	case "config":
+		err = configCmd(os.Args[2:])
+	case "version", "--version":
+		err = versionCmd(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -45,6 +46,7 @@ func TestMain(m *testing.M) {
 type server struct {
 	cmd  *exec.Cmd
 	addr string
+	mu   sync.Mutex // guards logs, which a goroutine fills from the server's stderr
 	logs *bytes.Buffer
 }
 
@@ -76,7 +78,9 @@ func startWith(t testing.TB, data, addr string, flags ...string) *server {
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
+			s.mu.Lock()
 			s.logs.WriteString(sc.Text() + "\n")
+			s.mu.Unlock()
 			if strings.Contains(sc.Text(), "msg=listening") && strings.Contains(sc.Text(), "addr="+addr) {
 				ready <- true
 			}

@@ -17,62 +17,152 @@ import (
 
 	"github.com/artifact-store/artifact-store/auth"
 	"github.com/artifact-store/artifact-store/eventlog"
+	"github.com/artifact-store/artifact-store/internal/logbuf"
 	"github.com/artifact-store/artifact-store/registry"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // readFlushInterval is how often a server records which blobs it served:
 // the collector spares blobs read within its grace, on every replica.
 const readFlushInterval = 10 * time.Second
 
-func serve(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ExitOnError)
-	addr := fs.String("addr", env("ARTIFACTSTORE_ADDR", "127.0.0.1:5000"), "listen address (env ARTIFACTSTORE_ADDR)")
-	sc := storeFlags(fs)
-	fs.BoolVar(&sc.noMigrate, "no-migrate", envBool("ARTIFACTSTORE_NO_MIGRATE"), "refuse to start if the database needs migrations, instead of applying them (env ARTIFACTSTORE_NO_MIGRATE)")
-	ttl := fs.Duration("upload-ttl", envDuration("ARTIFACTSTORE_UPLOAD_TTL", 24*time.Hour), "cancel upload sessions idle this long (env ARTIFACTSTORE_UPLOAD_TTL)")
-	sparse := fs.Bool("allow-sparse-manifests", envBool("ARTIFACTSTORE_ALLOW_SPARSE_MANIFESTS"), "accept manifests whose layers or child manifests are not in the repository (env ARTIFACTSTORE_ALLOW_SPARSE_MANIFESTS)")
-	redirect := fs.Duration("redirect-pulls", envDuration("ARTIFACTSTORE_REDIRECT_PULLS", 0), "answer blob GETs with a redirect to a presigned URL valid this long, when blobs are in S3 (env ARTIFACTSTORE_REDIRECT_PULLS)")
-	policy, checkPolicy := tierFlags(fs)
-	tierEvery := fs.Duration("tier-interval", envDuration("ARTIFACTSTORE_TIER_INTERVAL", time.Hour), "how often the tiering policy runs, with --cold-storage (env ARTIFACTSTORE_TIER_INTERVAL)")
-	anchorEvery := fs.Duration("anchor-interval", envDuration("ARTIFACTSTORE_ANCHOR_INTERVAL", 30*time.Second), "how often the event log's head is anchored in the blob store (and at shutdown), for verify to detect a rolled-back log (env ARTIFACTSTORE_ANCHOR_INTERVAL)")
-	bodyIdle := fs.Duration("body-idle-timeout", envDuration("ARTIFACTSTORE_BODY_IDLE_TIMEOUT", time.Minute), "cut a request body that sends nothing for this long, so a client that goes quiet holds nothing (env ARTIFACTSTORE_BODY_IDLE_TIMEOUT)")
-	maxUploads := fs.Int("max-uploads", envInt("ARTIFACTSTORE_MAX_UPLOADS", 10_000), "open upload sessions allowed in total; more get 429 (env ARTIFACTSTORE_MAX_UPLOADS)")
-	maxRepoUploads := fs.Int("max-uploads-per-repo", envInt("ARTIFACTSTORE_MAX_UPLOADS_PER_REPO", 1_000), "open upload sessions allowed per repository; more get 429 (env ARTIFACTSTORE_MAX_UPLOADS_PER_REPO)")
-	maxStreams := fs.Int("max-event-streams", envInt("ARTIFACTSTORE_MAX_EVENT_STREAMS", 1_000), "Server-Sent Events streams of /api/v1/events open at once; more get 503 (env ARTIFACTSTORE_MAX_EVENT_STREAMS)")
-	gcf := gcFlags{grace: graceFlag(fs), interval: fs.Duration("gc-interval", envDuration("ARTIFACTSTORE_GC_INTERVAL", 0), "collect garbage this often (0: never; run \"artifactstore gc\" instead) (env ARTIFACTSTORE_GC_INTERVAL)")}
-	retentionEvery := fs.Duration("retention-interval", envDuration("ARTIFACTSTORE_RETENTION_INTERVAL", time.Hour), "apply the retention policies this often (0: only on demand, POST /api/v1/retention/run) (env ARTIFACTSTORE_RETENTION_INTERVAL)")
-	undo := fs.Duration("retention-undo", envDuration("ARTIFACTSTORE_RETENTION_UNDO", 7*24*time.Hour), "how long a deletion made by a retention policy can be restored; the collector keeps what it needs until then (env ARTIFACTSTORE_RETENTION_UNDO)")
-	pullEvery := fs.Duration("pull-flush-interval", envDuration("ARTIFACTSTORE_PULL_FLUSH_INTERVAL", time.Minute), "how often the manifest pulls this server served are recorded in the log, for retention's pull rules (env ARTIFACTSTORE_PULL_FLUSH_INTERVAL)")
-	authConfig := authFlags(fs)
-	pprofAddr := fs.String("pprof-addr", env("ARTIFACTSTORE_PPROF_ADDR", ""), "serve Go's net/http/pprof profiles on /debug/pprof/ at this address, a listener of its own apart from the registry's, without authentication: keep it on loopback (empty: off) (env ARTIFACTSTORE_PPROF_ADDR)")
-	logJSON := fs.Bool("log-json", envBool("ARTIFACTSTORE_LOG_JSON"), "log JSON instead of text (env ARTIFACTSTORE_LOG_JSON)")
-	tc := tlsFlags(fs)
-	fs.Parse(args)
-	if err := checkPolicy(); err != nil {
+// serveFlags are serve's settings, from its flags, the environment and
+// the configuration file.
+type serveFlags struct {
+	fs                                        *flag.FlagSet
+	config                                    *string
+	addr                                      *string
+	sc                                        *storeConfig
+	ttl, tierEvery, anchorEvery, bodyIdle     *time.Duration
+	redirect, retentionEvery, undo, pullEvery *time.Duration
+	sparse, logJSON                           *bool
+	policy                                    *registry.TierPolicy
+	checkPolicy                               func() error
+	maxUploads, maxRepoUploads, maxStreams    *int
+	gcf                                       gcFlags
+	authConfig                                *authConfig
+	pprofAddr, metricsAddr, logLevel          *string
+	tc                                        *tlsConfig
+	fromFile                                  map[string]string // what the configuration file set, by flag name
+	onCommandLine                             map[string]bool   // the flags args gave
+}
+
+// newServeFlags defines serve's flags on a new flag set.
+func newServeFlags(errorHandling flag.ErrorHandling) *serveFlags {
+	fs := flag.NewFlagSet("serve", errorHandling)
+	f := &serveFlags{fs: fs}
+	f.config = configFlag(fs)
+	f.addr = fs.String("addr", env("ARTIFACTSTORE_ADDR", "127.0.0.1:5000"), "listen address (env ARTIFACTSTORE_ADDR)")
+	f.sc = storeFlags(fs)
+	fs.BoolVar(&f.sc.noMigrate, "no-migrate", envBool("ARTIFACTSTORE_NO_MIGRATE"), "refuse to start if the database needs migrations, instead of applying them (env ARTIFACTSTORE_NO_MIGRATE)")
+	f.ttl = fs.Duration("upload-ttl", envDuration("ARTIFACTSTORE_UPLOAD_TTL", 24*time.Hour), "cancel upload sessions idle this long (env ARTIFACTSTORE_UPLOAD_TTL)")
+	f.sparse = fs.Bool("allow-sparse-manifests", envBool("ARTIFACTSTORE_ALLOW_SPARSE_MANIFESTS"), "accept manifests whose layers or child manifests are not in the repository (env ARTIFACTSTORE_ALLOW_SPARSE_MANIFESTS)")
+	f.redirect = fs.Duration("redirect-pulls", envDuration("ARTIFACTSTORE_REDIRECT_PULLS", 0), "answer blob GETs with a redirect to a presigned URL valid this long, when blobs are in S3 (env ARTIFACTSTORE_REDIRECT_PULLS)")
+	f.policy, f.checkPolicy = tierFlags(fs)
+	f.tierEvery = fs.Duration("tier-interval", envDuration("ARTIFACTSTORE_TIER_INTERVAL", time.Hour), "how often the tiering policy runs, with --cold-storage (env ARTIFACTSTORE_TIER_INTERVAL)")
+	f.anchorEvery = fs.Duration("anchor-interval", envDuration("ARTIFACTSTORE_ANCHOR_INTERVAL", 30*time.Second), "how often the event log's head is anchored in the blob store (and at shutdown), for verify to detect a rolled-back log (env ARTIFACTSTORE_ANCHOR_INTERVAL)")
+	f.bodyIdle = fs.Duration("body-idle-timeout", envDuration("ARTIFACTSTORE_BODY_IDLE_TIMEOUT", time.Minute), "cut a request body that sends nothing for this long, so a client that goes quiet holds nothing (env ARTIFACTSTORE_BODY_IDLE_TIMEOUT)")
+	f.maxUploads = fs.Int("max-uploads", envInt("ARTIFACTSTORE_MAX_UPLOADS", 10_000), "open upload sessions allowed in total; more get 429 (env ARTIFACTSTORE_MAX_UPLOADS)")
+	f.maxRepoUploads = fs.Int("max-uploads-per-repo", envInt("ARTIFACTSTORE_MAX_UPLOADS_PER_REPO", 1_000), "open upload sessions allowed per repository; more get 429 (env ARTIFACTSTORE_MAX_UPLOADS_PER_REPO)")
+	f.maxStreams = fs.Int("max-event-streams", envInt("ARTIFACTSTORE_MAX_EVENT_STREAMS", 1_000), "Server-Sent Events streams of /api/v1/events open at once; more get 503 (env ARTIFACTSTORE_MAX_EVENT_STREAMS)")
+	f.gcf = gcFlags{grace: graceFlag(fs), interval: fs.Duration("gc-interval", envDuration("ARTIFACTSTORE_GC_INTERVAL", 0), "collect garbage this often (0: never; run \"artifactstore gc\" instead) (env ARTIFACTSTORE_GC_INTERVAL)")}
+	f.retentionEvery = fs.Duration("retention-interval", envDuration("ARTIFACTSTORE_RETENTION_INTERVAL", time.Hour), "apply the retention policies this often (0: only on demand, POST /api/v1/retention/run) (env ARTIFACTSTORE_RETENTION_INTERVAL)")
+	f.undo = fs.Duration("retention-undo", envDuration("ARTIFACTSTORE_RETENTION_UNDO", 7*24*time.Hour), "how long a deletion made by a retention policy can be restored; the collector keeps what it needs until then (env ARTIFACTSTORE_RETENTION_UNDO)")
+	f.pullEvery = fs.Duration("pull-flush-interval", envDuration("ARTIFACTSTORE_PULL_FLUSH_INTERVAL", time.Minute), "how often the manifest pulls this server served are recorded in the log, for retention's pull rules (env ARTIFACTSTORE_PULL_FLUSH_INTERVAL)")
+	f.authConfig = authFlags(fs)
+	f.pprofAddr = fs.String("pprof-addr", env("ARTIFACTSTORE_PPROF_ADDR", ""), "serve Go's net/http/pprof profiles on /debug/pprof/ at this address, a listener of its own apart from the registry's, without authentication: keep it on loopback (empty: off) (env ARTIFACTSTORE_PPROF_ADDR)")
+	f.logJSON = fs.Bool("log-json", envBool("ARTIFACTSTORE_LOG_JSON"), "log JSON instead of text (env ARTIFACTSTORE_LOG_JSON)")
+	f.logLevel = fs.String("log-level", env("ARTIFACTSTORE_LOG_LEVEL", "info"), "debug, info, warn or error; info logs a line per request (env ARTIFACTSTORE_LOG_LEVEL)")
+	f.metricsAddr = fs.String("metrics-addr", env("ARTIFACTSTORE_METRICS_ADDR", ""), "serve /metrics, /healthz and /readyz on a listener of their own at this address, and not /metrics on --addr (empty: /metrics on --addr, unauthenticated) (env ARTIFACTSTORE_METRICS_ADDR)")
+	f.tc = tlsFlags(fs)
+	return f
+}
+
+// parse reads args, then the configuration file under them, and checks
+// the result.
+func (f *serveFlags) parse(args []string) error {
+	if err := f.fs.Parse(args); err != nil {
 		return err
 	}
-	if *ttl <= 0 || *tierEvery <= 0 || *anchorEvery <= 0 || *bodyIdle <= 0 {
+	if f.fs.NArg() > 0 {
+		return fmt.Errorf("serve takes no arguments, got %q", f.fs.Args())
+	}
+	f.onCommandLine = map[string]bool{}
+	f.fs.Visit(func(fl *flag.Flag) { f.onCommandLine[fl.Name] = true })
+	var err error
+	if f.fromFile, err = applyConfigFile(f.fs, *f.config); err != nil {
+		return err
+	}
+	return f.check()
+}
+
+// check refuses settings that cannot work, naming the flag (which is
+// also the configuration file's key).
+func (f *serveFlags) check() error {
+	if err := f.checkPolicy(); err != nil {
+		return err
+	}
+	if *f.ttl <= 0 || *f.tierEvery <= 0 || *f.anchorEvery <= 0 || *f.bodyIdle <= 0 {
 		return fmt.Errorf("--upload-ttl, --tier-interval, --anchor-interval and --body-idle-timeout must be positive durations, e.g. 24h")
 	}
-	if *maxUploads <= 0 || *maxRepoUploads <= 0 || *maxStreams <= 0 {
+	if *f.maxUploads <= 0 || *f.maxRepoUploads <= 0 || *f.maxStreams <= 0 {
 		return fmt.Errorf("--max-uploads, --max-uploads-per-repo and --max-event-streams must be positive")
 	}
-	if err := tc.check(); err != nil {
+	if err := f.tc.check(); err != nil {
 		return err
 	}
-	if err := gcf.check(); err != nil {
+	if err := f.gcf.check(); err != nil {
 		return err
 	}
-	if *retentionEvery < 0 || *undo <= 0 || *pullEvery <= 0 {
+	if *f.retentionEvery < 0 || *f.undo <= 0 || *f.pullEvery <= 0 {
 		return fmt.Errorf("--retention-interval must not be negative; --retention-undo and --pull-flush-interval must be positive")
 	}
+	if _, err := f.sc.postgres(); err != nil {
+		return err
+	}
+	if _, err := parseLevel(*f.logLevel); err != nil {
+		return err
+	}
+	return nil
+}
 
+// parseLevel reads --log-level.
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return l, fmt.Errorf("--log-level %q: use debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+func serve(ctx context.Context, args []string) error {
+	f := newServeFlags(flag.ExitOnError)
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	sc, tc, gcf, authConfig, policy := f.sc, f.tc, f.gcf, f.authConfig, f.policy
+	ttl, sparse, redirect, tierEvery, anchorEvery, bodyIdle := f.ttl, f.sparse, f.redirect, f.tierEvery, f.anchorEvery, f.bodyIdle
+	maxUploads, maxRepoUploads, maxStreams := f.maxUploads, f.maxRepoUploads, f.maxStreams
+	retentionEvery, undo, pullEvery := f.retentionEvery, f.undo, f.pullEvery
+	pprofAddr, logJSON, logLevel, metricsAddr, addr := f.pprofAddr, f.logJSON, f.logLevel, f.metricsAddr, f.addr
+
+	var level slog.LevelVar
+	lv, _ := parseLevel(*logLevel) // checked by parse
+	level.Set(lv)
+	// A line per request: lines logged while one write is in progress go
+	// out together in the next, not a syscall each.
+	logOut := logbuf.New(os.Stderr, 1<<20)
+	defer logOut.Close()
 	var logger *slog.Logger
 	if *logJSON {
-		logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+		logger = slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: &level}))
 	} else {
-		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+		logger = slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: &level}))
 	}
+	bi := readBuild()
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), bi.collector())
 	// TLS files load before the store opens: a bad file fails fast.
 	tlsReloader, err := tc.reloader(logger)
 	if err != nil {
@@ -93,9 +183,17 @@ func serve(ctx context.Context, args []string) error {
 		BodyIdleTimeout: *bodyIdle, MaxUploads: *maxUploads, MaxUploadsPerRepo: *maxRepoUploads,
 		MaxEventStreams: *maxStreams, Auth: authn,
 		RetentionUndo: *undo, GCGrace: *gcf.grace, Scratch: func(ctx context.Context) (*eventlog.Log, func(), error) { return scratchLog(ctx, os.TempDir()) },
+		Metrics: metrics, ServeMetrics: *metricsAddr == "",
 	})
 	if err != nil {
 		return err
+	}
+	if *metricsAddr != "" {
+		stopOps, err := serveOperations(*metricsAddr, reg.OperationsHandler(), logger)
+		if err != nil {
+			return err
+		}
+		defer stopOps()
 	}
 	if *pprofAddr != "" {
 		stopProfiles, err := serveProfiles(*pprofAddr, logger)
@@ -149,7 +247,7 @@ func serve(ctx context.Context, args []string) error {
 		go func() { defer background.Done(); reg.RunRetention(janitorCtx, *retentionEvery) }()
 	}
 
-	var onHangup []func() // what SIGHUP re-reads
+	onHangup := []func(){func() { f.reload(args, &level, logger) }} // what SIGHUP re-reads
 	if tlsReloader != nil {
 		onHangup = append(onHangup, func() { tlsReloader.Reload() }) // a failure is logged; the previous files keep serving
 	}
@@ -172,7 +270,7 @@ func serve(ctx context.Context, args []string) error {
 	} else {
 		go func() { errc <- srv.Serve(ln) }()
 	}
-	logger.Info("listening", "addr", ln.Addr().String(), "tls", tlsReloader != nil, "data", sc.data, "eventlog", backendName(sc))
+	logger.Info("listening", "addr", ln.Addr().String(), "tls", tlsReloader != nil, "data", sc.data, "eventlog", backendName(sc), "version", bi.version, "revision", bi.revision)
 	select {
 	case err := <-errc:
 		return err
@@ -211,6 +309,20 @@ func serveProfiles(addr string, logger *slog.Logger) (func(), error) {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
 	go srv.Serve(ln)
 	logger.Info("pprof listening", "addr", ln.Addr().String())
+	return func() { srv.Close() }, nil
+}
+
+// serveOperations serves handler (metrics and health) on addr, a listener
+// apart from the registry's, so that metrics need not be public. It
+// returns a function that closes the listener.
+func serveOperations(addr string, handler http.Handler, logger *slog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+	go srv.Serve(ln)
+	logger.Info("metrics and health listening", "addr", ln.Addr().String())
 	return func() { srv.Close() }, nil
 }
 

@@ -1,0 +1,256 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"math"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/artifact-store/artifact-store/blobstore"
+	"github.com/artifact-store/artifact-store/eventlog"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the registry's Prometheus collectors. A nil *metrics (no
+// Options.Metrics) records nothing: every method checks.
+//
+// Label values come from closed sets only (route templates, known
+// methods, status classes, operation names), never from what a client
+// sends, so no client can grow the series without bound.
+type metrics struct {
+	requests *prometheus.CounterVec   // route, method, status
+	latency  *prometheus.HistogramVec // route, method
+	bytesIn  *prometheus.CounterVec   // route
+	bytesOut *prometheus.CounterVec   // route
+
+	appends     *prometheus.CounterVec // result
+	appendTime  prometheus.Histogram
+	events      prometheus.Counter
+	groupSize   prometheus.Histogram
+	commitTime  prometheus.Histogram
+	blobOps     *prometheus.CounterVec // backend, tier, op, result
+	tasks       *prometheus.CounterVec // task, result
+	taskSuccess *prometheus.GaugeVec   // task
+	gcUnlinked  prometheus.Counter
+	gcSwept     prometheus.Counter
+	gcFreed     prometheus.Counter
+	tierMoves   *prometheus.CounterVec // to
+}
+
+const namespace = "artifactstore"
+
+// newMetrics registers the registry's collectors with reg; nil reg: no
+// metrics.
+func newMetrics(reg *prometheus.Registry, r *Registry) (*metrics, error) {
+	if reg == nil {
+		return nil, nil
+	}
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "http_requests_total",
+			Help: "HTTP requests answered, by route template, method and status class (2xx, 4xx, ...)."}, []string{"route", "method", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Name: "http_request_duration_seconds",
+			Help:    "Time from a request's arrival to the end of its answer, by route template and method.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}}, []string{"route", "method"}),
+		bytesIn: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "http_request_body_bytes_total",
+			Help: "Bytes of request bodies read, by route template."}, []string{"route"}),
+		bytesOut: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "http_response_body_bytes_total",
+			Help: "Bytes of response bodies written, by route template."}, []string{"route"}),
+		appends: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Subsystem: "eventlog", Name: "appends_total",
+			Help: "Appends to the event log, by result (ok, error). A refused append (a conflict, a guard) is an error too."}, []string{"result"}),
+		appendTime: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Subsystem: "eventlog", Name: "append_duration_seconds",
+			Help:    "Time from an append's call until its events are durable (or it failed), queueing for the group commit included.",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5}}),
+		events: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Subsystem: "eventlog", Name: "events_appended_total",
+			Help: "Events made durable by this process's appends."}),
+		groupSize: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Subsystem: "eventlog", Name: "group_commit_appends",
+			Help:    "Appends committed together in one transaction (the group-commit size).",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256}}),
+		commitTime: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Subsystem: "eventlog", Name: "commit_duration_seconds",
+			Help:    "Time one group-commit transaction took, from begin to durable commit.",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5}}),
+		blobOps: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Subsystem: "blobstore", Name: "operations_total",
+			Help: "Blob store operations, by backend (fs, s3), tier (hot, cold), operation and result (ok, not_found, error)."}, []string{"backend", "tier", "op", "result"}),
+		tasks: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "background_runs_total",
+			Help: "Runs of the server's periodic tasks (gc, retention, tiering, anchors, ...), by task and result."}, []string{"task", "result"}),
+		taskSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "background_last_success_timestamp_seconds",
+			Help: "When each periodic task last ran without error (Unix time)."}, []string{"task"}),
+		gcUnlinked: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Subsystem: "gc", Name: "links_removed_total",
+			Help: "Blob links garbage collection removed from repositories."}),
+		gcSwept: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Subsystem: "gc", Name: "blobs_deleted_total",
+			Help: "Blobs whose bytes garbage collection deleted."}),
+		gcFreed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Subsystem: "gc", Name: "bytes_freed_total",
+			Help: "Bytes garbage collection freed in the blob stores."}),
+		tierMoves: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Subsystem: "tiering", Name: "blobs_moved_total",
+			Help: "Blobs moved between tiers, by the tier moved to."}, []string{"to"}),
+	}
+	gauges := []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "eventlog", Name: "head_sequence",
+			Help: "The event log's newest sequence number, read from the database at scrape time (NaN when it does not answer)."},
+			func() float64 {
+				return scrapeQuery(func(ctx context.Context) (int64, error) { return r.log.Head(ctx) })
+			}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "uploads_open",
+			Help: "Upload sessions open across every replica, read from the database at scrape time (NaN when it does not answer)."},
+			func() float64 {
+				return scrapeQuery(func(ctx context.Context) (int64, error) {
+					_, total, err := r.log.OpenUploads(ctx, "")
+					return int64(total), err
+				})
+			}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "event_stream_subscribers",
+			Help: "Server-Sent Events streams of /api/v1/events open on this server."},
+			func() float64 { return float64(r.hub.open.Load()) }),
+	}
+	for _, c := range append(gauges, m.requests, m.latency, m.bytesIn, m.bytesOut, m.appends, m.appendTime, m.events,
+		m.groupSize, m.commitTime, m.blobOps, m.tasks, m.taskSuccess, m.gcUnlinked, m.gcSwept, m.gcFreed, m.tierMoves) {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	r.log.SetObserver(logObserver{m})
+	m.observeStore(r.blobs, "hot")
+	if r.opts.Cold != nil {
+		m.observeStore(r.opts.Cold, "cold")
+	}
+	return m, nil
+}
+
+// scrapeQuery runs a query for a gauge with a bound: a scrape must not hang
+// on a database that does not answer.
+func scrapeQuery(q func(ctx context.Context) (int64, error)) float64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	n, err := q(ctx)
+	if err != nil {
+		return math.NaN()
+	}
+	return float64(n)
+}
+
+// observeStore counts st's operations under its backend and tier. The
+// counters are looked up once here, not per operation: reads of small
+// blobs and manifests are the hot path.
+func (m *metrics) observeStore(st *blobstore.Store, tier string) {
+	kind := st.Kind()
+	type key struct {
+		op     blobstore.Op
+		result int
+	}
+	results := [...]string{"ok", "not_found", "error"}
+	counters := map[key]prometheus.Counter{}
+	for _, op := range []blobstore.Op{blobstore.OpStat, blobstore.OpOpen, blobstore.OpDelete, blobstore.OpIngest,
+		blobstore.OpCreate, blobstore.OpAppend, blobstore.OpCommit, blobstore.OpAbort} {
+		for i, r := range results {
+			counters[key{op, i}] = m.blobOps.WithLabelValues(kind, tier, string(op), r)
+		}
+	}
+	st.SetObserver(func(op blobstore.Op, err error) {
+		result := 0
+		switch {
+		case err == nil:
+		case errors.Is(err, blobstore.ErrNotFound), errors.Is(err, blobstore.ErrUploadNotFound):
+			result = 1
+		default:
+			result = 2
+		}
+		if c, ok := counters[key{op, result}]; ok {
+			c.Inc()
+		} else {
+			m.blobOps.WithLabelValues(kind, tier, string(op), results[result]).Inc()
+		}
+	})
+}
+
+// logObserver counts the event log's appends and group commits.
+type logObserver struct{ m *metrics }
+
+func (o logObserver) Appended(d time.Duration, events int, err error) {
+	if err != nil {
+		o.m.appends.WithLabelValues("error").Inc()
+	} else {
+		o.m.appends.WithLabelValues("ok").Inc()
+		o.m.events.Add(float64(events))
+	}
+	o.m.appendTime.Observe(d.Seconds())
+}
+
+func (o logObserver) Committed(appends int, d time.Duration) {
+	o.m.groupSize.Observe(float64(appends))
+	o.m.commitTime.Observe(d.Seconds())
+}
+
+var _ eventlog.Observer = logObserver{}
+
+// request counts one answered request.
+func (m *metrics) request(route, method string, status int, in, out int64, d time.Duration) {
+	if m == nil {
+		return
+	}
+	method = methodLabel(method)
+	m.requests.WithLabelValues(route, method, statusClass(status)).Inc()
+	m.latency.WithLabelValues(route, method).Observe(d.Seconds())
+	if in > 0 {
+		m.bytesIn.WithLabelValues(route).Add(float64(in))
+	}
+	if out > 0 {
+		m.bytesOut.WithLabelValues(route).Add(float64(out))
+	}
+}
+
+// task counts one run of a periodic task.
+func (m *metrics) task(name string, err error) {
+	if m == nil {
+		return
+	}
+	name = strings.ReplaceAll(name, " ", "_")
+	if err != nil {
+		m.tasks.WithLabelValues(name, "error").Inc()
+		return
+	}
+	m.tasks.WithLabelValues(name, "ok").Inc()
+	m.taskSuccess.WithLabelValues(name).SetToCurrentTime()
+}
+
+// collected counts what one garbage collection did.
+func (m *metrics) collected(rep GCReport) {
+	if m == nil || rep.DryRun {
+		return
+	}
+	m.gcUnlinked.Add(float64(len(rep.Unlinked)))
+	m.gcSwept.Add(float64(len(rep.Swept)))
+	m.gcFreed.Add(float64(rep.BytesFreed))
+}
+
+// moved counts one blob moved to tier.
+func (m *metrics) moved(tier string) {
+	if m == nil {
+		return
+	}
+	m.tierMoves.WithLabelValues(tier).Inc()
+}
+
+// methodLabel keeps the method label to a closed set: a client may send
+// any token as a method.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return method
+	}
+	return "other"
+}
+
+func statusClass(status int) string {
+	switch {
+	case status >= 500:
+		return "5xx"
+	case status >= 400:
+		return "4xx"
+	case status >= 300:
+		return "3xx"
+	case status >= 200:
+		return "2xx"
+	}
+	return "1xx"
+}

@@ -1,0 +1,184 @@
+package registry_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/artifact-store/artifact-store/registry"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// scrape reads /metrics as Prometheus would and parses it.
+func (s *testServer) scrape() (map[string]*dto.MetricFamily, []byte) {
+	s.t.Helper()
+	r := s.do("GET", "/metrics", nil)
+	expect(s.t, r, http.StatusOK)
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(bytes.NewReader(r.body))
+	if err != nil {
+		s.t.Fatalf("parse /metrics: %v\n%s", err, r.body)
+	}
+	return fams, r.body
+}
+
+// value is the value of the family's series whose labels include want
+// ("name=value" pairs); counters, gauges, and histograms' sample counts.
+func value(t *testing.T, fams map[string]*dto.MetricFamily, name string, want ...string) float64 {
+	t.Helper()
+	fam, ok := fams[name]
+	if !ok {
+		t.Fatalf("/metrics has no %s", name)
+	}
+	total, found := 0.0, false
+next:
+	for _, m := range fam.GetMetric() {
+		for _, w := range want {
+			k, v, _ := strings.Cut(w, "=")
+			has := false
+			for _, l := range m.GetLabel() {
+				has = has || l.GetName() == k && l.GetValue() == v
+			}
+			if !has {
+				continue next
+			}
+		}
+		found = true
+		switch {
+		case m.Counter != nil:
+			total += m.GetCounter().GetValue()
+		case m.Gauge != nil:
+			total += m.GetGauge().GetValue()
+		case m.Histogram != nil:
+			total += float64(m.GetHistogram().GetSampleCount())
+		}
+	}
+	if !found {
+		t.Fatalf("%s has no series with %v", name, want)
+	}
+	return total
+}
+
+func TestMetricsCountAKnownWorkload(t *testing.T) {
+	s := newServer(t, func(o *registry.Options) {
+		o.Metrics = prometheus.NewRegistry()
+		o.ServeMetrics = true
+	})
+	before, _ := s.scrape()
+	_ = before
+
+	const repo = "metrics/app"
+	m, _ := s.pushImage(repo, "v1", "") // two blobs POSTed with ?digest=, one manifest PUT
+	for range 3 {
+		expect(t, s.do("GET", "/v2/"+repo+"/manifests/v1", nil, "Accept: application/vnd.oci.image.manifest.v1+json"), http.StatusOK)
+	}
+	expect(t, s.do("GET", "/v2/"+repo+"/manifests/nope", nil), http.StatusNotFound, "MANIFEST_UNKNOWN")
+	expect(t, s.do("GET", "/nowhere", nil), http.StatusNotFound)
+	expect(t, s.do("BREW", "/v2/", nil), http.StatusMethodNotAllowed)
+
+	fams, text := s.scrape()
+	const manifests = "/v2/{name}/manifests/{reference}"
+	if got := value(t, fams, "artifactstore_http_requests_total", "route="+manifests, "method=GET", "status=2xx"); got != 3 {
+		t.Errorf("manifest GETs answered 2xx: %v, want 3", got)
+	}
+	if got := value(t, fams, "artifactstore_http_requests_total", "route="+manifests, "method=GET", "status=4xx"); got != 1 {
+		t.Errorf("manifest GETs answered 4xx: %v, want 1", got)
+	}
+	if got := value(t, fams, "artifactstore_http_requests_total", "route="+manifests, "method=PUT", "status=2xx"); got != 1 {
+		t.Errorf("manifest PUTs: %v, want 1", got)
+	}
+	if got := value(t, fams, "artifactstore_http_requests_total", "route=/v2/{name}/blobs/uploads/", "method=POST", "status=2xx"); got != 2 {
+		t.Errorf("blob POSTs: %v, want 2", got)
+	}
+	// A path no route has, and a method no client should send, are
+	// counted under closed labels: a client cannot mint series.
+	if got := value(t, fams, "artifactstore_http_requests_total", "route=unmatched", "status=4xx"); got != 2 {
+		t.Errorf("unmatched requests: %v, want 2", got)
+	}
+	if got := value(t, fams, "artifactstore_http_requests_total", "method=other"); got != 1 {
+		t.Errorf("requests with an unknown method: %v, want 1", got)
+	}
+	if strings.Contains(string(text), "BREW") || strings.Contains(string(text), "nowhere") || strings.Contains(string(text), repo) {
+		t.Errorf("a client's method, path or repository became a label:\n%s", text)
+	}
+	if got := value(t, fams, "artifactstore_http_request_duration_seconds", "route="+manifests, "method=GET"); got != 4 {
+		t.Errorf("manifest GET latencies observed: %v, want 4", got)
+	}
+	if got := value(t, fams, "artifactstore_http_request_body_bytes_total", "route="+manifests); got != float64(len(m)) {
+		t.Errorf("manifest bytes in: %v, want %d", got, len(m))
+	}
+	if got := value(t, fams, "artifactstore_http_response_body_bytes_total", "route="+manifests); got < float64(3*len(m)) {
+		t.Errorf("manifest bytes out: %v, want at least %d", got, 3*len(m))
+	}
+
+	// Three appends (two blobs, one manifest), all durable.
+	if got := value(t, fams, "artifactstore_eventlog_appends_total", "result=ok"); got < 3 {
+		t.Errorf("appends: %v, want at least 3", got)
+	}
+	if got := value(t, fams, "artifactstore_eventlog_group_commit_appends"); got < 1 {
+		t.Errorf("group commits observed: %v", got)
+	}
+	head, err := s.log.Head(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := value(t, fams, "artifactstore_eventlog_head_sequence"); got != float64(head) {
+		t.Errorf("head_sequence %v, log head %d", got, head)
+	}
+	if got := value(t, fams, "artifactstore_blobstore_operations_total", "backend=fs", "tier=hot", "op=ingest", "result=ok"); got != 3 {
+		t.Errorf("blob store ingests: %v, want 3 (two blobs, one manifest)", got)
+	}
+	if got := value(t, fams, "artifactstore_uploads_open"); got != 0 {
+		t.Errorf("uploads open: %v, want 0", got)
+	}
+	expect(t, s.do("POST", "/v2/"+repo+"/blobs/uploads/", nil), http.StatusAccepted)
+	fams, _ = s.scrape()
+	if got := value(t, fams, "artifactstore_uploads_open"); got != 1 {
+		t.Errorf("uploads open after a POST: %v, want 1", got)
+	}
+	if got := value(t, fams, "artifactstore_event_stream_subscribers"); got != 0 {
+		t.Errorf("subscribers: %v, want 0", got)
+	}
+}
+
+// The exposition passes the client library's linter (what promtool check
+// metrics runs): names, units, help texts, counter suffixes.
+func TestMetricsLint(t *testing.T) {
+	s := newServer(t, func(o *registry.Options) {
+		o.Metrics = prometheus.NewRegistry()
+		o.ServeMetrics = true
+	})
+	s.pushImage("lint/app", "v1", "")
+	_, text := s.scrape()
+	problems, err := promlint.New(bytes.NewReader(text)).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+}
+
+// Without ServeMetrics, /metrics is not on the registry's routes (it is on
+// OperationsHandler's listener), and without Metrics nothing is kept.
+func TestMetricsOffTheMainRoutes(t *testing.T) {
+	s := newServer(t, func(o *registry.Options) { o.Metrics = prometheus.NewRegistry() })
+	expect(t, s.do("GET", "/metrics", nil), http.StatusNotFound)
+	ops := httptestServe(t, s.reg.OperationsHandler())
+	r := ops.do("GET", "/metrics", nil)
+	expect(t, r, http.StatusOK)
+	if !strings.Contains(string(r.body), "artifactstore_eventlog_head_sequence") {
+		t.Errorf("operations listener's /metrics lacks the registry's metrics:\n%s", r.body)
+	}
+	expect(t, ops.do("GET", "/readyz", nil), http.StatusOK)
+	expect(t, ops.do("GET", "/v2/", nil), http.StatusNotFound)
+
+	none := newServer(t)
+	expect(t, none.do("GET", "/metrics", nil), http.StatusNotFound)
+}

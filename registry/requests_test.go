@@ -1,0 +1,114 @@
+package registry_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/artifact-store/artifact-store/registry"
+)
+
+// httptestServe serves handler on loopback, for requests through do.
+func httptestServe(t *testing.T, handler http.Handler) *testServer {
+	srv := httptest.NewServer(handler)
+	t.Cleanup(srv.Close)
+	return &testServer{t: t, url: srv.URL}
+}
+
+// lines returns the JSON log lines whose msg is msg.
+func (b *syncBuffer) lines(t *testing.T, msg string) []map[string]any {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []map[string]any
+	sc := bufio.NewScanner(bytes.NewReader(b.b.Bytes()))
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("log line is not JSON: %s", sc.Bytes())
+		}
+		if m["msg"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func TestRequestLogOneLinePerRequest(t *testing.T) {
+	var logs syncBuffer
+	s := newServer(t, func(o *registry.Options) {
+		o.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	})
+	const repo = "logs/app"
+	body := []byte("some bytes")
+	put := s.do("POST", "/v2/"+repo+"/blobs/uploads/?digest="+sha256Of(body), body)
+	expect(t, put, http.StatusCreated)
+	miss := s.do("GET", "/v2/"+repo+"/manifests/absent", nil, "X-Request-Id: report-42")
+	expect(t, miss, http.StatusNotFound, "MANIFEST_UNKNOWN")
+	hostile := s.do("GET", "/v2/", nil, "X-Request-Id: a b forged=1")
+	expect(t, hostile, http.StatusOK)
+	expect(t, s.do("GET", "/healthz", nil), http.StatusOK) // polled by machines: not at info level
+
+	lines := logs.lines(t, "request")
+	if len(lines) != 3 {
+		t.Fatalf("%d request lines for 3 requests (and a health check):\n%s", len(lines), logs.String())
+	}
+	first := lines[0]
+	want := map[string]any{"method": "POST", "route": "/v2/{name}/blobs/uploads/", "repo": repo,
+		"status": float64(201), "bytes_in": float64(len(body)), "id": put.Header.Get(registry.RequestIDHeader)}
+	for k, v := range want {
+		if first[k] != v {
+			t.Errorf("push's log line: %s = %v, want %v (line %v)", k, first[k], v, first)
+		}
+	}
+	if first["id"] == "" || first["client"] == nil || first["duration"] == nil {
+		t.Errorf("push's log line lacks its id, client or duration: %v", first)
+	}
+
+	// The client's id is kept, and is in the error body and the log.
+	if got := miss.Header.Get(registry.RequestIDHeader); got != "report-42" {
+		t.Errorf("X-Request-Id %q, want the client's report-42", got)
+	}
+	var e struct{ RequestID string }
+	if err := json.Unmarshal(miss.body, &e); err != nil || e.RequestID != "report-42" {
+		t.Errorf("error body has request id %q, want report-42: %s", e.RequestID, miss.body)
+	}
+	if lines[1]["id"] != "report-42" || lines[1]["code"] != "MANIFEST_UNKNOWN" || lines[1]["status"] != float64(404) {
+		t.Errorf("miss's log line: %v", lines[1])
+	}
+	// An id that could forge log content is replaced.
+	if id := hostile.Header.Get(registry.RequestIDHeader); id == "" || bytes.ContainsAny([]byte(id), " \n=") {
+		t.Errorf("a hostile X-Request-Id was kept: %q", id)
+	}
+}
+
+func TestHealthAndReadiness(t *testing.T) {
+	s := newServer(t)
+	r := s.do("GET", "/healthz", nil)
+	expect(t, r, http.StatusOK)
+	r = s.do("GET", "/readyz", nil)
+	expect(t, r, http.StatusOK)
+	var ready struct {
+		Ready  bool
+		Checks map[string]string
+	}
+	if err := json.Unmarshal(r.body, &ready); err != nil || !ready.Ready || ready.Checks["eventlog"] != "ok" || ready.Checks["blobs"] != "ok" {
+		t.Fatalf("readyz: %s", r.body)
+	}
+
+	// The event log stops answering: not ready, with Retry-After, while
+	// the process stays healthy.
+	s.log.Close()
+	s.reg.ForgetReadiness()
+	r = s.do2("GET", "/readyz", nil)
+	if r.StatusCode != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("readyz with the log closed: %d, Retry-After %q: %s", r.StatusCode, r.Header.Get("Retry-After"), r.body)
+	}
+	if err := json.Unmarshal(r.body, &ready); err != nil || ready.Ready || ready.Checks["eventlog"] != "unavailable" || ready.Checks["blobs"] != "ok" {
+		t.Fatalf("readyz with the log closed: %s", r.body)
+	}
+	expect(t, s.do("GET", "/healthz", nil), http.StatusOK)
+}
