@@ -6,7 +6,7 @@ ADDR    ?= 127.0.0.1:5000
 DATA    ?= ./data
 export CGO_ENABLED = 0
 
-.PHONY: all build run test race fuzz conformance e2e bench bench-peers abuse soak soak-short lint tools clean
+.PHONY: all build run test race fuzz conformance e2e ui-test bench bench-peers abuse soak soak-short lint tools clean
 
 all: build
 
@@ -47,6 +47,13 @@ conformance: build
 ## e2e: real clients (oras, crane, skopeo) against a live server
 e2e: build
 	TOOLS=$(TOOLS) conformance/e2e.sh $(BIN)
+
+## ui-test: the web UI in a real browser (Debian's chromium, which it
+## requires): the pages show what the test pushed, a push appears on the
+## live page within a second and survives a dropped stream, no console
+## errors; screenshots in results/ui
+ui-test:
+	UI_TEST_REQUIRED=1 $(GO) test -count=1 -v -run TestUI ./conformance/ui/
 
 ## bench: benchmarks, including the 1 GiB push/pull with peak RSS
 bench: build

@@ -83,7 +83,10 @@ func (c *Client) manifest(ctx context.Context, repo, version string, res *Result
 		if err := json.NewDecoder(io.LimitReader(resp.Body, manifests.MaxSize+1)).Decode(n); err != nil {
 			return fmt.Errorf("GET %s: reading the manifest: %w", req.URL.Path, err)
 		}
-		res.Digest = strings.Trim(resp.Header.Get("ETag"), `"`)
+		res.Digest = resp.Header.Get("Native-Digest")
+		if res.Digest == "" { // a server from before Native-Digest: its ETag was the digest
+			res.Digest = strings.Trim(resp.Header.Get("ETag"), `"`)
+		}
 		res.OCIDigest = resp.Header.Get("OCI-Digest")
 		return nil
 	})

@@ -24,6 +24,13 @@ func principal(req *http.Request) auth.Principal {
 	return p
 }
 
+// whoami answers who the caller is and whether credentials are asked
+// for at all: the web UI's question before it offers a sign-in.
+func (r *Registry) whoami(w http.ResponseWriter, req *http.Request) error {
+	p := principal(req)
+	return writeJSON(w, "application/json", map[string]any{"name": p.Name, "method": p.Method, "authentication": r.auth != nil})
+}
+
 // authenticate records who req comes from in its context, as the
 // principal the handlers authorize and as the actor of every event they
 // append (one derived request, on the hot path of every call). Wrong

@@ -151,6 +151,13 @@ func (r *Registry) events(w http.ResponseWriter, req *http.Request) error {
 		return r.streamEvents(w, req, q, given)
 	}
 	q.MaxBytes, q.MaxPayload = maxEventPageBytes, maxInlinePayload
+	// The head is read first: every event up to it is in this page or a
+	// later one, so a reader that starts its live stream after head misses
+	// nothing (the web UI shows a page of recent events, then follows).
+	head, err := r.log.Head(req.Context())
+	if err != nil {
+		return err
+	}
 	page, err := r.log.Read(req.Context(), q)
 	if err != nil {
 		return err
@@ -167,7 +174,7 @@ func (r *Registry) events(w http.ResponseWriter, req *http.Request) error {
 		}
 		page.Events = kept
 	}
-	return writeEventPage(w, page)
+	return writeEventPage(w, page, head)
 }
 
 // eventVisible returns whether the request's caller may see an event of
@@ -186,11 +193,11 @@ func (r *Registry) eventVisible(req *http.Request) func(repo string) bool {
 	}
 }
 
-// writeEventPage writes {"events": [...], "next": N} one event at a time,
+// writeEventPage writes {"events": [...], "next": N, "head": H} one event at a time,
 // so a page is never held twice in memory. Events are added while the
 // encoded page is below maxEventPageBytes (at least one is); next is the
 // last one written when the page stops early, so nothing is skipped.
-func writeEventPage(w http.ResponseWriter, page eventlog.Page) error {
+func writeEventPage(w http.ResponseWriter, page eventlog.Page, head int64) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	if _, err := io.WriteString(w, `{"events":[`); err != nil {
@@ -214,7 +221,7 @@ func writeEventPage(w http.ResponseWriter, page eventlog.Page) error {
 		}
 		size += len(b) + 1
 	}
-	fmt.Fprintf(w, `],"next":%d}`, next)
+	fmt.Fprintf(w, `],"next":%d,"head":%d}`, next, head)
 	return nil
 }
 

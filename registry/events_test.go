@@ -209,3 +209,24 @@ func TestStreamShowsAnchor(t *testing.T) {
 		t.Fatalf("the anchored event's hash is not the anchor's: %s", page.body)
 	}
 }
+
+// TestEventPageHead: a page names the log's head, so that a reader can
+// show recent events and then follow the stream from there.
+func TestEventPageHead(t *testing.T) {
+	s := newServer(t)
+	s.pushBlob("head/app", []byte("one"))
+	s.pushBlob("head/app", []byte("two"))
+	head, err := s.log.Head(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := s.do("GET", "/api/v1/events?limit=1", nil)
+	expect(t, r, http.StatusOK)
+	var page struct {
+		Events     []json.RawMessage
+		Next, Head int64
+	}
+	if err := json.Unmarshal(r.body, &page); err != nil || len(page.Events) != 1 || page.Next != 1 || page.Head != head {
+		t.Fatalf("page %s (%v); want one event, next 1 and head %d", r.body, err, head)
+	}
+}

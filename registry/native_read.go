@@ -126,16 +126,22 @@ func (r *Registry) getVersion(w http.ResponseWriter, req *http.Request) error {
 	if err != nil {
 		return err
 	}
-	etag := `"` + digest.FromBytes(digest.SHA256, cb).String() + `"`
+	// The native digest is the SHA-256 of the canonical CBOR. The two
+	// representations need validators of their own (RFC 9110 §8.8.3): a
+	// cache holding one revalidates with its ETag, and a shared ETag would
+	// have it serve the JSON to a request for CBOR.
+	native := digest.FromBytes(digest.SHA256, cb).String()
+	etag := `"` + native + `"`
 	body, ct := cb, manifests.MediaTypeCBOR
 	if !strings.Contains(req.Header.Get("Accept"), manifests.MediaTypeCBOR) {
 		if body, err = manifests.MarshalJCS(n); err != nil {
 			return err
 		}
-		ct = "application/json"
+		ct, etag = "application/json", `"`+native+`+jcs"`
 	}
 	h := w.Header()
 	h.Set("ETag", etag)
+	h.Set("Native-Digest", native)
 	h.Set("Vary", "Accept")
 	h.Set("OCI-Digest", v.Manifest.Digest)
 	if inm := req.Header.Get("If-None-Match"); inm != "" && strings.Contains(inm, etag) {

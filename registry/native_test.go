@@ -66,10 +66,20 @@ func testPublishOneFile(t *testing.T, b backend) {
 	if sha256Of(c.body) != p.Digest || blake3Of(c.body) != p.BLAKE3 || c.Header.Get("ETag") != `"`+p.Digest+`"` {
 		t.Fatalf("CBOR bytes do not hash to the published digest")
 	}
+	// Each representation has its own validator, and both name the native
+	// digest: a browser holding the JSON revalidates with its ETag, and a
+	// shared one would get it the JSON back for a CBOR request.
+	if j.Header.Get("ETag") == c.Header.Get("ETag") || j.Header.Get("Native-Digest") != p.Digest || c.Header.Get("Native-Digest") != p.Digest {
+		t.Fatalf("JSON ETag %s, CBOR ETag %s, Native-Digest %s and %s; want distinct ETags and %s", j.Header.Get("ETag"), c.Header.Get("ETag"), j.Header.Get("Native-Digest"), c.Header.Get("Native-Digest"), p.Digest)
+	}
+	if r := s.do("GET", "/api/v1/repositories/docs/site/-/versions/1.0", nil, "Accept: application/cbor", "If-None-Match: "+j.Header.Get("ETag")); r.StatusCode != 200 || sha256Of(r.body) != p.Digest {
+		t.Fatalf("CBOR request revalidating the JSON's ETag: %d, body %x", r.StatusCode, r.body)
+	}
 	if _, err := manifests.DecodeNative(c.body); err != nil {
 		t.Fatalf("served CBOR is not canonical: %v", err)
 	}
-	expect(t, s.do("GET", "/api/v1/repositories/docs/site/-/versions/1.0", nil, `If-None-Match: "`+p.Digest+`"`), 304)
+	expect(t, s.do("GET", "/api/v1/repositories/docs/site/-/versions/1.0", nil, "If-None-Match: "+j.Header.Get("ETag")), 304)
+	expect(t, s.do("GET", "/api/v1/repositories/docs/site/-/versions/1.0", nil, "Accept: application/cbor", `If-None-Match: "`+p.Digest+`"`), 304)
 	// The file, whole and in part, with both digests.
 	f := s.do("GET", "/api/v1/repositories/docs/site/-/versions/1.0/files/reports/q3.pdf", nil)
 	expect(t, f, 200)

@@ -112,3 +112,28 @@ func TestHealthAndReadiness(t *testing.T) {
 	}
 	expect(t, s.do("GET", "/healthz", nil), http.StatusOK)
 }
+
+func TestWhoami(t *testing.T) {
+	open := newServer(t)
+	r := open.do("GET", "/api/v1/whoami", nil)
+	expect(t, r, http.StatusOK)
+	var me struct {
+		Name, Method   string
+		Authentication bool
+	}
+	if err := json.Unmarshal(r.body, &me); err != nil || me.Name != "anonymous" || me.Method != "anonymous" || me.Authentication {
+		t.Errorf("whoami on an open registry: %s", r.body)
+	}
+
+	s := newServer(t, func(o *registry.Options) { o.Auth = authSetup(t)() })
+	r = s.do("GET", "/api/v1/whoami", nil) // no credentials: an answer, not a challenge
+	expect(t, r, http.StatusOK)
+	if err := json.Unmarshal(r.body, &me); err != nil || me.Method != "anonymous" || !me.Authentication {
+		t.Errorf("whoami without credentials: %s", r.body)
+	}
+	r = s.do("GET", "/api/v1/whoami", nil, basic("alice", "alice-pw"))
+	if err := json.Unmarshal(r.body, &me); err != nil || me.Name != "alice" || me.Method != "password" {
+		t.Errorf("whoami as alice: %d %s", r.StatusCode, r.body)
+	}
+	expect(t, s.do("GET", "/api/v1/whoami", nil, basic("alice", "wrong")), http.StatusUnauthorized, "UNAUTHORIZED")
+}

@@ -51,6 +51,7 @@ func (r *Registry) routes() http.Handler {
 		m.Handle(auth.TokenPath, http.HandlerFunc(r.auth.ServeToken)).Methods(http.MethodGet, http.MethodPost)
 	}
 	m.Handle("/api/v1/openapi.json", r.handle(r.openAPI)).Methods(http.MethodGet)
+	m.Handle("/api/v1/whoami", r.handle(r.whoami)).Methods(http.MethodGet)
 	m.Handle("/api/v1/events", r.handle(r.events)).Methods(http.MethodGet)
 	m.Handle("/api/v1/events/{seq}", r.handle(r.getEvent)).Methods(http.MethodGet)
 	m.Handle("/api/v1/search", r.handle(r.searchVersions)).Methods(http.MethodGet)
@@ -80,6 +81,9 @@ func (r *Registry) routes() http.Handler {
 	m.Handle(repoAPI+"/versions/{version}/files/{path:.+}", r.named(auth.ActionPush, r.putFile)).Methods(http.MethodPut)
 	m.Handle(repoAPI+"/blobs/{digest}", r.named(auth.ActionPull, r.getNativeBlob)).Methods(http.MethodGet, http.MethodHead)
 
+	m.PathPrefix("/ui/").Handler(r.ui()).Methods(http.MethodGet, http.MethodHead)
+	m.HandleFunc("/ui", toUI).Methods(http.MethodGet, http.MethodHead)
+	m.HandleFunc("/", toUI).Methods(http.MethodGet, http.MethodHead)
 	m.Handle("/healthz", r.quiet(r.healthz)).Methods(http.MethodGet, http.MethodHead)
 	m.Handle("/readyz", r.quiet(r.readyz)).Methods(http.MethodGet, http.MethodHead)
 	if r.opts.ServeMetrics && r.opts.Metrics != nil {
