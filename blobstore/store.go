@@ -32,6 +32,7 @@ type Store struct {
 	backend  Backend
 	bufs     *bufferPool
 	observer func(op Op, err error) // see SetObserver
+	tracer   Tracer                 // see SetTracer
 
 	mu     sync.Mutex
 	states map[string]*uploadState
@@ -109,19 +110,22 @@ func (s *Store) Backend() Backend { return s.backend }
 
 // Stat returns the size of the blob stored under the SHA-256 key.
 func (s *Store) Stat(ctx context.Context, key digest.Digest) (int64, error) {
+	ctx, end := s.start(ctx, OpStat)
 	n, err := s.backend.Stat(ctx, key)
-	return n, s.note(OpStat, err)
+	return n, end(err)
 }
 
 // Open returns the blob stored under the SHA-256 key.
 func (s *Store) Open(ctx context.Context, key digest.Digest) (Blob, error) {
+	ctx, end := s.start(ctx, OpOpen)
 	b, err := s.backend.Open(ctx, key)
-	return b, s.note(OpOpen, err)
+	return b, end(err)
 }
 
 // Delete removes the blob stored under the SHA-256 key.
 func (s *Store) Delete(ctx context.Context, key digest.Digest) error {
-	return s.note(OpDelete, s.backend.Delete(ctx, key))
+	ctx, end := s.start(ctx, OpDelete)
+	return end(s.backend.Delete(ctx, key))
 }
 
 // RedirectURL returns a short-lived URL that serves the blob, when the
@@ -153,8 +157,9 @@ func NewUploadID() string {
 // When expect is non-empty the content must match it (any supported
 // algorithm), and nothing is stored if it does not.
 func (s *Store) Ingest(ctx context.Context, r io.Reader, expect digest.Digest) (Digests, error) {
+	ctx, end := s.start(ctx, OpIngest)
 	ds, err := s.ingest(ctx, r, expect)
-	return ds, s.note(OpIngest, err)
+	return ds, end(err)
 }
 
 func (s *Store) ingest(ctx context.Context, r io.Reader, expect digest.Digest) (Digests, error) {
@@ -212,13 +217,14 @@ func (s *Store) ingestStaged(ctx context.Context, r io.Reader, expect digest.Dig
 
 // CreateUpload starts an upload session with the given id.
 func (s *Store) CreateUpload(ctx context.Context, id string) error {
+	ctx, end := s.start(ctx, OpCreate)
 	if err := s.backend.CreateUpload(ctx, id); err != nil {
-		return s.note(OpCreate, err)
+		return end(err)
 	}
 	st := s.acquire(id)
 	st.h = newHasher(false)
 	s.release(st)
-	return s.note(OpCreate, nil)
+	return end(nil)
 }
 
 // UploadSize returns how many bytes an upload has received.
@@ -308,8 +314,9 @@ func (s *Store) AppendBeforeCommit(ctx context.Context, id string, offset int64,
 }
 
 func (s *Store) appendUpload(ctx context.Context, id string, offset int64, r io.Reader, commit bool) (int64, error) {
+	ctx, end := s.start(ctx, OpAppend)
 	n, err := s.appendLocked(ctx, id, offset, r, commit)
-	return n, s.note(OpAppend, err)
+	return n, end(err)
 }
 
 func (s *Store) appendLocked(ctx context.Context, id string, offset int64, r io.Reader, commit bool) (int64, error) {
@@ -348,8 +355,9 @@ func (s *Store) appendLocked(ctx context.Context, id string, offset int64, r io.
 // The upload stays locked throughout, so no append can slip in between
 // hashing and the commit.
 func (s *Store) CommitUpload(ctx context.Context, id string, expect digest.Digest) (Digests, error) {
+	ctx, end := s.start(ctx, OpCommit)
 	ds, err := s.commitUpload(ctx, id, expect)
-	return ds, s.note(OpCommit, err)
+	return ds, end(err)
 }
 
 func (s *Store) commitUpload(ctx context.Context, id string, expect digest.Digest) (Digests, error) {
@@ -408,12 +416,13 @@ func (s *Store) admit(ctx context.Context, ds Digests, expect digest.Digest) err
 // in progress in this process but, unlike appends and commits, needs no
 // hash state, so it never re-reads the staged bytes.
 func (s *Store) AbortUpload(ctx context.Context, id string) error {
+	ctx, end := s.start(ctx, OpAbort)
 	st := s.acquire(id)
 	st.mu.Lock()
 	defer s.unlock(st)
 	err := s.backend.AbortUpload(ctx, id)
 	s.forget(id)
-	return s.note(OpAbort, err)
+	return end(err)
 }
 
 // forget drops the upload's state once its staging area is gone. The

@@ -64,6 +64,7 @@ type Log struct {
 
 	observed atomic.Int64             // see Observed
 	observer atomic.Pointer[Observer] // see SetObserver
+	tracer   atomic.Pointer[Tracer]   // see SetTracer
 
 	changedMu sync.Mutex
 	changed   chan struct{} // closed and replaced whenever the log may have grown
@@ -170,7 +171,7 @@ func (l *Log) begin(ctx context.Context) (*sql.Tx, error) {
 // inserts them and applies them to the views, all in one transaction, and
 // returns the events as recorded once they are durable. Either every event
 // of evs is recorded and applied, or none is.
-func (l *Log) Append(ctx context.Context, evs ...Event) ([]Event, error) {
+func (l *Log) Append(ctx context.Context, evs ...Event) (out []Event, err error) {
 	if len(evs) == 0 {
 		return nil, nil
 	}
@@ -184,9 +185,14 @@ func (l *Log) Append(ctx context.Context, evs ...Event) ([]Event, error) {
 		}
 		evs = stamped
 	}
+	if t := l.tracer.Load(); t != nil {
+		var end func(error)
+		ctx, end = (*t)(ctx, len(evs))
+		defer func() { end(err) }()
+	}
 	if o := l.obs(); o != nil {
 		start := time.Now()
-		out, err := l.append(ctx, evs)
+		out, err = l.append(ctx, evs)
 		o.Appended(time.Since(start), len(evs), err)
 		return out, err
 	}

@@ -1,6 +1,9 @@
 package eventlog
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Observer is told how appends go, for metrics. Its methods run on the
 // appending path (Committed on the committer goroutine, which every append
@@ -32,4 +35,18 @@ func (l *Log) obs() Observer {
 		return *p
 	}
 	return nil
+}
+
+// Tracer starts a span for an append of events events; the function it
+// returns ends it with the append's outcome. It runs on the caller's path.
+type Tracer func(ctx context.Context, events int) (context.Context, func(err error))
+
+// SetTracer makes t trace every append; nil stops tracing. Safe to call
+// while appends run.
+func (l *Log) SetTracer(t Tracer) {
+	if t == nil {
+		l.tracer.Store(nil)
+		return
+	}
+	l.tracer.Store(&t)
 }

@@ -47,12 +47,13 @@ var ociModules = map[string][]string{
 	"github.com/opencontainers/go-digest":   {"digest", "manifests", "registry"},
 }
 
-// metricsModules confines Prometheus to the package that defines the
-// server's metrics and to cmd: the libraries below report through their
-// own small observer hooks (eventlog.Observer, blobstore.Store.SetObserver)
-// and stay usable without it.
+// metricsModules confines Prometheus and OpenTelemetry to the package that
+// defines the server's metrics and spans, and to cmd: the libraries below
+// report through their own small hooks (eventlog.Observer and Tracer,
+// blobstore.Store.SetObserver and SetTracer) and stay usable without them.
 var metricsModules = map[string][]string{
 	"github.com/prometheus/": {"registry"},
+	"go.opentelemetry.io/":   {"registry"},
 }
 
 func TestImportDirection(t *testing.T) {

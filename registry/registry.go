@@ -29,6 +29,7 @@ import (
 	"github.com/artifact-store/artifact-store/blobstore"
 	"github.com/artifact-store/artifact-store/eventlog"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Options configure a Registry.
@@ -99,6 +100,10 @@ type Options struct {
 	// own routes, without authentication. Leave it off to serve them only
 	// on a listener of their own (OperationsHandler).
 	ServeMetrics bool
+	// Tracing, when set, receives OpenTelemetry spans: one per request
+	// (continuing a client's traceparent), and under it one per event log
+	// append and blob store call. Nil: no spans are made.
+	Tracing trace.TracerProvider
 }
 
 func (o *Options) ensureDefaults() error {
@@ -153,6 +158,7 @@ type Registry struct {
 	anchors     anchors
 
 	metrics        *metrics     // nil: none kept
+	tracing        *tracing     // nil: no spans
 	metricsHandler http.Handler // nil without Options.Metrics
 	ready          readiness
 }
@@ -172,6 +178,7 @@ func New(opts Options) (*Registry, error) {
 		return nil, err
 	}
 	r.metricsHandler = newMetricsHandler(opts)
+	r.tracing = newTracing(opts.Tracing, r)
 	r.handler = r.routes()
 	return r, nil
 }

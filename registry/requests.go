@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // RequestIDHeader carries a request's id in the answer. A client may send
@@ -28,17 +29,19 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if req.Body != nil && req.Body != http.NoBody {
 		req.Body = &countedBody{ReadCloser: req.Body, n: &rec.read}
 	}
+	req, span := r.tracing.startRequest(req)
 	start := time.Now()
 	r.handler.ServeHTTP(rec, req)
-	r.finish(req.Context(), rec, req, time.Since(start))
+	r.finish(req.Context(), rec, req, time.Since(start), span)
 }
 
-// finish logs and counts an answered request.
-func (r *Registry) finish(ctx context.Context, rec *recorder, req *http.Request, d time.Duration) {
+// finish logs, counts and ends the span of an answered request.
+func (r *Registry) finish(ctx context.Context, rec *recorder, req *http.Request, d time.Duration, span trace.Span) {
 	status := rec.status
 	if status == 0 {
 		status = http.StatusOK // nothing written: net/http answers 200
 	}
+	endRequest(span, req.Method, rec, status)
 	read := rec.read.Load()
 	r.metrics.request(rec.route, req.Method, status, read, rec.written, d)
 	level := slog.LevelInfo
@@ -72,6 +75,9 @@ func (r *Registry) finish(ctx context.Context, rec *recorder, req *http.Request,
 	}
 	if rec.code != "" {
 		line.AddAttrs(slog.String("code", string(rec.code)))
+	}
+	if span != nil {
+		line.AddAttrs(slog.String("trace_id", span.SpanContext().TraceID().String()))
 	}
 	h.Handle(ctx, line)
 }

@@ -43,6 +43,7 @@ type serveFlags struct {
 	gcf                                       gcFlags
 	authConfig                                *authConfig
 	pprofAddr, metricsAddr, logLevel          *string
+	otlpEndpoint                              *string
 	tc                                        *tlsConfig
 	fromFile                                  map[string]string // what the configuration file set, by flag name
 	onCommandLine                             map[string]bool   // the flags args gave
@@ -75,6 +76,7 @@ func newServeFlags(errorHandling flag.ErrorHandling) *serveFlags {
 	f.logJSON = fs.Bool("log-json", envBool("ARTIFACTSTORE_LOG_JSON"), "log JSON instead of text (env ARTIFACTSTORE_LOG_JSON)")
 	f.logLevel = fs.String("log-level", env("ARTIFACTSTORE_LOG_LEVEL", "info"), "debug, info, warn or error; info logs a line per request (env ARTIFACTSTORE_LOG_LEVEL)")
 	f.metricsAddr = fs.String("metrics-addr", env("ARTIFACTSTORE_METRICS_ADDR", ""), "serve /metrics, /healthz and /readyz on a listener of their own at this address, and not /metrics on --addr (empty: /metrics on --addr, unauthenticated) (env ARTIFACTSTORE_METRICS_ADDR)")
+	f.otlpEndpoint = fs.String("otlp-endpoint", env("ARTIFACTSTORE_OTLP_ENDPOINT", ""), "export OpenTelemetry traces (a span per request, event log append and blob store call) by OTLP over HTTP to this URL, e.g. http://collector:4318 (a URL without a path gets /v1/traces); the OTEL_EXPORTER_OTLP_* and OTEL_TRACES_SAMPLER variables also apply (empty: no tracing, unless OTEL_EXPORTER_OTLP_ENDPOINT is set) (env ARTIFACTSTORE_OTLP_ENDPOINT)")
 	f.tc = tlsFlags(fs)
 	return f
 }
@@ -161,6 +163,19 @@ func serve(ctx context.Context, args []string) error {
 		logger = slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: &level}))
 	}
 	bi := readBuild()
+	tp, stopTracing, err := openTracing(ctx, *f.otlpEndpoint, bi)
+	if err != nil {
+		return fmt.Errorf("--otlp-endpoint: %w", err)
+	}
+	defer func() {
+		// Flush the last spans, with a bound: a collector that is gone
+		// must not hold the shutdown.
+		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(fctx); err != nil {
+			logger.Warn("tracing: flushing the last spans", "err", err)
+		}
+	}()
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), bi.collector())
 	// TLS files load before the store opens: a bad file fails fast.
@@ -183,7 +198,7 @@ func serve(ctx context.Context, args []string) error {
 		BodyIdleTimeout: *bodyIdle, MaxUploads: *maxUploads, MaxUploadsPerRepo: *maxRepoUploads,
 		MaxEventStreams: *maxStreams, Auth: authn,
 		RetentionUndo: *undo, GCGrace: *gcf.grace, Scratch: func(ctx context.Context) (*eventlog.Log, func(), error) { return scratchLog(ctx, os.TempDir()) },
-		Metrics: metrics, ServeMetrics: *metricsAddr == "",
+		Metrics: metrics, ServeMetrics: *metricsAddr == "", Tracing: tp,
 	})
 	if err != nil {
 		return err
