@@ -52,7 +52,8 @@ type Options struct {
 	// Cold, when set, is the object store that retrieval tiering moves
 	// blobs to (Blobs being the hot store); reads find a blob in either.
 	Cold *blobstore.Store
-	// Tiering is the policy RunTiering and TierPass apply.
+	// Tiering is the policy RunTiering and TierPass apply (SetTiering
+	// changes it).
 	Tiering TierPolicy
 	// RedirectPulls, when positive, answers blob GETs with a redirect to a
 	// URL valid this long (a presigned S3 URL) where the blob's store can
@@ -170,6 +171,7 @@ func New(opts Options) (*Registry, error) {
 	}
 	r := &Registry{opts: opts, log: opts.Log, blobs: opts.Blobs, logger: opts.Logger, auth: opts.Auth, stopStreams: make(chan struct{})}
 	r.hub = newHub(opts.Log, opts.Logger, r.stopStreams, opts.MaxEventStreams)
+	r.tiers.policy = opts.Tiering
 	if r.auth != nil {
 		r.auth.SetKeyLookup(r.lookupKey) // API keys live in this registry's log
 	}

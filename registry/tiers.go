@@ -42,6 +42,22 @@ type tiering struct {
 	mu        sync.Mutex
 	reads     map[string]time.Time // not yet recorded in blob_reads
 	promoting map[string]bool
+	policy    TierPolicy // guarded by mu: SetTiering changes it while serving
+}
+
+// SetTiering makes p the policy of the passes and reads from now on (a
+// configuration reload); a pass under way finishes with the one it began
+// with.
+func (r *Registry) SetTiering(p TierPolicy) {
+	r.tiers.mu.Lock()
+	r.tiers.policy = p
+	r.tiers.mu.Unlock()
+}
+
+func (r *Registry) tierPolicy() TierPolicy {
+	r.tiers.mu.Lock()
+	defer r.tiers.mu.Unlock()
+	return r.tiers.policy
 }
 
 func (r *Registry) store(tier string) *blobstore.Store {
@@ -94,7 +110,7 @@ func (r *Registry) noteRead(b eventlog.Blob) {
 		r.tiers.promoting = map[string]bool{}
 	}
 	r.tiers.reads[b.SHA256] = time.Now()
-	if b.Tier == eventlog.TierCold && r.opts.Tiering.Promote && !r.tiers.promoting[b.SHA256] {
+	if b.Tier == eventlog.TierCold && r.tiers.policy.Promote && !r.tiers.promoting[b.SHA256] {
 		r.tiers.promoting[b.SHA256] = true
 		go func() {
 			ctx := context.Background()
@@ -207,7 +223,7 @@ func (r *Registry) SweepMoved(ctx context.Context, now time.Time) (int, error) {
 	if r.opts.Cold == nil {
 		return 0, nil
 	}
-	grace := r.opts.Tiering.Grace
+	grace := r.tierPolicy().Grace
 	if grace <= 0 {
 		grace = time.Minute
 	}
@@ -279,7 +295,7 @@ func (r *Registry) TierPass(ctx context.Context, now time.Time) (int, error) {
 	if err := r.FlushReads(ctx); err != nil {
 		return 0, err
 	}
-	p := r.opts.Tiering
+	p := r.tierPolicy()
 	var before time.Time
 	if p.UnreadFor > 0 {
 		before = now.Add(-p.UnreadFor)

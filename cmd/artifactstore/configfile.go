@@ -146,6 +146,16 @@ func kindName(n *yaml.Node) string {
 	return "value"
 }
 
+// value is a setting's effective value as text. A flag defined with
+// fs.Func (tier-larger-than) has none of its own: its parsed value stands
+// in, so that a change of it is seen.
+func (f *serveFlags) value(name string) string {
+	if name == "tier-larger-than" {
+		return strconv.FormatInt(f.policy.LargerThan, 10)
+	}
+	return f.fs.Lookup(name).Value.String()
+}
+
 // secret settings are masked wherever the configuration is printed.
 var secret = map[string]bool{"s3-secret-key": true, "s3-access-key": true}
 
@@ -213,14 +223,12 @@ func configCmd(args []string) error {
 	return nil
 }
 
-// reloadable are the settings a SIGHUP applies to the running server; any
-// other that changed is named in the log and waits for a restart.
-var reloadable = map[string]bool{"log-level": true}
-
 // reload re-reads the configuration file with the command line and the
-// environment as they were at start, applies what can change, and logs
-// every change: applied, or refused until a restart.
-func (f *serveFlags) reload(args []string, level *slog.LevelVar, logger *slog.Logger) {
+// environment as they were at start, applies each changed setting that
+// apply has a function for (those a running server can change), and logs
+// every change: applied, or kept until a restart. level is the log level
+// in force, so that a change of it is logged where it will be seen.
+func (f *serveFlags) reload(args []string, apply map[string]func(next *serveFlags), level func() slog.Level, logger *slog.Logger) {
 	if *f.config == "" {
 		return
 	}
@@ -232,25 +240,21 @@ func (f *serveFlags) reload(args []string, level *slog.LevelVar, logger *slog.Lo
 	}
 	changed := 0
 	next.fs.VisitAll(func(fl *flag.Flag) {
-		old := f.fs.Lookup(fl.Name)
-		was, now := old.Value.String(), fl.Value.String()
+		was, now := f.value(fl.Name), next.value(fl.Name)
 		if was == now {
 			return
 		}
 		changed++
-		if !reloadable[fl.Name] {
+		fn, ok := apply[fl.Name]
+		if !ok {
 			logger.Warn("configuration change needs a restart; the running value stays", "setting", fl.Name, "running", masked(fl.Name, was), "file", masked(fl.Name, now))
 			return
 		}
-		at := slog.LevelInfo
-		switch fl.Name {
-		case "log-level":
-			// Said at the higher of the two levels, so that it is seen
-			// whichever way the level moved.
-			l, _ := parseLevel(now) // checked by parse
-			at = max(at, level.Level(), l)
-			level.Set(l)
-		}
+		// A change of the log level is said at the higher of the two
+		// levels, so that it is seen whichever way the level moved.
+		at := max(slog.LevelInfo, level())
+		fn(next)
+		at = max(at, level())
 		f.fs.Set(fl.Name, now)
 		logger.Log(context.Background(), at, "configuration changed", "setting", fl.Name, "from", masked(fl.Name, was), "to", masked(fl.Name, now))
 	})

@@ -184,7 +184,7 @@ func TestConfigErrorsNameTheLine(t *testing.T) {
 func TestConfigReloadOnHangup(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "c.yaml")
-	os.WriteFile(cfg, []byte("log-level: info\nupload-ttl: 24h\n"), 0o600)
+	os.WriteFile(cfg, []byte("log-level: info\nupload-ttl: 24h\ngc-interval: 0s\n"), 0o600)
 	s := startWith(t, filepath.Join(dir, "data"), freeAddr(t), "--config", cfg)
 	getText(t, s.url("/v2/"))
 	waitLog(t, s, "msg=request")
@@ -195,11 +195,28 @@ func TestConfigReloadOnHangup(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	os.WriteFile(cfg, []byte("log-level: warn\nupload-ttl: 1h\n"), 0o600)
+	os.WriteFile(cfg, []byte("log-level: warn\nupload-ttl: 1h\ngc-interval: 200ms\n"), 0o600)
 	hangup()
 	waitLog(t, s, "level=WARN msg=\"configuration changed\" setting=log-level from=info to=warn")
 	waitLog(t, s, "msg=\"configuration change needs a restart; the running value stays\" setting=upload-ttl running=24h0m0s file=1h0m0s")
+	waitLog(t, s, "msg=\"configuration changed\" setting=gc-interval from=0s to=200ms")
+	// The collector, off at start, now runs on its new schedule.
+	collected := false
+	for range 100 {
+		_, metrics := getText(t, s.url("/metrics"))
+		if strings.Contains(metrics, `artifactstore_background_runs_total{result="ok",task="gc"}`) {
+			collected = true
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !collected {
+		t.Error("no garbage collection ran after gc-interval was set by a reload")
+	}
 	before := strings.Count(logsOf(s), "msg=request")
+	if before == 0 {
+		t.Fatal("no request lines before the reload")
+	}
 	for range 3 {
 		getText(t, s.url("/v2/"))
 	}

@@ -235,10 +235,6 @@ func serve(ctx context.Context, args []string) error {
 	go func() { defer background.Done(); reg.RunJanitor(janitorCtx, min(*ttl/2, time.Minute)) }()
 	background.Add(1)
 	go func() { defer background.Done(); reg.RunAnchors(janitorCtx, *anchorEvery) }()
-	if st.cold != nil {
-		background.Add(1)
-		go func() { defer background.Done(); reg.RunTiering(janitorCtx, *tierEvery) }()
-	}
 	background.Add(1)
 	go func() {
 		defer background.Done()
@@ -246,23 +242,42 @@ func serve(ctx context.Context, args []string) error {
 			logger.Error("gc: finishing an interrupted collection", "err", err)
 		}
 	}()
-	if *gcf.interval > 0 {
-		background.Add(1)
-		go func() {
-			defer background.Done()
-			reg.RunGC(janitorCtx, *gcf.interval, registry.GCOptions{Grace: *gcf.grace})
-		}()
-	}
 	background.Add(1)
 	go func() { defer background.Done(); reg.RunReadFlush(janitorCtx, readFlushInterval) }()
 	background.Add(1)
 	go func() { defer background.Done(); reg.RunPullFlush(janitorCtx, *pullEvery) }()
-	if *retentionEvery > 0 {
-		background.Add(1)
-		go func() { defer background.Done(); reg.RunRetention(janitorCtx, *retentionEvery) }()
+	// The schedules a configuration reload may change; each stops before
+	// the log closes.
+	gcRuns := &schedule{run: func(ctx context.Context, every time.Duration) {
+		reg.RunGC(ctx, every, registry.GCOptions{Grace: *gcf.grace})
+	}}
+	retentionRuns := &schedule{run: reg.RunRetention}
+	tierRuns := &schedule{run: reg.RunTiering}
+	gcRuns.set(janitorCtx, *gcf.interval)
+	retentionRuns.set(janitorCtx, *retentionEvery)
+	if st.cold != nil {
+		tierRuns.set(janitorCtx, *tierEvery)
+	}
+	defer func() {
+		for _, s := range []*schedule{gcRuns, retentionRuns, tierRuns} {
+			s.set(janitorCtx, 0)
+		}
+	}()
+	setTiering := func(n *serveFlags) { reg.SetTiering(*n.policy) }
+	apply := map[string]func(n *serveFlags){
+		"log-level":          func(n *serveFlags) { l, _ := parseLevel(*n.logLevel); level.Set(l) },
+		"gc-interval":        func(n *serveFlags) { gcRuns.set(janitorCtx, *n.gcf.interval) },
+		"retention-interval": func(n *serveFlags) { retentionRuns.set(janitorCtx, *n.retentionEvery) },
+		"tier-unread-for":    setTiering,
+		"tier-larger-than":   setTiering,
+		"promote-on-read":    setTiering,
+		"tier-grace":         setTiering,
+	}
+	if st.cold != nil {
+		apply["tier-interval"] = func(n *serveFlags) { tierRuns.set(janitorCtx, *n.tierEvery) }
 	}
 
-	onHangup := []func(){func() { f.reload(args, &level, logger) }} // what SIGHUP re-reads
+	onHangup := []func(){func() { f.reload(args, apply, level.Level, logger) }} // what SIGHUP re-reads
 	if tlsReloader != nil {
 		onHangup = append(onHangup, func() { tlsReloader.Reload() }) // a failure is logged; the previous files keep serving
 	}
@@ -296,6 +311,9 @@ func serve(ctx context.Context, args []string) error {
 	defer cancel()
 	err = srv.Shutdown(shutdownCtx)
 	stopJanitor()
+	for _, s := range []*schedule{gcRuns, retentionRuns, tierRuns} {
+		s.set(janitorCtx, 0)
+	}
 	background.Wait() // the tiering loop records the last reads, and the anchor loop the last head, before the log closes
 	if errors.Is(err, context.DeadlineExceeded) {
 		logger.Warn("in-flight requests did not finish in time; closing")
@@ -389,4 +407,35 @@ func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, reloads []func())
 			return
 		}
 	}
+}
+
+// schedule runs one periodic task (gc, retention, tiering) and restarts it
+// when a configuration reload changes its interval; 0 stops it.
+type schedule struct {
+	run func(ctx context.Context, every time.Duration)
+
+	mu     sync.Mutex
+	every  time.Duration
+	cancel context.CancelFunc // nil: not running
+	done   chan struct{}
+}
+
+// set runs the task every interval from now on, after stopping the run
+// under way (which finishes its pass: the task sees its context end).
+func (s *schedule) set(parent context.Context, every time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cancel != nil {
+		s.cancel()
+		<-s.done
+		s.cancel = nil
+	}
+	s.every = every
+	if every <= 0 || parent.Err() != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(parent)
+	done := make(chan struct{})
+	s.cancel, s.done = cancel, done
+	go func() { defer close(done); s.run(ctx, every) }()
 }
