@@ -59,6 +59,8 @@ type Authenticator struct {
 
 	// keyLookup finds API keys (apikeys.go); nil: none are accepted.
 	keyLookup atomic.Pointer[KeyLookup]
+	// users are the htpasswd accounts in force (SetUsers); nil: none.
+	users atomic.Pointer[Users]
 }
 
 // New returns an Authenticator.
@@ -87,6 +89,7 @@ func New(opts Options) (*Authenticator, error) {
 	a := &Authenticator{opts: opts, limiter: opts.Limiter,
 		tokens: &tokens{keys: opts.Keys, issuer: opts.Service, service: opts.Service, ttl: opts.TokenTTL, leeway: opts.Leeway, now: time.Now}}
 	a.policy.Store(opts.Policy)
+	a.users.Store(opts.Users)
 	return a, nil
 }
 
@@ -98,6 +101,11 @@ func (a *Authenticator) JWKS() jose.JSONWebKeySet { return a.opts.Keys.JWKS() }
 // their access claims, but every use is checked against the new policy
 // too, so a revoked grant ends at once.
 func (a *Authenticator) SetPolicy(p *Policy) { a.policy.Store(p) }
+
+// SetUsers replaces the htpasswd accounts (a reload). A removed user's
+// password stops working at once, and so do the refresh tokens issued to
+// it; access tokens already issued run out within their lifetime.
+func (a *Authenticator) SetUsers(u *Users) { a.users.Store(u) }
 
 // ErrBadCredentials: credentials were given and are wrong (401).
 var ErrBadCredentials = errors.New("bad credentials")
@@ -183,7 +191,7 @@ func (a *Authenticator) password(r *http.Request, user, pass string) (Principal,
 		a.limiter.Succeed(client)
 		return p, nil
 	}
-	if a.opts.Users == nil || !a.opts.Users.Check(user, pass) {
+	if users := a.users.Load(); users == nil || !users.Check(user, pass) {
 		a.limiter.Fail(client)
 		return Principal{}, fmt.Errorf("%w: unknown user or wrong password", ErrBadCredentials)
 	}

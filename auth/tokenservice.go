@@ -83,7 +83,7 @@ func (a *Authenticator) serveToken(w http.ResponseWriter, r *http.Request) error
 			}
 			// A refresh token outlives a password change or removal: the
 			// account must still exist.
-			if p.Via == MethodPassword && (a.opts.Users == nil || !a.opts.Users.Has(p.Name)) {
+			if users := a.users.Load(); p.Via == MethodPassword && (users == nil || !users.Has(p.Name)) {
 				return fmt.Errorf("%w: the account no longer exists", ErrBadCredentials)
 			}
 			if p.Via == MethodAPIKey {

@@ -114,6 +114,18 @@ func (c *authConfig) reloadPolicy(a *auth.Authenticator, logger *slog.Logger) {
 	loadPolicy(c.policy, a, logger)
 }
 
+// reloadUsers re-reads the htpasswd file, or leaves the accounts in force
+// and says why.
+func (c *authConfig) reloadUsers(a *auth.Authenticator, logger *slog.Logger) {
+	u, err := auth.LoadHtpasswd(c.htpasswd)
+	if err != nil {
+		logger.Error("users not reloaded; the previous ones stay in force", "file", c.htpasswd, "err", err)
+		return
+	}
+	a.SetUsers(u)
+	logger.Info("users reloaded", "file", c.htpasswd, "users", usersCount(u))
+}
+
 // loadPolicy puts file's policy in force, or leaves the current one and
 // says why.
 func loadPolicy(file string, a *auth.Authenticator, logger *slog.Logger) {

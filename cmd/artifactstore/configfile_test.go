@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -250,4 +251,44 @@ func waitLog(t *testing.T, s *server, want string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("server did not log %q:\n%s", want, logsOf(s))
+}
+
+// TestCredentialsReloadOnHangup: SIGHUP re-reads the htpasswd file: a
+// removed user is refused at once, an added one is let in.
+func TestCredentialsReloadOnHangup(t *testing.T) {
+	dir := t.TempDir()
+	line := func(user string) string {
+		cmd := exec.Command(binary, "htpasswd", user)
+		cmd.Stdin = strings.NewReader(user + "-pw\n")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out)
+	}
+	users := filepath.Join(dir, "htpasswd")
+	os.WriteFile(users, []byte(line("alice")), 0o600)
+	s := startWith(t, filepath.Join(dir, "data"), freeAddr(t), "--htpasswd", users)
+	whoami := func(user string) int {
+		t.Helper()
+		req, _ := http.NewRequest("GET", s.url("/api/v1/whoami"), nil)
+		req.SetBasicAuth(user, user+"-pw")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if a, b := whoami("alice"), whoami("bob"); a != 200 || b != 401 {
+		t.Fatalf("before the reload: alice %d, bob %d", a, b)
+	}
+	os.WriteFile(users, []byte(line("bob")), 0o600)
+	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, s, "msg=\"users reloaded\"")
+	if a, b := whoami("alice"), whoami("bob"); a != 401 || b != 200 {
+		t.Errorf("after the reload: alice %d (want 401), bob %d (want 200)", a, b)
+	}
 }

@@ -284,6 +284,9 @@ func serve(ctx context.Context, args []string) error {
 	if authn != nil && authConfig.policy != "" {
 		onHangup = append(onHangup, func() { authConfig.reloadPolicy(authn, logger) })
 	}
+	if authn != nil && authConfig.htpasswd != "" {
+		onHangup = append(onHangup, func() { authConfig.reloadUsers(authn, logger) })
+	}
 	if len(onHangup) > 0 {
 		// Caught from before the server listens, so that a SIGHUP sent as
 		// soon as it does reloads rather than kills.
