@@ -47,7 +47,42 @@ func newMetrics(reg *prometheus.Registry, r *Registry) (*metrics, error) {
 	if reg == nil {
 		return nil, nil
 	}
-	m := &metrics{
+	m := buildMetrics()
+	gauges := []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "eventlog", Name: "head_sequence",
+			Help: "The event log's newest sequence number, read from the database at scrape time (NaN when it does not answer)."},
+			func() float64 {
+				return scrapeQuery(func(ctx context.Context) (int64, error) { return r.log.Head(ctx) })
+			}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "uploads_open",
+			Help: "Upload sessions open across every replica, read from the database at scrape time (NaN when it does not answer)."},
+			func() float64 {
+				return scrapeQuery(func(ctx context.Context) (int64, error) {
+					_, total, err := r.log.OpenUploads(ctx, "")
+					return int64(total), err
+				})
+			}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "event_stream_subscribers",
+			Help: "Server-Sent Events streams of /api/v1/events open on this server."},
+			func() float64 { return float64(r.hub.open.Load()) }),
+	}
+	for _, c := range append(gauges, m.requests, m.latency, m.bytesIn, m.bytesOut, m.appends, m.appendTime, m.events,
+		m.groupSize, m.commitTime, m.blobOps, m.tasks, m.taskSuccess, m.gcUnlinked, m.gcSwept, m.gcFreed, m.tierMoves) {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	r.log.SetObserver(logObserver{m})
+	m.observeStore(r.blobs, "hot")
+	if r.opts.Cold != nil {
+		m.observeStore(r.opts.Cold, "cold")
+	}
+	return m, nil
+}
+
+// buildMetrics makes the collectors, unregistered.
+func buildMetrics() *metrics {
+	return &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "http_requests_total",
 			Help: "HTTP requests answered, by route template, method and status class (2xx, 4xx, ...)."}, []string{"route", "method", "status"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Name: "http_request_duration_seconds",
@@ -85,36 +120,6 @@ func newMetrics(reg *prometheus.Registry, r *Registry) (*metrics, error) {
 		tierMoves: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Subsystem: "tiering", Name: "blobs_moved_total",
 			Help: "Blobs moved between tiers, by the tier moved to."}, []string{"to"}),
 	}
-	gauges := []prometheus.Collector{
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "eventlog", Name: "head_sequence",
-			Help: "The event log's newest sequence number, read from the database at scrape time (NaN when it does not answer)."},
-			func() float64 {
-				return scrapeQuery(func(ctx context.Context) (int64, error) { return r.log.Head(ctx) })
-			}),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "uploads_open",
-			Help: "Upload sessions open across every replica, read from the database at scrape time (NaN when it does not answer)."},
-			func() float64 {
-				return scrapeQuery(func(ctx context.Context) (int64, error) {
-					_, total, err := r.log.OpenUploads(ctx, "")
-					return int64(total), err
-				})
-			}),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "event_stream_subscribers",
-			Help: "Server-Sent Events streams of /api/v1/events open on this server."},
-			func() float64 { return float64(r.hub.open.Load()) }),
-	}
-	for _, c := range append(gauges, m.requests, m.latency, m.bytesIn, m.bytesOut, m.appends, m.appendTime, m.events,
-		m.groupSize, m.commitTime, m.blobOps, m.tasks, m.taskSuccess, m.gcUnlinked, m.gcSwept, m.gcFreed, m.tierMoves) {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
-	}
-	r.log.SetObserver(logObserver{m})
-	m.observeStore(r.blobs, "hot")
-	if r.opts.Cold != nil {
-		m.observeStore(r.opts.Cold, "cold")
-	}
-	return m, nil
 }
 
 // scrapeQuery runs a query for a gauge with a bound: a scrape must not hang
