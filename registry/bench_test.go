@@ -125,6 +125,67 @@ func BenchmarkManifestGet(b *testing.B) {
 	})
 }
 
+// BenchmarkRequestLogToggled measures the request line alone, in one
+// server: rounds alternate between the log level that drops request lines
+// (warn) and the one that writes them (info, to a file through logbuf, as
+// serve does), so that the machine's drift from run to run cancels out.
+// It reports each phase's CPU per request and their ratio.
+func BenchmarkRequestLogToggled(b *testing.B) {
+	f, err := os.Create(filepath.Join(b.TempDir(), "requests.log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	lw := logbuf.New(f, 1<<20)
+	defer lw.Close()
+	var level slog.LevelVar
+	s := newServer(b, func(o *registry.Options) {
+		o.Logger = slog.New(slog.NewTextHandler(lw, &slog.HandlerOptions{Level: &level}))
+		o.Metrics = prometheus.NewRegistry()
+	})
+	s.pushImage("bench", "v1", "")
+	const rounds = 10
+	per := max(b.N/(2*rounds), 1)
+	var cpu [2]time.Duration // warn, info
+	b.ResetTimer()
+	for i := 0; i < 2*rounds; i++ {
+		phase := i % 2
+		level.Set([]slog.Level{slog.LevelWarn, slog.LevelInfo}[phase])
+		start := cpuTime()
+		getMany(b, s.url+"/v2/bench/manifests/v1", per)
+		cpu[phase] += cpuTime() - start
+	}
+	n := float64(per * rounds)
+	b.ReportMetric(float64(cpu[0].Microseconds())/n, "cpu-µs/req-unlogged")
+	b.ReportMetric(float64(cpu[1].Microseconds())/n, "cpu-µs/req-logged")
+	b.ReportMetric(float64(cpu[1])/float64(cpu[0]), "ratio")
+}
+
+// getMany GETs url n times from 16 clients.
+func getMany(b *testing.B, url string, n int) {
+	const clients = 16
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
+	defer client.CloseIdleConnections()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(n) {
+				resp, err := client.Get(url)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
+}
+
 // BenchmarkSmallBlobGet measures 4 KiB blob GETs with 16 clients, open and
 // with a bearer token.
 func BenchmarkSmallBlobGet(b *testing.B) {

@@ -63,9 +63,11 @@ func (r *Registry) finish(ctx context.Context, rec *recorder, req *http.Request,
 	if rec.repo != "" {
 		line.AddAttrs(slog.String("repo", clip(rec.repo)))
 	}
+	line.AddAttrs(slog.Int("status", status))
+	if read > 0 { // most requests have no body: a line is kept short, as it is written for each
+		line.AddAttrs(slog.Int64("bytes_in", read))
+	}
 	line.AddAttrs(
-		slog.Int("status", status),
-		slog.Int64("bytes_in", read),
 		slog.Int64("bytes_out", rec.written),
 		slog.Duration("duration", d),
 		slog.String("client", req.RemoteAddr),

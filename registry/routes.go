@@ -119,8 +119,8 @@ func (r *Registry) handle(fn handlerFunc) http.Handler {
 		err := checkQuery(req)
 		if err == nil {
 			req, err = r.authenticate(w, req)
-			if rec != nil && err == nil {
-				rec.principal = principal(req).Name
+			if p := principal(req); rec != nil && err == nil && p.Method != auth.MethodAnonymous {
+				rec.principal = p.Name // logged once there is one
 			}
 		}
 		if err == nil {
