@@ -3,9 +3,12 @@ package auth
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"strings"
+	"sync"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -20,7 +23,23 @@ type Users struct {
 	// dummy is a bcrypt hash of the file's cost, compared against when the
 	// user is unknown, so that unknown and known users cost the same.
 	dummy []byte
+
+	// verified remembers passwords bcrypt accepted, for verifiedFor: a
+	// client sending Basic credentials with every request (the web UI,
+	// scripts) must not cost a bcrypt comparison each. Keys are SHA-256
+	// of name and password, never the password; only successes are kept,
+	// so a guess still costs bcrypt. A reload makes new Users, and so
+	// forgets them all.
+	mu       sync.Mutex
+	verified map[[32]byte]time.Time
 }
+
+// verifiedFor is how long an accepted password is taken without bcrypt;
+// maxVerified bounds the remembered ones (when full, all are forgotten).
+const (
+	verifiedFor = time.Minute
+	maxVerified = 4096
+)
 
 // LoadHtpasswd reads an htpasswd file.
 func LoadHtpasswd(file string) (*Users, error) {
@@ -65,11 +84,26 @@ func LoadHtpasswd(file string) (*Users, error) {
 // Check reports whether password is the user's. It takes a bcrypt
 // comparison whether or not the user exists.
 func (u *Users) Check(name, password string) bool {
+	key := sha256.Sum256([]byte(name + "\x00" + password))
+	u.mu.Lock()
+	at, seen := u.verified[key]
+	u.mu.Unlock()
+	if seen && time.Since(at) < verifiedFor {
+		return true
+	}
 	hash, known := u.hashes[name]
 	if !known {
 		hash = u.dummy
 	}
 	ok := bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
+	if known && ok {
+		u.mu.Lock()
+		if u.verified == nil || len(u.verified) >= maxVerified {
+			u.verified = map[[32]byte]time.Time{}
+		}
+		u.verified[key] = time.Now()
+		u.mu.Unlock()
+	}
 	return known && ok
 }
 

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/artifact-store/artifact-store/blobstore"
@@ -51,17 +52,13 @@ func newMetrics(reg *prometheus.Registry, r *Registry) (*metrics, error) {
 	gauges := []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "eventlog", Name: "head_sequence",
 			Help: "The event log's newest sequence number, read from the database at scrape time (NaN when it does not answer)."},
-			func() float64 {
-				return scrapeQuery(func(ctx context.Context) (int64, error) { return r.log.Head(ctx) })
-			}),
+			scrapeQuery(func(ctx context.Context) (int64, error) { return r.log.Head(ctx) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "uploads_open",
 			Help: "Upload sessions open across every replica, read from the database at scrape time (NaN when it does not answer)."},
-			func() float64 {
-				return scrapeQuery(func(ctx context.Context) (int64, error) {
-					_, total, err := r.log.OpenUploads(ctx, "")
-					return int64(total), err
-				})
-			}),
+			scrapeQuery(func(ctx context.Context) (int64, error) {
+				_, total, err := r.log.OpenUploads(ctx, "")
+				return int64(total), err
+			})),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "event_stream_subscribers",
 			Help: "Server-Sent Events streams of /api/v1/events open on this server."},
 			func() float64 { return float64(r.hub.open.Load()) }),
@@ -122,16 +119,29 @@ func buildMetrics() *metrics {
 	}
 }
 
-// scrapeQuery runs a query for a gauge with a bound: a scrape must not hang
-// on a database that does not answer.
-func scrapeQuery(q func(ctx context.Context) (int64, error)) float64 {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	n, err := q(ctx)
-	if err != nil {
-		return math.NaN()
+// scrapeQuery makes a gauge of a query: bounded, so that a scrape never
+// hangs on a database that does not answer, and answered at most once a
+// second, so that scrapes (on a public address, anyone's) cost the
+// database at most one query a second each.
+func scrapeQuery(q func(ctx context.Context) (int64, error)) func() float64 {
+	var mu sync.Mutex
+	var at time.Time
+	var v float64
+	return func() float64 {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(at) < time.Second {
+			return v
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		n, err := q(ctx)
+		v, at = float64(n), time.Now()
+		if err != nil {
+			v = math.NaN()
+		}
+		return v
 	}
-	return float64(n)
 }
 
 // observeStore counts st's operations under its backend and tier. The

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/artifact-store/artifact-store/registry"
 	"github.com/prometheus/client_golang/prometheus"
@@ -70,9 +71,6 @@ func TestMetricsCountAKnownWorkload(t *testing.T) {
 		o.Metrics = prometheus.NewRegistry()
 		o.ServeMetrics = true
 	})
-	before, _ := s.scrape()
-	_ = before
-
 	const repo = "metrics/app"
 	m, _ := s.pushImage(repo, "v1", "") // two blobs POSTed with ?digest=, one manifest PUT
 	for range 3 {
@@ -138,8 +136,16 @@ func TestMetricsCountAKnownWorkload(t *testing.T) {
 		t.Errorf("uploads open: %v, want 0", got)
 	}
 	expect(t, s.do("POST", "/v2/"+repo+"/blobs/uploads/", nil), http.StatusAccepted)
-	fams, _ = s.scrape()
-	if got := value(t, fams, "artifactstore_uploads_open"); got != 1 {
+	// The database's gauges are read at most once a second.
+	got := 0.0
+	for range 30 {
+		fams, _ = s.scrape()
+		if got = value(t, fams, "artifactstore_uploads_open"); got == 1 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got != 1 {
 		t.Errorf("uploads open after a POST: %v, want 1", got)
 	}
 	if got := value(t, fams, "artifactstore_event_stream_subscribers"); got != 0 {

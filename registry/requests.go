@@ -31,8 +31,25 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	req, span := r.tracing.startRequest(req)
 	start := time.Now()
+	done := false
+	defer func() {
+		if !done { // a handler panicked: net/http recovers it and drops the connection
+			rec.status = http.StatusInternalServerError
+			r.finish(req.Context(), rec, req, time.Since(start), span)
+		}
+	}()
 	r.handler.ServeHTTP(rec, req)
+	done = true
 	r.finish(req.Context(), rec, req, time.Since(start), span)
+}
+
+// noted serves h, noting its route for the request log and metrics: for
+// the routes that are not API handlers (the token service, redirects).
+func noted(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		recorderOf(w).noteRoute(req)
+		h.ServeHTTP(w, req)
+	})
 }
 
 // finish logs, counts and ends the span of an answered request.
@@ -160,11 +177,16 @@ func (w *recorder) ReadFrom(src io.Reader) (int64, error) {
 	return n, err
 }
 
-func (w *recorder) Flush() {
+func (w *recorder) Flush() { w.FlushError() }
+
+// FlushError is what http.ResponseController.Flush calls: it reports a
+// client gone or a write deadline passed, which the event stream needs
+// to end a stream at once.
+func (w *recorder) FlushError() error {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	http.NewResponseController(w.ResponseWriter).Flush()
+	return http.NewResponseController(w.ResponseWriter).Flush()
 }
 
 // Unwrap gives http.ResponseController the connection's writer.

@@ -3,10 +3,13 @@ package registry_test
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha512"
+	"encoding/base64"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/artifact-store/artifact-store/registry"
@@ -136,4 +139,30 @@ func TestWhoami(t *testing.T) {
 		t.Errorf("whoami as alice: %d %s", r.StatusCode, r.body)
 	}
 	expect(t, s.do("GET", "/api/v1/whoami", nil, basic("alice", "wrong")), http.StatusUnauthorized, "UNAUTHORIZED")
+}
+
+// TestUIScriptPinned: the page allows its one script by hash, not by
+// origin (anyone who may push serves files from this origin), and a
+// published file is served so that a browser will not run it as a page.
+func TestUIScriptPinned(t *testing.T) {
+	s := newServer(t)
+	page := s.do("GET", "/ui/", nil)
+	expect(t, page, http.StatusOK)
+	script := s.do("GET", "/ui/app.js", nil)
+	expect(t, script, http.StatusOK)
+	sum := sha512.Sum384(script.body)
+	integrity := "sha384-" + base64.StdEncoding.EncodeToString(sum[:])
+	if !strings.Contains(string(page.body), `integrity="`+integrity+`"`) {
+		t.Errorf("the page does not pin app.js by its hash %s", integrity)
+	}
+	csp := page.Header.Get("Content-Security-Policy")
+	if !strings.Contains(csp, "script-src '"+integrity+"';") || strings.Contains(csp, "script-src 'self'") {
+		t.Errorf("page policy %q: want script-src with only the script's hash", csp)
+	}
+	expect(t, s.do("PUT", "/api/v1/repositories/evil/site/-/versions/1/files/x.js", []byte("alert(1)"), "Content-Type: text/javascript"), http.StatusCreated)
+	f := s.do("GET", "/api/v1/repositories/evil/site/-/versions/1/files/x.js", nil)
+	expect(t, f, http.StatusOK)
+	if f.Header.Get("X-Content-Type-Options") != "nosniff" || !strings.HasPrefix(f.Header.Get("Content-Security-Policy"), "sandbox") {
+		t.Errorf("a published file is served with nosniff %q and policy %q", f.Header.Get("X-Content-Type-Options"), f.Header.Get("Content-Security-Policy"))
+	}
 }

@@ -48,7 +48,7 @@ func (r *Registry) routes() http.Handler {
 	// version 1 of "a" would share URLs.
 	const repoAPI = "/api/v1/repositories/{name:.+?}/" + nativeSeparator
 	if r.auth != nil {
-		m.Handle(auth.TokenPath, http.HandlerFunc(r.auth.ServeToken)).Methods(http.MethodGet, http.MethodPost)
+		m.Handle(auth.TokenPath, noted(http.HandlerFunc(r.auth.ServeToken))).Methods(http.MethodGet, http.MethodPost)
 	}
 	m.Handle("/api/v1/openapi.json", r.handle(r.openAPI)).Methods(http.MethodGet)
 	m.Handle("/api/v1/whoami", r.handle(r.whoami)).Methods(http.MethodGet)
@@ -82,8 +82,8 @@ func (r *Registry) routes() http.Handler {
 	m.Handle(repoAPI+"/blobs/{digest}", r.named(auth.ActionPull, r.getNativeBlob)).Methods(http.MethodGet, http.MethodHead)
 
 	m.PathPrefix("/ui/").Handler(r.ui()).Methods(http.MethodGet, http.MethodHead)
-	m.HandleFunc("/ui", toUI).Methods(http.MethodGet, http.MethodHead)
-	m.HandleFunc("/", toUI).Methods(http.MethodGet, http.MethodHead)
+	m.Handle("/ui", noted(http.HandlerFunc(toUI))).Methods(http.MethodGet, http.MethodHead)
+	m.Handle("/", noted(http.HandlerFunc(toUI))).Methods(http.MethodGet, http.MethodHead)
 	m.Handle("/healthz", r.quiet(r.healthz)).Methods(http.MethodGet, http.MethodHead)
 	m.Handle("/readyz", r.quiet(r.readyz)).Methods(http.MethodGet, http.MethodHead)
 	if r.opts.ServeMetrics && r.opts.Metrics != nil {

@@ -70,7 +70,11 @@ func (c *storeConfig) postgres() (bool, error) {
 	case strings.HasPrefix(c.db, "postgres://"), strings.HasPrefix(c.db, "postgresql://"):
 		return true, nil
 	}
-	return false, fmt.Errorf("--db %q: only postgres:// URLs are supported (leave it empty for the embedded SQLite log)", c.db)
+	scheme, _, _ := strings.Cut(c.db, "://")
+	if len(scheme) > 20 || scheme == c.db {
+		scheme = "(none)" // not a URL; the value itself may hold a password: never echoed
+	}
+	return false, fmt.Errorf("--db: only postgres:// URLs are supported, not %q ones (leave it empty for the embedded SQLite log)", scheme)
 }
 
 func (c *storeConfig) sqlitePath() string { return filepath.Join(c.data, "eventlog.db") }

@@ -167,13 +167,37 @@ func masked(name, value string) string {
 		return value
 	case secret[name]:
 		return "********"
-	case name == "db":
-		if u, err := url.Parse(value); err == nil {
-			return u.Redacted()
+	case name == "db" || name == "otlp-endpoint":
+		// A URL's password may be in its user part or its query
+		// (password=, sslpassword=): both are hidden.
+		u, err := url.Parse(value)
+		if err != nil {
+			return "********" // unparsable: may hold anything
 		}
-		return "********" // unparsable: may hold anything
+		if u.RawQuery != "" {
+			q := u.Query()
+			for k := range q {
+				if sensitiveParam(k) {
+					q.Set(k, "xxxxx")
+				}
+			}
+			u.RawQuery = q.Encode()
+		}
+		return u.Redacted()
 	}
 	return value
+}
+
+// sensitiveParam reports whether a URL query parameter may hold a secret
+// (password=, sslpassword=, token=, ...).
+func sensitiveParam(name string) bool {
+	l := strings.ToLower(name)
+	for _, w := range []string{"pass", "secret", "token", "key"} {
+		if strings.Contains(l, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // source says where fl's effective value came from.

@@ -292,3 +292,19 @@ func TestCredentialsReloadOnHangup(t *testing.T) {
 		t.Errorf("after the reload: alice %d (want 401), bob %d (want 200)", a, b)
 	}
 }
+
+// TestConfigMasksURLSecrets: a database or collector URL's password, in
+// its user part or its query, is never printed; a refused URL is not
+// echoed either.
+func TestConfigMasksURLSecrets(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(cfg, []byte("db: postgres://u:pw-one@h/db?sslmode=require&sslpassword=pw-two\notlp-endpoint: https://user:pw-three@collector:4318/v1/traces?token=pw-four\n"), 0o600)
+	out, err := run(t, "config", "check", cfg)
+	if err != nil || strings.Contains(out, "pw-") || !strings.Contains(out, "sslmode=require") {
+		t.Errorf("config check (%v) printed:\n%s", err, out)
+	}
+	os.WriteFile(cfg, []byte("db: mysql://u:pw-five@h/db\n"), 0o600)
+	if out, err := run(t, "config", "check", cfg); err == nil || strings.Contains(out, "pw-five") {
+		t.Errorf("a refused db URL: %v %s", err, out)
+	}
+}

@@ -52,6 +52,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 	}
 	if w.closed {
 		w.mu.Unlock()
+		<-w.done // after what was queued, not before
 		return w.out.Write(p)
 	}
 	w.pending = append(w.pending, p...)

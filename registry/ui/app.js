@@ -385,7 +385,10 @@ function eventsPage(params) {
       body.append(row(ev));
       shown++;
     }
-    last = Math.max(head, ...(page.events || []).map((e) => e.seq));
+    // Where the page stopped: the head, or earlier when the page ended at
+    // its size bound; the stream goes on from there, so nothing between
+    // is skipped.
+    last = page.next;
   };
   (async () => {
     let retry = 2000;
@@ -439,6 +442,10 @@ function eventsPage(params) {
   })();
 }
 
+// A repository name as the registry's grammar has it: a crafted link must
+// not make the browser send the user's credentials to other paths.
+const validName = (n) => /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/.test(n) && n.length <= 255;
+
 // ---- routing ----
 
 async function route() {
@@ -455,6 +462,8 @@ async function route() {
     if (path === '/' || path === '') {
       document.title = 'Repositories · artifactstore';
       await reposPage(params);
+    } else if ((m = path.match(/^\/(?:repo|artifact|history)\/(.+?)(?:\/-\/.*)?$/)) && !validName(m[1])) {
+      show(h('h1', {}, 'No such repository'), h('p', {}, `"${m[1]}" is not a repository name.`));
     } else if ((m = path.match(/^\/repo\/(.+)$/))) {
       document.title = m[1] + ' · artifactstore';
       await repoPage(m[1]);
