@@ -3,6 +3,7 @@ package registry_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -95,6 +96,7 @@ func TestPostgresUnavailable(t *testing.T) {
 		{method: "PUT", path: "/api/v1/repositories/r/-/versions/n2/files/b.txt", body: during},
 		{method: "GET", path: "/api/v1/search?annotation=a=b"},
 	})
+	expectReadiness(t, s, "eventlog", "unavailable")
 
 	// A real outage outlasts one second, after which pgx pings a pooled
 	// connection before reusing it and database/sql replaces a dead one
@@ -103,6 +105,7 @@ func TestPostgresUnavailable(t *testing.T) {
 	// outage must succeed.
 	time.Sleep(1100 * time.Millisecond)
 	proxy.Restore(t)
+	expectReadiness(t, s, "eventlog", "ok")
 	if after, err := l.Head(t.Context()); err != nil || after != head {
 		t.Fatalf("log head %d (%v) after the outage, %d before: requests that failed recorded events", after, err, head)
 	}
@@ -148,12 +151,33 @@ func TestS3UnavailableReads(t *testing.T) {
 		{method: "GET", path: "/api/v1/repositories/r/-/versions/v1"},
 		{method: "GET", path: "/api/v1/repositories/r/-/versions/n1/files/a.txt"},
 	})
+	expectReadiness(t, s, "blobs", "unavailable")
 
 	gw.Restart(t)
+	expectReadiness(t, s, "blobs", "ok")
 	expect(t, s.do("GET", "/v2/r/manifests/v1", nil), 200)
 	expect(t, s.do("GET", "/api/v1/repositories/r/-/versions/n1", nil), 200)
 	if f := s.do("GET", "/api/v1/repositories/r/-/versions/n1/files/a.txt", nil); f.StatusCode != 200 || string(f.body) != "hello" {
 		t.Fatalf("file after recovery: %d %q", f.StatusCode, f.body)
+	}
+}
+
+// expectReadiness checks /readyz afresh: the component's state, and 503
+// with Retry-After (a load balancer takes the replica out) unless every
+// component is ok.
+func expectReadiness(t *testing.T, s *testServer, component, want string) {
+	t.Helper()
+	s.reg.ForgetReadiness()
+	r := s.do2("GET", "/readyz", nil)
+	var ready struct {
+		Ready  bool
+		Checks map[string]string
+	}
+	if err := json.Unmarshal(r.body, &ready); err != nil || ready.Checks[component] != want {
+		t.Fatalf("/readyz: %d %s; want %s %s", r.StatusCode, r.body, component, want)
+	}
+	if want != "ok" && (r.StatusCode != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "") {
+		t.Fatalf("/readyz with %s %s: %d, Retry-After %q", component, want, r.StatusCode, r.Header.Get("Retry-After"))
 	}
 }
 
