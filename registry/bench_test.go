@@ -76,47 +76,23 @@ func benchManifestPut(b *testing.B, s *testServer) {
 // 12 allows it 5% of open's throughput) and with a bearer token
 // (authentication on).
 func BenchmarkManifestGet(b *testing.B) {
-	b.Run("open", func(b *testing.B) {
-		s := newServer(b)
-		s.pushImage("bench", "v1", "")
-		benchGets(b, s.url+"/v2/bench/manifests/v1")
-	})
-	b.Run("metricsonly", func(b *testing.B) {
-		s := newServer(b, func(o *registry.Options) {
-			o.Metrics = prometheus.NewRegistry()
+	for _, c := range []struct {
+		name         string
+		metrics, log bool
+	}{{"open", false, false}, {"metricsonly", true, false}, {"logonly", false, true}, {"observed", true, true}} {
+		b.Run(c.name, func(b *testing.B) {
+			s := newServer(b, func(o *registry.Options) {
+				if c.metrics {
+					o.Metrics = prometheus.NewRegistry()
+				}
+				if c.log {
+					o.Logger = slog.New(slog.NewTextHandler(requestLogFile(b), nil))
+				}
+			})
+			s.pushImage("bench", "v1", "")
+			benchGets(b, s.url+"/v2/bench/manifests/v1")
 		})
-		s.pushImage("bench", "v1", "")
-		benchGets(b, s.url+"/v2/bench/manifests/v1")
-	})
-	b.Run("logonly", func(b *testing.B) {
-		f, err := os.Create(filepath.Join(b.TempDir(), "requests.log"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer f.Close()
-		s := newServer(b, func(o *registry.Options) {
-			lw := logbuf.New(f, 1<<20) // as serve logs
-			b.Cleanup(func() { lw.Close() })
-			o.Logger = slog.New(slog.NewTextHandler(lw, nil))
-		})
-		s.pushImage("bench", "v1", "")
-		benchGets(b, s.url+"/v2/bench/manifests/v1")
-	})
-	b.Run("observed", func(b *testing.B) {
-		f, err := os.Create(filepath.Join(b.TempDir(), "requests.log"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer f.Close()
-		s := newServer(b, func(o *registry.Options) {
-			lw := logbuf.New(f, 1<<20) // as serve logs
-			b.Cleanup(func() { lw.Close() })
-			o.Logger = slog.New(slog.NewTextHandler(lw, nil))
-			o.Metrics = prometheus.NewRegistry()
-		})
-		s.pushImage("bench", "v1", "")
-		benchGets(b, s.url+"/v2/bench/manifests/v1")
-	})
+	}
 	b.Run("token", func(b *testing.B) {
 		s := newServer(b, func(o *registry.Options) { o.Auth = authSetup(b)() })
 		tok := s.token(basic("alice", "alice-pw"), "repository:team/bench:pull,push")
@@ -131,16 +107,9 @@ func BenchmarkManifestGet(b *testing.B) {
 // serve does), so that the machine's drift from run to run cancels out.
 // It reports each phase's CPU per request and their ratio.
 func BenchmarkRequestLogToggled(b *testing.B) {
-	f, err := os.Create(filepath.Join(b.TempDir(), "requests.log"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	lw := logbuf.New(f, 1<<20)
-	defer lw.Close()
 	var level slog.LevelVar
 	s := newServer(b, func(o *registry.Options) {
-		o.Logger = slog.New(slog.NewTextHandler(lw, &slog.HandlerOptions{Level: &level}))
+		o.Logger = slog.New(slog.NewTextHandler(requestLogFile(b), &slog.HandlerOptions{Level: &level}))
 		o.Metrics = prometheus.NewRegistry()
 	})
 	s.pushImage("bench", "v1", "")
@@ -159,6 +128,18 @@ func BenchmarkRequestLogToggled(b *testing.B) {
 	b.ReportMetric(float64(cpu[0].Microseconds())/n, "cpu-µs/req-unlogged")
 	b.ReportMetric(float64(cpu[1].Microseconds())/n, "cpu-µs/req-logged")
 	b.ReportMetric(float64(cpu[1])/float64(cpu[0]), "ratio")
+}
+
+// requestLogFile is where a benchmark's server logs, as serve does: a
+// file, through logbuf. Both close when the benchmark ends.
+func requestLogFile(b *testing.B) io.Writer {
+	f, err := os.Create(filepath.Join(b.TempDir(), "requests.log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	lw := logbuf.New(f, 1<<20)
+	b.Cleanup(func() { lw.Close(); f.Close() })
+	return lw
 }
 
 // getMany GETs url n times from 16 clients.

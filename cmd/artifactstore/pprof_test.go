@@ -1,8 +1,6 @@
 package main_test
 
 import (
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 )
@@ -13,16 +11,7 @@ func TestPprofAddr(t *testing.T) {
 	profiles := freeAddr(t)
 	s := startWith(t, t.TempDir(), freeAddr(t), "--pprof-addr", profiles)
 
-	get := func(url string) (int, string) {
-		t.Helper()
-		resp, err := http.Get(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(body)
-	}
+	get := func(url string) (int, string) { t.Helper(); return getText(t, url) }
 	if code, body := get("http://" + profiles + "/debug/pprof/goroutine?debug=1"); code != 200 || !strings.Contains(body, "goroutine profile:") {
 		t.Errorf("GET goroutine profile on --pprof-addr: %d %.200q", code, body)
 	}
