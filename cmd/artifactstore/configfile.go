@@ -146,15 +146,8 @@ func kindName(n *yaml.Node) string {
 	return "value"
 }
 
-// value is a setting's effective value as text. A flag defined with
-// fs.Func (tier-larger-than) has none of its own: its parsed value stands
-// in, so that a change of it is seen.
-func (f *serveFlags) value(name string) string {
-	if name == "tier-larger-than" {
-		return strconv.FormatInt(f.policy.LargerThan, 10)
-	}
-	return f.fs.Lookup(name).Value.String()
-}
+// value is a setting's effective value as text.
+func (f *serveFlags) value(name string) string { return f.fs.Lookup(name).Value.String() }
 
 // secret settings are masked wherever the configuration is printed.
 var secret = map[string]bool{"s3-secret-key": true, "s3-access-key": true}
@@ -223,11 +216,7 @@ func (f *serveFlags) effective() string {
 		if fl.Name == "config" {
 			return
 		}
-		v := fl.Value.String()
-		if v == "" && f.fromFile[fl.Name] != "" {
-			v = f.fromFile[fl.Name]
-		}
-		fmt.Fprintf(&b, "%s: %s # %s\n", fl.Name, strconv.Quote(masked(fl.Name, v)), f.source(fl))
+		fmt.Fprintf(&b, "%s: %s # %s\n", fl.Name, strconv.Quote(masked(fl.Name, fl.Value.String())), f.source(fl))
 	})
 	return b.String()
 }

@@ -143,21 +143,16 @@ func serve(ctx context.Context, args []string) error {
 	if err := f.parse(args); err != nil {
 		return err
 	}
-	sc, tc, gcf, authConfig, policy := f.sc, f.tc, f.gcf, f.authConfig, f.policy
-	ttl, sparse, redirect, tierEvery, anchorEvery, bodyIdle := f.ttl, f.sparse, f.redirect, f.tierEvery, f.anchorEvery, f.bodyIdle
-	maxUploads, maxRepoUploads, maxStreams := f.maxUploads, f.maxRepoUploads, f.maxStreams
-	retentionEvery, undo, pullEvery := f.retentionEvery, f.undo, f.pullEvery
-	pprofAddr, logJSON, logLevel, metricsAddr, addr := f.pprofAddr, f.logJSON, f.logLevel, f.metricsAddr, f.addr
 
 	var level slog.LevelVar
-	lv, _ := parseLevel(*logLevel) // checked by parse
+	lv, _ := parseLevel(*f.logLevel) // checked by parse
 	level.Set(lv)
 	// A line per request: lines logged while one write is in progress go
 	// out together in the next, not a syscall each.
 	logOut := logbuf.New(os.Stderr, 1<<20)
 	defer logOut.Close()
 	var logger *slog.Logger
-	if *logJSON {
+	if *f.logJSON {
 		logger = slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: &level}))
 	} else {
 		logger = slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: &level}))
@@ -179,45 +174,45 @@ func serve(ctx context.Context, args []string) error {
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), bi.collector())
 	// TLS files load before the store opens: a bad file fails fast.
-	tlsReloader, err := tc.reloader(logger)
+	tlsReloader, err := f.tc.reloader(logger)
 	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, sc, exclusive)
+	st, err := openStore(ctx, f.sc, exclusive)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	authn, err := authConfig.open(ctx, sc.data, logger)
+	authn, err := f.authConfig.open(ctx, f.sc.data, logger)
 	if err != nil {
 		return err
 	}
 	reg, err := registry.New(registry.Options{
-		Log: st.log, Blobs: st.blobs, Logger: logger, UploadTTL: *ttl, AllowSparse: *sparse,
-		Cold: st.cold, Tiering: *policy, RedirectPulls: *redirect,
-		BodyIdleTimeout: *bodyIdle, MaxUploads: *maxUploads, MaxUploadsPerRepo: *maxRepoUploads,
-		MaxEventStreams: *maxStreams, Auth: authn,
-		RetentionUndo: *undo, GCGrace: *gcf.grace, Scratch: func(ctx context.Context) (*eventlog.Log, func(), error) { return scratchLog(ctx, os.TempDir()) },
-		Metrics: metrics, ServeMetrics: *metricsAddr == "", Tracing: tp,
+		Log: st.log, Blobs: st.blobs, Logger: logger, UploadTTL: *f.ttl, AllowSparse: *f.sparse,
+		Cold: st.cold, Tiering: *f.policy, RedirectPulls: *f.redirect,
+		BodyIdleTimeout: *f.bodyIdle, MaxUploads: *f.maxUploads, MaxUploadsPerRepo: *f.maxRepoUploads,
+		MaxEventStreams: *f.maxStreams, Auth: authn,
+		RetentionUndo: *f.undo, GCGrace: *f.gcf.grace, Scratch: func(ctx context.Context) (*eventlog.Log, func(), error) { return scratchLog(ctx, os.TempDir()) },
+		Metrics: metrics, ServeMetrics: *f.metricsAddr == "", Tracing: tp,
 	})
 	if err != nil {
 		return err
 	}
-	if *metricsAddr != "" {
-		stopOps, err := serveOperations(*metricsAddr, reg.OperationsHandler(), logger)
+	if *f.metricsAddr != "" {
+		stopOps, err := serveOperations(*f.metricsAddr, reg.OperationsHandler(), logger)
 		if err != nil {
 			return err
 		}
 		defer stopOps()
 	}
-	if *pprofAddr != "" {
-		stopProfiles, err := serveProfiles(*pprofAddr, logger)
+	if *f.pprofAddr != "" {
+		stopProfiles, err := serveProfiles(*f.pprofAddr, logger)
 		if err != nil {
 			return err
 		}
 		defer stopProfiles()
 	}
-	ln, err := net.Listen("tcp", *addr)
+	ln, err := net.Listen("tcp", *f.addr)
 	if err != nil {
 		return err
 	}
@@ -232,9 +227,9 @@ func serve(ctx context.Context, args []string) error {
 	defer stopJanitor()
 	var background sync.WaitGroup
 	background.Add(1)
-	go func() { defer background.Done(); reg.RunJanitor(janitorCtx, min(*ttl/2, time.Minute)) }()
+	go func() { defer background.Done(); reg.RunJanitor(janitorCtx, min(*f.ttl/2, time.Minute)) }()
 	background.Add(1)
-	go func() { defer background.Done(); reg.RunAnchors(janitorCtx, *anchorEvery) }()
+	go func() { defer background.Done(); reg.RunAnchors(janitorCtx, *f.anchorEvery) }()
 	background.Add(1)
 	go func() {
 		defer background.Done()
@@ -245,18 +240,18 @@ func serve(ctx context.Context, args []string) error {
 	background.Add(1)
 	go func() { defer background.Done(); reg.RunReadFlush(janitorCtx, readFlushInterval) }()
 	background.Add(1)
-	go func() { defer background.Done(); reg.RunPullFlush(janitorCtx, *pullEvery) }()
+	go func() { defer background.Done(); reg.RunPullFlush(janitorCtx, *f.pullEvery) }()
 	// The schedules a configuration reload may change; each stops before
 	// the log closes.
 	gcRuns := &schedule{run: func(ctx context.Context, every time.Duration) {
-		reg.RunGC(ctx, every, registry.GCOptions{Grace: *gcf.grace})
+		reg.RunGC(ctx, every, registry.GCOptions{Grace: *f.gcf.grace})
 	}}
 	retentionRuns := &schedule{run: reg.RunRetention}
 	tierRuns := &schedule{run: reg.RunTiering}
-	gcRuns.set(janitorCtx, *gcf.interval)
-	retentionRuns.set(janitorCtx, *retentionEvery)
+	gcRuns.set(janitorCtx, *f.gcf.interval)
+	retentionRuns.set(janitorCtx, *f.retentionEvery)
 	if st.cold != nil {
-		tierRuns.set(janitorCtx, *tierEvery)
+		tierRuns.set(janitorCtx, *f.tierEvery)
 	}
 	defer func() {
 		for _, s := range []*schedule{gcRuns, retentionRuns, tierRuns} {
@@ -281,11 +276,11 @@ func serve(ctx context.Context, args []string) error {
 	if tlsReloader != nil {
 		onHangup = append(onHangup, func() { tlsReloader.Reload() }) // a failure is logged; the previous files keep serving
 	}
-	if authn != nil && authConfig.policy != "" {
-		onHangup = append(onHangup, func() { authConfig.reloadPolicy(authn, logger) })
+	if authn != nil && f.authConfig.policy != "" {
+		onHangup = append(onHangup, func() { f.authConfig.reloadPolicy(authn, logger) })
 	}
-	if authn != nil && authConfig.htpasswd != "" {
-		onHangup = append(onHangup, func() { authConfig.reloadUsers(authn, logger) })
+	if authn != nil && f.authConfig.htpasswd != "" {
+		onHangup = append(onHangup, func() { f.authConfig.reloadUsers(authn, logger) })
 	}
 	if len(onHangup) > 0 {
 		// Caught from before the server listens, so that a SIGHUP sent as
@@ -303,7 +298,7 @@ func serve(ctx context.Context, args []string) error {
 	} else {
 		go func() { errc <- srv.Serve(ln) }()
 	}
-	logger.Info("listening", "addr", ln.Addr().String(), "tls", tlsReloader != nil, "data", sc.data, "eventlog", backendName(sc), "version", bi.version, "revision", bi.revision)
+	logger.Info("listening", "f.addr", ln.Addr().String(), "tls", tlsReloader != nil, "data", f.sc.data, "eventlog", backendName(f.sc), "version", bi.version, "revision", bi.revision)
 	select {
 	case err := <-errc:
 		return err

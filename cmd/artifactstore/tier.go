@@ -18,10 +18,7 @@ func tierFlags(fs *flag.FlagSet) (p *registry.TierPolicy, check func() error) {
 	p = &registry.TierPolicy{}
 	var envErr error
 	fs.DurationVar(&p.UnreadFor, "tier-unread-for", envDuration("ARTIFACTSTORE_TIER_UNREAD_FOR", 0), "move blobs not read for this long to the cold tier, e.g. 720h (env ARTIFACTSTORE_TIER_UNREAD_FOR)")
-	fs.Func("tier-larger-than", "move blobs larger than this to the cold tier, e.g. 1GiB (env ARTIFACTSTORE_TIER_LARGER_THAN)", func(s string) (err error) {
-		p.LargerThan, err = parseSize(s)
-		return err
-	})
+	fs.Var(sizeValue{&p.LargerThan}, "tier-larger-than", "move blobs larger than this to the cold tier, e.g. 1GiB (env ARTIFACTSTORE_TIER_LARGER_THAN)")
 	if v := env("ARTIFACTSTORE_TIER_LARGER_THAN", ""); v != "" {
 		if p.LargerThan, envErr = parseSize(v); envErr != nil {
 			envErr = fmt.Errorf("ARTIFACTSTORE_TIER_LARGER_THAN: %w", envErr)
@@ -32,13 +29,41 @@ func tierFlags(fs *flag.FlagSet) (p *registry.TierPolicy, check func() error) {
 	return p, func() error { return envErr }
 }
 
+// sizeValue is a flag holding a byte count, read by parseSize and written
+// back in the largest unit that divides it (10GiB), so that config check
+// prints it as written and a reload sees a change of it.
+type sizeValue struct{ n *int64 }
+
+func (v sizeValue) String() string {
+	if v.n == nil || *v.n == 0 {
+		return ""
+	}
+	for _, u := range sizeUnits() {
+		if u.mult > 1 && *v.n%u.mult == 0 {
+			return strconv.FormatInt(*v.n/u.mult, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(*v.n, 10)
+}
+
+func (v sizeValue) Set(s string) (err error) {
+	*v.n, err = parseSize(s)
+	return err
+}
+
+type sizeUnit struct {
+	suffix string
+	mult   int64
+}
+
+// sizeUnits are the suffixes of byte counts, largest first.
+func sizeUnits() []sizeUnit {
+	return []sizeUnit{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
+}
+
 // parseSize reads a byte count: 1048576, 512KiB, 10MiB, 1GiB, 2TiB.
 func parseSize(s string) (int64, error) {
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
-	for _, u := range units {
+	for _, u := range sizeUnits() {
 		if num, ok := strings.CutSuffix(s, u.suffix); ok {
 			n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
 			if err != nil || n < 0 {
