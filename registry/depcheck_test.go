@@ -31,6 +31,7 @@ var allowedImports = map[string][]string{
 	"eventlog/eventlogtest":    {"eventlog"},
 	"auth":                     {},
 	"internal/logbuf":          {},
+	"internal/logfmt":          {},
 	"retention":                {"auth"},
 	"registry":                 {"auth", "blobstore", "digest", "eventlog", "manifests", "retention"},
 	"client":                   {"digest", "manifests", "registry"},

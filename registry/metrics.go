@@ -38,6 +38,20 @@ type metrics struct {
 	gcSwept     prometheus.Counter
 	gcFreed     prometheus.Counter
 	tierMoves   *prometheus.CounterVec // to
+
+	// perRequest holds each label combination's children, so that a
+	// request finds them with one map lookup instead of hashing its
+	// labels once per vector. Bounded: routes and methods are closed
+	// sets (route templates, methodLabel) and status has five classes.
+	perRequest sync.Map // requestLabels -> *requestChildren
+}
+
+type requestLabels struct{ route, method, class string }
+
+type requestChildren struct {
+	requests          prometheus.Counter
+	latency           prometheus.Observer
+	bytesIn, bytesOut prometheus.Counter
 }
 
 const namespace = "artifactstore"
@@ -203,14 +217,24 @@ func (m *metrics) request(route, method string, status int, in, out int64, d tim
 	if m == nil {
 		return
 	}
-	method = methodLabel(method)
-	m.requests.WithLabelValues(route, method, statusClass(status)).Inc()
-	m.latency.WithLabelValues(route, method).Observe(d.Seconds())
+	key := requestLabels{route, methodLabel(method), statusClass(status)}
+	c, ok := m.perRequest.Load(key)
+	if !ok {
+		c, _ = m.perRequest.LoadOrStore(key, &requestChildren{
+			requests: m.requests.WithLabelValues(key.route, key.method, key.class),
+			latency:  m.latency.WithLabelValues(key.route, key.method),
+			bytesIn:  m.bytesIn.WithLabelValues(key.route),
+			bytesOut: m.bytesOut.WithLabelValues(key.route),
+		})
+	}
+	ch := c.(*requestChildren)
+	ch.requests.Inc()
+	ch.latency.Observe(d.Seconds())
 	if in > 0 {
-		m.bytesIn.WithLabelValues(route).Add(float64(in))
+		ch.bytesIn.Add(float64(in))
 	}
 	if out > 0 {
-		m.bytesOut.WithLabelValues(route).Add(float64(out))
+		ch.bytesOut.Add(float64(out))
 	}
 }
 

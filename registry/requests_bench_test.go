@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/artifact-store/artifact-store/internal/logbuf"
+	"github.com/artifact-store/artifact-store/internal/logfmt"
 )
 
 // BenchmarkRequestObservation is what a request costs the server for
@@ -30,10 +31,10 @@ func BenchmarkRequestObservation(b *testing.B) {
 		logger  *slog.Logger
 		metrics bool
 	}{
-		{"none", slog.New(slog.NewTextHandler(lw, &slog.HandlerOptions{Level: slog.LevelWarn})), false},
-		{"metrics", slog.New(slog.NewTextHandler(lw, &slog.HandlerOptions{Level: slog.LevelWarn})), true},
-		{"log", slog.New(slog.NewTextHandler(lw, nil)), false},
-		{"both", slog.New(slog.NewTextHandler(lw, nil)), true},
+		{"none", slog.New(logfmt.NewText(lw, &slog.HandlerOptions{Level: slog.LevelWarn})), false},
+		{"metrics", slog.New(logfmt.NewText(lw, &slog.HandlerOptions{Level: slog.LevelWarn})), true},
+		{"log", slog.New(logfmt.NewText(lw, nil)), false},
+		{"both", slog.New(logfmt.NewText(lw, nil)), true},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			r := &Registry{logger: c.logger}

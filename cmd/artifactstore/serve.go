@@ -18,6 +18,7 @@ import (
 	"github.com/artifact-store/artifact-store/auth"
 	"github.com/artifact-store/artifact-store/eventlog"
 	"github.com/artifact-store/artifact-store/internal/logbuf"
+	"github.com/artifact-store/artifact-store/internal/logfmt"
 	"github.com/artifact-store/artifact-store/registry"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -153,9 +154,9 @@ func serve(ctx context.Context, args []string) error {
 	defer logOut.Close()
 	var logger *slog.Logger
 	if *f.logJSON {
-		logger = slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: &level}))
+		logger = slog.New(logfmt.NewJSON(logOut, &slog.HandlerOptions{Level: &level}))
 	} else {
-		logger = slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: &level}))
+		logger = slog.New(logfmt.NewText(logOut, &slog.HandlerOptions{Level: &level}))
 	}
 	bi := readBuild()
 	tp, stopTracing, err := openTracing(ctx, *f.otlpEndpoint, bi)
