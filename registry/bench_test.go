@@ -75,7 +75,7 @@ func benchManifestPut(b *testing.B, s *testServer) {
 // open (no metrics, no request log), observed (metrics kept and a request
 // line logged per request to a file, as a server does by default: issue
 // 12 allows it 5% of open's throughput) and with a bearer token
-// (authentication on).
+// (authentication on); and open on PostgreSQL.
 func BenchmarkManifestGet(b *testing.B) {
 	for _, c := range []struct {
 		name         string
@@ -99,6 +99,11 @@ func BenchmarkManifestGet(b *testing.B) {
 		tok := s.token(basic("alice", "alice-pw"), "repository:team/bench:pull,push")
 		s.pushImageAs("team/bench", "v1", tok)
 		benchGets(b, s.url+"/v2/team/bench/manifests/v1", tok)
+	})
+	b.Run("postgres", func(b *testing.B) { // open, on the other log backend
+		s := backends[1].server(b)
+		s.pushImage("bench", "v1", "")
+		benchGets(b, s.url+"/v2/bench/manifests/v1")
 	})
 }
 

@@ -162,6 +162,7 @@ type Registry struct {
 	tracing        *tracing     // nil: no spans
 	metricsHandler http.Handler // nil without Options.Metrics
 	ready          readiness
+	manifests      *manifestCache // bytes of recently read manifests
 }
 
 // New returns a Registry.
@@ -171,6 +172,7 @@ func New(opts Options) (*Registry, error) {
 	}
 	r := &Registry{opts: opts, log: opts.Log, blobs: opts.Blobs, logger: opts.Logger, auth: opts.Auth, stopStreams: make(chan struct{})}
 	r.hub = newHub(opts.Log, opts.Logger, r.stopStreams, opts.MaxEventStreams)
+	r.manifests = newManifestCache(manifestCacheBytes, manifestCacheEntry)
 	r.tiers.policy = opts.Tiering
 	if r.auth != nil {
 		r.auth.SetKeyLookup(r.lookupKey) // API keys live in this registry's log
