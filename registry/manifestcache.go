@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"container/list"
 	"sync"
 )
@@ -15,10 +16,13 @@ import (
 // has the manifest is asked of the views on every request, before the
 // cache. What the cache can hide is later damage to the stored copy (the
 // correct bytes are served from memory while they are cached); `verify`
-// reads the store and reports it.
+// reads the store and reports it. Likewise a manifest that verify has
+// quarantined is still served, correctly, while cached.
 //
-// Bounded: at most maxBytes in all, and no manifest over maxEntry, so a
-// client pulling many large manifests evicts, it does not grow memory.
+// Bounded: at most maxBytes in all, each entry counted with its overhead,
+// and no manifest over maxEntry, so a client pulling many manifests
+// evicts, it does not grow memory. Only clients' reads fill it: a garbage
+// collection reading every manifest would evict the ones in use.
 type manifestCache struct {
 	maxBytes, maxEntry int64
 
@@ -55,11 +59,17 @@ func (c *manifestCache) get(key string) ([]byte, bool) {
 	return e.Value.(*cachedManifest).body, true
 }
 
-// add caches body, which must hash to key, evicting the least recently
-// used entries beyond the budget.
+// entryOverhead is what an entry costs beyond its bytes (map slot, list
+// element, key), counted against the budget so that many tiny manifests
+// cannot hold more memory than it says.
+const entryOverhead = 256
+
+// add caches a copy of body, which must hash to key, evicting the least
+// recently used entries beyond the budget. The copy is exactly body's
+// size: a read's buffer may be several times larger.
 func (c *manifestCache) add(key string, body []byte) {
-	n := int64(len(body))
-	if n > c.maxEntry || n > c.maxBytes {
+	cost := int64(len(body)) + entryOverhead
+	if int64(len(body)) > c.maxEntry || cost > c.maxBytes {
 		return
 	}
 	c.mu.Lock()
@@ -67,12 +77,12 @@ func (c *manifestCache) add(key string, body []byte) {
 	if _, ok := c.entries[key]; ok {
 		return
 	}
-	c.entries[key] = c.recency.PushFront(&cachedManifest{key: key, body: body})
-	c.size += n
+	c.entries[key] = c.recency.PushFront(&cachedManifest{key: key, body: bytes.Clone(body)})
+	c.size += cost
 	for c.size > c.maxBytes {
 		last := c.recency.Back()
 		m := c.recency.Remove(last).(*cachedManifest)
 		delete(c.entries, m.key)
-		c.size -= int64(len(m.body))
+		c.size -= int64(len(m.body)) + entryOverhead
 	}
 }

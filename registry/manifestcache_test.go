@@ -9,7 +9,7 @@ import (
 // The cache holds at most its budget, evicting the least recently used,
 // and refuses entries over its per-entry bound.
 func TestManifestCacheBounded(t *testing.T) {
-	c := newManifestCache(10_000, 4_000)
+	c := newManifestCache(10*(1_000+entryOverhead), 4_000)
 	body := func(i int) []byte { return bytes.Repeat([]byte{byte(i)}, 1_000) }
 	for i := 0; i < 10; i++ {
 		c.add(fmt.Sprint(i), body(i))
@@ -30,5 +30,18 @@ func TestManifestCacheBounded(t *testing.T) {
 	c.add("big", make([]byte, 4_001))
 	if _, ok := c.get("big"); ok {
 		t.Error("an entry over the per-entry bound was cached")
+	}
+	// Tiny manifests count their overhead: the budget holds fewer of them.
+	tiny := newManifestCache(100*(10+entryOverhead), 4_000)
+	for i := 0; i < 1_000; i++ {
+		tiny.add(fmt.Sprint(i), make([]byte, 10, 512))
+	}
+	if n := len(tiny.entries); n != 100 {
+		t.Errorf("%d tiny entries kept, want 100", n)
+	}
+	for _, e := range tiny.entries {
+		if b := e.Value.(*cachedManifest).body; cap(b) > 16 {
+			t.Fatalf("an entry keeps its read buffer (capacity %d)", cap(b))
+		}
 	}
 }

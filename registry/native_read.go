@@ -116,7 +116,9 @@ func (r *Registry) readStored(ctx context.Context, key string, size int64, note 
 		r.logger.ErrorContext(ctx, "damaged manifest refused", "blob", key, "now_hashes_to", got)
 		return nil, damaged(key, "its content no longer matches its digest")
 	}
-	r.manifests.add(key, b)
+	if note { // a client's read; a collection's would evict what clients use
+		r.manifests.add(key, b)
+	}
 	return b, nil
 }
 

@@ -178,17 +178,18 @@ func appendMillis(b []byte, t time.Time) []byte {
 	b = append(b, '.')
 	b = appendDigits(b, t.Nanosecond()/1e6, 3)
 	_, off := t.Zone()
+	zone := off / 60 // whole minutes, as RFC 3339 writes it: an offset of -30 s is +00:00
 	if off == 0 {
 		return append(b, 'Z')
 	}
 	sign := byte('+')
-	if off < 0 {
-		sign, off = '-', -off
+	if zone < 0 {
+		sign, zone = '-', -zone
 	}
 	b = append(b, sign)
-	b = appendDigits(b, off/3600, 2)
+	b = appendDigits(b, zone/60, 2)
 	b = append(b, ':')
-	return appendDigits(b, off/60%60, 2)
+	return appendDigits(b, zone%60, 2)
 }
 
 // appendDigits appends n, not negative, zero-padded to width digits.

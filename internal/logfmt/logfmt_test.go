@@ -56,7 +56,8 @@ func randValue(r *rand.Rand) slog.Value {
 }
 
 func randRecord(r *rand.Rand) slog.Record {
-	zones := []*time.Location{time.UTC, time.FixedZone("x", -7*3600-1800), time.FixedZone("y", 5*3600+45*60), time.FixedZone("z", -(7*3600 + 52*60 + 58))}
+	zones := []*time.Location{time.UTC, time.FixedZone("x", -7*3600-1800), time.FixedZone("y", 5*3600+45*60), time.FixedZone("z", -(7*3600 + 52*60 + 58)),
+		time.FixedZone("s", -30), time.FixedZone("t", 59)} // seconds only: less than a minute either way
 	var t time.Time
 	switch r.IntN(8) {
 	case 0: // zero: no time key
