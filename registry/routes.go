@@ -81,7 +81,7 @@ func (r *Registry) routes() http.Handler {
 	m.Handle(repoAPI+"/versions/{version}/files/{path:.+}", r.named(auth.ActionPush, r.putFile)).Methods(http.MethodPut)
 	m.Handle(repoAPI+"/blobs/{digest}", r.named(auth.ActionPull, r.getNativeBlob)).Methods(http.MethodGet, http.MethodHead)
 
-	m.PathPrefix("/ui/").Handler(r.ui()).Methods(http.MethodGet, http.MethodHead)
+	m.PathPrefix("/ui/").Handler(noted(r.ui())).Methods(http.MethodGet, http.MethodHead)
 	m.Handle("/ui", noted(http.HandlerFunc(toUI))).Methods(http.MethodGet, http.MethodHead)
 	m.Handle("/", noted(http.HandlerFunc(toUI))).Methods(http.MethodGet, http.MethodHead)
 	m.Handle("/healthz", r.quiet(r.healthz)).Methods(http.MethodGet, http.MethodHead)

@@ -48,9 +48,6 @@ func (r *Registry) ui() http.Handler {
 	page = bytes.Replace(page, []byte(`<script src="app.js" defer>`), []byte(`<script src="app.js" integrity="`+integrity+`" defer>`), 1)
 	files := http.StripPrefix("/ui/", http.FileServerFS(sub))
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if rec := recorderOf(w); rec != nil {
-			rec.noteRoute(req)
-		}
 		h := w.Header()
 		h.Set("Content-Security-Policy", policy)
 		h.Set("X-Content-Type-Options", "nosniff")

@@ -81,7 +81,7 @@ func startWith(t testing.TB, data, addr string, flags ...string) *server {
 			s.mu.Lock()
 			s.logs.WriteString(sc.Text() + "\n")
 			s.mu.Unlock()
-			if strings.Contains(sc.Text(), "msg=listening") && strings.Contains(sc.Text(), "addr="+addr) {
+			if strings.Contains(sc.Text(), "msg=listening") && strings.Contains(sc.Text(), " addr="+addr) {
 				ready <- true
 			}
 		}

@@ -299,7 +299,7 @@ func serve(ctx context.Context, args []string) error {
 	} else {
 		go func() { errc <- srv.Serve(ln) }()
 	}
-	logger.Info("listening", "f.addr", ln.Addr().String(), "tls", tlsReloader != nil, "data", f.sc.data, "eventlog", backendName(f.sc), "version", bi.version, "revision", bi.revision)
+	logger.Info("listening", "addr", ln.Addr().String(), "tls", tlsReloader != nil, "data", f.sc.data, "eventlog", backendName(f.sc), "version", bi.version, "revision", bi.revision)
 	select {
 	case err := <-errc:
 		return err

@@ -20,7 +20,7 @@ func tierFlags(fs *flag.FlagSet) (p *registry.TierPolicy, check func() error) {
 	fs.DurationVar(&p.UnreadFor, "tier-unread-for", envDuration("ARTIFACTSTORE_TIER_UNREAD_FOR", 0), "move blobs not read for this long to the cold tier, e.g. 720h (env ARTIFACTSTORE_TIER_UNREAD_FOR)")
 	fs.Var(sizeValue{&p.LargerThan}, "tier-larger-than", "move blobs larger than this to the cold tier, e.g. 1GiB (env ARTIFACTSTORE_TIER_LARGER_THAN)")
 	if v := env("ARTIFACTSTORE_TIER_LARGER_THAN", ""); v != "" {
-		if p.LargerThan, envErr = parseSize(v); envErr != nil {
+		if envErr = (sizeValue{&p.LargerThan}).Set(v); envErr != nil {
 			envErr = fmt.Errorf("ARTIFACTSTORE_TIER_LARGER_THAN: %w", envErr)
 		}
 	}
