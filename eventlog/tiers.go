@@ -2,6 +2,8 @@ package eventlog
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -92,9 +94,12 @@ func (l *Log) RecordReads(ctx context.Context, reads map[string]time.Time) error
 		return err
 	}
 	defer tx.Rollback()
-	for sha, t := range reads {
+	// In one order, the same in every replica: two flushes of the same
+	// blobs in map order would lock their rows in different orders and
+	// deadlock on PostgreSQL.
+	for _, sha := range slices.Sorted(maps.Keys(reads)) {
 		if _, err := tx.ExecContext(ctx, l.q(`INSERT INTO blob_reads (sha256, last_ns) VALUES (?, ?)
-			ON CONFLICT (sha256) DO UPDATE SET last_ns = excluded.last_ns WHERE blob_reads.last_ns < excluded.last_ns`), sha, t.UnixNano()); err != nil {
+			ON CONFLICT (sha256) DO UPDATE SET last_ns = excluded.last_ns WHERE blob_reads.last_ns < excluded.last_ns`), sha, reads[sha].UnixNano()); err != nil {
 			return err
 		}
 	}

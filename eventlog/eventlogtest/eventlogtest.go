@@ -31,6 +31,7 @@ func Run(t *testing.T, open func(t *testing.T) *eventlog.Log) {
 	t.Run("CollectorOrdering", func(t *testing.T) { testCollectorOrdering(t, open(t)) })
 	t.Run("RetentionViews", func(t *testing.T) { testRetentionViews(t, open(t)) })
 	t.Run("ChangedWakesReaders", func(t *testing.T) { testChangedWakesReaders(t, open(t)) })
+	t.Run("ConcurrentReadRecords", func(t *testing.T) { testConcurrentReadRecords(t, open(t)) })
 	t.Run("ReaderNeverMisses", func(t *testing.T) {
 		l := open(t)
 		RunOrdering(t, []*eventlog.Log{l}, l)
@@ -417,4 +418,31 @@ func RunOrdering(t *testing.T, writers []*eventlog.Log, reader *eventlog.Log) {
 			t.Fatalf("reader saw sequence %d at position %d: an event was missed or repeated", s, i+1)
 		}
 	}
+}
+
+// testConcurrentReadRecords: replicas flush the reads they noted at the
+// same time, often of the same blobs; no flush may fail (a deadlock
+// between two of them, on PostgreSQL, did).
+func testConcurrentReadRecords(t *testing.T, l *eventlog.Log) {
+	ctx := context.Background()
+	const flushers, rounds, blobs = 4, 10, 100
+	var wg sync.WaitGroup
+	for f := 0; f < flushers; f++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := 0; r < rounds; r++ {
+				reads := map[string]time.Time{}
+				now := time.Now()
+				for i := 0; i < blobs; i++ {
+					reads[sha(i)] = now
+				}
+				if err := l.RecordReads(ctx, reads); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
