@@ -76,6 +76,7 @@ var viewKeys = map[string][]string{
 	"manifest_pulls":       {"repo", "digest"},
 	"retention_trash":      {"repo", "kind", "name"},
 	"trash_blobs":          {"repo", "digest", "sha256"},
+	"contents":             {"sha256"},
 }
 
 // ViewDiff is one row on which the live views and the replayed ones

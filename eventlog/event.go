@@ -12,7 +12,8 @@
 //   - Every view row is a function of the events alone: dropping the views
 //     and replaying the log yields exactly the same rows (Replay, Dump).
 //   - An event that says bytes exist is appended only after the blob store
-//     has made them durable.
+//     has made them durable, or carries them itself (BlobCommitted.Content,
+//     which the group commit makes durable with the event).
 //
 // The log is backend-neutral SQL over database/sql; eventlog/sqlite and
 // eventlog/postgres open a database and hand it to Open. Checks that must
@@ -100,12 +101,16 @@ type Event struct {
 
 // Payloads. Digests are strings in "algorithm:hex" form.
 type (
-	// BlobCommitted: bytes are durable in the blob store under SHA256.
+	// BlobCommitted: bytes are durable in the blob store under SHA256 or,
+	// when Content is set, are Content: small content that arrived whole
+	// (manifests, small blobs) travels in the event, and the contents view
+	// keeps it (ADR 0016). Append checks Content against the digests.
 	BlobCommitted struct {
-		SHA256 string `json:"sha256"`
-		BLAKE3 string `json:"blake3"`
-		SHA512 string `json:"sha512,omitempty"`
-		Size   int64  `json:"size"`
+		SHA256  string `json:"sha256"`
+		BLAKE3  string `json:"blake3"`
+		SHA512  string `json:"sha512,omitempty"`
+		Size    int64  `json:"size"`
+		Content []byte `json:"content,omitempty"`
 	}
 	// BlobLinked: the repository may serve the blob.
 	BlobLinked struct {

@@ -50,7 +50,17 @@ func (l *Log) guard(ctx context.Context, tx *sql.Tx, e Event, committed committe
 		if err := e.Decode(&p); err != nil {
 			return err
 		}
-		return l.guardPresent(ctx, tx, p.SHA256, committed)
+		if err := l.guardPresent(ctx, tx, p.SHA256, committed); err != nil {
+			return err
+		}
+		// Content kept in the log has no copy in a store to move.
+		if inline, err := l.found(ctx, tx, `SELECT 1 FROM blobs WHERE sha256 = ? AND tier = '`+TierInline+`'`, p.SHA256); err != nil || inline {
+			if err == nil {
+				err = fmt.Errorf("%w: blob %s is kept in the log; it has no tier to move to", ErrConflict, p.SHA256)
+			}
+			return err
+		}
+		return nil
 	case TypeBlobLinked:
 		var p BlobLinked
 		if err := e.Decode(&p); err != nil {

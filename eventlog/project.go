@@ -10,7 +10,7 @@ import (
 
 // viewTables lists every view, in the order Replay clears them.
 var viewTables = []string{"blobs", "blob_digests", "repositories", "blob_links", "manifests", "tags", "referrers", "uploads", "versions", "manifest_annotations", "manifest_blobs", "manifest_children", "api_keys", "blob_tombstones",
-	"retention_policies", "manifest_pulls", "retention_trash", "trash_blobs"}
+	"retention_policies", "manifest_pulls", "retention_trash", "trash_blobs", "contents"}
 
 // apply projects one event into the views. It must depend only on the event
 // and the views' current rows, so that replay reproduces the same state.
@@ -32,17 +32,27 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 			return err
 		}
 		// used_seq: the last event that committed the blob or stopped a
-		// use of it; the collector's grace counts from it (gc.go).
-		if err := exec(`INSERT INTO blobs (sha256, blake3, size, tier, seq, used_seq) VALUES (?, ?, ?, 'hot', ?, ?) ON CONFLICT (sha256) DO UPDATE SET used_seq = excluded.used_seq`, p.SHA256, p.BLAKE3, p.Size, e.Seq, e.Seq); err != nil {
-			return err
-		}
-		for _, d := range []string{p.SHA256, p.BLAKE3, p.SHA512} {
-			if d == "" {
-				continue
-			}
-			if err := exec(`INSERT INTO blob_digests (digest, sha256) VALUES (?, ?) ON CONFLICT (digest) DO NOTHING`, d, p.SHA256); err != nil {
+		// use of it; the collector's grace counts from it (gc.go). The
+		// first commit sets the tier: 'inline' when the event carries the
+		// bytes. A later commit leaves it, since the bytes stay where it
+		// says; a second copy (content in a later event, or a file after
+		// content) is harmless and goes when the blob is collected.
+		tier := TierHot
+		if p.Content != nil {
+			tier = TierInline
+			if err := exec(`INSERT INTO contents (sha256, bytes) VALUES (?, ?) ON CONFLICT (sha256) DO NOTHING`, p.SHA256, p.Content); err != nil {
 				return err
 			}
+		}
+		if err := exec(`INSERT INTO blobs (sha256, blake3, size, tier, seq, used_seq) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sha256) DO UPDATE SET used_seq = excluded.used_seq`, p.SHA256, p.BLAKE3, p.Size, tier, e.Seq, e.Seq); err != nil {
+			return err
+		}
+		digests := [][]any{{p.SHA256, p.SHA256}, {p.BLAKE3, p.SHA256}}
+		if p.SHA512 != "" {
+			digests = append(digests, []any{p.SHA512, p.SHA256})
+		}
+		if err := l.insertRows(ctx, tx, `INSERT INTO blob_digests (digest, sha256) VALUES %s ON CONFLICT (digest) DO NOTHING`, digests); err != nil {
+			return fmt.Errorf("apply event %d (%s): %w", e.Seq, e.Type, err)
 		}
 		return nil
 	case TypeBlobTiered:

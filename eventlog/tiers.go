@@ -11,6 +11,10 @@ import (
 const (
 	TierHot  = "hot"  // the primary store, where uploads land
 	TierCold = "cold" // the object store that tiering moves blobs to
+	// TierInline: the bytes are in the log, carried by the blob.committed
+	// that recorded them, and read from the contents view (ADR 0016).
+	// Tiering never moves such a blob.
+	TierInline = "inline"
 )
 
 // TierCandidate is a blob the tiering policy may move.

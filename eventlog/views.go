@@ -61,6 +61,14 @@ func (l *Log) Blob(ctx context.Context, digest string) (Blob, error) {
 	return b, notFound(err, "blob "+digest)
 }
 
+// Content returns the bytes kept in the log for the blob stored under
+// sha256 (tier inline; ADR 0016), or ErrNotFound when the log keeps none.
+func (l *Log) Content(ctx context.Context, sha256 string) ([]byte, error) {
+	var b []byte
+	err := l.db.QueryRowContext(ctx, l.q(`SELECT bytes FROM contents WHERE sha256 = ?`), sha256).Scan(&b)
+	return b, notFound(err, "content of blob "+sha256)
+}
+
 // LinkedBlob resolves any digest of a blob that repo may serve, in one
 // query (the hot path of every blob GET and HEAD).
 func (l *Log) LinkedBlob(ctx context.Context, repo, digest string) (Blob, error) {

@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) *eventlog.Log) {
 	t.Run("RetentionViews", func(t *testing.T) { testRetentionViews(t, open(t)) })
 	t.Run("ChangedWakesReaders", func(t *testing.T) { testChangedWakesReaders(t, open(t)) })
 	t.Run("ConcurrentReadRecords", func(t *testing.T) { testConcurrentReadRecords(t, open(t)) })
+	t.Run("ContentInTheLog", func(t *testing.T) { testContentInTheLog(t, open(t)) })
 	t.Run("ReaderNeverMisses", func(t *testing.T) {
 		l := open(t)
 		RunOrdering(t, []*eventlog.Log{l}, l)
