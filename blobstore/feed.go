@@ -263,6 +263,14 @@ func (f feed) pipeline(w io.Writer, first *[]byte, n, extra int) (int64, error) 
 			if err != nil {
 				return
 			}
+			// Stop first: a select with both ready picks at random, and
+			// with buffers coming free the reader would go on reading a
+			// source whose writes have failed, round after round.
+			select {
+			case <-stop:
+				return
+			default:
+			}
 			select {
 			case <-stop:
 				return
