@@ -108,3 +108,17 @@ func (h *hasher) digests() Digests {
 	}
 	return ds
 }
+
+// Hash returns the digests of content held in memory, checked against
+// expect as a store's ingest checks it (ErrDigestMismatch), without
+// storing anything: for callers that keep small content elsewhere (the
+// event log, ADR 0016). The SHA-512 is computed when expect is one.
+func Hash(data []byte, expect digest.Digest) (Digests, error) {
+	h := newHasher(expect.Algorithm() == digest.SHA512)
+	h.Write(data)
+	ds := h.digests()
+	if expect != "" && !ds.Matches(expect) {
+		return Digests{}, fmt.Errorf("%w: expected %s, content is %s", ErrDigestMismatch, expect, ds.SHA256)
+	}
+	return ds, nil
+}

@@ -32,19 +32,23 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 			return err
 		}
 		// used_seq: the last event that committed the blob or stopped a
-		// use of it; the collector's grace counts from it (gc.go). The
-		// first commit sets the tier: 'inline' when the event carries the
-		// bytes. A later commit leaves it, since the bytes stay where it
-		// says; a second copy (content in a later event, or a file after
-		// content) is harmless and goes when the blob is collected.
+		// use of it; the collector's grace counts from it (gc.go). A
+		// commit that carries the bytes makes the tier 'inline', from any
+		// other: the log then holds whole bytes whatever became of a
+		// stored copy (a push of the same content repairs a damaged
+		// file). A commit without leaves the tier. A copy the tier no
+		// longer names goes when the blob is collected (from every store).
 		tier := TierHot
 		if p.Content != nil {
+			// The same key is the same bytes: writing them again changes
+			// nothing but a row damaged by hand, which it repairs.
 			tier = TierInline
-			if err := exec(`INSERT INTO contents (sha256, bytes) VALUES (?, ?) ON CONFLICT (sha256) DO NOTHING`, p.SHA256, p.Content); err != nil {
+			if err := exec(`INSERT INTO contents (sha256, bytes) VALUES (?, ?) ON CONFLICT (sha256) DO UPDATE SET bytes = excluded.bytes`, p.SHA256, p.Content); err != nil {
 				return err
 			}
 		}
-		if err := exec(`INSERT INTO blobs (sha256, blake3, size, tier, seq, used_seq) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sha256) DO UPDATE SET used_seq = excluded.used_seq`, p.SHA256, p.BLAKE3, p.Size, tier, e.Seq, e.Seq); err != nil {
+		if err := exec(`INSERT INTO blobs (sha256, blake3, size, tier, seq, used_seq) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sha256) DO UPDATE SET used_seq = excluded.used_seq,
+			tier = CASE WHEN excluded.tier = '`+TierInline+`' THEN excluded.tier ELSE blobs.tier END`, p.SHA256, p.BLAKE3, p.Size, tier, e.Seq, e.Seq); err != nil {
 			return err
 		}
 		digests := [][]any{{p.SHA256, p.SHA256}, {p.BLAKE3, p.SHA256}}

@@ -102,7 +102,7 @@ func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request) error {
 	if err := checkRange(w, req, b.Size); err != nil {
 		return err
 	}
-	if r.opts.RedirectPulls > 0 && req.Method == http.MethodGet {
+	if r.opts.RedirectPulls > 0 && req.Method == http.MethodGet && b.Tier != eventlog.TierInline { // the log's content has no URL
 		if u, ok, err := r.store(b.Tier).RedirectURL(req.Context(), digest.Digest(b.SHA256), r.opts.RedirectPulls); err == nil && ok {
 			r.noteRead(b)
 			h.Set("Location", u)
@@ -159,14 +159,16 @@ func (r *Registry) deleteBlob(w http.ResponseWriter, req *http.Request) error {
 }
 
 // commitEvents returns the events that record content the caller made
-// durable after reading the log position fence (eventlog.Log.Observed): a
+// durable after reading the log position fence (eventlog.Log.Observed), or
+// that the blob.committed carries (content, from ingestBytes): a
 // blob.committed, fenced, then a link into repo unless repo is empty. The
 // blob.committed is recorded even when the log knows the content (its
 // projection is idempotent): the fence is what guarantees that the bytes
 // the caller found or wrote are not ones a collection deleted meanwhile.
-func commitEvents(repo string, ds blobstore.Digests, fence int64) []eventlog.Event {
+func commitEvents(repo string, ds blobstore.Digests, content []byte, fence int64) []eventlog.Event {
 	c := eventlog.New(eventlog.TypeBlobCommitted, "", eventlog.BlobCommitted{
 		SHA256: ds.SHA256.String(), BLAKE3: ds.BLAKE3.String(), SHA512: ds.SHA512.String(), Size: ds.Size,
+		Content: content,
 	})
 	c.Fence = fence
 	evs := []eventlog.Event{c}
@@ -186,6 +188,9 @@ func commitEvents(repo string, ds blobstore.Digests, fence int64) []eventlog.Eve
 // and the client, told 503, pushes again.
 func (r *Registry) appendCommitted(ctx context.Context, evs ...eventlog.Event) error {
 	_, err := r.log.Append(ctx, evs...)
+	if err == nil {
+		r.metrics.keptInLog(evs)
+	}
 	if !errors.Is(err, eventlog.ErrFenced) {
 		return err
 	}
@@ -207,6 +212,8 @@ func (r *Registry) appendCommitted(ctx context.Context, evs ...eventlog.Event) e
 		}
 		retry[i] = e
 	}
-	_, err = r.log.Append(ctx, retry...)
+	if _, err = r.log.Append(ctx, retry...); err == nil {
+		r.metrics.keptInLog(retry)
+	}
 	return err
 }

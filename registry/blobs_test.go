@@ -1,10 +1,15 @@
 package registry_test
 
 import (
-	"github.com/artifact-store/artifact-store/blobstore"
-	"github.com/artifact-store/artifact-store/eventlog"
+	"bytes"
+	"context"
+	"reflect"
 	"testing"
 	"time"
+
+	"github.com/artifact-store/artifact-store/blobstore"
+	"github.com/artifact-store/artifact-store/eventlog"
+	"github.com/artifact-store/artifact-store/registry"
 )
 
 // TestBLAKE3Alias: a blob's BLAKE3 digest works wherever a blob digest is
@@ -81,19 +86,52 @@ func TestBlobDeduplicatedAcrossRepositories(t *testing.T) {
 	forBackends(t, testBlobDeduplicatedAcrossRepositories)
 }
 
+// Content is stored once however many repositories push it: a large blob
+// as one file, a small one (kept in the log, ADR 0016) as one contents row.
 func testBlobDeduplicatedAcrossRepositories(t *testing.T, b backend) {
 	s := b.server(t)
-	data := randomBytes(t, 4096)
+	small, large := randomBytes(t, 4096), randomBytes(t, registry.DefaultInlineMax+1)
 	for _, repo := range []string{"a", "b", "c/d"} {
-		s.pushBlob(repo, data)
+		s.pushBlob(repo, small)
+		s.pushBlob(repo, large)
 	}
-	stored := 0
-	s.blobs.Walk(t.Context(), func(blobstore.BlobInfo) error { stored++; return nil })
-	recorded := 0
-	s.log.Blobs(t.Context(), func(eventlog.Blob) error { recorded++; return nil })
-	if stored != 1 || recorded != 1 {
-		t.Fatalf("3 pushes of one content: %d stored, %d recorded; want 1 and 1", stored, recorded)
+	var stored []string
+	s.blobs.Walk(t.Context(), func(b blobstore.BlobInfo) error { stored = append(stored, b.Key.String()); return nil })
+	tiers := map[string]string{}
+	s.log.Blobs(t.Context(), func(b eventlog.Blob) error { tiers[b.SHA256] = b.Tier; return nil })
+	if len(stored) != 1 || stored[0] != sha256Of(large) {
+		t.Fatalf("3 pushes each of a small and a large blob: files %v; want the large one's only", stored)
 	}
+	want := map[string]string{sha256Of(small): eventlog.TierInline, sha256Of(large): eventlog.TierHot}
+	if !reflect.DeepEqual(tiers, want) {
+		t.Fatalf("3 pushes each of a small and a large blob: recorded %v; want %v", tiers, want)
+	}
+	if got, err := s.log.Content(t.Context(), sha256Of(small)); err != nil || !bytes.Equal(got, small) {
+		t.Fatalf("the log keeps %d bytes of the small blob, %v", len(got), err)
+	}
+	if n := contentEvents(t, s, sha256Of(small)); n != 1 {
+		t.Fatalf("the small blob's bytes are in %d events; want 1 (later pushes find it)", n)
+	}
+}
+
+// contentEvents counts the blob.committed events that carry key's bytes.
+func contentEvents(t testing.TB, s *testServer, key string) int {
+	t.Helper()
+	page, err := s.log.Read(context.Background(), eventlog.Query{Types: []string{string(eventlog.TypeBlobCommitted)}, Limit: 100_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range page.Events {
+		var p eventlog.BlobCommitted
+		if err := e.Decode(&p); err != nil {
+			t.Fatal(err)
+		}
+		if p.SHA256 == key && p.Content != nil {
+			n++
+		}
+	}
+	return n
 }
 
 func TestUploadStatusAndCancel(t *testing.T) { forBackends(t, testUploadStatusAndCancel) }

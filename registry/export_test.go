@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"container/list"
 	"fmt"
 	"time"
 
@@ -90,4 +91,14 @@ func (r *Registry) ForgetReadiness() {
 	r.ready.mu.Lock()
 	r.ready.at = time.Time{}
 	r.ready.mu.Unlock()
+}
+
+// ForgetManifests empties the cache of manifest bytes, so that the next
+// read goes to where they are stored (a test that damages them there).
+func (r *Registry) ForgetManifests() {
+	c := r.manifests
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.entries, c.size = map[string]*list.Element{}, 0
+	c.recency.Init()
 }

@@ -72,6 +72,10 @@ type GCBlob struct {
 	// Unrecorded marks bytes no event named (a crash between storing
 	// bytes and recording them), found by walking the stores.
 	Unrecorded bool `json:"unrecorded,omitempty"`
+	// InLog marks small content kept in the log (ADR 0016): the
+	// collection deleted its row from the contents view, and any stored
+	// copy. The event that brought the bytes stays, as every event does.
+	InLog bool `json:"inLog,omitempty"`
 }
 
 // gcBatch bounds the blobs one gc.condemned or gc.swept names, and the
@@ -351,7 +355,7 @@ func (r *Registry) unusedBlobs(ctx context.Context, mark int64, cutoff time.Time
 	err := r.log.UnusedBlobs(ctx, mark, func(b eventlog.Blob) error {
 		seen[b.SHA256] = true // listed, or not yet past its grace
 		if !b.Used.After(cutoff) {
-			out = append(out, GCBlob{Digest: b.SHA256, Size: b.Size})
+			out = append(out, GCBlob{Digest: b.SHA256, Size: b.Size, InLog: b.Tier == eventlog.TierInline})
 		}
 		return nil
 	})
@@ -482,6 +486,11 @@ func (r *Registry) condemnAndSweep(ctx context.Context, rep *GCReport, batch []G
 	freed, err := r.deleteBytes(ctx, keys)
 	if err != nil {
 		return err // condemned stay condemned; the next run sweeps them
+	}
+	for _, k := range keys {
+		if b := byKey[k]; b.InLog {
+			freed += b.Size // its contents row went with the gc.condemned
+		}
 	}
 	if err := r.gcStage("deleted"); err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -113,6 +114,9 @@ func (s *testServer) pullsWhole(img image) {
 
 // stored reports whether any of the server's stores holds key.
 func (s *testServer) stored(key string) bool {
+	if _, err := s.log.Content(context.Background(), key); err == nil {
+		return true // kept in the log
+	}
 	for _, st := range []*blobstore.Store{s.blobs, s.cold} {
 		if st == nil {
 			continue
@@ -122,6 +126,15 @@ func (s *testServer) stored(key string) bool {
 		}
 	}
 	return false
+}
+
+// tier is the tier the blobs view records for key ("" when it has none).
+func (s *testServer) tier(key string) string {
+	b, err := s.log.Blob(context.Background(), key)
+	if err != nil {
+		return ""
+	}
+	return b.Tier
 }
 
 func digestsOf(bs []registry.GCBlob) []string {
@@ -153,7 +166,9 @@ func (s *testServer) verifyClean() {
 }
 
 // garbage is the fixture the collector tests share: image a:v1, with a
-// layer it shares with b:v1, deleted; b:v1 kept; a stray blob in a.
+// layer it shares with b:v1, deleted; b:v1 kept; a stray blob in a. The
+// layers are files in the blob store; the stray blob and the manifests
+// are small enough to be kept in the log (ADR 0016).
 type garbage struct {
 	kept     image
 	shared   string // the layer a and b share
@@ -164,9 +179,9 @@ type garbage struct {
 }
 
 func makeGarbage(t *testing.T, s *testServer) garbage {
-	sharedP := randomBytes(t, 4000)
+	sharedP := randomBytes(t, registry.DefaultInlineMax+4000)
 	g := garbage{shared: sha256Of(sharedP), strayP: randomBytes(t, 5000)}
-	a := s.pushLayers("a", "v1", sharedP, randomBytes(t, 3000))
+	a := s.pushLayers("a", "v1", sharedP, randomBytes(t, registry.DefaultInlineMax+3000))
 	g.kept = s.pushLayers("b", "v1", sharedP)
 	g.stray = s.pushBlob("a", g.strayP)
 	expect(t, s.do("DELETE", "/v2/a/manifests/"+a.digest, nil), http.StatusAccepted)
@@ -194,8 +209,18 @@ func TestGCReclaimsDeletedImage(t *testing.T) {
 		g := makeGarbage(t, s)
 		kept, wantSwept, wantUnlinked := g.kept, g.swept, g.unlinked
 		if s.cold != nil {
-			// Part of the garbage, and the layer b keeps, in the cold tier.
-			for _, d := range []string{wantSwept[0], wantSwept[1], g.shared} {
+			// Part of the garbage, and the layer b keeps, in the cold tier:
+			// the files (what the log keeps has no tier to move to).
+			var files []string
+			for _, d := range wantSwept {
+				if s.tier(d) == eventlog.TierHot {
+					files = append(files, d)
+				}
+			}
+			if len(files) != 1 || s.tier(g.stray) != eventlog.TierInline {
+				t.Fatalf("garbage files %v; want one layer, and the stray blob kept in the log", files)
+			}
+			for _, d := range append(files, g.shared) {
 				if err := s.reg.MoveBlob(ctx, d, eventlog.TierCold); err != nil {
 					t.Fatal(err)
 				}
@@ -422,13 +447,14 @@ func TestGCInterrupted(t *testing.T) {
 // With a grace, no push is ever told to retry.
 func TestGCRacesPushes(t *testing.T) {
 	run := func(t *testing.T, push *testServer, collectors []*testServer, grace time.Duration) {
-		layers := make([][]byte, 5)
+		layers := make([][]byte, 5) // files, and content the log keeps
 		for i := range layers {
-			layers[i] = randomBytes(t, 2000+i)
+			layers[i] = randomBytes(t, 2000+i+(i%2)*registry.DefaultInlineMax)
 		}
 		ctx, stop := context.WithCancel(context.Background())
 		defer stop()
 		sweeps := make(chan int, len(collectors))
+		var swept atomic.Int64 // so far, for the writers to keep racing
 		for _, c := range collectors {
 			go func() {
 				n := 0
@@ -441,6 +467,7 @@ func TestGCRacesPushes(t *testing.T) {
 						return
 					}
 					n += len(rep.Swept)
+					swept.Add(int64(len(rep.Swept)))
 					// Pause as long as the collection took, so that pushes
 					// get through between collections on slow stores too.
 					time.Sleep(max(10*time.Millisecond, 3*time.Since(start)))
@@ -458,7 +485,10 @@ func TestGCRacesPushes(t *testing.T) {
 			go func() {
 				var res result
 				defer func() { results <- res }()
-				for i := range 12 {
+				// 12 images, and more (up to 60) until a collection has
+				// swept something: without grace the race must happen,
+				// however fast the pushes or slow the collections.
+				for i := 0; i < 12 || grace == 0 && swept.Load() == 0 && i < 60; i++ {
 					img, retries, ok := push.pushRetrying(fmt.Sprintf("w%d", w), fmt.Sprintf("t%d", i), layers[i%5], layers[(i+w)%5])
 					res.retries += retries
 					if !ok {
@@ -484,15 +514,15 @@ func TestGCRacesPushes(t *testing.T) {
 			retries += r.retries
 		}
 		stop()
-		swept := 0
+		sweptAll := 0
 		for range collectors {
-			swept += <-sweeps
+			sweptAll += <-sweeps
 		}
 		moved := <-moves
-		t.Logf("grace %v: %d images kept, %d pushes retried, %d blobs swept and %d moved between tiers while pushing", grace, len(kept), retries, swept, moved)
+		t.Logf("grace %v: %d images kept, %d pushes retried, %d blobs swept and %d moved between tiers while pushing", grace, len(kept), retries, sweptAll, moved)
 		// Within a grace nothing the pushes touched is swept yet; without
 		// one the collectors must have raced them.
-		if len(kept) == 0 || grace == 0 && swept == 0 {
+		if len(kept) == 0 || grace == 0 && sweptAll == 0 {
 			t.Fatal("the race was not exercised: nothing pushed or nothing swept")
 		}
 		if grace > 0 && retries > 0 {
@@ -520,13 +550,19 @@ func TestGCRacesPushes(t *testing.T) {
 	}
 }
 
-// moveTiersUntil moves the layers between the hot and cold tiers, and
-// sweeps the copies moves leave, until ctx is done, when s has a cold
-// tier; it returns the moves made. A move of a blob that is collected
-// meanwhile fails and is no error.
-func moveTiersUntil(ctx context.Context, t *testing.T, s *testServer, layers [][]byte) int {
+// moveTiersUntil moves the layers stored as files between the hot and
+// cold tiers, and sweeps the copies moves leave, until ctx is done, when s
+// has a cold tier; it returns the moves made. A move of a blob that is
+// collected meanwhile fails and is no error.
+func moveTiersUntil(ctx context.Context, t *testing.T, s *testServer, all [][]byte) int {
 	if s.cold == nil {
 		return 0
+	}
+	var layers [][]byte
+	for _, l := range all {
+		if len(l) > registry.DefaultInlineMax {
+			layers = append(layers, l)
+		}
 	}
 	moved := 0
 	for i := 0; ctx.Err() == nil; i++ {

@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -154,11 +153,11 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request) error {
 		return err
 	}
 	fence := r.log.Observed()
-	ds, err := r.blobs.Ingest(ctx, bytes.NewReader(body), d)
+	ds, content, err := r.ingestBytes(ctx, body, d)
 	if err != nil {
 		return err
 	}
-	evs := commitEvents("", ds, fence)
+	evs := commitEvents("", ds, content, fence)
 	put := eventlog.ManifestPut{
 		Digest: d.String(), SHA256: ds.SHA256.String(), MediaType: m.MediaType,
 		ArtifactType: m.EffectiveArtifactType(), Size: int64(len(body)), Annotations: m.Annotations(),

@@ -38,6 +38,7 @@ type metrics struct {
 	gcSwept     prometheus.Counter
 	gcFreed     prometheus.Counter
 	tierMoves   *prometheus.CounterVec // to
+	inLog       prometheus.Counter
 
 	// perRequest holds each label combination's children, so that a
 	// request finds them with one map lookup instead of hashing its
@@ -78,7 +79,7 @@ func newMetrics(reg *prometheus.Registry, r *Registry) (*metrics, error) {
 			func() float64 { return float64(r.hub.open.Load()) }),
 	}
 	for _, c := range append(gauges, m.requests, m.latency, m.bytesIn, m.bytesOut, m.appends, m.appendTime, m.events,
-		m.groupSize, m.commitTime, m.blobOps, m.tasks, m.taskSuccess, m.gcUnlinked, m.gcSwept, m.gcFreed, m.tierMoves) {
+		m.groupSize, m.commitTime, m.blobOps, m.tasks, m.taskSuccess, m.gcUnlinked, m.gcSwept, m.gcFreed, m.tierMoves, m.inLog) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -130,6 +131,8 @@ func buildMetrics() *metrics {
 			Help: "Bytes garbage collection freed in the blob stores."}),
 		tierMoves: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Subsystem: "tiering", Name: "blobs_moved_total",
 			Help: "Blobs moved between tiers, by the tier moved to."}, []string{"to"}),
+		inLog: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Subsystem: "eventlog", Name: "content_bytes_total",
+			Help: "Bytes of small content (manifests, small blobs) this process recorded in the event log with the events that commit them, instead of in the blob store (Options.InlineMax)."}),
 	}
 }
 
@@ -260,6 +263,20 @@ func (m *metrics) collected(rep GCReport) {
 	m.gcUnlinked.Add(float64(len(rep.Unlinked)))
 	m.gcSwept.Add(float64(len(rep.Swept)))
 	m.gcFreed.Add(float64(rep.BytesFreed))
+}
+
+// keptInLog counts the content that the blob.committed events of an
+// append that succeeded carried.
+func (m *metrics) keptInLog(evs []eventlog.Event) {
+	if m == nil {
+		return
+	}
+	for _, e := range evs {
+		var p eventlog.BlobCommitted
+		if e.Type == eventlog.TypeBlobCommitted && e.Decode(&p) == nil {
+			m.inLog.Add(float64(len(p.Content)))
+		}
+	}
 }
 
 // moved counts one blob moved to tier.

@@ -73,6 +73,9 @@ func TestMetricsCountAKnownWorkload(t *testing.T) {
 	})
 	const repo = "metrics/app"
 	m, _ := s.pushImage(repo, "v1", "") // two blobs POSTed with ?digest=, one manifest PUT
+	var parsed struct{ Config struct{ Size int } }
+	mustJSON(t, m, &parsed)
+	blobBytes := parsed.Config.Size + 300 // pushImage's layer
 	for range 3 {
 		expect(t, s.do("GET", "/v2/"+repo+"/manifests/v1", nil, "Accept: application/vnd.oci.image.manifest.v1+json"), http.StatusOK)
 	}
@@ -129,8 +132,15 @@ func TestMetricsCountAKnownWorkload(t *testing.T) {
 	if got := value(t, fams, "artifactstore_eventlog_head_sequence"); got != float64(head) {
 		t.Errorf("head_sequence %v, log head %d", got, head)
 	}
-	if got := value(t, fams, "artifactstore_blobstore_operations_total", "backend=fs", "tier=hot", "op=ingest", "result=ok"); got != 3 {
-		t.Errorf("blob store ingests: %v, want 3 (two blobs, one manifest)", got)
+	// The two blobs and the manifest are small: the log keeps them.
+	if got := value(t, fams, "artifactstore_eventlog_content_bytes_total"); got != float64(len(m)+blobBytes) {
+		t.Errorf("content kept in the log: %v bytes, want %d (two blobs, one manifest)", got, len(m)+blobBytes)
+	}
+	large := randomBytes(t, registry.DefaultInlineMax+1)
+	s.pushBlob(repo, large)
+	fams, _ = s.scrape()
+	if got := value(t, fams, "artifactstore_blobstore_operations_total", "backend=fs", "tier=hot", "op=ingest", "result=ok"); got != 1 {
+		t.Errorf("blob store ingests: %v, want 1 (the large blob)", got)
 	}
 	if got := value(t, fams, "artifactstore_uploads_open"); got != 0 {
 		t.Errorf("uploads open: %v, want 0", got)

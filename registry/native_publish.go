@@ -123,13 +123,13 @@ func (r *Registry) putFile(w http.ResponseWriter, req *http.Request) error {
 		return err
 	}
 	fence := r.log.Observed()
-	ds, err := r.blobs.Ingest(ctx, req.Body, expect)
+	ds, content, err := r.ingestBody(ctx, req.Body, expect)
 	if err != nil {
 		return uploadError(err)
 	}
 	// The file's events go into the version's own append: a refused
 	// publish (409) records nothing, and its bytes are GC's.
-	link := commitEvents(repo, ds, fence)
+	link := commitEvents(repo, ds, content, fence)
 	n := &manifests.Native{
 		ManifestVersion: manifests.NativeVersion1, Repository: repo, Version: version,
 		ArtifactType: q.Get("artifactType"), Annotations: ann, Created: manifests.FormatCreated(time.Now()),
@@ -272,24 +272,25 @@ func (r *Registry) publish(w http.ResponseWriter, req *http.Request, n *manifest
 		return err
 	}
 	fence := r.log.Observed()
-	nds, err := r.blobs.Ingest(ctx, bytes.NewReader(cb), "")
+	nds, nc, err := r.ingestBytes(ctx, cb, "")
 	if err != nil {
 		return err
 	}
-	ods, err := r.blobs.Ingest(ctx, bytes.NewReader(oci), "")
+	ods, oc, err := r.ingestBytes(ctx, oci, "")
 	if err != nil {
 		return err
 	}
-	cds, err := r.blobs.Ingest(ctx, bytes.NewReader(manifests.EmptyConfig()), "")
+	cds, cc, err := r.ingestBytes(ctx, manifests.EmptyConfig(), "")
 	if err != nil {
 		return err
 	}
 	evs := pre
 	for _, c := range []struct {
-		ds   blobstore.Digests
-		repo string
-	}{{nds, ""}, {ods, ""}, {cds, repo}} {
-		evs = append(evs, commitEvents(c.repo, c.ds, fence)...)
+		ds      blobstore.Digests
+		content []byte
+		repo    string
+	}{{nds, nc, ""}, {ods, oc, ""}, {cds, cc, repo}} {
+		evs = append(evs, commitEvents(c.repo, c.ds, c.content, fence)...)
 	}
 	put := eventlog.ManifestPut{Digest: ods.SHA256.String(), SHA256: ods.SHA256.String(), MediaType: manifests.MediaTypeImageManifest,
 		ArtifactType: n.ArtifactType, Size: ods.Size}

@@ -89,8 +89,10 @@ func (r *Registry) readBlob(ctx context.Context, key string, size int64) ([]byte
 // the tiering policy and the collector's grace count. It needs no blobs
 // view row: size is the one recorded with the manifest or version, checked
 // on open as for any blob, so damaged bytes are never served as whole.
+// Manifests are looked for in the log first, where they are kept since
+// ADR 0016; openAnywhere falls back to the stores for older ones.
 func (r *Registry) readStored(ctx context.Context, key string, size int64, note bool) ([]byte, error) {
-	stored := eventlog.Blob{SHA256: key, Tier: eventlog.TierHot, Size: size}
+	stored := eventlog.Blob{SHA256: key, Tier: eventlog.TierInline, Size: size}
 	if b, ok := r.manifests.get(key); ok && int64(len(b)) == size {
 		if note {
 			r.noteRead(stored)

@@ -13,6 +13,7 @@ import (
 	"github.com/artifact-store/artifact-store/blobstore/s3/s3test"
 	"github.com/artifact-store/artifact-store/eventlog/postgres"
 	"github.com/artifact-store/artifact-store/eventlog/postgres/pgtest"
+	"github.com/artifact-store/artifact-store/registry"
 )
 
 // outageRequest is one request made while a store is down.
@@ -128,10 +129,10 @@ func TestPostgresUnavailable(t *testing.T) {
 }
 
 // TestS3UnavailableReads stops the object store under a registry that
-// holds an image and a native version: a manifest GET (whose bytes live
-// in the store), a native version's manifest and its file answer 503
-// UNAVAILABLE with Retry-After, not 500, and serve again once the store
-// is back.
+// holds an image and native versions: reads of bytes that live in the
+// store (a layer, a large file) answer 503 UNAVAILABLE with Retry-After,
+// not 500, and serve again once the store is back; what the log keeps
+// (manifests, native manifests, a small file) is served throughout.
 func TestS3UnavailableReads(t *testing.T) {
 	gw := s3test.Start(t)
 	b, err := blobs3.New(context.Background(), blobs3.Options{Endpoint: gw.Endpoint, AccessKey: s3test.AccessKey, SecretKey: s3test.SecretKey,
@@ -140,25 +141,27 @@ func TestS3UnavailableReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := serveOn(t, nil, b)
-	_, md := s.pushImage("r", "v1", "")
-	expect(t, s.do("PUT", "/api/v1/repositories/r/-/versions/n1/files/a.txt", []byte("hello")), 201)
+	layer, large := randomBytes(t, registry.DefaultInlineMax+1), randomBytes(t, registry.DefaultInlineMax+1)
+	img := s.pushLayers("r", "v1", layer)
+	expect(t, s.do("PUT", "/api/v1/repositories/r/-/versions/n1/files/a.bin", large), 201)
+	expect(t, s.do("PUT", "/api/v1/repositories/r/-/versions/n2/files/a.txt", []byte("hello")), 201)
 
 	gw.Stop()
 	expectUnavailable(t, s, []outageRequest{
-		{method: "GET", path: "/v2/r/manifests/v1"},
-		{method: "GET", path: "/v2/r/manifests/" + md},
-		{method: "GET", path: "/api/v1/repositories/r/-/versions/n1"},
-		{method: "GET", path: "/api/v1/repositories/r/-/versions/v1"},
-		{method: "GET", path: "/api/v1/repositories/r/-/versions/n1/files/a.txt"},
+		{method: "GET", path: "/v2/r/blobs/" + sha256Of(layer)},
+		{method: "GET", path: "/api/v1/repositories/r/-/versions/n1/files/a.bin"},
 	})
+	for _, path := range []string{"/v2/r/manifests/v1", "/v2/r/manifests/" + img.digest, "/api/v1/repositories/r/-/versions/n1",
+		"/api/v1/repositories/r/-/versions/v1", "/api/v1/repositories/r/-/versions/n2/files/a.txt"} {
+		expect(t, s.do2("GET", path, nil), 200)
+	}
 	expectReadiness(t, s, "blobs", "unavailable")
 
 	gw.Restart(t)
 	expectReadiness(t, s, "blobs", "ok")
-	expect(t, s.do("GET", "/v2/r/manifests/v1", nil), 200)
-	expect(t, s.do("GET", "/api/v1/repositories/r/-/versions/n1", nil), 200)
-	if f := s.do("GET", "/api/v1/repositories/r/-/versions/n1/files/a.txt", nil); f.StatusCode != 200 || string(f.body) != "hello" {
-		t.Fatalf("file after recovery: %d %q", f.StatusCode, f.body)
+	s.pullsWhole(img)
+	if f := s.do("GET", "/api/v1/repositories/r/-/versions/n1/files/a.bin", nil); f.StatusCode != 200 || !bytes.Equal(f.body, large) {
+		t.Fatalf("file after recovery: %d, %d bytes", f.StatusCode, len(f.body))
 	}
 }
 

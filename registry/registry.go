@@ -60,6 +60,14 @@ type Options struct {
 	// make one, so bytes flow from the object store, not through the
 	// registry. HEAD and the native API's file routes are not redirected.
 	RedirectPulls time.Duration
+	// InlineMax is the largest content that is kept in the event log,
+	// carried by the event that records it, rather than in the blob
+	// store, when a request brings it whole: manifests, blobs pushed in
+	// one request, native manifests and small files (ADR 0016). The
+	// group commit that makes the event durable makes the bytes durable
+	// too, with no file written. Zero means DefaultInlineMax; negative,
+	// never (everything goes to the blob store, as before).
+	InlineMax int64
 	// MaxEventStreams caps the Server-Sent Events streams open at once
 	// (GET /api/v1/events with Accept: text/event-stream); one more is
 	// refused with 503 UNAVAILABLE and Retry-After. Default 1000.
@@ -116,6 +124,9 @@ func (o *Options) ensureDefaults() error {
 	}
 	if o.UploadTTL <= 0 {
 		o.UploadTTL = 24 * time.Hour
+	}
+	if o.InlineMax == 0 {
+		o.InlineMax = DefaultInlineMax
 	}
 	if o.MaxEventStreams <= 0 {
 		o.MaxEventStreams = 1000

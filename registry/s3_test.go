@@ -27,13 +27,19 @@ func TestS3Unavailable(t *testing.T) {
 	s := serveOn(t, nil, b)
 	l := s.log
 
-	before := randomBytes(t, 10_000)
+	before := randomBytes(t, registry.DefaultInlineMax+10_000) // a file in the store
 	d := s.pushBlob("r", before)
 	expect(t, s.do("GET", "/v2/r/blobs/"+d, nil), 200)
+	small := randomBytes(t, 10_000) // kept in the log
+	ds := s.pushBlob("r", small)
 
 	gw.Stop()
+	// What the log keeps needs no store: it is still served.
+	if r := s.do2("GET", "/v2/r/blobs/"+ds, nil); r.StatusCode != 200 || !bytes.Equal(r.body, small) {
+		t.Fatalf("GET of a blob kept in the log, with the store down: %d %s", r.StatusCode, r.body)
+	}
 	head, _ := l.Head(t.Context())
-	during := randomBytes(t, 10_000)
+	during := randomBytes(t, registry.DefaultInlineMax+10_000)
 	for _, req := range []struct{ method, path string }{
 		{"GET", "/v2/r/blobs/" + d},
 		{"POST", "/v2/r/blobs/uploads/?digest=" + sha256Of(during)},

@@ -80,8 +80,29 @@ func (r *Registry) openBlob(ctx context.Context, b eventlog.Blob) (blobstore.Blo
 
 // openAnywhere opens a blob from its recorded tier, else the other. A copy
 // whose size is not the recorded one is refused (damage.go); the other
-// tier's copy, if whole, is served instead.
+// tier's copy, if whole, is served instead. Content the log keeps (tier
+// inline) is read from there; a blob in neither store is looked for there
+// too, since a caller that knows no tier (readStored) says hot.
 func (r *Registry) openAnywhere(ctx context.Context, b eventlog.Blob) (blobstore.Blob, error) {
+	if b.Tier == eventlog.TierInline {
+		f, err := r.openContent(ctx, b)
+		if !errors.Is(err, blobstore.ErrNotFound) {
+			return f, err
+		}
+		b.Tier = eventlog.TierHot // not in the log after all: look in the stores
+	}
+	f, err := r.openStored(ctx, b)
+	if errors.Is(err, blobstore.ErrNotFound) {
+		if f2, err2 := r.openContent(ctx, b); err2 == nil {
+			return f2, nil
+		}
+	}
+	return f, err
+}
+
+// openStored opens a blob from the stores: its recorded tier, else the
+// other.
+func (r *Registry) openStored(ctx context.Context, b eventlog.Blob) (blobstore.Blob, error) {
 	first, second := r.store(b.Tier), r.blobs
 	if first == r.blobs {
 		second = r.opts.Cold
@@ -188,6 +209,9 @@ func (r *Registry) MoveBlob(ctx context.Context, sha256, tier string) error {
 	if b.Tier == tier {
 		return nil
 	}
+	if b.Tier == eventlog.TierInline {
+		return fmt.Errorf("tiering: blob %s is kept in the event log (it is small), not in a store: it has no tier to move to", sha256)
+	}
 	key := digest.Digest(b.SHA256)
 	dst := r.store(tier)
 	if _, err := dst.Stat(ctx, key); err != nil {
@@ -266,6 +290,11 @@ func (r *Registry) sweepOne(ctx context.Context, sha256 string) (bool, error) {
 	b, err := r.log.Blob(ctx, sha256) // the tier now, not when listed
 	if err != nil {
 		return false, err
+	}
+	if b.Tier == eventlog.TierInline {
+		// Committed again with its content since it moved: the log holds
+		// the bytes, and the stored copies go when the blob is collected.
+		return false, r.log.MarkSwept(ctx, b.SHA256, b.TierSeq)
 	}
 	other := r.blobs
 	if b.Tier == eventlog.TierHot {

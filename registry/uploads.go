@@ -111,11 +111,11 @@ func (r *Registry) monolithicUpload(w http.ResponseWriter, req *http.Request, re
 		return err
 	}
 	fence := r.log.Observed()
-	got, err := r.blobs.Ingest(req.Context(), req.Body, d)
+	got, content, err := r.ingestBody(req.Context(), req.Body, d)
 	if err != nil {
 		return uploadError(err)
 	}
-	if err := r.appendCommitted(req.Context(), commitEvents(repo, got, fence)...); err != nil {
+	if err := r.appendCommitted(req.Context(), commitEvents(repo, got, content, fence)...); err != nil {
 		return err
 	}
 	writeBlobCreated(w, repo, d)
@@ -305,7 +305,7 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request) error 
 	// The bytes are committed: record them even if the client goes away
 	// now, or they would be an orphan and the session a dead end.
 	ctx = context.WithoutCancel(ctx)
-	evs := append(commitEvents(repo, got, fence), eventlog.New(eventlog.TypeUploadFinished, repo, eventlog.UploadFinished{ID: id, SHA256: got.SHA256.String()}))
+	evs := append(commitEvents(repo, got, nil, fence), eventlog.New(eventlog.TypeUploadFinished, repo, eventlog.UploadFinished{ID: id, SHA256: got.SHA256.String()}))
 	if err := r.appendCommitted(ctx, evs...); err != nil {
 		return err
 	}

@@ -234,10 +234,12 @@ func TestVerifyFailsWhenTheLogLosesItsAnchoredHead(t *testing.T) {
 	})
 }
 
-// TestDamagedBlobIsNotServedAndARePushRepairsIt: a truncated blob is
+// TestDamagedBlobIsNotServedAndARePushRepairsIt: a truncated blob file is
 // refused on open, never served under its recorded digest and length; a
 // re-push of the right bytes replaces it. A same-size corruption (found
 // only by re-hashing) is quarantined by verify and repaired the same way.
+// The blobs are pushed through upload sessions, which store them as files
+// whatever their size.
 func TestDamagedBlobIsNotServedAndARePushRepairsIt(t *testing.T) {
 	forRawBackends(t, func(t *testing.T, s *rawServer) {
 		for _, size := range []int{1000, 200_000} { // one read, and ServeContent
@@ -249,7 +251,7 @@ func TestDamagedBlobIsNotServedAndARePushRepairsIt(t *testing.T) {
 func testDamagedBlob(t *testing.T, s *rawServer, size int) {
 	s.t = t
 	data := randomBytes(t, size)
-	d := s.pushBlob("r", data)
+	d := s.pushBlobInSession("r", data)
 	path := s.blobPath(d)
 	damagedAnswer := func(why string) {
 		t.Helper()
@@ -290,7 +292,7 @@ func testDamagedBlob(t *testing.T, s *rawServer, size int) {
 	if rep := s.verify(false); len(problemsWith(rep, "blob "+d, fmt.Sprintf("size is %d, recorded %d", size/2, size))) != 1 {
 		t.Fatalf("verify of a truncated blob: %q", rep.Problems)
 	}
-	s.pushBlob("r", data)
+	s.pushBlobInSession("r", data)
 	servedWhole()
 
 	// Same size, one byte flipped: only a re-hash sees it. verify
@@ -312,7 +314,7 @@ func testDamagedBlob(t *testing.T, s *rawServer, size int) {
 	if rep := s.verify(false); len(problemsWith(rep, "blob "+d, "quarantined as damaged")) != 1 || len(rep.Problems) != 1 {
 		t.Fatalf("verify after quarantine: %q", rep.Problems)
 	}
-	s.pushBlob("r", data)
+	s.pushBlobInSession("r", data)
 	servedWhole()
 	if rep := s.verify(false); len(rep.Problems) != 0 {
 		t.Fatalf("verify after the repair: %q", rep.Problems)
@@ -365,20 +367,61 @@ func TestVerifyBesideConcurrentPushes(t *testing.T) {
 }
 
 // TestDamagedManifestIsNotServed: a manifest whose stored bytes were cut
-// short is refused on open, never sent with its recorded length, on /v2/
-// and through the native view of its tag.
+// short or altered is refused, never sent with its recorded length, on
+// /v2/ and through the native view of its tag: one kept in the log (its
+// contents row edited by hand) and one too large for that (a file). A
+// push of the same manifest repairs the row.
 func TestDamagedManifestIsNotServed(t *testing.T) {
 	forRawBackends(t, func(t *testing.T, s *rawServer) {
 		s.t = t
-		m, md := s.pushImage("r", "1", "")
-		if err := os.Truncate(s.blobPath(md), int64(len(m)/2)); err != nil {
-			t.Fatal(err)
-		}
-		for _, u := range []string{"/v2/r/manifests/1", "/v2/r/manifests/" + md, "/api/v1/repositories/r/-/versions/1"} {
-			r := s.do2("GET", u, nil, "Accept: "+ociManifest)
-			if r.StatusCode != http.StatusInternalServerError || !strings.Contains(string(r.body), "damaged") || r.Header.Get("Docker-Content-Digest") != "" {
-				t.Fatalf("GET %s of a truncated manifest: %d %v %s", u, r.StatusCode, r.Header, r.body)
+		refused := func(tag, md string) {
+			t.Helper()
+			for _, u := range []string{"/v2/r/manifests/" + tag, "/v2/r/manifests/" + md, "/api/v1/repositories/r/-/versions/" + tag} {
+				r := s.do2("GET", u, nil, "Accept: "+ociManifest)
+				if r.StatusCode != http.StatusInternalServerError || !strings.Contains(string(r.body), "damaged") || r.Header.Get("Docker-Content-Digest") != "" {
+					t.Fatalf("GET %s of a damaged manifest: %d %v %s", u, r.StatusCode, r.Header, r.body)
+				}
 			}
 		}
+		m, md := s.pushImage("r", "1", "")
+		s.exec(fmt.Sprintf(`UPDATE contents SET bytes = substr(bytes, 1, %d) WHERE sha256 = '%s'`, len(m)/2, md))
+		refused("1", md)
+		if rep := s.verify(false); len(problemsWith(rep, "blob "+md, "kept in the log is damaged", fmt.Sprintf("size is %d", len(m)/2))) != 1 {
+			t.Fatalf("verify of a truncated contents row: %q", rep.Problems)
+		}
+		expect(t, s.do("PUT", "/v2/r/manifests/1", m, "Content-Type: "+ociManifest), http.StatusCreated)
+		if r := s.do("GET", "/v2/r/manifests/1", nil, "Accept: "+ociManifest); !bytes.Equal(r.body, m) {
+			t.Fatalf("manifest after a push repaired it: %d %s", r.StatusCode, r.body)
+		}
+		// The same length, the bytes rotated by one: the manifest read
+		// hashes them.
+		s.reg.ForgetManifests()
+		s.exec(fmt.Sprintf(`UPDATE contents SET bytes = substr(bytes, 2) || substr(bytes, 1, 1) WHERE sha256 = '%s'`, md))
+		refused("1", md)
+		if rep := s.verify(false); len(problemsWith(rep, "blob "+md, "kept in the log is damaged", "corrupted")) != 1 {
+			t.Fatalf("verify of a corrupted contents row: %q", rep.Problems)
+		}
+
+		pad := strings.Repeat("p", registry.DefaultInlineMax)
+		big, bd := s.pushImage("r", "2", `,"annotations":{"pad":"`+pad+`"}`)
+		if err := os.Truncate(s.blobPath(bd), int64(len(big)/2)); err != nil {
+			t.Fatal(err)
+		}
+		refused("2", bd)
 	})
+}
+
+// pushBlobInSession pushes p through an upload session (POST, PATCH,
+// PUT), which stores it as a file whatever its size, and returns its
+// sha256 digest.
+func (s *testServer) pushBlobInSession(repo string, p []byte) string {
+	s.t.Helper()
+	d := sha256Of(p)
+	open := s.do("POST", "/v2/"+repo+"/blobs/uploads/", nil)
+	expect(s.t, open, http.StatusAccepted)
+	loc := open.Header.Get("Location")
+	patch := s.do("PATCH", loc, p, fmt.Sprintf("Content-Range: 0-%d", len(p)-1))
+	expect(s.t, patch, http.StatusAccepted)
+	expect(s.t, s.do("PUT", withQuery(patch.Header.Get("Location"), "digest="+d), nil), http.StatusCreated)
+	return d
 }

@@ -41,7 +41,7 @@ func testGCKilled(t *testing.T, dsn string) {
 	if dsn != "" {
 		db = []string{"--db", dsn}
 	}
-	g := makeGCGarbage(t, data, db)
+	g := makeGCGarbage(t, data, dsn, db)
 	t.Logf("garbage: %d blobs (%d of them bytes no event names); kept: %d images, %d blobs", len(g.garbage), g.unrecorded, len(g.kept), len(g.keptBlobs))
 
 	gcArgs := append([]string{"gc", "--data", data, "--gc-grace", "0s"}, db...)
@@ -92,8 +92,8 @@ func testGCKilled(t *testing.T, dsn string) {
 		if len(left) > 0 {
 			midSweep++
 		}
-		t.Logf("%-29s appended %4d blob.unlinked, %d gc.condemned, %d gc.swept; %4d blobs left condemned and not swept; %4d of %d garbage blobs still on disk",
-			state, n[eventlog.TypeBlobUnlinked], n[eventlog.TypeGCCondemned], n[eventlog.TypeGCSwept], len(left), len(g.onDisk(g.garbage)), len(g.garbage))
+		t.Logf("%-29s appended %4d blob.unlinked, %d gc.condemned, %d gc.swept; %4d blobs left condemned and not swept; %4d of %d garbage blobs still stored",
+			state, n[eventlog.TypeBlobUnlinked], n[eventlog.TypeGCCondemned], n[eventlog.TypeGCSwept], len(left), len(g.stored(t, g.garbage)), len(g.garbage))
 		if finished {
 			if !strings.Contains(out.String(), "gc run ") {
 				t.Fatalf("gc exited 0 without its report:\n%s", out.String())
@@ -119,11 +119,11 @@ func testGCKilled(t *testing.T, dsn string) {
 		t.Fatalf("gc after the kills: %v\n%s", err, out)
 	}
 	t.Logf("last run: %s", lastLine(out))
-	if left := g.onDisk(g.garbage); len(left) > 0 {
-		t.Fatalf("%d garbage blobs still on disk after the last run, e.g. %s", len(left), left[0])
+	if left := g.stored(t, g.garbage); len(left) > 0 {
+		t.Fatalf("%d garbage blobs still stored after the last run, e.g. %s", len(left), left[0])
 	}
-	if stored, want := storedBlobs(g.blobDir), slices.Sorted(maps.Keys(g.keptBlobs)); !slices.Equal(stored, want) {
-		t.Fatalf("blobs on disk after the last run:\n%v\nwant the kept ones:\n%v", stored, want)
+	if stored, want := g.allStored(t), slices.Sorted(maps.Keys(g.keptBlobs)); !slices.Equal(stored, want) {
+		t.Fatalf("blobs stored after the last run:\n%v\nwant the kept ones:\n%v", stored, want)
 	}
 	verifyCleanReplay(t, data, db)
 
@@ -189,6 +189,7 @@ func verifyCleanReplay(t *testing.T, data string, db []string) {
 
 // gcGarbage is a data directory full of garbage, its server stopped.
 type gcGarbage struct {
+	data, dsn  string // where the event log is (dsn: PostgreSQL, else SQLite under data)
 	blobDir    string
 	garbage    []string          // digests a collection must delete, sorted
 	unrecorded int               // of which bytes written without an event
@@ -202,11 +203,13 @@ type gcGarbage struct {
 // blobs no manifest names, in ten repositories; three images it keeps and
 // three it deletes, one of these sharing a layer with a kept one. Then it
 // stops the server and writes 100 blobs into the store with no event, as
-// a crash between storing bytes and recording them leaves them.
-func makeGCGarbage(t *testing.T, data string, db []string) *gcGarbage {
-	s := startWith(t, data, freeAddr(t), db...)
+// a crash between storing bytes and recording them leaves them. The server
+// keeps content of up to 300 bytes in the log (--inline-max): about a
+// third of the stray blobs and the configs; the rest are files.
+func makeGCGarbage(t *testing.T, data, dsn string, db []string) *gcGarbage {
+	s := startWith(t, data, freeAddr(t), append([]string{"--inline-max", "300"}, db...)...)
 	c := &http.Client{Timeout: 30 * time.Second}
-	g := &gcGarbage{blobDir: filepath.Join(data, "blobs"), keptBlobs: map[string][]byte{}}
+	g := &gcGarbage{data: data, dsn: dsn, blobDir: filepath.Join(data, "blobs"), keptBlobs: map[string][]byte{}}
 
 	const strays = 1500
 	work := make(chan int)
@@ -289,10 +292,46 @@ func makeGCGarbage(t *testing.T, data string, db []string) *gcGarbage {
 		g.unrecorded++
 	}
 	slices.Sort(g.garbage)
-	if left := g.onDisk(g.garbage); len(left) != len(g.garbage) {
-		t.Fatalf("%d of %d garbage blobs on disk before any collection", len(left), len(g.garbage))
+	inLog := len(g.garbage) - len(g.onDisk(g.garbage))
+	if left := g.stored(t, g.garbage); len(left) != len(g.garbage) || inLog < 300 || inLog > len(g.garbage)/2 {
+		t.Fatalf("%d of %d garbage blobs stored before any collection, %d of them in the log; want all, a third or so in the log", len(left), len(g.garbage), inLog)
 	}
 	return g
+}
+
+// stored returns those of digests whose bytes are stored: as files, or
+// kept in the log.
+func (g *gcGarbage) stored(t *testing.T, digests []string) []string {
+	l := openLog(t, g.data, g.dsn)
+	defer l.Close()
+	var out []string
+	for _, d := range digests {
+		if _, err := os.Stat(g.path(d)); err == nil {
+			out = append(out, d)
+		} else if _, err := l.Content(context.Background(), d); err == nil {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// allStored lists every blob stored, as a file or in the log, sorted.
+func (g *gcGarbage) allStored(t *testing.T) []string {
+	out := storedBlobs(g.blobDir)
+	l := openLog(t, g.data, g.dsn)
+	defer l.Close()
+	dump, err := l.Dump(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range dump["contents"] {
+		key, _, _ := strings.Cut(strings.TrimPrefix(row, "sha256="), " ")
+		if !slices.Contains(out, key) {
+			out = append(out, key)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // path is where the filesystem store keeps a blob.

@@ -241,7 +241,7 @@ func run(t *testing.T, args ...string) (string, error) {
 func TestReplayAndVerify(t *testing.T) {
 	data, addr := t.TempDir(), freeAddr(t)
 	s := start(t, data, addr)
-	blob := random(t, 5000)
+	blob := random(t, 100_000) // a file: larger than the log keeps
 	if r := request(t, "POST", s.url("/v2/v/blobs/uploads/?digest="+sha(blob)), bytes.NewReader(blob)); r.StatusCode != 201 {
 		t.Fatalf("push: %d", r.StatusCode)
 	}

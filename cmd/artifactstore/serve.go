@@ -41,6 +41,8 @@ type serveFlags struct {
 	policy                                    *registry.TierPolicy
 	checkPolicy                               func() error
 	maxUploads, maxRepoUploads, maxStreams    *int
+	inlineMax                                 *int64
+	inlineEnvErr                              error
 	gcf                                       gcFlags
 	authConfig                                *authConfig
 	pprofAddr, metricsAddr, logLevel          *string
@@ -67,6 +69,12 @@ func newServeFlags(errorHandling flag.ErrorHandling) *serveFlags {
 	f.bodyIdle = fs.Duration("body-idle-timeout", envDuration("ARTIFACTSTORE_BODY_IDLE_TIMEOUT", time.Minute), "cut a request body that sends nothing for this long, so a client that goes quiet holds nothing (env ARTIFACTSTORE_BODY_IDLE_TIMEOUT)")
 	f.maxUploads = fs.Int("max-uploads", envInt("ARTIFACTSTORE_MAX_UPLOADS", 10_000), "open upload sessions allowed in total; more get 429 (env ARTIFACTSTORE_MAX_UPLOADS)")
 	f.maxRepoUploads = fs.Int("max-uploads-per-repo", envInt("ARTIFACTSTORE_MAX_UPLOADS_PER_REPO", 1_000), "open upload sessions allowed per repository; more get 429 (env ARTIFACTSTORE_MAX_UPLOADS_PER_REPO)")
+	f.inlineMax = new(int64)
+	*f.inlineMax = registry.DefaultInlineMax
+	if v := os.Getenv("ARTIFACTSTORE_INLINE_MAX"); v != "" {
+		f.inlineEnvErr = sizeValue{f.inlineMax}.Set(v)
+	}
+	fs.Var(sizeValue{f.inlineMax}, "inline-max", "keep content up to this size that a request brings whole (manifests, blobs pushed in one request, small native files) in the event log with the event that records it, not in the blob store: one group commit makes it durable, with no file or object written; at most 1MiB, 0 keeps none there (env ARTIFACTSTORE_INLINE_MAX)")
 	f.maxStreams = fs.Int("max-event-streams", envInt("ARTIFACTSTORE_MAX_EVENT_STREAMS", 1_000), "Server-Sent Events streams of /api/v1/events open at once; more get 503 (env ARTIFACTSTORE_MAX_EVENT_STREAMS)")
 	f.gcf = gcFlags{grace: graceFlag(fs), interval: fs.Duration("gc-interval", envDuration("ARTIFACTSTORE_GC_INTERVAL", 0), "collect garbage this often (0: never; run \"artifactstore gc\" instead) (env ARTIFACTSTORE_GC_INTERVAL)")}
 	f.retentionEvery = fs.Duration("retention-interval", envDuration("ARTIFACTSTORE_RETENTION_INTERVAL", time.Hour), "apply the retention policies this often (0: only on demand, POST /api/v1/retention/run) (env ARTIFACTSTORE_RETENTION_INTERVAL)")
@@ -109,6 +117,12 @@ func (f *serveFlags) check() error {
 	if *f.ttl <= 0 || *f.tierEvery <= 0 || *f.anchorEvery <= 0 || *f.bodyIdle <= 0 {
 		return fmt.Errorf("--upload-ttl, --tier-interval, --anchor-interval and --body-idle-timeout must be positive durations, e.g. 24h")
 	}
+	if f.inlineEnvErr != nil {
+		return fmt.Errorf("ARTIFACTSTORE_INLINE_MAX: %w", f.inlineEnvErr)
+	}
+	if *f.inlineMax > maxInline {
+		return fmt.Errorf("--inline-max %d: at most 1MiB; larger content is better in the blob store", *f.inlineMax)
+	}
 	if *f.maxUploads <= 0 || *f.maxRepoUploads <= 0 || *f.maxStreams <= 0 {
 		return fmt.Errorf("--max-uploads, --max-uploads-per-repo and --max-event-streams must be positive")
 	}
@@ -128,6 +142,19 @@ func (f *serveFlags) check() error {
 		return err
 	}
 	return nil
+}
+
+// maxInline bounds --inline-max: an event carries its content whole,
+// and readers of the event stream receive it.
+const maxInline = 1 << 20
+
+// inlineOption is registry.Options.InlineMax for --inline-max, whose 0
+// means none (the option's 0 means its default).
+func inlineOption(n int64) int64 {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // parseLevel reads --log-level.
@@ -192,7 +219,7 @@ func serve(ctx context.Context, args []string) error {
 		Log: st.log, Blobs: st.blobs, Logger: logger, UploadTTL: *f.ttl, AllowSparse: *f.sparse,
 		Cold: st.cold, Tiering: *f.policy, RedirectPulls: *f.redirect,
 		BodyIdleTimeout: *f.bodyIdle, MaxUploads: *f.maxUploads, MaxUploadsPerRepo: *f.maxRepoUploads,
-		MaxEventStreams: *f.maxStreams, Auth: authn,
+		MaxEventStreams: *f.maxStreams, Auth: authn, InlineMax: inlineOption(*f.inlineMax),
 		RetentionUndo: *f.undo, GCGrace: *f.gcf.grace, Scratch: func(ctx context.Context) (*eventlog.Log, func(), error) { return scratchLog(ctx, os.TempDir()) },
 		Metrics: metrics, ServeMetrics: *f.metricsAddr == "", Tracing: tp,
 	})

@@ -75,7 +75,7 @@ func TestTracing(t *testing.T) {
 	s := startWith(t, t.TempDir(), freeAddr(t), "--otlp-endpoint", collector.URL)
 
 	traceID, _ := hex.DecodeString("4bf92f3577b34da6a3ce929d0e0e4736")
-	blob := []byte("traced bytes")
+	blob := bytes.Repeat([]byte("traced bytes "), 10_000) // a file: larger than the log keeps
 	req, _ := http.NewRequest("POST", s.url("/v2/traced/app/blobs/uploads/?digest="+sha(blob)), bytes.NewReader(blob))
 	req.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
 	resp, err := http.DefaultClient.Do(req)

@@ -16,8 +16,8 @@ func withContent(key string, content []byte) eventlog.Event {
 }
 
 // testContentInTheLog: content a blob.committed carries is the blob, tier
-// inline, until a collection condemns it; the first commit decides the
-// tier; a commit that carries its bytes needs no fence; replay rebuilds
+// inline, until a collection condemns it; a commit with content makes
+// the tier inline, one without leaves it; a commit that carries its bytes needs no fence; replay rebuilds
 // the contents view.
 func testContentInTheLog(t *testing.T, l *eventlog.Log) {
 	ctx := context.Background()
@@ -33,9 +33,14 @@ func testContentInTheLog(t *testing.T, l *eventlog.Log) {
 	if _, err := l.Content(ctx, h); !isNotFound(err) {
 		t.Fatalf("Content of a blob never committed: %v, want ErrNotFound", err)
 	}
-	// A later commit, with or without the bytes, keeps the first's tier.
-	mustAppend(t, l, committed(a), committed(h), withContent(h, body[:1]))
-	for key, want := range map[string]string{a: eventlog.TierInline, h: eventlog.TierHot} {
+	// A later commit without the bytes keeps the tier; one with them
+	// makes it inline, whatever it was.
+	mustAppend(t, l, committed(a), committed(h))
+	if b, err := l.Blob(ctx, h); err != nil || b.Tier != eventlog.TierHot {
+		t.Fatalf("a blob committed without content: %+v, %v; want tier hot", b, err)
+	}
+	mustAppend(t, l, withContent(h, body[:1]))
+	for key, want := range map[string]string{a: eventlog.TierInline, h: eventlog.TierInline} {
 		if b, err := l.Blob(ctx, key); err != nil || b.Tier != want {
 			t.Fatalf("tier of %s after a second commit: %+v, %v; want %s", key, b, err, want)
 		}

@@ -1,0 +1,107 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/artifact-store/artifact-store/blobstore"
+	"github.com/artifact-store/artifact-store/digest"
+	"github.com/artifact-store/artifact-store/eventlog"
+)
+
+// Small content in the log (ADR 0016). Content of at most
+// Options.InlineMax bytes that a request carries whole (a manifest, a
+// blob pushed in one request, a native manifest) is not written to the
+// blob store: its blob.committed carries the bytes, and the group commit
+// that makes the event durable makes them durable too. The blobs view
+// records such a blob in tier inline and the contents view keeps its
+// bytes; readers look there first for inline blobs and for manifests, and
+// fall back to the stores, so content stored before this (or by a racing
+// upload session) is read as ever.
+//
+// Invariant: a blob whose tier is inline has a contents row of its size
+// (the log applies the row and the tier in one projection; a collection
+// deletes both).
+
+// DefaultInlineMax is Options.InlineMax's default: manifests and the
+// small blobs that make up most of a registry's objects, well under the
+// size where a file costs less than its share of a group commit.
+const DefaultInlineMax = 64 << 10
+
+// inlineMax is the largest content kept in the log; 0 when none is.
+func (r *Registry) inlineMax() int64 { return max(r.opts.InlineMax, 0) }
+
+// ingestBytes stores data, which must hash to expect when that is set:
+// in the log when it is small (content is then the bytes for
+// commitEvents), else in the blob store. Small content the log already
+// keeps whole is not carried again (content is nil): the log stores it
+// once, however many repositories push it. The caller's fence, read before
+// this, covers a collection of it since, as for bytes found in a store. A
+// kept row that differs (damaged by hand) is carried again, which repairs
+// it, as a push repairs a damaged file.
+func (r *Registry) ingestBytes(ctx context.Context, data []byte, expect digest.Digest) (ds blobstore.Digests, content []byte, err error) {
+	if int64(len(data)) <= r.inlineMax() {
+		ds, err = blobstore.Hash(data, expect)
+		if err != nil {
+			return ds, nil, err
+		}
+		kept, err := r.log.Content(ctx, ds.SHA256.String())
+		switch {
+		case err == nil && bytes.Equal(kept, data):
+			return ds, nil, nil
+		case err != nil && !errors.Is(err, eventlog.ErrNotFound):
+			return ds, nil, err
+		}
+		if data == nil {
+			data = []byte{} // the empty blob is content too
+		}
+		return ds, data, nil
+	}
+	ds, err = r.blobs.Ingest(ctx, bytes.NewReader(data), expect)
+	return ds, nil, err
+}
+
+// ingestBody is ingestBytes for a request body: a body that ends within
+// the inline size is kept in the log; a longer one streams on into the
+// blob store, after the bytes already read.
+func (r *Registry) ingestBody(ctx context.Context, body io.Reader, expect digest.Digest) (ds blobstore.Digests, content []byte, err error) {
+	limit := r.inlineMax()
+	if limit == 0 {
+		ds, err = r.blobs.Ingest(ctx, body, expect)
+		return ds, nil, err
+	}
+	head, err := io.ReadAll(io.LimitReader(body, limit+1))
+	if err != nil {
+		return ds, nil, err
+	}
+	if int64(len(head)) <= limit {
+		return r.ingestBytes(ctx, head, expect)
+	}
+	ds, err = r.blobs.Ingest(ctx, io.MultiReader(bytes.NewReader(head), body), expect)
+	return ds, nil, err
+}
+
+// contentBlob is content kept in the log, opened like a stored blob.
+type contentBlob struct{ *bytes.Reader }
+
+func (contentBlob) Close() error { return nil }
+
+// openContent opens the bytes the log keeps for b. A row whose length is
+// not the recorded size is damage (a view edited by hand; verify reports
+// it and replay repairs it), refused like a damaged file.
+func (r *Registry) openContent(ctx context.Context, b eventlog.Blob) (blobstore.Blob, error) {
+	data, err := r.log.Content(ctx, b.SHA256)
+	if errors.Is(err, eventlog.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s is not kept in the log", blobstore.ErrNotFound, b.SHA256)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if b.Size >= 0 && int64(len(data)) != b.Size {
+		return nil, damaged(b.SHA256, fmt.Sprintf("the log keeps %d bytes of it, recorded %d", len(data), b.Size))
+	}
+	return contentBlob{bytes.NewReader(data)}, nil
+}
