@@ -85,6 +85,26 @@ func testContentKeptInTheLog(t *testing.T, b backend) {
 		t.Fatalf("native file: %d %q", r.StatusCode, r.body)
 	}
 
+	// POST then one PUT ?digest= with the whole blob: kept in the log, and
+	// the session's staging area goes; a wrong digest ends the session.
+	whole := randomBytes(t, 3000)
+	open := s.do("POST", "/v2/r/blobs/uploads/", nil)
+	expect(t, open, http.StatusAccepted)
+	loc := open.Header.Get("Location")
+	wrong := s.do("PUT", withQuery(loc, "digest="+sha256Of(data)), whole)
+	expect(t, wrong, http.StatusBadRequest, "DIGEST_INVALID")
+	expect(t, s.do("GET", loc, nil), http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN")
+	open = s.do("POST", "/v2/r/blobs/uploads/", nil)
+	loc = open.Header.Get("Location")
+	expect(t, s.do("PUT", withQuery(loc, "digest="+sha256Of(whole)), whole), http.StatusCreated)
+	expect(t, s.do("GET", loc, nil), http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN")
+	if r := s.do("GET", "/v2/r/blobs/"+sha256Of(whole), nil); r.StatusCode != 200 || !bytes.Equal(r.body, whole) || s.tier(sha256Of(whole)) != eventlog.TierInline {
+		t.Fatalf("POST then PUT with the whole blob: GET %d, tier %q", r.StatusCode, s.tier(sha256Of(whole)))
+	}
+	if ups, err := s.blobs.ListUploads(context.Background()); err != nil || len(ups) != 0 {
+		t.Fatalf("staging areas left: %v, %v", ups, err)
+	}
+
 	// The same content through an upload session (a file) in another
 	// repository: the log keeps it still, and serves it.
 	s.pushBlobInSession("q", data)
@@ -100,8 +120,8 @@ func testContentKeptInTheLog(t *testing.T, b backend) {
 		t.Fatalf("verify: %+v, %v", rep, err)
 	}
 	before := dump(t, s)
-	if len(before["contents"]) != 8 {
-		t.Fatalf("contents rows: %d; want the blob, the image's manifest, config and layer, the native file, its version's native manifest, derived manifest and empty config", len(before["contents"]))
+	if len(before["contents"]) != 9 {
+		t.Fatalf("contents rows: %d; want the two blobs, the image's manifest, config and layer, the native file, its version's native manifest, derived manifest and empty config", len(before["contents"]))
 	}
 	if _, err := s.log.Replay(context.Background()); err != nil {
 		t.Fatal(err)

@@ -285,6 +285,9 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request) error 
 	if err != nil {
 		return err
 	}
+	if done, err := r.finishWhole(w, req, repo, id, d, lease); done || err != nil {
+		return err
+	}
 	if req.Header.Get("Content-Range") != "" || req.ContentLength != 0 {
 		if _, err := r.appendChunk(req, repo, id, lease, true); err != nil {
 			return err
@@ -311,6 +314,55 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request) error 
 	}
 	writeBlobCreated(w, repo, d)
 	return nil
+}
+
+// finishWhole completes a session that holds nothing yet and whose PUT
+// carries the whole blob, small enough for the log to keep (ADR 0016): the
+// common POST then PUT ?digest= of a small blob. The bytes are hashed in
+// memory and travel in the blob.committed; no staged file is written, and
+// the empty one the POST made goes after the append. It reports false, and
+// leaves the request to the staged path, for anything else.
+func (r *Registry) finishWhole(w http.ResponseWriter, req *http.Request, repo, id string, d digest.Digest, lease *eventlog.Lease) (bool, error) {
+	n := req.ContentLength
+	if n <= 0 || n > r.inlineMax() {
+		return false, nil
+	}
+	if cr := req.Header.Get("Content-Range"); cr != "" {
+		if start, end, err := parseContentRange(cr); err != nil || start != 0 || end+1 != n {
+			return false, nil // the staged path answers what is wrong with it
+		}
+	}
+	ctx := req.Context()
+	if size, err := r.blobs.UploadSize(ctx, id); err != nil || size != 0 {
+		return false, nil
+	}
+	data := make([]byte, n)
+	if _, err := io.ReadFull(newLeasedBody(ctx, req.Body, lease), data); err != nil {
+		return true, errorf(CodeSizeInvalid, "the body ended after fewer bytes than its Content-Length of %d: %v; nothing was stored, send the blob again", n, err)
+	}
+	fence := r.log.Observed()
+	ds, content, err := r.ingestBytes(ctx, data, d)
+	if errors.Is(err, blobstore.ErrDigestMismatch) {
+		// As the staged path: the session ends with the refusal.
+		r.log.Append(context.WithoutCancel(ctx), eventlog.New(eventlog.TypeUploadCancelled, repo, eventlog.UploadCancelled{ID: id, Reason: "digest mismatch"}))
+		r.blobs.AbortUpload(context.WithoutCancel(ctx), id)
+		return true, uploadError(err)
+	}
+	if err != nil {
+		return true, uploadError(err)
+	}
+	ctx = context.WithoutCancel(ctx) // as the staged path: record what a client may have been told
+	evs := append(commitEvents(repo, ds, content, fence), eventlog.New(eventlog.TypeUploadFinished, repo, eventlog.UploadFinished{ID: id, SHA256: ds.SHA256.String()}))
+	if err := r.appendCommitted(ctx, evs...); err != nil {
+		return true, err
+	}
+	// The session's empty staging file; one left by a crash here is an
+	// abandoned upload's, which collections remove.
+	if err := r.blobs.AbortUpload(ctx, id); err != nil {
+		r.logger.WarnContext(ctx, "remove the staging area of a finished upload", "upload", id, "err", err)
+	}
+	writeBlobCreated(w, repo, d)
+	return true, nil
 }
 
 // cancelUpload abandons an upload and removes its staged bytes.
