@@ -13,7 +13,9 @@
 #   conformance/bench-peers.sh [path/to/artifactstore]
 #
 # Sizes, counts and rounds: BENCH_* variables (docs/operations.md,
-# "Measuring against peers"); BENCH_SMALL=1 for a quick try.
+# "Measuring against peers"); BENCH_SMALL=1 for a quick try;
+# BENCH_BASELINE=path/to/an/earlier/artifactstore measures that build too,
+# in the same rounds, to tell what a change did.
 set -euo pipefail
 BIN=${1:-$(dirname "$0")/../bin/artifactstore}
 if [ -d "$(dirname "$BIN")" ]; then BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN"); fi
@@ -45,6 +47,7 @@ load=$(cut -d' ' -f1 /proc/loadavg)
 echo "== bench-peers: load average $load on $(nproc) CPUs"
 exec go run ./conformance/benchpeers \
   --artifactstore "$BIN" \
+  --baseline "${BENCH_BASELINE:-}" \
   --distribution "$TOOLS/registry" \
   --docker-registry "$(command -v docker-registry || true)" \
   --oras "$ORAS" \

@@ -25,6 +25,9 @@ type Blob struct {
 	// Used is set by UnusedBlobs only: when an event last committed the
 	// blob or stopped a use of it (the collector's grace counts from it).
 	Used time.Time
+	// Content is set by LinkedBlob only: the bytes, when the log keeps
+	// them (tier inline), so that a read needs no second query.
+	Content []byte
 }
 
 // Manifest is a row of the manifests view.
@@ -37,6 +40,9 @@ type Manifest struct {
 	Size         int64
 	Subject      string
 	Annotations  map[string]string
+	// Content is the manifest's bytes when the log keeps them (ADR 0016),
+	// set by TaggedManifest and Manifest: a pull needs no second query.
+	Content []byte
 }
 
 // Upload is a row of the uploads view: an open upload session.
@@ -70,15 +76,17 @@ func (l *Log) Content(ctx context.Context, sha256 string) ([]byte, error) {
 }
 
 // LinkedBlob resolves any digest of a blob that repo may serve, in one
-// query (the hot path of every blob GET and HEAD).
+// query (the hot path of every blob GET and HEAD), with its bytes when
+// the log keeps them.
 func (l *Log) LinkedBlob(ctx context.Context, repo, digest string) (Blob, error) {
 	var b Blob
 	var linked int64
-	err := l.db.QueryRowContext(ctx, l.q(`SELECT b.sha256, b.blake3, b.size, b.tier, e.time_ns FROM blob_digests d
+	err := l.db.QueryRowContext(ctx, l.q(`SELECT b.sha256, b.blake3, b.size, b.tier, e.time_ns, c.bytes FROM blob_digests d
 		JOIN blobs b ON b.sha256 = d.sha256
 		JOIN blob_links k ON k.sha256 = d.sha256 AND k.repo = ?
 		JOIN events e ON e.seq = k.seq
-		WHERE d.digest = ?`), repo, digest).Scan(&b.SHA256, &b.BLAKE3, &b.Size, &b.Tier, &linked)
+		LEFT JOIN contents c ON c.sha256 = d.sha256 AND b.tier = '`+TierInline+`'
+		WHERE d.digest = ?`), repo, digest).Scan(&b.SHA256, &b.BLAKE3, &b.Size, &b.Tier, &linked, &b.Content)
 	b.Linked = time.Unix(0, linked).UTC()
 	return b, notFound(err, "blob "+digest+" in "+repo)
 }
@@ -161,9 +169,11 @@ func (l *Log) Tag(ctx context.Context, repo, tag string) (string, error) {
 	return d, notFound(err, "tag "+tag)
 }
 
-// manifestColsLean are a manifest row's columns but its annotations, which
-// can be megabytes: the lookups every pull makes do not read or decode them.
-const manifestColsLean = `repo, digest, sha256, media_type, artifact_type, size, subject, '{}'`
+// manifestColsContent are a manifest row's columns but its annotations,
+// which can be megabytes (the lookups every pull makes do not read or
+// decode them), from manifests m, and the bytes of a LEFT JOIN contents c
+// (scanManifestContent).
+const manifestColsContent = `m.repo, m.digest, m.sha256, m.media_type, m.artifact_type, m.size, m.subject, '{}', c.bytes`
 
 func scanManifest(row interface{ Scan(...any) error }) (Manifest, error) {
 	var m Manifest
@@ -187,22 +197,34 @@ func decodeAnnotations(digest, ann string) (map[string]string, error) {
 	return out, nil
 }
 
+// scanManifestContent scans manifestColsContent.
+func scanManifestContent(row interface{ Scan(...any) error }) (Manifest, error) {
+	var m Manifest
+	var ann string
+	err := row.Scan(&m.Repo, &m.Digest, &m.SHA256, &m.MediaType, &m.ArtifactType, &m.Size, &m.Subject, &ann, &m.Content)
+	return m, err
+}
+
 // TaggedManifest returns the manifest repo's tag points at, in one query,
-// without its annotations (Referrers and versions carry them).
+// without its annotations (Referrers and versions carry them), with its
+// bytes when the log keeps them.
 func (l *Log) TaggedManifest(ctx context.Context, repo, tag string) (Manifest, error) {
-	m, err := scanManifest(l.db.QueryRowContext(ctx, l.q(`SELECT m.repo, m.digest, m.sha256, m.media_type, m.artifact_type, m.size, m.subject, '{}'
-		FROM tags t JOIN manifests m ON m.repo = t.repo AND m.digest = t.digest WHERE t.repo = ? AND t.tag = ?`), repo, tag))
+	m, err := scanManifestContent(l.db.QueryRowContext(ctx, l.q(`SELECT `+manifestColsContent+`
+		FROM tags t JOIN manifests m ON m.repo = t.repo AND m.digest = t.digest
+		LEFT JOIN contents c ON c.sha256 = m.sha256 WHERE t.repo = ? AND t.tag = ?`), repo, tag))
 	return m, notFound(err, "tag "+tag)
 }
 
 // Manifest returns repo's manifest pushed under digest or, failing that,
 // one whose bytes answer to digest under another algorithm, without its
-// annotations.
+// annotations, with its bytes when the log keeps them.
 func (l *Log) Manifest(ctx context.Context, repo, digest string) (Manifest, error) {
-	m, err := scanManifest(l.db.QueryRowContext(ctx, l.q(`SELECT `+manifestColsLean+` FROM manifests WHERE repo = ? AND digest = ?`), repo, digest))
+	m, err := scanManifestContent(l.db.QueryRowContext(ctx, l.q(`SELECT `+manifestColsContent+`
+		FROM manifests m LEFT JOIN contents c ON c.sha256 = m.sha256 WHERE m.repo = ? AND m.digest = ?`), repo, digest))
 	if errors.Is(err, sql.ErrNoRows) {
-		m, err = scanManifest(l.db.QueryRowContext(ctx, l.q(`SELECT `+manifestColsLean+` FROM manifests
-			WHERE repo = ? AND sha256 = (SELECT sha256 FROM blob_digests WHERE digest = ?) ORDER BY digest LIMIT 1`), repo, digest))
+		m, err = scanManifestContent(l.db.QueryRowContext(ctx, l.q(`SELECT `+manifestColsContent+`
+			FROM manifests m LEFT JOIN contents c ON c.sha256 = m.sha256
+			WHERE m.repo = ? AND m.sha256 = (SELECT sha256 FROM blob_digests WHERE digest = ?) ORDER BY m.digest LIMIT 1`), repo, digest))
 	}
 	return m, notFound(err, "manifest "+digest)
 }

@@ -291,7 +291,7 @@ func (r *Registry) parsedReferences(ctx context.Context) (map[repoBlob]bool, err
 // manifestBlobNames returns the digests of an image manifest's config and
 // layers, read from its stored bytes.
 func (r *Registry) manifestBlobNames(ctx context.Context, m eventlog.PartialManifest) ([]string, error) {
-	body, err := r.readStored(ctx, m.SHA256, m.Size, false) // not a client's read
+	body, err := r.readStored(ctx, m.SHA256, m.Size, false, nil) // not a client's read
 	if err != nil {
 		return nil, err
 	}

@@ -43,7 +43,9 @@ func (r *Registry) inlineMax() int64 { return max(r.opts.InlineMax, 0) }
 // kept row that differs (damaged by hand) is carried again, which repairs
 // it, as a push repairs a damaged file.
 func (r *Registry) ingestBytes(ctx context.Context, data []byte, expect digest.Digest) (ds blobstore.Digests, content []byte, err error) {
-	if int64(len(data)) <= r.inlineMax() {
+	// The empty blob is stored as a file: an event cannot tell empty
+	// content from none (the payload omits an empty field).
+	if len(data) > 0 && int64(len(data)) <= r.inlineMax() {
 		ds, err = blobstore.Hash(data, expect)
 		if err != nil {
 			return ds, nil, err
@@ -54,9 +56,6 @@ func (r *Registry) ingestBytes(ctx context.Context, data []byte, expect digest.D
 			return ds, nil, nil
 		case err != nil && !errors.Is(err, eventlog.ErrNotFound):
 			return ds, nil, err
-		}
-		if data == nil {
-			data = []byte{} // the empty blob is content too
 		}
 		return ds, data, nil
 	}
@@ -93,7 +92,10 @@ func (contentBlob) Close() error { return nil }
 // not the recorded size is damage (a view edited by hand; verify reports
 // it and replay repairs it), refused like a damaged file.
 func (r *Registry) openContent(ctx context.Context, b eventlog.Blob) (blobstore.Blob, error) {
-	data, err := r.log.Content(ctx, b.SHA256)
+	data, err := b.Content, error(nil) // the lookup's, when it brought them
+	if data == nil {
+		data, err = r.log.Content(ctx, b.SHA256)
+	}
 	if errors.Is(err, eventlog.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %s is not kept in the log", blobstore.ErrNotFound, b.SHA256)
 	}

@@ -105,6 +105,13 @@ func testContentKeptInTheLog(t *testing.T, b backend) {
 		t.Fatalf("staging areas left: %v, %v", ups, err)
 	}
 
+	// The empty blob, pushed in one request: a file (an event cannot
+	// carry empty content), served as such.
+	expect(t, s.do("POST", "/v2/r/blobs/uploads/?digest="+sha256Of(nil), nil), http.StatusCreated)
+	if r := s.do("GET", "/v2/r/blobs/"+sha256Of(nil), nil); r.StatusCode != 200 || len(r.body) != 0 || s.tier(sha256Of(nil)) != eventlog.TierHot {
+		t.Fatalf("the empty blob: GET %d, %d bytes, tier %q", r.StatusCode, len(r.body), s.tier(sha256Of(nil)))
+	}
+
 	// The same content through an upload session (a file) in another
 	// repository: the log keeps it still, and serves it.
 	s.pushBlobInSession("q", data)

@@ -61,7 +61,7 @@ func (r *Registry) getManifest(w http.ResponseWriter, req *http.Request) error {
 	if !accepts(req.Header.Values("Accept"), m.MediaType) {
 		return errorf(CodeManifestUnknown, "manifest %s is a %s, which the request's Accept header does not list", m.Digest, m.MediaType).withStatus(http.StatusNotAcceptable)
 	}
-	body, err := r.readBlob(req.Context(), m.SHA256, m.Size)
+	body, err := r.readManifest(req.Context(), m)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
@@ -82,7 +83,13 @@ func (r *Registry) versionManifest(ctx context.Context, repo, version string) (e
 // little, and bytes rotted in storage are refused as damaged (500), never
 // served or parsed as if a client had sent them.
 func (r *Registry) readBlob(ctx context.Context, key string, size int64) ([]byte, error) {
-	return r.readStored(ctx, key, size, true)
+	return r.readStored(ctx, key, size, true, nil)
+}
+
+// readManifest is readBlob for a manifest row, whose bytes its lookup
+// brought along when the log keeps them.
+func (r *Registry) readManifest(ctx context.Context, m eventlog.Manifest) ([]byte, error) {
+	return r.readStored(ctx, m.SHA256, m.Size, true, m.Content)
 }
 
 // readStored is readBlob; note says whether the read is a client's, which
@@ -90,8 +97,9 @@ func (r *Registry) readBlob(ctx context.Context, key string, size int64) ([]byte
 // view row: size is the one recorded with the manifest or version, checked
 // on open as for any blob, so damaged bytes are never served as whole.
 // Manifests are looked for in the log first, where they are kept since
-// ADR 0016; openAnywhere falls back to the stores for older ones.
-func (r *Registry) readStored(ctx context.Context, key string, size int64, note bool) ([]byte, error) {
+// ADR 0016 (kept, when the caller's lookup brought the bytes along);
+// openAnywhere falls back to the stores for older ones.
+func (r *Registry) readStored(ctx context.Context, key string, size int64, note bool, kept []byte) ([]byte, error) {
 	stored := eventlog.Blob{SHA256: key, Tier: eventlog.TierInline, Size: size}
 	if b, ok := r.manifests.get(key); ok && int64(len(b)) == size {
 		if note {
@@ -101,9 +109,17 @@ func (r *Registry) readStored(ctx context.Context, key string, size int64, note 
 	}
 	var f blobstore.Blob
 	var err error
-	if note {
+	switch {
+	case kept != nil:
+		f = contentBlob{bytes.NewReader(kept)}
+		if int64(len(kept)) != size {
+			err = damaged(key, fmt.Sprintf("the log keeps %d bytes of it, recorded %d", len(kept), size))
+		} else if note {
+			r.noteRead(stored)
+		}
+	case note:
 		f, err = r.openBlob(ctx, stored)
-	} else {
+	default:
 		f, err = r.openAnywhere(ctx, stored)
 	}
 	if err != nil {

@@ -36,6 +36,7 @@ import (
 func main() {
 	var bins binaries
 	flag.StringVar(&bins.artifactstore, "artifactstore", "bin/artifactstore", "the artifactstore binary to measure")
+	flag.StringVar(&bins.baseline, "baseline", "", "an earlier artifactstore binary, measured beside the first as baseline (and baseline-pg), to tell what a change did (empty: none)")
 	flag.StringVar(&bins.distribution, "distribution", "", "CNCF Distribution v3's registry binary (empty: not measured)")
 	flag.StringVar(&bins.dockerRegistry, "docker-registry", "", "Debian's docker-registry, Distribution 2.8 (empty: not measured)")
 	flag.StringVar(&bins.oras, "oras", "", "the oras client (empty: its steps are skipped)")
@@ -79,14 +80,14 @@ func writeReport(path, report string) error {
 // binaries are the programs a run starts; an empty path leaves out the
 // server or the steps that need it.
 type binaries struct {
-	artifactstore, distribution, dockerRegistry string
-	oras, skopeo                                string
+	artifactstore, baseline, distribution, dockerRegistry string
+	oras, skopeo                                          string
 }
 
 // resolve makes every path absolute, since the clients run in other
 // directories, and checks that each names a program.
 func (b *binaries) resolve() error {
-	for _, p := range []*string{&b.artifactstore, &b.distribution, &b.dockerRegistry, &b.oras, &b.skopeo} {
+	for _, p := range []*string{&b.artifactstore, &b.baseline, &b.distribution, &b.dockerRegistry, &b.oras, &b.skopeo} {
 		if *p == "" {
 			continue
 		}

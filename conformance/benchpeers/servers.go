@@ -27,6 +27,10 @@ const (
 	namePostgres     = "artifactstore-pg"
 	nameDistribution = "distribution-v3"
 	nameDocker       = "distribution-2.8"
+	// The same, for the --baseline binary: an earlier build of ours,
+	// measured in the same interleaved rounds to tell what a change did.
+	nameBaseline   = "baseline"
+	nameBaselinePG = "baseline-pg"
 )
 
 // A target is one server the workload runs against: ours (us) or a peer.
@@ -59,6 +63,16 @@ func chooseTargets(cfg config, bins binaries) (ts []target, skipped []string) {
 	add(namePostgres, true, pg, "set BENCH_POSTGRES=postgres://... to measure artifactstore on PostgreSQL", func(ctx context.Context, dir string) (*process, error) {
 		return startArtifactstore(ctx, as, dir, cfg.postgres)
 	})
+	if bl := bins.baseline; bl != "" {
+		add(nameBaseline, true, bl, "", func(ctx context.Context, dir string) (*process, error) {
+			return startArtifactstore(ctx, bl, dir, "")
+		})
+		if cfg.postgres != "" {
+			add(nameBaselinePG, true, bl, "", func(ctx context.Context, dir string) (*process, error) {
+				return startArtifactstore(ctx, bl, dir, cfg.postgres)
+			})
+		}
+	}
 	add(nameDistribution, false, bins.distribution, "no Distribution v3 binary (--distribution)", func(ctx context.Context, dir string) (*process, error) {
 		return startDistribution(ctx, bins.distribution, dir)
 	})
