@@ -204,6 +204,11 @@ func BenchmarkSmallBlobGet(b *testing.B) {
 		d := s.pushBlob("bench", make([]byte, 4096))
 		benchGets(b, s.url+"/v2/bench/blobs/"+d)
 	})
+	b.Run("postgres", func(b *testing.B) { // open, on the other log backend
+		s := backends[1].server(b)
+		d := s.pushBlob("bench", make([]byte, 4096))
+		benchGets(b, s.url+"/v2/bench/blobs/"+d)
+	})
 	b.Run("token", func(b *testing.B) {
 		s := newServer(b, func(o *registry.Options) { o.Auth = authSetup(b)() })
 		tok := s.token(basic("alice", "alice-pw"), "repository:team/bench:pull,push")
