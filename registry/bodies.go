@@ -67,24 +67,25 @@ func (r *Registry) leaseTTL() time.Duration {
 	return max(2*r.opts.BodyIdleTimeout, 10*time.Second)
 }
 
-// leaseSession checks that id is an open session of repo and takes its
-// lease. No lock or connection is held while the caller waits on the
-// client; the caller renews the lease while bytes flow (leasedBody) and
-// ends with Release.
+// leaseSession takes the lease of id and checks that id is an open
+// session of repo. The check comes under the lease, once: the request
+// that held the lease before may have finished or cancelled the session.
+// A lease taken for an id that is no session is given back at once. No
+// lock or connection is held while the caller waits on the client; the
+// caller renews the lease while bytes flow (leasedBody) and ends with
+// Release.
 func (r *Registry) leaseSession(ctx context.Context, repo, id string) (*eventlog.Lease, error) {
-	if _, err := r.session(ctx, repo, id); err != nil {
-		return nil, err
-	}
 	ls, err := r.log.LeaseUpload(ctx, id, r.leaseTTL(), leaseWait)
 	if errors.Is(err, eventlog.ErrBusy) {
+		if _, err := r.session(ctx, repo, id); err != nil {
+			return nil, err // no session of this repository: say so, not busy
+		}
 		e := errorf(CodeBlobUploadInvalid, "another request is working on upload %s; retry when it has finished (GET %s shows its progress)", id, uploadURL(repo, id)).withStatus(http.StatusConflict)
 		return nil, e
 	}
 	if err != nil {
 		return nil, err
 	}
-	// Again under the lease: the request that held it may have finished
-	// or cancelled the session meanwhile.
 	if _, err := r.session(ctx, repo, id); err != nil {
 		ls.Release()
 		return nil, err
