@@ -155,18 +155,15 @@ func (rep *VerifyReport) verifyBlobs(ctx context.Context, log *eventlog.Log, sto
 			}
 		case err != nil:
 			return fmt.Errorf("read blob %s: %w", b.SHA256, err)
-		case got.Size != b.Size:
-			damage = fmt.Sprintf("size is %d, recorded %d (truncated or overwritten)", got.Size, b.Size)
-		case got.SHA256.String() != b.SHA256:
-			damage = fmt.Sprintf("content now hashes to %s (corrupted)", got.SHA256)
-		case got.BLAKE3.String() != b.BLAKE3:
-			damage = fmt.Sprintf("BLAKE3 is %s, recorded %s", got.BLAKE3, b.BLAKE3)
-		case b.SHA512 != "":
-			// Recorded for a client that addressed it by sha512: check that too.
-			if d, err := sha512Of(ctx, in, b.SHA256); err != nil {
-				return err
-			} else if d != b.SHA512 {
-				rep.Problems = append(rep.Problems, fmt.Sprintf("blob %s: sha512 is %s, recorded %s", b.SHA256, d, b.SHA512))
+		default:
+			damage = digestDamage(got, b)
+			if damage == "" && b.SHA512 != "" {
+				// Recorded for a client that addressed it by sha512: check that too.
+				if d, err := sha512Of(ctx, in, b.SHA256); err != nil {
+					return err
+				} else if d != b.SHA512 {
+					rep.Problems = append(rep.Problems, fmt.Sprintf("blob %s: sha512 is %s, recorded %s", b.SHA256, d, b.SHA512))
+				}
 			}
 		}
 		if damage == "" {
@@ -226,24 +223,35 @@ func (rep *VerifyReport) verifyContent(ctx context.Context, log *eventlog.Log, b
 	if err != nil {
 		return fmt.Errorf("read content of blob %s: %w", b.SHA256, err)
 	}
-	got, err := blobstore.Hash(data, digest.Digest(b.SHA512))
-	var damage string
-	switch {
-	case errors.Is(err, blobstore.ErrDigestMismatch):
-		damage = fmt.Sprintf("its sha512 no longer matches %s", b.SHA512)
-	case err != nil:
+	got, err := blobstore.Hash(data, "")
+	if err != nil {
 		return err
-	case got.Size != b.Size:
-		damage = fmt.Sprintf("size is %d, recorded %d", got.Size, b.Size)
-	case got.SHA256.String() != b.SHA256:
-		damage = fmt.Sprintf("content now hashes to %s (corrupted)", got.SHA256)
-	case got.BLAKE3.String() != b.BLAKE3:
-		damage = fmt.Sprintf("BLAKE3 is %s, recorded %s", got.BLAKE3, b.BLAKE3)
+	}
+	damage := digestDamage(got, b)
+	if damage == "" && b.SHA512 != "" {
+		// Recorded for a client that addressed it by sha512: check that too.
+		if _, err := blobstore.Hash(data, digest.Digest(b.SHA512)); errors.Is(err, blobstore.ErrDigestMismatch) {
+			damage = fmt.Sprintf("its sha512 no longer matches %s", b.SHA512)
+		}
 	}
 	if damage != "" {
 		rep.Problems = append(rep.Problems, fmt.Sprintf("blob %s: the content kept in the log is damaged: %s; replay the log to rebuild the views, or push the same content again", b.SHA256, damage))
 	}
 	return nil
+}
+
+// digestDamage says how bytes that hash to got differ from blob b as
+// recorded: size first, then SHA-256, then BLAKE3; "" when they agree.
+func digestDamage(got blobstore.Digests, b eventlog.Blob) string {
+	switch {
+	case got.Size != b.Size:
+		return fmt.Sprintf("size is %d, recorded %d (truncated or overwritten)", got.Size, b.Size)
+	case got.SHA256.String() != b.SHA256:
+		return fmt.Sprintf("content now hashes to %s (corrupted)", got.SHA256)
+	case got.BLAKE3.String() != b.BLAKE3:
+		return fmt.Sprintf("BLAKE3 is %s, recorded %s", got.BLAKE3, b.BLAKE3)
+	}
+	return ""
 }
 
 // quarantineDamaged moves a blob found damaged aside, after reading it once

@@ -64,14 +64,7 @@ func testAPIKeys(t *testing.T, l *eventlog.Log) {
 	if err != nil || len(keys) != 2 || keys[0].ID != "00000000000000a1" || keys[1].ID != "00000000000000a2" || !keys[1].Revoked.IsZero() {
 		t.Fatalf("APIKeys = %+v, %v", keys, err)
 	}
-	live, err := l.Dump(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := l.Replay(ctx); err != nil {
-		t.Fatal(err)
-	}
-	replayed, _ := l.Dump(ctx)
+	live, replayed := dumpAndReplay(t, l)
 	if len(live["api_keys"]) != 2 || !reflect.DeepEqual(live["api_keys"], replayed["api_keys"]) {
 		t.Fatalf("api_keys after replay:\nlive     %v\nreplayed %v", live["api_keys"], replayed["api_keys"])
 	}

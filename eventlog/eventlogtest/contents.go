@@ -80,17 +80,7 @@ func testContentInTheLog(t *testing.T, l *eventlog.Log) {
 	if got, err := l.Content(ctx, a); err != nil || !bytes.Equal(got, body) {
 		t.Fatalf("content committed again after the sweep: %q, %v", got, err)
 	}
-	live, err := l.Dump(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := l.Replay(ctx); err != nil {
-		t.Fatal(err)
-	}
-	replayed, err := l.Dump(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	live, replayed := dumpAndReplay(t, l)
 	if !reflect.DeepEqual(live, replayed) || len(live["contents"]) != 2 {
 		t.Fatalf("contents live %q, replayed %q", live["contents"], replayed["contents"])
 	}

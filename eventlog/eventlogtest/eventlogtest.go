@@ -48,6 +48,24 @@ func mustAppend(t *testing.T, l *eventlog.Log, evs ...eventlog.Event) []eventlog
 	return out
 }
 
+// dumpAndReplay returns every view row before and after l replays its
+// log: a test compares the views it cares about.
+func dumpAndReplay(t *testing.T, l *eventlog.Log) (live, replayed map[string][]string) {
+	t.Helper()
+	ctx := context.Background()
+	live, err := l.Dump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Replay(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if replayed, err = l.Dump(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return live, replayed
+}
+
 func sha(i int) string { return fmt.Sprintf("sha256:%064x", i) }
 
 // committed records bytes under key, as a blob.committed does before any

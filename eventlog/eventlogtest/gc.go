@@ -88,17 +88,7 @@ func testCollectorOrdering(t *testing.T, l *eventlog.Log) {
 	if err := condemn(y, orphan); err != nil {
 		t.Fatal(err)
 	}
-	live, err := l.Dump(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := l.Replay(ctx); err != nil {
-		t.Fatal(err)
-	}
-	replayed, err := l.Dump(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	live, replayed := dumpAndReplay(t, l)
 	if !reflect.DeepEqual(live["blob_tombstones"], replayed["blob_tombstones"]) || len(live["blob_tombstones"]) != 3 {
 		t.Fatalf("tombstones live %v, replayed %v", live["blob_tombstones"], replayed["blob_tombstones"])
 	}

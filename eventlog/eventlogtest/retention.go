@@ -45,14 +45,7 @@ func testRetentionViews(t *testing.T, l *eventlog.Log) {
 	if !reflect.DeepEqual(trash, []string{"tag a", "manifest " + m1}) && !reflect.DeepEqual(trash, []string{"manifest " + m1, "tag a"}) {
 		t.Fatalf("trash %v, want the tag and manifest retention deleted", trash)
 	}
-	live, err := l.Dump(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := l.Replay(ctx); err != nil {
-		t.Fatal(err)
-	}
-	replayed, _ := l.Dump(ctx)
+	live, replayed := dumpAndReplay(t, l)
 	for _, v := range []string{"retention_policies", "manifest_pulls", "retention_trash", "trash_blobs", "tags"} {
 		if !reflect.DeepEqual(live[v], replayed[v]) {
 			t.Fatalf("view %s live %v, replayed %v", v, live[v], replayed[v])
