@@ -25,8 +25,8 @@ type Blob struct {
 	// Used is set by UnusedBlobs only: when an event last committed the
 	// blob or stopped a use of it (the collector's grace counts from it).
 	Used time.Time
-	// Content is set by LinkedBlob only: the bytes, when the log keeps
-	// them (tier inline), so that a read needs no second query.
+	// Content is set by LinkedBlobForRead only: the bytes, when the log
+	// keeps them (tier inline), so that a read needs no second query.
 	Content []byte
 }
 
@@ -41,7 +41,8 @@ type Manifest struct {
 	Subject      string
 	Annotations  map[string]string
 	// Content is the manifest's bytes when the log keeps them (ADR 0016),
-	// set by TaggedManifest and Manifest: a pull needs no second query.
+	// set by TaggedManifestForRead and ManifestForRead: a pull needs no
+	// second query.
 	Content []byte
 }
 
@@ -76,16 +77,30 @@ func (l *Log) Content(ctx context.Context, sha256 string) ([]byte, error) {
 }
 
 // LinkedBlob resolves any digest of a blob that repo may serve, in one
-// query (the hot path of every blob GET and HEAD), with its bytes when
-// the log keeps them.
+// query (the hot path of every blob GET and HEAD).
 func (l *Log) LinkedBlob(ctx context.Context, repo, digest string) (Blob, error) {
+	return l.linkedBlob(ctx, repo, digest, false)
+}
+
+// LinkedBlobForRead is LinkedBlob with the bytes, when the log keeps them
+// (Blob.Content), for a read that serves them: no second query. Lookups
+// that only need the row use LinkedBlob, so that naming a small blob many
+// times (a manifest listing it as every layer) never copies its bytes.
+func (l *Log) LinkedBlobForRead(ctx context.Context, repo, digest string) (Blob, error) {
+	return l.linkedBlob(ctx, repo, digest, true)
+}
+
+func (l *Log) linkedBlob(ctx context.Context, repo, digest string, withContent bool) (Blob, error) {
 	var b Blob
 	var linked int64
-	err := l.db.QueryRowContext(ctx, l.q(`SELECT b.sha256, b.blake3, b.size, b.tier, e.time_ns, c.bytes FROM blob_digests d
+	content, join := `NULL`, ``
+	if withContent {
+		content, join = `c.bytes`, `LEFT JOIN contents c ON c.sha256 = d.sha256 AND b.tier = '`+TierInline+`'`
+	}
+	err := l.db.QueryRowContext(ctx, l.q(`SELECT b.sha256, b.blake3, b.size, b.tier, e.time_ns, `+content+` FROM blob_digests d
 		JOIN blobs b ON b.sha256 = d.sha256
 		JOIN blob_links k ON k.sha256 = d.sha256 AND k.repo = ?
-		JOIN events e ON e.seq = k.seq
-		LEFT JOIN contents c ON c.sha256 = d.sha256 AND b.tier = '`+TierInline+`'
+		JOIN events e ON e.seq = k.seq `+join+`
 		WHERE d.digest = ?`), repo, digest).Scan(&b.SHA256, &b.BLAKE3, &b.Size, &b.Tier, &linked, &b.Content)
 	b.Linked = time.Unix(0, linked).UTC()
 	return b, notFound(err, "blob "+digest+" in "+repo)
@@ -169,11 +184,17 @@ func (l *Log) Tag(ctx context.Context, repo, tag string) (string, error) {
 	return d, notFound(err, "tag "+tag)
 }
 
-// manifestColsContent are a manifest row's columns but its annotations,
-// which can be megabytes (the lookups every pull makes do not read or
-// decode them), from manifests m, and the bytes of a LEFT JOIN contents c
-// (scanManifestContent).
-const manifestColsContent = `m.repo, m.digest, m.sha256, m.media_type, m.artifact_type, m.size, m.subject, '{}', c.bytes`
+// manifestCols are a manifest row's columns but its annotations, which
+// can be megabytes (the lookups every pull makes do not read or decode
+// them), from manifests m, and its bytes (scanManifestContent): with
+// withContent those of the LEFT JOIN it returns, else NULL.
+func manifestCols(withContent bool) (cols, join string) {
+	const lean = `m.repo, m.digest, m.sha256, m.media_type, m.artifact_type, m.size, m.subject, '{}', `
+	if withContent {
+		return lean + `c.bytes`, `LEFT JOIN contents c ON c.sha256 = m.sha256`
+	}
+	return lean + `NULL`, ``
+}
 
 func scanManifest(row interface{ Scan(...any) error }) (Manifest, error) {
 	var m Manifest
@@ -197,7 +218,7 @@ func decodeAnnotations(digest, ann string) (map[string]string, error) {
 	return out, nil
 }
 
-// scanManifestContent scans manifestColsContent.
+// scanManifestContent scans the columns manifestCols names.
 func scanManifestContent(row interface{ Scan(...any) error }) (Manifest, error) {
 	var m Manifest
 	var ann string
@@ -206,24 +227,47 @@ func scanManifestContent(row interface{ Scan(...any) error }) (Manifest, error) 
 }
 
 // TaggedManifest returns the manifest repo's tag points at, in one query,
-// without its annotations (Referrers and versions carry them), with its
-// bytes when the log keeps them.
+// without its annotations (Referrers and versions carry them).
 func (l *Log) TaggedManifest(ctx context.Context, repo, tag string) (Manifest, error) {
-	m, err := scanManifestContent(l.db.QueryRowContext(ctx, l.q(`SELECT `+manifestColsContent+`
-		FROM tags t JOIN manifests m ON m.repo = t.repo AND m.digest = t.digest
-		LEFT JOIN contents c ON c.sha256 = m.sha256 WHERE t.repo = ? AND t.tag = ?`), repo, tag))
+	return l.taggedManifest(ctx, repo, tag, false)
+}
+
+// TaggedManifestForRead is TaggedManifest with the bytes, when the log
+// keeps them (Manifest.Content), for a pull: no second query.
+func (l *Log) TaggedManifestForRead(ctx context.Context, repo, tag string) (Manifest, error) {
+	return l.taggedManifest(ctx, repo, tag, true)
+}
+
+func (l *Log) taggedManifest(ctx context.Context, repo, tag string, withContent bool) (Manifest, error) {
+	cols, join := manifestCols(withContent)
+	m, err := scanManifestContent(l.db.QueryRowContext(ctx, l.q(`SELECT `+cols+`
+		FROM tags t JOIN manifests m ON m.repo = t.repo AND m.digest = t.digest `+join+`
+		WHERE t.repo = ? AND t.tag = ?`), repo, tag))
 	return m, notFound(err, "tag "+tag)
 }
 
 // Manifest returns repo's manifest pushed under digest or, failing that,
 // one whose bytes answer to digest under another algorithm, without its
-// annotations, with its bytes when the log keeps them.
+// annotations.
 func (l *Log) Manifest(ctx context.Context, repo, digest string) (Manifest, error) {
-	m, err := scanManifestContent(l.db.QueryRowContext(ctx, l.q(`SELECT `+manifestColsContent+`
-		FROM manifests m LEFT JOIN contents c ON c.sha256 = m.sha256 WHERE m.repo = ? AND m.digest = ?`), repo, digest))
+	return l.manifest(ctx, repo, digest, false)
+}
+
+// ManifestForRead is Manifest with the bytes, when the log keeps them
+// (Manifest.Content), for a pull: no second query. Lookups that only need
+// the row (an index's children) use Manifest, so that an index naming
+// many manifests never copies their bytes.
+func (l *Log) ManifestForRead(ctx context.Context, repo, digest string) (Manifest, error) {
+	return l.manifest(ctx, repo, digest, true)
+}
+
+func (l *Log) manifest(ctx context.Context, repo, digest string, withContent bool) (Manifest, error) {
+	cols, join := manifestCols(withContent)
+	m, err := scanManifestContent(l.db.QueryRowContext(ctx, l.q(`SELECT `+cols+`
+		FROM manifests m `+join+` WHERE m.repo = ? AND m.digest = ?`), repo, digest))
 	if errors.Is(err, sql.ErrNoRows) {
-		m, err = scanManifestContent(l.db.QueryRowContext(ctx, l.q(`SELECT `+manifestColsContent+`
-			FROM manifests m LEFT JOIN contents c ON c.sha256 = m.sha256
+		m, err = scanManifestContent(l.db.QueryRowContext(ctx, l.q(`SELECT `+cols+`
+			FROM manifests m `+join+`
 			WHERE m.repo = ? AND m.sha256 = (SELECT sha256 FROM blob_digests WHERE digest = ?) ORDER BY m.digest LIMIT 1`), repo, digest))
 	}
 	return m, notFound(err, "manifest "+digest)

@@ -28,9 +28,14 @@ func parseDigest(s string) (digest.Digest, error) {
 	return d, nil
 }
 
-// linkedBlob resolves d (sha256, sha512 or blake3) to a blob repo may serve.
-func (r *Registry) linkedBlob(ctx context.Context, repo string, d digest.Digest) (eventlog.Blob, error) {
-	b, err := r.log.LinkedBlob(ctx, repo, d.String())
+// linkedBlob resolves d (sha256, sha512 or blake3) to a blob repo may
+// serve; forRead brings the bytes along when the log keeps them.
+func (r *Registry) linkedBlob(ctx context.Context, repo string, d digest.Digest, forRead bool) (eventlog.Blob, error) {
+	lookup := r.log.LinkedBlob
+	if forRead {
+		lookup = r.log.LinkedBlobForRead
+	}
+	b, err := lookup(ctx, repo, d.String())
 	if errors.Is(err, eventlog.ErrNotFound) {
 		return b, errorf(CodeBlobUnknown, "blob %s is not in repository %s", d, repo)
 	}
@@ -65,7 +70,7 @@ func (r *Registry) routeBlob(req *http.Request) (repo string, d digest.Digest, b
 	if d, err = parseDigest(mux.Vars(req)["digest"]); err != nil {
 		return repo, d, b, err
 	}
-	b, err = r.linkedBlob(req.Context(), repo, d)
+	b, err = r.linkedBlob(req.Context(), repo, d, req.Method == http.MethodGet)
 	return repo, d, b, err
 }
 
@@ -182,10 +187,10 @@ func commitEvents(repo string, ds blobstore.Digests, content []byte, fence int64
 // (commitEvents). When the log refuses them because a collection swept
 // one of their blobs after its fence, the bytes the writer relied on may
 // be gone; but if the collection has finished (the blob is swept, not
-// condemned) and the bytes are in the store when looked at after reading
-// the head again, they were written after the delete: the append is
-// retried once with that head as the fence. Otherwise the refusal stands,
-// and the client, told 503, pushes again.
+// condemned) and the bytes are in the store, or kept in the log, when
+// looked at after reading the head again, they were written after the
+// delete: the append is retried once with that head as the fence.
+// Otherwise the refusal stands, and the client, told 503, pushes again.
 func (r *Registry) appendCommitted(ctx context.Context, evs ...eventlog.Event) error {
 	_, err := r.log.Append(ctx, evs...)
 	if err == nil {
@@ -206,7 +211,11 @@ func (r *Registry) appendCommitted(ctx context.Context, evs ...eventlog.Event) e
 				return derr
 			}
 			if _, serr := r.blobs.Stat(ctx, digest.Digest(p.SHA256)); serr != nil {
-				return err
+				// Or kept in the log, by a commit after the sweep (a push
+				// that carried nothing found it there, ingestBytes).
+				if _, cerr := r.log.Content(ctx, p.SHA256); cerr != nil {
+					return err
+				}
 			}
 			e.Fence = head
 		}

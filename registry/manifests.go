@@ -29,16 +29,21 @@ func parseReference(s string) (reference, error) {
 	return reference{tag: s}, ValidateTag(s)
 }
 
-// resolve finds the manifest a reference names in repo.
-func (r *Registry) resolve(ctx context.Context, repo string, ref reference) (eventlog.Manifest, error) {
+// resolve finds the manifest a reference names in repo; forRead brings
+// its bytes along when the log keeps them.
+func (r *Registry) resolve(ctx context.Context, repo string, ref reference, forRead bool) (eventlog.Manifest, error) {
+	tagged, byDigest := r.log.TaggedManifest, r.log.Manifest
+	if forRead {
+		tagged, byDigest = r.log.TaggedManifestForRead, r.log.ManifestForRead
+	}
 	if ref.tag != "" {
-		m, err := r.log.TaggedManifest(ctx, repo, ref.tag)
+		m, err := tagged(ctx, repo, ref.tag)
 		if errors.Is(err, eventlog.ErrNotFound) {
 			return m, errorf(CodeManifestUnknown, "tag %q is not in repository %s", ref.tag, repo)
 		}
 		return m, err
 	}
-	m, err := r.log.Manifest(ctx, repo, ref.digest.String())
+	m, err := byDigest(ctx, repo, ref.digest.String())
 	if errors.Is(err, eventlog.ErrNotFound) {
 		return m, errorf(CodeManifestUnknown, "manifest %s is not in repository %s", ref.digest, repo)
 	}
@@ -54,7 +59,7 @@ func (r *Registry) getManifest(w http.ResponseWriter, req *http.Request) error {
 	if err != nil {
 		return err
 	}
-	m, err := r.resolve(req.Context(), repo, ref)
+	m, err := r.resolve(req.Context(), repo, ref, req.Method == http.MethodGet)
 	if err != nil {
 		return err
 	}

@@ -225,7 +225,11 @@ func (r *Registry) getFile(w http.ResponseWriter, req *http.Request) error {
 			// Through the repository's own links, whatever the manifest
 			// says: a descriptor naming bytes this repository does not
 			// hold (another repository's blob) is not served here.
-			b, err := r.log.LinkedBlob(ctx, repo, f.SHA256)
+			lookup := r.log.LinkedBlob
+			if req.Method == http.MethodGet {
+				lookup = r.log.LinkedBlobForRead
+			}
+			b, err := lookup(ctx, repo, f.SHA256)
 			if errors.Is(err, eventlog.ErrNotFound) {
 				return errorf(CodeFileUnknown, "%s:%s names file %q, but its bytes (%s) are not in repository %s", repo, v.Version, p, f.SHA256, repo)
 			}

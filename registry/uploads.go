@@ -75,7 +75,7 @@ func (r *Registry) mount(w http.ResponseWriter, req *http.Request, repo, mount, 
 		// says nothing of whether the source holds the blob.
 		return false, nil
 	}
-	b, err := r.linkedBlob(ctx, source, d)
+	b, err := r.linkedBlob(ctx, source, d, false)
 	if re := (*Error)(nil); errors.As(err, &re) && re.Code == CodeBlobUnknown {
 		return false, nil
 	}
@@ -337,8 +337,10 @@ func (r *Registry) finishWhole(w http.ResponseWriter, req *http.Request, repo, i
 		return false, nil
 	}
 	data := make([]byte, n)
-	if _, err := io.ReadFull(newLeasedBody(ctx, req.Body, lease), data); err != nil {
-		return true, errorf(CodeSizeInvalid, "the body ended after fewer bytes than its Content-Length of %d: %v; nothing was stored, send the blob again", n, err)
+	if _, err := io.ReadFull(newLeasedBody(ctx, req.Body, lease), data); errors.Is(err, io.ErrUnexpectedEOF) {
+		return true, errorf(CodeSizeInvalid, "the body ended before its Content-Length of %d bytes; nothing was stored, send the blob again", n)
+	} else if err != nil {
+		return true, err // a stalled body, a lost lease: answered as on the staged path
 	}
 	fence := r.log.Observed()
 	ds, content, err := r.ingestBytes(ctx, data, d)

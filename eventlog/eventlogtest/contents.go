@@ -24,8 +24,11 @@ func testContentInTheLog(t *testing.T, l *eventlog.Log) {
 	a, h, c := sha(0xc1), sha(0xc2), sha(0xc3)
 	body := []byte(`{"schemaVersion":2}`)
 	mustAppend(t, l, withContent(a, body), link("r", a))
-	if b, err := l.LinkedBlob(ctx, "r", a); err != nil || b.Tier != eventlog.TierInline || b.Size != int64(len(body)) {
-		t.Fatalf("a blob committed with its content: %+v, %v; want tier inline", b, err)
+	if b, err := l.LinkedBlob(ctx, "r", a); err != nil || b.Tier != eventlog.TierInline || b.Size != int64(len(body)) || b.Content != nil {
+		t.Fatalf("a blob committed with its content: %+v, %v; want tier inline, and no bytes from a lookup of the row", b, err)
+	}
+	if b, err := l.LinkedBlobForRead(ctx, "r", a); err != nil || !bytes.Equal(b.Content, body) {
+		t.Fatalf("LinkedBlobForRead: %+v, %v; want the bytes", b, err)
 	}
 	if got, err := l.Content(ctx, a); err != nil || !bytes.Equal(got, body) {
 		t.Fatalf("Content = %q, %v", got, err)
