@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
@@ -100,7 +99,7 @@ func (r *Registry) readManifest(ctx context.Context, m eventlog.Manifest) ([]byt
 // ADR 0016 (kept, when the caller's lookup brought the bytes along);
 // openAnywhere falls back to the stores for older ones.
 func (r *Registry) readStored(ctx context.Context, key string, size int64, note bool, kept []byte) ([]byte, error) {
-	stored := eventlog.Blob{SHA256: key, Tier: eventlog.TierInline, Size: size}
+	stored := eventlog.Blob{SHA256: key, Tier: eventlog.TierInline, Size: size, Content: kept}
 	if b, ok := r.manifests.get(key); ok && int64(len(b)) == size {
 		if note {
 			r.noteRead(stored)
@@ -109,17 +108,9 @@ func (r *Registry) readStored(ctx context.Context, key string, size int64, note 
 	}
 	var f blobstore.Blob
 	var err error
-	switch {
-	case kept != nil:
-		f = contentBlob{bytes.NewReader(kept)}
-		if int64(len(kept)) != size {
-			err = damaged(key, fmt.Sprintf("the log keeps %d bytes of it, recorded %d", len(kept), size))
-		} else if note {
-			r.noteRead(stored)
-		}
-	case note:
-		f, err = r.openBlob(ctx, stored)
-	default:
+	if note {
+		f, err = r.openBlob(ctx, stored) // openContent takes kept, checked as any row
+	} else {
 		f, err = r.openAnywhere(ctx, stored)
 	}
 	if err != nil {
