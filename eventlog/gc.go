@@ -98,7 +98,7 @@ func (l *Log) observe(seq int64) {
 
 // guardFenced refuses a blob.committed whose blob a collector condemned,
 // or swept after the writer's fence.
-func (l *Log) guardFenced(ctx context.Context, tx *sql.Tx, e Event) error {
+func (l *Log) guardFenced(ctx context.Context, tx *sql.Tx, e Event, facts *groupFacts) error {
 	var p BlobCommitted
 	if err := e.Decode(&p); err != nil {
 		return err
@@ -106,6 +106,9 @@ func (l *Log) guardFenced(ctx context.Context, tx *sql.Tx, e Event) error {
 	if p.Content != nil && int64(len(p.Content)) != p.Size {
 		// The writer hashed the content; its length is all left to check.
 		return fmt.Errorf("blob.committed of %s carries %d bytes of content, not its size %d", p.SHA256, len(p.Content), p.Size)
+	}
+	if facts.untombstoned(p.SHA256) {
+		return nil
 	}
 	var state string
 	var seq int64

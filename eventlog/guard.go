@@ -27,7 +27,7 @@ var ErrReferenceMissing = errors.New("reference missing")
 //     while an index of the repository names it in Manifests
 //     (manifest_children);
 //   - a native version is published only under a tag name that is free or
-//     already points at its derived manifest;
+//     already points at its derived manifest, and its tag never moves;
 //   - the derived manifest and the tag of a native version are deleted
 //     only after the version itself.
 //   - a live API key's name is unique, and only a live key is revoked
@@ -35,7 +35,10 @@ var ErrReferenceMissing = errors.New("reference missing")
 //   - the garbage collector's ordering (gc.go): a blob is condemned only
 //     while nothing uses it, and no event records, links or uses the bytes
 //     of a blob a collection may have deleted.
-func (l *Log) guard(ctx context.Context, tx *sql.Tx, e Event, committed committedHere) error {
+//
+// facts, when not nil, answers the most frequent checks for the whole
+// group (facts.go); an answer it does not have is asked here.
+func (l *Log) guard(ctx context.Context, tx *sql.Tx, e Event, committed committedHere, facts *groupFacts) error {
 	switch e.Type {
 	case TypeAPIKeyCreated, TypeAPIKeyRevoked:
 		return l.guardAPIKey(ctx, tx, e)
@@ -44,7 +47,7 @@ func (l *Log) guard(ctx context.Context, tx *sql.Tx, e Event, committed committe
 	case TypeGCSwept:
 		return l.guardSwept(ctx, tx, e)
 	case TypeBlobCommitted:
-		return l.guardFenced(ctx, tx, e)
+		return l.guardFenced(ctx, tx, e, facts)
 	case TypeBlobTiered:
 		var p BlobTiered
 		if err := e.Decode(&p); err != nil {
@@ -75,12 +78,14 @@ func (l *Log) guard(ctx context.Context, tx *sql.Tx, e Event, committed committe
 		if err := l.guardPresent(ctx, tx, p.SHA256, committed); err != nil {
 			return err
 		}
-		b, err := l.firstMissing(ctx, tx, `SELECT sha256 FROM blob_links WHERE repo = ? AND sha256 IN (%s)`, []any{e.Repo}, p.Blobs)
-		if err != nil {
-			return err
-		}
-		if b != "" {
-			return fmt.Errorf("%w: blob %s is not in repository %s (it was deleted meanwhile)", ErrReferenceMissing, b, e.Repo)
+		if !facts.allLinked(e.Repo, p.Blobs) {
+			b, err := l.firstMissing(ctx, tx, `SELECT sha256 FROM blob_links WHERE repo = ? AND sha256 IN (%s)`, []any{e.Repo}, p.Blobs)
+			if err != nil {
+				return err
+			}
+			if b != "" {
+				return fmt.Errorf("%w: blob %s is not in repository %s (it was deleted meanwhile)", ErrReferenceMissing, b, e.Repo)
+			}
 		}
 		c, err := l.firstMissing(ctx, tx, `SELECT digest FROM manifests WHERE repo = ? AND digest IN (%s)`, []any{e.Repo}, p.Manifests)
 		if err != nil {
@@ -130,6 +135,15 @@ func (l *Log) guard(ctx context.Context, tx *sql.Tx, e Event, committed committe
 		var p TagSet
 		if err := e.Decode(&p); err != nil {
 			return err
+		}
+		// A native version's tag never moves (a publish sets it before
+		// its version.published, so the version row is not there yet).
+		if !facts.notVersion(e.Repo, p.Tag) {
+			if moved, err := l.found(ctx, tx, `SELECT 1 FROM versions WHERE repo = ? AND version = ? AND oci_digest <> ?`, e.Repo, p.Tag, p.Digest); err != nil {
+				return err
+			} else if moved {
+				return fmt.Errorf("%w: tag %s:%s is an immutable native version", ErrConflict, e.Repo, p.Tag)
+			}
 		}
 		if p.Fixed {
 			moved, err := l.found(ctx, tx, `SELECT 1 FROM tags WHERE repo = ? AND tag = ? AND digest <> ?`, e.Repo, p.Tag, p.Digest)

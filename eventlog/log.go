@@ -77,6 +77,9 @@ type appendReq struct {
 	out  []Event
 	err  error
 	done chan struct{}
+	// with are appends that must share this one's group commit
+	// (AppendEach); the committer takes them along.
+	with []*appendReq
 }
 
 // maxGroup bounds the appends committed in one transaction.
@@ -175,16 +178,7 @@ func (l *Log) Append(ctx context.Context, evs ...Event) (out []Event, err error)
 	if len(evs) == 0 {
 		return nil, nil
 	}
-	if a := ActorFrom(ctx); !a.IsZero() {
-		stamped := make([]Event, len(evs))
-		for i, e := range evs {
-			if e.Actor.IsZero() {
-				e.Actor = a
-			}
-			stamped[i] = e
-		}
-		evs = stamped
-	}
+	evs = stamp(ctx, evs)
 	if t := l.tracer.Load(); t != nil {
 		var end func(error)
 		ctx, end = (*t)(ctx, len(evs))
@@ -199,19 +193,86 @@ func (l *Log) Append(ctx context.Context, evs ...Event) (out []Event, err error)
 	return l.append(ctx, evs)
 }
 
+// stamp gives events without an actor the one ctx carries.
+func stamp(ctx context.Context, evs []Event) []Event {
+	a := ActorFrom(ctx)
+	if a.IsZero() {
+		return evs
+	}
+	stamped := make([]Event, len(evs))
+	for i, e := range evs {
+		if e.Actor.IsZero() {
+			e.Actor = a
+		}
+		stamped[i] = e
+	}
+	return stamped
+}
+
+// AppendEach records each of batches as an append of its own, all in one
+// group commit (one transaction, one flush): each succeeds or fails alone,
+// exactly as if they had been appended concurrently, and its outcome is at
+// the same index of the results (an empty batch records nothing). Batches
+// beyond maxGroup go in further groups. It lets a bulk writer share one
+// flush among many appends, and a test hold a group's make-up fixed.
+func (l *Log) AppendEach(ctx context.Context, batches ...[]Event) ([][]Event, []error) {
+	outs, errs := make([][]Event, len(batches)), make([]error, len(batches))
+	for start := 0; start < len(batches); start += maxGroup {
+		var at []int
+		var reqs []*appendReq
+		for i := start; i < min(start+maxGroup, len(batches)); i++ {
+			if len(batches[i]) > 0 {
+				at = append(at, i)
+				reqs = append(reqs, &appendReq{evs: stamp(ctx, batches[i]), done: make(chan struct{})})
+			}
+		}
+		if len(reqs) == 0 {
+			continue
+		}
+		reqs[0].with = reqs[1:]
+		began := time.Now()
+		if err := l.enqueue(ctx, reqs[0]); err != nil {
+			for _, i := range at {
+				errs[i] = err
+			}
+			continue
+		}
+		for k, r := range reqs {
+			outs[at[k]], errs[at[k]] = l.outcome(r)
+			if o := l.obs(); o != nil {
+				o.Appended(time.Since(began), len(r.evs), errs[at[k]])
+			}
+		}
+	}
+	return outs, errs
+}
+
 // append queues evs for the committer and waits for the outcome.
 func (l *Log) append(ctx context.Context, evs []Event) ([]Event, error) {
 	req := &appendReq{evs: evs, done: make(chan struct{})}
+	if err := l.enqueue(ctx, req); err != nil {
+		return nil, err
+	}
+	return l.outcome(req)
+}
+
+// enqueue hands req to the committer.
+func (l *Log) enqueue(ctx context.Context, req *appendReq) error {
 	select {
 	case l.queue <- req:
+		return nil
 	case <-l.quit:
-		return nil, ErrClosed
+		return ErrClosed
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
-	// Once queued, the append is decided by the committer: wait for that
-	// outcome rather than the caller's context, so that a cancelled caller
-	// is never told "failed" about events that were in fact recorded.
+}
+
+// outcome waits for the committer to decide req. Once queued, an append
+// is decided by the committer: its outcome is waited for rather than the
+// caller's context, so that a cancelled caller is never told "failed"
+// about events that were in fact recorded.
+func (l *Log) outcome(req *appendReq) ([]Event, error) {
 	select {
 	case <-req.done:
 		return req.out, req.err
@@ -239,12 +300,14 @@ func (l *Log) committer() {
 	}
 }
 
-// gather adds to group the appends waiting in the queue, up to maxGroup.
+// gather adds to group the appends waiting in the queue, up to maxGroup
+// (an AppendEach's batches come whole, so a group holds fewer than twice
+// that).
 func (l *Log) gather(group []*appendReq) []*appendReq {
 	for len(group) < maxGroup {
 		select {
 		case r := <-l.queue:
-			group = append(group, r)
+			group = append(append(group, r), r.with...)
 		default:
 			return group
 		}
@@ -260,7 +323,7 @@ func (l *Log) gather(group []*appendReq) []*appendReq {
 // transaction instead of waiting for the next, so the commits, and their
 // flushes, get fewer as contention grows.
 func (l *Log) commitGroup(first *appendReq) {
-	group := []*appendReq{first}
+	group := append([]*appendReq{first}, first.with...)
 	start := time.Now()
 	defer func() {
 		if o := l.obs(); o != nil {
@@ -295,6 +358,11 @@ func (l *Log) commitGroup(first *appendReq) {
 		fail(err)
 		return
 	}
+	facts, err := l.readFacts(ctx, tx, group)
+	if err != nil {
+		fail(err)
+		return
+	}
 	now := l.now().UTC()
 	isolate := len(group) > 1
 	for _, r := range group {
@@ -304,7 +372,7 @@ func (l *Log) commitGroup(first *appendReq) {
 				return
 			}
 		}
-		out, err := l.insert(ctx, tx, seq, prev, now, r.evs)
+		out, err := l.insert(ctx, tx, seq, prev, now, r.evs, facts)
 		if err == nil && isolate {
 			// Sends the append's pipelined writes: a failure among them
 			// is this append's alone.
@@ -342,14 +410,15 @@ func (l *Log) commitGroup(first *appendReq) {
 	l.Wake()
 }
 
-// insert records evs after the event (seq, prev) and applies them.
-func (l *Log) insert(ctx context.Context, tx *sql.Tx, seq int64, prev []byte, now time.Time, evs []Event) ([]Event, error) {
+// insert records evs after the event (seq, prev) and applies them; facts
+// (may be nil) answer checks for the group evs belong to.
+func (l *Log) insert(ctx context.Context, tx *sql.Tx, seq int64, prev []byte, now time.Time, evs []Event, facts *groupFacts) ([]Event, error) {
 	out := make([]Event, len(evs))
 	var committed committedHere
 	for i, e := range evs {
 		seq++
 		e.Seq, e.Time, e.PrevHash = seq, now, prev
-		if err := l.guard(ctx, tx, e, committed); err != nil {
+		if err := l.guard(ctx, tx, e, committed, facts); err != nil {
 			return nil, err
 		}
 		committed = committed.add(e)

@@ -173,13 +173,6 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 		if err := e.Decode(&p); err != nil {
 			return err
 		}
-		// A native version's tag never moves (a publish sets it before
-		// its version.published, so the version row is not there yet).
-		if moved, err := l.found(ctx, tx, `SELECT 1 FROM versions WHERE repo = ? AND version = ? AND oci_digest <> ?`, e.Repo, p.Tag, p.Digest); err != nil {
-			return err
-		} else if moved {
-			return fmt.Errorf("%w: tag %s:%s is an immutable native version", ErrConflict, e.Repo, p.Tag)
-		}
 		if err := repo(); err != nil {
 			return err
 		}

@@ -33,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) *eventlog.Log) {
 	t.Run("ChangedWakesReaders", func(t *testing.T) { testChangedWakesReaders(t, open(t)) })
 	t.Run("ConcurrentReadRecords", func(t *testing.T) { testConcurrentReadRecords(t, open(t)) })
 	t.Run("ContentInTheLog", func(t *testing.T) { testContentInTheLog(t, open(t)) })
+	t.Run("GroupSeesItsOwnChanges", func(t *testing.T) { testGroupSeesItsOwnChanges(t, open(t)) })
 	t.Run("ReaderNeverMisses", func(t *testing.T) {
 		l := open(t)
 		RunOrdering(t, []*eventlog.Log{l}, l)

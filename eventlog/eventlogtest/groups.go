@@ -1,0 +1,108 @@
+package eventlogtest
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"testing"
+
+	"github.com/artifact-store/artifact-store/eventlog"
+)
+
+// testGroupSeesItsOwnChanges records appends together in one group commit
+// (AppendEach) where a later one depends on what an earlier one changed:
+// each is judged on the views as the earlier appends of its group left
+// them, as if they had been appended one after another. A log that reads
+// a group's answers before its first append (eventlog/facts.go) must
+// notice when one of the group changes them.
+func testGroupSeesItsOwnChanges(t *testing.T, l *eventlog.Log) {
+	ctx := context.Background()
+	x, y, z, d := sha(0xb1), sha(0xb2), sha(0xb3), sha(0xb4)
+	manifest := func(digest string, blobs ...string) eventlog.Event {
+		return eventlog.New(eventlog.TypeManifestPut, "r", eventlog.ManifestPut{Digest: digest, SHA256: digest, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 1, Blobs: blobs})
+	}
+	mustAppend(t, l, committed(x), link("r", x), committed(z), committed(d),
+		manifest(d),
+		eventlog.New(eventlog.TypeVersionPublished, "r", eventlog.VersionPublished{Version: "1.0", NativeSHA256: d, NativeBLAKE3: "blake3:00", NativeSize: 1, OCIDigest: d}),
+		eventlog.New(eventlog.TypeTagSet, "r", eventlog.TagSet{Tag: "1.0", Digest: d}))
+	m1, m2, m3 := sha(0xc1), sha(0xc2), sha(0xc3)
+	mark, _ := l.Head(ctx)
+
+	for _, c := range []struct {
+		name   string
+		group  [][]eventlog.Event
+		refuse []error // per append: nil means recorded
+	}{{
+		name: "a blob unlinked, then a manifest naming it",
+		group: [][]eventlog.Event{
+			{unlink("r", x)},
+			{committed(m1), manifest(m1, x)},
+		},
+		refuse: []error{nil, eventlog.ErrReferenceMissing},
+	}, {
+		name: "a blob linked, then a manifest naming it",
+		group: [][]eventlog.Event{
+			{committed(y), link("r", y)},
+			{committed(m2), manifest(m2, y)},
+		},
+		refuse: []error{nil, nil},
+	}, {
+		name: "a blob condemned, then committed again",
+		group: [][]eventlog.Event{
+			{eventlog.New(eventlog.TypeGCCondemned, "", eventlog.GCCondemned{Run: "g", Mark: mark, Blobs: []string{z}})},
+			{committed(z)},
+		},
+		refuse: []error{nil, eventlog.ErrFenced},
+	}, {
+		name: "a native version published, then its tag moved",
+		group: [][]eventlog.Event{
+			{committed(m3), manifest(m3),
+				eventlog.New(eventlog.TypeTagSet, "r", eventlog.TagSet{Tag: "2.0", Digest: m3}),
+				eventlog.New(eventlog.TypeVersionPublished, "r", eventlog.VersionPublished{Version: "2.0", NativeSHA256: m3, NativeBLAKE3: "blake3:00", NativeSize: 1, OCIDigest: m3})},
+			{eventlog.New(eventlog.TypeTagSet, "r", eventlog.TagSet{Tag: "2.0", Digest: d})},
+		},
+		refuse: []error{nil, eventlog.ErrConflict},
+	}, {
+		name: "tags set, one of them a native version's",
+		group: [][]eventlog.Event{
+			{eventlog.New(eventlog.TypeTagSet, "r", eventlog.TagSet{Tag: "a", Digest: d})},
+			{eventlog.New(eventlog.TypeTagSet, "r", eventlog.TagSet{Tag: "1.0", Digest: m2})},
+			{eventlog.New(eventlog.TypeTagSet, "r", eventlog.TagSet{Tag: "b", Digest: d})},
+		},
+		refuse: []error{nil, eventlog.ErrConflict, nil},
+	}} {
+		_, errs := l.AppendEach(ctx, c.group...)
+		for i, err := range errs {
+			if want := c.refuse[i]; (want == nil) != (err == nil) || (want != nil && !errors.Is(err, want)) {
+				t.Errorf("%s: append %d of the group: %v, want %v", c.name, i+1, err, want)
+			}
+		}
+	}
+	if refs := badRefs(t, l); len(refs) > 0 {
+		t.Errorf("manifests name blobs their repository does not hold: %+v", refs)
+	}
+	if got, _ := l.Tag(ctx, "r", "2.0"); got != m3 {
+		t.Errorf("native version 2.0's tag points at %s, want %s", got, m3)
+	}
+	if _, err := l.Blob(ctx, z); !isNotFound(err) {
+		t.Errorf("a blob condemned earlier in the group is in the view: %v", err)
+	}
+	if live, replayed := dumpAndReplay(t, l); !reflect.DeepEqual(live, replayed) {
+		t.Errorf("replay disagrees with the views the groups left:\nlive     %v\nreplayed %v", live, replayed)
+	}
+}
+
+// badRefs returns the manifest references whose blob is not linked.
+func badRefs(t *testing.T, l *eventlog.Log) []eventlog.ManifestRef {
+	t.Helper()
+	var bad []eventlog.ManifestRef
+	if err := l.ManifestRefs(context.Background(), func(r eventlog.ManifestRef) error {
+		if !r.Linked || !r.Committed {
+			bad = append(bad, r)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return bad
+}

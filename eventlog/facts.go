@@ -1,0 +1,193 @@
+package eventlog
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+)
+
+// Facts read once per group commit. Three checks run for nearly every
+// append of a push or a manifest put: is the committed blob tombstoned
+// (guardFenced), does the repository link every blob the manifest names
+// (the manifest.put guard), is the tag being set a native version (the
+// tag.set guard). Asked one append at a time they are three round trips
+// each inside the committer, which every writer waits on; groupFacts asks
+// them for the whole group in one query, once the transaction holds the
+// write lock.
+//
+// Invariants that make an answer read before the group's first append
+// still exact at its last:
+//   - no other transaction appends meanwhile (the write lock), and only
+//     appends write these views;
+//   - every event of the group is of a type whose projection can neither
+//     tombstone a blob, remove a link, nor publish a version (factsHold);
+//     a group holding any other type reads no facts;
+//   - only answers that let an event through are taken from the facts:
+//     a tombstone found, a link missing or a version present is asked
+//     again at the event, so a refusal always states what the database
+//     holds at that moment (an earlier append of the group may have
+//     linked the blob since).
+
+// factsHold lists the event types a group may hold for its facts to stay
+// exact: none of their projections inserts into blob_tombstones, deletes
+// from blob_links or inserts into versions. A type missing here only
+// costs the group its facts.
+var factsHold = map[Type]bool{
+	TypeBlobCommitted:   true,
+	TypeBlobLinked:      true,
+	TypeManifestPut:     true,
+	TypeTagSet:          true,
+	TypeUploadStarted:   true,
+	TypeUploadFinished:  true,
+	TypeUploadCancelled: true,
+}
+
+// maxFactKeys bounds the keys one facts query carries (a parameter each,
+// two for a pair); a group naming more asks per event, as without facts.
+const maxFactKeys = 1000
+
+// groupFacts holds what the database said, before the group, about every
+// key the group's events name. A nil *groupFacts knows nothing.
+type groupFacts struct {
+	tombstoned map[string]bool    // sha256 → has a blob_tombstones row
+	linked     map[[2]string]bool // (repo, sha256) → has a blob_links row
+	version    map[[2]string]bool // (repo, tag) → has a versions row
+}
+
+// untombstoned reports whether sha256 is known to have no tombstone.
+func (f *groupFacts) untombstoned(sha256 string) bool {
+	if f == nil {
+		return false
+	}
+	t, asked := f.tombstoned[sha256]
+	return asked && !t
+}
+
+// allLinked reports whether repo is known to link every one of blobs.
+func (f *groupFacts) allLinked(repo string, blobs []string) bool {
+	if f == nil {
+		return false
+	}
+	for _, b := range blobs {
+		if !f.linked[[2]string{repo, b}] {
+			return false
+		}
+	}
+	return true
+}
+
+// notVersion reports whether tag is known not to be a native version of
+// repo.
+func (f *groupFacts) notVersion(repo, tag string) bool {
+	if f == nil {
+		return false
+	}
+	v, asked := f.version[[2]string{repo, tag}]
+	return asked && !v
+}
+
+// readFacts asks, in one query, about every key the group's events name;
+// nil (and no query) when the group holds an event that could change an
+// answer, names too many keys, or needs none.
+func (l *Log) readFacts(ctx context.Context, tx *sql.Tx, group []*appendReq) (*groupFacts, error) {
+	var blobs []string
+	var links, tags [][2]string
+	for _, r := range group {
+		for _, e := range r.evs {
+			if !factsHold[e.Type] {
+				return nil, nil
+			}
+			switch e.Type {
+			case TypeBlobCommitted:
+				// BlobCommitted's key alone: its content is not copied.
+				var p struct {
+					SHA256 string `json:"sha256"`
+				}
+				if e.Decode(&p) == nil {
+					blobs = append(blobs, p.SHA256)
+				}
+			case TypeManifestPut:
+				var p ManifestPut
+				if e.Decode(&p) == nil {
+					for _, b := range p.Blobs {
+						links = append(links, [2]string{e.Repo, b})
+					}
+				}
+			case TypeTagSet:
+				var p TagSet
+				if e.Decode(&p) == nil {
+					tags = append(tags, [2]string{e.Repo, p.Tag})
+				}
+			}
+		}
+		if len(blobs)+2*len(links)+2*len(tags) > maxFactKeys {
+			return nil, nil
+		}
+	}
+	if len(blobs)+len(links)+len(tags) == 0 {
+		return nil, nil
+	}
+	var parts []string
+	var args []any
+	if len(blobs) > 0 {
+		parts = append(parts, `SELECT 't', sha256, '' FROM blob_tombstones WHERE sha256 IN (`+placeholders(len(blobs), 1)+`)`)
+		args = append(args, anySlice(blobs)...)
+	}
+	if len(links) > 0 {
+		parts = append(parts, `SELECT 'l', repo, sha256 FROM blob_links WHERE (repo, sha256) IN (VALUES `+placeholders(len(links), 2)+`)`)
+		args = append(args, pairArgs(links)...)
+	}
+	if len(tags) > 0 {
+		parts = append(parts, `SELECT 'v', repo, version FROM versions WHERE (repo, version) IN (VALUES `+placeholders(len(tags), 2)+`)`)
+		args = append(args, pairArgs(tags)...)
+	}
+	f := &groupFacts{tombstoned: make(map[string]bool, len(blobs)), linked: map[[2]string]bool{}, version: make(map[[2]string]bool, len(tags))}
+	for _, b := range blobs {
+		f.tombstoned[b] = false
+	}
+	for _, t := range tags {
+		f.version[t] = false
+	}
+	rows, err := tx.QueryContext(ctx, l.q(strings.Join(parts, " UNION ALL ")), args...)
+	if err != nil {
+		return nil, fmt.Errorf("append check: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var kind, a, b string
+		if err := rows.Scan(&kind, &a, &b); err != nil {
+			return nil, fmt.Errorf("append check: %w", err)
+		}
+		switch kind {
+		case "t":
+			f.tombstoned[a] = true
+		case "l":
+			f.linked[[2]string{a, b}] = true
+		case "v":
+			f.version[[2]string{a, b}] = true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("append check: %w", err)
+	}
+	return f, nil
+}
+
+// placeholders returns n tuples of width parameters: "?, ?" for width 1,
+// "(?, ?), (?, ?)" for width 2.
+func placeholders(n, width int) string {
+	one := strings.TrimSuffix(strings.Repeat("?, ", width), ", ")
+	if width > 1 {
+		one = "(" + one + ")"
+	}
+	return strings.TrimSuffix(strings.Repeat(one+", ", n), ", ")
+}
+
+func pairArgs(pairs [][2]string) []any {
+	out := make([]any, 0, 2*len(pairs))
+	for _, p := range pairs {
+		out = append(out, p[0], p[1])
+	}
+	return out
+}
