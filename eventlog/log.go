@@ -333,6 +333,41 @@ func (l *Log) commitGroup(first *appendReq) {
 			close(r.done)
 		}
 	}()
+	l.commitMu.Lock()
+	defer l.commitMu.Unlock()
+	var abandoned bool
+	if group, abandoned = l.record(group, false); abandoned {
+		for _, r := range group {
+			r.out, r.err = nil, nil
+		}
+		l.record(group, true)
+	}
+}
+
+// savepoints is how many appends of a group may have writes in flight at
+// once. Each append's savepoint is named after its place among as many,
+// so that no two of them in flight share a name: rolling back to an
+// append's savepoint then succeeds only if that savepoint was taken, that
+// is, only if every statement sent before it succeeded.
+const savepoints = 16
+
+var savepointNames = func() (names [savepoints]string) {
+	for i := range names {
+		names[i] = "append" + strconv.Itoa(i)
+	}
+	return names
+}()
+
+// record makes one attempt at recording group, and returns it with the
+// appends gathered on the way. Writes are pipelined where the driver can
+// (pipeline.go), and sent at the latest every savepoints appends and at
+// the group's end. When a statement fails, the failing append is rolled
+// back to its savepoint and fails alone; when that rollback fails too, the
+// failure belongs to an earlier append whose writes were still in flight,
+// and a first attempt is abandoned (nothing of it recorded) for a careful
+// one, which sends every append's writes when its savepoint is released,
+// so that a failure is always its append's own.
+func (l *Log) record(group []*appendReq, careful bool) (_ []*appendReq, abandoned bool) {
 	fail := func(err error) {
 		for _, r := range group {
 			if r.err == nil {
@@ -340,56 +375,64 @@ func (l *Log) commitGroup(first *appendReq) {
 			}
 		}
 	}
-	l.commitMu.Lock()
-	defer l.commitMu.Unlock()
-	// Writes are pipelined where the driver can (pipeline.go): each
-	// append's are sent at the latest when its savepoint is released.
 	ctx := batched(context.Background())
 	tx, err := l.begin(ctx)
 	if err != nil {
-		group = l.gather(group)
+		if !careful {
+			group = l.gather(group)
+		}
 		fail(fmt.Errorf("append: begin: %w", err))
-		return
+		return group, false
 	}
 	defer tx.Rollback()
 	seq, prev, err := l.head(ctx, tx) // with pipelined writes, this takes the write lock
-	group = l.gather(group)
+	if !careful {
+		group = l.gather(group)
+	}
 	if err != nil {
 		fail(err)
-		return
+		return group, false
 	}
 	facts, err := l.readFacts(ctx, tx, group)
 	if err != nil {
 		fail(err)
-		return
+		return group, false
 	}
 	now := l.now().UTC()
 	isolate := len(group) > 1
-	for _, r := range group {
+	for i, r := range group {
+		name := savepointNames[i%savepoints]
 		if isolate {
-			if _, err := tx.ExecContext(ctx, "SAVEPOINT append"); err != nil {
+			if _, err := tx.ExecContext(ctx, "SAVEPOINT "+name); err != nil {
 				fail(err)
-				return
+				return group, false
 			}
 		}
 		out, err := l.insert(ctx, tx, seq, prev, now, r.evs, facts)
 		if err == nil && isolate {
-			// Sends the append's pipelined writes: a failure among them
-			// is this append's alone.
-			_, err = tx.ExecContext(flushing(ctx), "RELEASE SAVEPOINT append")
+			send := ctx
+			if careful || i%savepoints == savepoints-1 || i == len(group)-1 {
+				send = flushing(ctx)
+			}
+			_, err = tx.ExecContext(send, "RELEASE SAVEPOINT "+name)
 		}
 		if err != nil {
-			r.err = err
 			if !isolate {
-				return
+				r.err = err
+				return group, false
 			}
-			if _, err := tx.ExecContext(flushing(ctx), "ROLLBACK TO SAVEPOINT append"); err != nil {
-				fail(err)
-				return
+			if _, rerr := tx.ExecContext(flushing(ctx), "ROLLBACK TO SAVEPOINT "+name); rerr != nil {
+				if !careful {
+					return group, true
+				}
+				r.err = err
+				fail(rerr)
+				return group, false
 			}
-			if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT append"); err != nil {
+			r.err = err
+			if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT "+name); err != nil {
 				fail(err)
-				return
+				return group, false
 			}
 		} else {
 			r.out = out
@@ -399,15 +442,16 @@ func (l *Log) commitGroup(first *appendReq) {
 	if l.dialect.Notify != "" {
 		if _, err := tx.ExecContext(ctx, l.dialect.Notify); err != nil {
 			fail(fmt.Errorf("append: notify: %w", err))
-			return
+			return group, false
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		fail(fmt.Errorf("append: commit: %w", err))
-		return
+		return group, false
 	}
 	l.observe(seq)
 	l.Wake()
+	return group, false
 }
 
 // insert records evs after the event (seq, prev) and applies them; facts

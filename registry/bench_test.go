@@ -71,6 +71,73 @@ func benchManifestPut(b *testing.B, s *testServer) {
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "puts/s")
 }
 
+// BenchmarkSmallBlobPush measures 4 KiB blob pushes as most clients make
+// them, a POST opening a session and a PUT ?digest= carrying the bytes,
+// with 8 clients and each blob distinct: two appends per push.
+func BenchmarkSmallBlobPush(b *testing.B) {
+	for _, be := range backends {
+		b.Run(be.name, func(b *testing.B) { benchSmallBlobPush(b, be.server(b)) })
+	}
+}
+
+func benchSmallBlobPush(b *testing.B, s *testServer) {
+	const clients = 8
+	var next atomic.Int64
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
+	b.ResetTimer()
+	start, cpu := time.Now(), cpuTime()
+	var wg sync.WaitGroup
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			blob := make([]byte, 4096)
+			for {
+				i := next.Add(1)
+				if i > int64(b.N) {
+					return
+				}
+				copy(blob, fmt.Sprintf("blob %d", i))
+				resp, err := client.Post(s.url+"/v2/bench/blobs/uploads/", "", nil)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				loc := resp.Header.Get("Location")
+				if resp.StatusCode != http.StatusAccepted || loc == "" {
+					b.Errorf("POST: %d", resp.StatusCode)
+					return
+				}
+				if !strings.HasPrefix(loc, "http") {
+					loc = s.url + loc
+				}
+				sep := "?"
+				if strings.Contains(loc, "?") {
+					sep = "&"
+				}
+				req, _ := http.NewRequest(http.MethodPut, loc+sep+"digest="+sha256Of(blob), bytes.NewReader(blob))
+				req.Header.Set("Content-Type", "application/octet-stream")
+				resp, err = client.Do(req)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusCreated {
+					b.Errorf("PUT: %d", resp.StatusCode)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "pushes/s")
+	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/push")
+}
+
 // BenchmarkManifestGet measures manifest GET by tag with 16 clients:
 // open (no metrics, no request log), observed (metrics kept and a request
 // line logged per request to a file, as a server does by default: issue
