@@ -26,8 +26,14 @@ func testGroupSeesItsOwnChanges(t *testing.T, l *eventlog.Log) {
 		manifest(d),
 		eventlog.New(eventlog.TypeVersionPublished, "r", eventlog.VersionPublished{Version: "1.0", NativeSHA256: d, NativeBLAKE3: "blake3:00", NativeSize: 1, OCIDigest: d}),
 		eventlog.New(eventlog.TypeTagSet, "r", eventlog.TagSet{Tag: "1.0", Digest: d}))
-	m1, m2, m3 := sha(0xc1), sha(0xc2), sha(0xc3)
+	// Repository q has a tag in retention's trash, r has none.
+	mustAppend(t, l, eventlog.New(eventlog.TypeManifestPut, "q", eventlog.ManifestPut{Digest: d, SHA256: d, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 1}),
+		eventlog.New(eventlog.TypeTagSet, "q", eventlog.TagSet{Tag: "old", Digest: d}),
+		eventlog.New(eventlog.TypePolicySet, "", eventlog.PolicySet{Name: "p", Policy: `{"name":"p"}`}))
 	mark, _ := l.Head(ctx)
+	mustAppend(t, l, eventlog.New(eventlog.TypeTagDeleted, "q", eventlog.TagDeleted{Tag: "old", Retention: eventlog.Retention{Policy: "p", Rule: "tags", Reason: "old", Mark: mark}}))
+	m1, m2, m3 := sha(0xc1), sha(0xc2), sha(0xc3)
+	mark, _ = l.Head(ctx)
 
 	for _, c := range []struct {
 		name   string
@@ -83,6 +89,14 @@ func testGroupSeesItsOwnChanges(t *testing.T, l *eventlog.Log) {
 			{eventlog.New(eventlog.TypeTagSet, "r", eventlog.TagSet{Tag: "after", Digest: d})},
 		},
 		refuse: []error{nil, errAny, nil},
+	}, {
+		name: "a trashed tag set again, next to a repository with an empty trash",
+		group: [][]eventlog.Event{
+			{eventlog.New(eventlog.TypeTagSet, "r", eventlog.TagSet{Tag: "c", Digest: d})},
+			{eventlog.New(eventlog.TypeTagSet, "q", eventlog.TagSet{Tag: "old", Digest: d})},
+			{eventlog.New(eventlog.TypeTagSet, "new", eventlog.TagSet{Tag: "n", Digest: d})},
+		},
+		refuse: []error{nil, nil, nil},
 	}} {
 		_, errs := l.AppendEach(ctx, c.group...)
 		for i, err := range errs {
@@ -98,6 +112,13 @@ func testGroupSeesItsOwnChanges(t *testing.T, l *eventlog.Log) {
 		if got, _ := l.Tag(ctx, "r", tag); got != want {
 			t.Errorf("tag %s points at %q, want %q", tag, got, want)
 		}
+	}
+	var trash []eventlog.TrashItem
+	if err := l.Trash(ctx, "q", func(i eventlog.TrashItem) error { trash = append(trash, i); return nil }); err != nil || len(trash) != 0 {
+		t.Errorf("a tag set again is still in the trash: %+v, %v", trash, err)
+	}
+	if repos, _ := l.Repositories(ctx, "", -1); !reflect.DeepEqual(repos, []string{"new", "q", "r"}) {
+		t.Errorf("repositories = %v, want new, q, r", repos)
 	}
 	if got, _ := l.Tag(ctx, "r", "2.0"); got != m3 {
 		t.Errorf("native version 2.0's tag points at %s, want %s", got, m3)
