@@ -67,6 +67,7 @@ type conn struct {
 	batch    Batcher  // nil: no pipelining
 	batching bool     // in a transaction that pipelines writes
 	queued   []Queued // writes not sent yet
+	broken   bool     // a pipelined transaction could not be ended: discard
 }
 
 // Close closes the cached statements, then the connection.
@@ -126,11 +127,16 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 		}
 		return c.Begin()
 	}
+	if c.batch != nil && isSet(ctx, keyBatched) && opts.Isolation == 0 && !opts.ReadOnly {
+		// The transaction's bounds are pipelined too (pipeline.go).
+		c.batching, c.queued = true, []Queued{{Query: beginStmt}}
+		return &tx{fn: c.fn, c: c}, nil
+	}
 	t, err := bt.BeginTx(ctx, opts)
 	if err != nil {
 		return nil, wrapErr(c.fn, err)
 	}
-	c.batching, c.queued = c.batch != nil && isSet(ctx, keyBatched), nil
+	c.batching, c.queued = false, nil
 	return &tx{Tx: t, fn: c.fn, c: c}, nil
 }
 
@@ -192,6 +198,9 @@ func (c *conn) ResetSession(ctx context.Context) error {
 }
 
 func (c *conn) IsValid() bool {
+	if c.broken {
+		return false
+	}
 	if v, ok := c.Conn.(driver.Validator); ok {
 		return v.IsValid()
 	}
@@ -293,6 +302,8 @@ func plainValues(named []driver.NamedValue) ([]driver.Value, error) {
 	return out, nil
 }
 
+// tx is a transaction; with Tx nil, a pipelined one whose BEGIN and
+// COMMIT travel in the batches (pipeline.go).
 type tx struct {
 	driver.Tx
 	fn func(error) error
@@ -303,6 +314,9 @@ type tx struct {
 // transaction is rolled back and their error returned.
 func (t *tx) Commit() error {
 	t.c.batching = false
+	if t.Tx == nil {
+		return t.c.commitPipelined()
+	}
 	if err := t.c.flush(context.Background()); err != nil {
 		t.Tx.Rollback()
 		return err
@@ -312,7 +326,11 @@ func (t *tx) Commit() error {
 
 // Rollback drops the writes still queued and rolls back.
 func (t *tx) Rollback() error {
-	t.c.batching, t.c.queued = false, nil
+	t.c.batching = false
+	if t.Tx == nil {
+		return t.c.rollbackPipelined()
+	}
+	t.c.queued = nil
 	return wrapErr(t.fn, t.Tx.Rollback())
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"io"
+	"time"
 )
 
 // Pipelined writes. On PostgreSQL every statement is a network round trip,
@@ -18,10 +19,18 @@ import (
 // reported: at the next flush, which the caller places where the failure
 // is still its own (the end of one append's savepoint).
 //
+//
+// The transaction's bounds are pipelined as well: its BEGIN is queued
+// first, so it travels with the first batch (the write lock and the log's
+// head), and its COMMIT last, with the last writes, so that a group
+// commit holds the write lock for two round trips fewer.
+//
 // Invariants: a queued exec reports no result (RowsAffected fails); a
 // queue is never carried past its transaction (commit flushes it first,
 // rollback drops it); after a flush fails the transaction is aborted, and
-// the queue is empty.
+// the queue is empty; a pipelined transaction that could not be ended
+// (its ROLLBACK failed) leaves its connection marked broken, and
+// database/sql discards it.
 
 // Batcher sends stmts on c, inside its open transaction, in one round
 // trip, and returns the first error. When query is not nil it goes last in
@@ -86,6 +95,59 @@ func (c *conn) flush(ctx context.Context) error {
 	c.queued = nil
 	_, err := c.batch(ctx, c.Conn, q, nil)
 	return wrapErr(c.fn, err)
+}
+
+const beginStmt, commitStmt, rollbackStmt = "BEGIN", "COMMIT", "ROLLBACK"
+
+// unsent reports whether the pipelined transaction's BEGIN is still in the
+// queue: the database has seen nothing of it.
+func (c *conn) unsent() bool {
+	return len(c.queued) > 0 && c.queued[0].Query == beginStmt
+}
+
+// commitPipelined sends what is queued and COMMIT in one round trip. When
+// a statement fails, the database skips the rest, COMMIT included, and the
+// transaction is rolled back.
+func (c *conn) commitPipelined() error {
+	if c.unsent() && len(c.queued) == 1 {
+		c.queued = nil // nothing was done
+		return nil
+	}
+	c.queued = append(c.queued, Queued{Query: commitStmt})
+	if err := c.flush(context.Background()); err != nil {
+		c.endAborted()
+		return err
+	}
+	return nil
+}
+
+// rollbackPipelined drops the queue and, unless the database never saw
+// the transaction, rolls it back.
+func (c *conn) rollbackPipelined() error {
+	if c.unsent() {
+		c.queued = nil
+		return nil
+	}
+	c.queued = nil
+	return c.endAborted()
+}
+
+// endAborted ends a pipelined transaction a failed batch left open (a
+// ROLLBACK outside one only draws a warning); a connection where even that
+// fails is marked broken.
+func (c *conn) endAborted() error {
+	ec, ok := c.Conn.(driver.ExecerContext)
+	if !ok {
+		c.broken = true
+		return driver.ErrBadConn
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := ec.ExecContext(ctx, rollbackStmt, nil); err != nil {
+		c.broken = true
+		return wrapErr(c.fn, err)
+	}
+	return nil
 }
 
 // queryAfterFlush runs a query together with the queued writes; ok false

@@ -3,6 +3,7 @@ package eventlogtest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 
@@ -104,6 +105,15 @@ func testGroupSeesItsOwnChanges(t *testing.T, l *eventlog.Log) {
 				t.Errorf("%s: append %d of the group: %v, want %v", c.name, i+1, err, want)
 			}
 		}
+	}
+	// An append alone whose write fails (its transaction sends its writes
+	// with its commit, on PostgreSQL) leaves the log able to append, on
+	// whichever connection of its pool comes next.
+	for i := 0; i < 20; i++ {
+		if _, err := l.Append(ctx, eventlog.New(eventlog.TypeUploadStarted, "r", eventlog.UploadStarted{ID: "u"})); err == nil {
+			t.Fatal("a second upload.started of one id was recorded")
+		}
+		mustAppend(t, l, eventlog.New(eventlog.TypeTagSet, "r", eventlog.TagSet{Tag: fmt.Sprint("next", i), Digest: d}))
 	}
 	if refs := badRefs(t, l); len(refs) > 0 {
 		t.Errorf("manifests name blobs their repository does not hold: %+v", refs)
