@@ -421,6 +421,11 @@ func (l *Log) record(group []*appendReq, careful bool) (_ []*appendReq, abandone
 				r.err = err
 				return group, false
 			}
+			// Writes of this append still queued go first, on their own:
+			// were one of them refused in the same batch as the rollback,
+			// the rollback would be skipped with it. Their failure, if any,
+			// is judged by the rollback.
+			tx.ExecContext(flushing(ctx), "SELECT 1")
 			if _, rerr := tx.ExecContext(flushing(ctx), "ROLLBACK TO SAVEPOINT "+name); rerr != nil {
 				if !careful {
 					return group, true

@@ -14,11 +14,12 @@ import (
 // BatchingStatements queues those writes instead of sending them, and
 // sends the queue in one round trip (the driver's batch) before anything
 // that needs an answer: a query (in the same round trip), a commit, or an
-// exec whose context comes from flushing. So the order of statements is unchanged and every read
-// sees every earlier write; what changes is only when a failed write is
-// reported: at the next flush, which the caller places where the failure
-// is still its own (the end of one append's savepoint).
-//
+// exec whose context comes from flushing. So the order of statements is
+// unchanged and every read sees every earlier write; what changes is only
+// when a failed write is reported: at the next flush, which the caller
+// places where it can still tell whose failure it is (the group commit
+// names each append's savepoint after its place among 16 and flushes at
+// least that often: Log.record).
 //
 // The transaction's bounds are pipelined as well: its BEGIN is queued
 // first, so it travels with the first batch (the write lock and the log's

@@ -91,6 +91,18 @@ func testGroupSeesItsOwnChanges(t *testing.T, l *eventlog.Log) {
 		},
 		refuse: []error{nil, errAny, nil},
 	}, {
+		// The same, where the failing write is followed in its append by
+		// a refusal that asks the database nothing: the write's failure
+		// must not take the rollback of its append, and the group, with it.
+		name: "a write that fails, then a refusal, between two good appends",
+		group: [][]eventlog.Event{
+			{eventlog.New(eventlog.TypeTagSet, "r", eventlog.TagSet{Tag: "before2", Digest: d})},
+			{eventlog.New(eventlog.TypeUploadStarted, "r", eventlog.UploadStarted{ID: "u"}),
+				eventlog.New(eventlog.TypeBlobCommitted, "", eventlog.BlobCommitted{SHA256: sha(0xd1), BLAKE3: "blake3:" + sha(0xd1)[7:], Size: 5, Content: []byte("four")})},
+			{eventlog.New(eventlog.TypeTagSet, "r", eventlog.TagSet{Tag: "after2", Digest: d})},
+		},
+		refuse: []error{nil, errAny, nil},
+	}, {
 		name: "a trashed tag set again, next to a repository with an empty trash",
 		group: [][]eventlog.Event{
 			{eventlog.New(eventlog.TypeTagSet, "r", eventlog.TagSet{Tag: "c", Digest: d})},
@@ -118,7 +130,7 @@ func testGroupSeesItsOwnChanges(t *testing.T, l *eventlog.Log) {
 	if refs := badRefs(t, l); len(refs) > 0 {
 		t.Errorf("manifests name blobs their repository does not hold: %+v", refs)
 	}
-	for tag, want := range map[string]string{"2.0": m3, "before": d, "after": d, "dup": ""} {
+	for tag, want := range map[string]string{"2.0": m3, "before": d, "after": d, "dup": "", "before2": d, "after2": d} {
 		if got, _ := l.Tag(ctx, "r", tag); got != want {
 			t.Errorf("tag %s points at %q, want %q", tag, got, want)
 		}

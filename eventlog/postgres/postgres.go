@@ -19,7 +19,9 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/artifact-store/artifact-store/eventlog"
@@ -157,10 +159,17 @@ func batch(ctx context.Context, c driver.Conn, stmts []eventlog.Queued, query *e
 		queue(*query)
 	}
 	br := sc.Conn().SendBatch(ctx, &b)
-	for range stmts {
-		if _, err := br.Exec(); err != nil {
+	for _, q := range stmts {
+		tag, err := br.Exec()
+		if err != nil {
 			br.Close()
 			return nil, err
+		}
+		// COMMIT of a transaction that had failed rolls it back
+		// without an error: only its tag tells.
+		if strings.EqualFold(q.Query, "COMMIT") && tag.String() == "ROLLBACK" {
+			br.Close()
+			return nil, errors.New("postgres: commit rolled back: the transaction had failed")
 		}
 	}
 	if query == nil {
