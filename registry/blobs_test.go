@@ -3,6 +3,10 @@ package registry_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
 	"reflect"
 	"testing"
 	"time"
@@ -154,6 +158,49 @@ func testUploadStatusAndCancel(t *testing.T, b backend) {
 	expect(t, s.do("DELETE", loc, nil), 204)
 	expect(t, s.do("GET", loc, nil), 404, "BLOB_UPLOAD_UNKNOWN")
 	expect(t, s.do("PATCH", loc, []byte("x")), 404, "BLOB_UPLOAD_UNKNOWN")
+}
+
+// TestUploadStatusDuringACutChunk: a client whose chunk is cut asks for
+// the upload's status at once, before the server has seen the cut. The
+// answer must be what the server kept once the cut chunk is given back,
+// not the bytes that chunk had brought so far: a resume from there would
+// be refused (416) and send a chunk again.
+func TestUploadStatusDuringACutChunk(t *testing.T) {
+	forBackends(t, func(t *testing.T, b backend) {
+		s := b.server(t)
+		loc := s.do("POST", "/v2/r/blobs/uploads/", nil).Header.Get("Location")
+		expect(t, s.do("PATCH", loc, make([]byte, 1024)), 202)
+		pr, pw := io.Pipe()
+		req, _ := http.NewRequest("PATCH", s.url+loc, pr)
+		req.Header.Set("Content-Range", fmt.Sprintf("1024-%d", 1024+2<<20-1))
+		req.ContentLength = 2 << 20
+		patched := make(chan error, 1)
+		go func() {
+			resp, err := http.DefaultClient.Do(req)
+			if err == nil {
+				resp.Body.Close()
+			}
+			patched <- err
+		}()
+		if _, err := pw.Write(make([]byte, 1<<20)); err != nil {
+			t.Fatal(err)
+		}
+		// The server holds some of the chunk now; the status is asked
+		// while the chunk is still open, and the chunk is cut after.
+		time.Sleep(100 * time.Millisecond)
+		status := make(chan response, 1)
+		go func() { status <- s.do("GET", loc, nil) }()
+		time.Sleep(100 * time.Millisecond)
+		pw.CloseWithError(errors.New("cut"))
+		<-patched
+		st := <-status
+		expect(t, st, 204)
+		if got := st.Header.Get("Range"); got != "0-1023" {
+			t.Fatalf("status during a cut chunk: Range %q, want 0-1023 (what the server kept)", got)
+		}
+		// The resume from there is taken.
+		expect(t, s.do("PATCH", loc, make([]byte, 10), "Content-Range: 1024-1033"), 202)
+	})
 }
 
 func TestUploadExpiry(t *testing.T) { forBackends(t, testUploadExpiry) }

@@ -60,6 +60,10 @@ func (r *Registry) withIdleBody(w http.ResponseWriter, req *http.Request) {
 // upload session to finish before it gives up (409).
 const leaseWait = 2 * time.Second
 
+// statusWait is how long an upload's status waits for a request working
+// on the session to end (uploadStatus).
+const statusWait = time.Second
+
 // leaseTTL is how long an upload lease lasts without renewal: longer than
 // the body idle timeout, so that a holder still receiving bytes renews it
 // in time, and a holder that died frees the session soon after.

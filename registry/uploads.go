@@ -147,11 +147,20 @@ func (r *Registry) session(ctx context.Context, repo, id string) (eventlog.Uploa
 }
 
 // uploadStatus reports how many bytes an upload holds, so a client can
-// resume after an interruption (including a server restart).
+// resume after an interruption (including a server restart). A client
+// whose chunk was cut asks at once, often before the server has seen the
+// cut: the status waits (statusWait) for a request working on the session
+// to end, so that it reports what the server kept, not bytes that request
+// is about to give back; past the wait it reports the progress so far.
 // Spec: #getting-the-status-of-an-upload
 func (r *Registry) uploadStatus(w http.ResponseWriter, req *http.Request) error {
 	repo, id := mux.Vars(req)["name"], mux.Vars(req)["uuid"]
 	if _, err := r.session(req.Context(), repo, id); err != nil {
+		return err
+	}
+	if ls, err := r.log.LeaseUpload(req.Context(), id, r.leaseTTL(), statusWait); err == nil {
+		defer ls.Release()
+	} else if !errors.Is(err, eventlog.ErrBusy) {
 		return err
 	}
 	size, err := r.blobs.UploadSize(req.Context(), id)
