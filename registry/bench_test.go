@@ -35,40 +35,13 @@ func BenchmarkManifestPut(b *testing.B) {
 
 func benchManifestPut(b *testing.B, s *testServer) {
 	cfg := s.pushBlob("bench", []byte("{}"))
-	const clients = 16
-	var next atomic.Int64
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
-	b.ResetTimer()
-	start := time.Now()
-	var wg sync.WaitGroup
-	for c := 0; c < clients; c++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1)
-				if i > int64(b.N) {
-					return
-				}
-				m := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":%q,"size":2},"layers":[],"annotations":{"n":"%d"}}`, cfg, i)
-				req, _ := http.NewRequest("PUT", fmt.Sprintf("%s/v2/bench/manifests/t%d", s.url, i%100), bytes.NewReader([]byte(m)))
-				req.Header.Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
-				resp, err := client.Do(req)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 201 {
-					b.Errorf("PUT: %d", resp.StatusCode)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "puts/s")
+	benchClients(b, 16, "puts/s", "cpu-µs/put", func(client *http.Client, i int64) error {
+		m := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":%q,"size":2},"layers":[],"annotations":{"n":"%d"}}`, cfg, i)
+		req, _ := http.NewRequest("PUT", fmt.Sprintf("%s/v2/bench/manifests/t%d", s.url, i%100), bytes.NewReader([]byte(m)))
+		req.Header.Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+		_, err := roundTrip(client, req, http.StatusCreated)
+		return err
+	})
 }
 
 // BenchmarkSmallBlobPush measures 4 KiB blob pushes as most clients make
@@ -81,61 +54,27 @@ func BenchmarkSmallBlobPush(b *testing.B) {
 }
 
 func benchSmallBlobPush(b *testing.B, s *testServer) {
-	const clients = 8
-	var next atomic.Int64
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
-	b.ResetTimer()
-	start, cpu := time.Now(), cpuTime()
-	var wg sync.WaitGroup
-	for c := 0; c < clients; c++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			blob := make([]byte, 4096)
-			for {
-				i := next.Add(1)
-				if i > int64(b.N) {
-					return
-				}
-				copy(blob, fmt.Sprintf("blob %d", i))
-				resp, err := client.Post(s.url+"/v2/bench/blobs/uploads/", "", nil)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				loc := resp.Header.Get("Location")
-				if resp.StatusCode != http.StatusAccepted || loc == "" {
-					b.Errorf("POST: %d", resp.StatusCode)
-					return
-				}
-				if !strings.HasPrefix(loc, "http") {
-					loc = s.url + loc
-				}
-				sep := "?"
-				if strings.Contains(loc, "?") {
-					sep = "&"
-				}
-				req, _ := http.NewRequest(http.MethodPut, loc+sep+"digest="+sha256Of(blob), bytes.NewReader(blob))
-				req.Header.Set("Content-Type", "application/octet-stream")
-				resp, err = client.Do(req)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusCreated {
-					b.Errorf("PUT: %d", resp.StatusCode)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "pushes/s")
-	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/push")
+	benchClients(b, 8, "pushes/s", "cpu-µs/push", func(client *http.Client, i int64) error {
+		blob := make([]byte, 4096)
+		copy(blob, fmt.Sprintf("blob %d", i))
+		req, _ := http.NewRequest(http.MethodPost, s.url+"/v2/bench/blobs/uploads/", nil)
+		resp, err := roundTrip(client, req, http.StatusAccepted)
+		if err != nil {
+			return err
+		}
+		loc := resp.Header.Get("Location")
+		if !strings.HasPrefix(loc, "http") {
+			loc = s.url + loc
+		}
+		sep := "?"
+		if strings.Contains(loc, "?") {
+			sep = "&"
+		}
+		req, _ = http.NewRequest(http.MethodPut, loc+sep+"digest="+sha256Of(blob), bytes.NewReader(blob))
+		req.Header.Set("Content-Type", "application/octet-stream")
+		_, err = roundTrip(client, req, http.StatusCreated)
+		return err
+	})
 }
 
 // BenchmarkManifestGet measures manifest GET by tag with 16 clients:
@@ -297,7 +236,23 @@ func (s *testServer) pushImageAs(repo, ref, authz string) {
 
 // benchGets GETs url from 16 clients; headers are "Name: value" strings.
 func benchGets(b *testing.B, url string, headers ...string) {
-	const clients = 16
+	benchClients(b, 16, "req/s", "cpu-µs/req", func(client *http.Client, _ int64) error {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		for _, h := range headers {
+			k, v, _ := strings.Cut(h, ": ")
+			req.Header.Set(k, v)
+		}
+		_, err := roundTrip(client, req, http.StatusOK)
+		return err
+	})
+}
+
+// benchClients runs op b.N times from clients goroutines, each with the
+// operation's number (1 to b.N), and reports operations per second and
+// CPU per operation. CPU (client and server: one process) is steadier
+// than throughput on a shared machine, and what throughput follows when
+// the cores are the limit. A client stops at its first error.
+func benchClients(b *testing.B, clients int, rate, cpuPer string, op func(client *http.Client, i int64) error) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
 	var next atomic.Int64
 	b.ResetTimer()
@@ -307,32 +262,31 @@ func benchGets(b *testing.B, url string, headers ...string) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for next.Add(1) <= int64(b.N) {
-				req, _ := http.NewRequest(http.MethodGet, url, nil)
-				for _, h := range headers {
-					k, v, _ := strings.Cut(h, ": ")
-					req.Header.Set(k, v)
-				}
-				resp, err := client.Do(req)
-				if err != nil {
+			for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
+				if err := op(client, i); err != nil {
 					b.Error(err)
-					return
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					b.Errorf("GET: %d", resp.StatusCode)
 					return
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
-	// CPU per request (client and server: one process) is steadier than
-	// throughput on a shared machine, and what throughput follows when the
-	// cores are the limit.
-	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/req")
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), rate)
+	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), cpuPer)
+}
+
+// roundTrip sends req, reads the answer whole and checks its status.
+func roundTrip(client *http.Client, req *http.Request, want int) (*http.Response, error) {
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != want {
+		return resp, fmt.Errorf("%s %s: %d, want %d", req.Method, req.URL.Path, resp.StatusCode, want)
+	}
+	return resp, nil
 }
 
 // cpuTime is the CPU time this process has used, user and system.
