@@ -111,6 +111,22 @@ func BenchmarkManifestGet(b *testing.B) {
 		s.pushImage("bench", "v1", "")
 		benchGets(b, s.url+"/v2/bench/manifests/v1")
 	})
+	// Many tags, each naming a manifest of its own, GET in turn: no two
+	// clients ask for the same one at once, as in make bench-peers.
+	for _, be := range backends {
+		b.Run("tags/"+be.name, func(b *testing.B) {
+			s := be.server(b)
+			const tags = 256
+			for i := range tags {
+				s.pushImage("bench", fmt.Sprint("t", i), "")
+			}
+			benchClients(b, 16, "req/s", "cpu-µs/req", func(client *http.Client, i int64) error {
+				req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/v2/bench/manifests/t%d", s.url, i%tags), nil)
+				_, err := roundTrip(client, req, http.StatusOK)
+				return err
+			})
+		})
+	}
 }
 
 // BenchmarkObservationCost is what the request log and the metrics cost a

@@ -34,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) *eventlog.Log) {
 	t.Run("ConcurrentReadRecords", func(t *testing.T) { testConcurrentReadRecords(t, open(t)) })
 	t.Run("ContentInTheLog", func(t *testing.T) { testContentInTheLog(t, open(t)) })
 	t.Run("GroupSeesItsOwnChanges", func(t *testing.T) { testGroupSeesItsOwnChanges(t, open(t)) })
+	t.Run("ConcurrentLookups", func(t *testing.T) { testConcurrentLookups(t, open(t)) })
 	t.Run("ReaderNeverMisses", func(t *testing.T) {
 		l := open(t)
 		RunOrdering(t, []*eventlog.Log{l}, l)

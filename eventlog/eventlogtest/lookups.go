@@ -1,0 +1,129 @@
+package eventlogtest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/artifact-store/artifact-store/eventlog"
+)
+
+// testConcurrentLookups: the lookups a pull makes (a manifest by tag, by
+// digest, with its bytes), many at once as a busy server makes them, each
+// get their own answer: a repository's own rows, never another's, not
+// found where it has none; and a tag moved is seen moved by the next
+// lookup, however many others are in flight. A log that shares queries
+// among lookups or keeps answers must not show it here (a batcher that
+// answered from its last query failed this test, as did one that keyed
+// answers by name alone).
+func testConcurrentLookups(t *testing.T, l *eventlog.Log) {
+	ctx := context.Background()
+	const n = 24
+	body := func(repo string, i int) []byte {
+		return []byte(fmt.Sprintf(`{"schemaVersion":2,"repo":%q,"n":%d}`, repo, i))
+	}
+	digest := func(repo string, i int) string {
+		if repo == "a" {
+			return sha(0x1000 + i)
+		}
+		return sha(0x2000 + i)
+	}
+	for _, repo := range []string{"a", "b"} {
+		for i := range n {
+			d, b := digest(repo, i), body(repo, i)
+			mustAppend(t, l, withContent(d, b),
+				eventlog.New(eventlog.TypeManifestPut, repo, eventlog.ManifestPut{Digest: d, SHA256: d, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: int64(len(b))}),
+				eventlog.New(eventlog.TypeTagSet, repo, eventlog.TagSet{Tag: fmt.Sprint(repo, i), Digest: d}))
+		}
+	}
+	check := func(m eventlog.Manifest, err error, repo string, i int, what string) error {
+		if err != nil || m.Repo != repo || m.Digest != digest(repo, i) || !bytes.Equal(m.Content, body(repo, i)) {
+			return fmt.Errorf("%s: %s %s, %q, %v; want %s in %s with its bytes", what, m.Repo, m.Digest, m.Content, err, digest(repo, i), repo)
+		}
+		return nil
+	}
+	missing := func(err error, what string) error {
+		if !errors.Is(err, eventlog.ErrNotFound) {
+			return fmt.Errorf("%s: %v, want ErrNotFound", what, err)
+		}
+		return nil
+	}
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	stop := make(chan struct{})
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := 0; ; k++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				repo, other := "a", "b"
+				if (w+k)%2 == 1 {
+					repo, other = other, repo
+				}
+				i := (w*7 + k) % n
+				m, err := l.TaggedManifestForRead(ctx, repo, fmt.Sprint(repo, i))
+				e := check(m, err, repo, i, "tag")
+				if e == nil {
+					m, err = l.ManifestForRead(ctx, repo, digest(repo, i))
+					e = check(m, err, repo, i, "digest")
+				}
+				if e == nil { // another repository's tag and manifest
+					_, err = l.TaggedManifestForRead(ctx, repo, fmt.Sprint(other, i))
+					e = missing(err, "another repository's tag")
+				}
+				if e == nil {
+					_, err = l.ManifestForRead(ctx, repo, digest(other, i))
+					e = missing(err, "another repository's manifest")
+				}
+				if e != nil {
+					errs <- e
+					return
+				}
+			}
+		}()
+	}
+	// A tag moved while the readers run: each lookup after the move
+	// answers with where it was moved to.
+	err := func() error {
+		for i := range 3 * n {
+			d := digest("a", i%n)
+			if _, err := l.Append(ctx, eventlog.New(eventlog.TypeTagSet, "a", eventlog.TagSet{Tag: "moving", Digest: d})); err != nil {
+				return err
+			}
+			m, err := l.TaggedManifestForRead(ctx, "a", "moving")
+			if err := check(m, err, "a", i%n, fmt.Sprint("the tag after its move ", i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}()
+	close(stop)
+	wg.Wait()
+	close(errs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// A lookup whose request is gone ends at once, and takes nobody's
+	// answer with it.
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := l.TaggedManifestForRead(cancelled, "a", "a1"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a lookup with its context cancelled: %v, want context.Canceled", err)
+	}
+	m, err := l.TaggedManifestForRead(ctx, "a", "a1")
+	if err := check(m, err, "a", 1, "a lookup after a cancelled one"); err != nil {
+		t.Fatal(err)
+	}
+}
