@@ -77,6 +77,7 @@ var viewKeys = map[string][]string{
 	"retention_trash":      {"repo", "kind", "name"},
 	"trash_blobs":          {"repo", "digest", "sha256"},
 	"contents":             {"sha256"},
+	"upload_counts":        {"repo"},
 }
 
 // ViewDiff is one row on which the live views and the replayed ones

@@ -10,7 +10,21 @@ import (
 
 // viewTables lists every view, in the order Replay clears them.
 var viewTables = []string{"blobs", "blob_digests", "repositories", "blob_links", "manifests", "tags", "referrers", "uploads", "versions", "manifest_annotations", "manifest_blobs", "manifest_children", "api_keys", "blob_tombstones",
-	"retention_policies", "manifest_pulls", "retention_trash", "trash_blobs", "contents"}
+	"retention_policies", "manifest_pulls", "retention_trash", "trash_blobs", "contents", "upload_counts"}
+
+// endUpload removes upload id from uploads and from upload_counts, which
+// counts it under its repository and under '' (a session already ended
+// counts nowhere), dropping counts that reach zero.
+func endUpload(exec func(string, ...any) error, id string) error {
+	const counted = `repo IN (SELECT repo FROM uploads WHERE id = ? UNION ALL SELECT '' FROM uploads WHERE id = ?)`
+	if err := exec(`UPDATE upload_counts SET n = n - 1 WHERE `+counted, id, id); err != nil {
+		return err
+	}
+	if err := exec(`DELETE FROM upload_counts WHERE n = 0 AND `+counted, id, id); err != nil {
+		return err
+	}
+	return exec(`DELETE FROM uploads WHERE id = ?`, id)
+}
 
 // apply projects one event into the views. It must depend only on the event
 // and the views' current rows, so that replay reproduces the same state.
@@ -224,19 +238,22 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 		if err := e.Decode(&p); err != nil {
 			return err
 		}
-		return exec(`INSERT INTO uploads (id, repo, started_ns, seq) VALUES (?, ?, ?, ?)`, p.ID, e.Repo, e.Time.UnixNano(), e.Seq)
+		if err := exec(`INSERT INTO uploads (id, repo, started_ns, seq) VALUES (?, ?, ?, ?)`, p.ID, e.Repo, e.Time.UnixNano(), e.Seq); err != nil {
+			return err
+		}
+		return exec(`INSERT INTO upload_counts (repo, n) VALUES (?, 1), ('', 1) ON CONFLICT (repo) DO UPDATE SET n = upload_counts.n + 1`, e.Repo)
 	case TypeUploadFinished:
 		var p UploadFinished
 		if err := e.Decode(&p); err != nil {
 			return err
 		}
-		return exec(`DELETE FROM uploads WHERE id = ?`, p.ID)
+		return endUpload(exec, p.ID)
 	case TypeUploadCancelled:
 		var p UploadCancelled
 		if err := e.Decode(&p); err != nil {
 			return err
 		}
-		return exec(`DELETE FROM uploads WHERE id = ?`, p.ID)
+		return endUpload(exec, p.ID)
 	case TypeAPIKeyCreated, TypeAPIKeyRevoked:
 		return l.applyAPIKey(ctx, tx, e)
 	case TypeGCCondemned, TypeGCSwept:

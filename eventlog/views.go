@@ -303,9 +303,10 @@ func (l *Log) Uploads(ctx context.Context) ([]Upload, error) {
 }
 
 // OpenUploads counts the open upload sessions of repo and of every
-// repository.
+// repository: two rows of upload_counts, whatever the number open.
 func (l *Log) OpenUploads(ctx context.Context, repo string) (inRepo, total int, err error) {
-	err = l.db.QueryRowContext(ctx, l.q(`SELECT COALESCE(SUM(CASE WHEN repo = ? THEN 1 ELSE 0 END), 0), COUNT(*) FROM uploads`), repo).Scan(&inRepo, &total)
+	err = l.db.QueryRowContext(ctx, l.q(`SELECT COALESCE(SUM(CASE WHEN repo = ? THEN n ELSE 0 END), 0), COALESCE(SUM(CASE WHEN repo = '' THEN n ELSE 0 END), 0)
+		FROM upload_counts WHERE repo IN (?, '')`), repo, repo).Scan(&inRepo, &total)
 	return inRepo, total, err
 }
 
