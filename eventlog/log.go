@@ -230,10 +230,21 @@ func (l *Log) AppendEach(ctx context.Context, batches ...[]Event) ([][]Event, []
 			continue
 		}
 		reqs[0].with = reqs[1:]
+		// A span per append, as Append makes, each ended with its own
+		// outcome.
+		ends := make([]func(error), len(reqs))
+		if t := l.tracer.Load(); t != nil {
+			for k, r := range reqs {
+				_, ends[k] = (*t)(ctx, len(r.evs))
+			}
+		}
 		began := time.Now()
 		if err := l.enqueue(ctx, reqs[0]); err != nil {
-			for _, i := range at {
+			for k, i := range at {
 				errs[i] = err
+				if ends[k] != nil {
+					ends[k](err)
+				}
 			}
 			continue
 		}
@@ -241,6 +252,9 @@ func (l *Log) AppendEach(ctx context.Context, batches ...[]Event) ([][]Event, []
 			outs[at[k]], errs[at[k]] = l.outcome(r)
 			if o := l.obs(); o != nil {
 				o.Appended(time.Since(began), len(r.evs), errs[at[k]])
+			}
+			if ends[k] != nil {
+				ends[k](errs[at[k]])
 			}
 		}
 	}

@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) *eventlog.Log) {
 	t.Run("GroupSeesItsOwnChanges", func(t *testing.T) { testGroupSeesItsOwnChanges(t, open(t)) })
 	t.Run("ConcurrentLookups", func(t *testing.T) { testConcurrentLookups(t, open(t)) })
 	t.Run("OpenUploadCounts", func(t *testing.T) { testOpenUploadCounts(t, open(t)) })
+	t.Run("TracedAppends", func(t *testing.T) { testTracedAppends(t, open(t)) })
 	t.Run("ReaderNeverMisses", func(t *testing.T) {
 		l := open(t)
 		RunOrdering(t, []*eventlog.Log{l}, l)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
+	"sync"
 	"testing"
 
 	"github.com/artifact-store/artifact-store/eventlog"
@@ -169,4 +171,33 @@ func badRefs(t *testing.T, l *eventlog.Log) []eventlog.ManifestRef {
 		t.Fatal(err)
 	}
 	return bad
+}
+
+// testTracedAppends: a tracer sees a span per append, whether it came
+// alone (Append) or in a group (AppendEach), each ended with that
+// append's own outcome.
+func testTracedAppends(t *testing.T, l *eventlog.Log) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	var spans []string
+	l.SetTracer(func(ctx context.Context, events int) (context.Context, func(error)) {
+		return ctx, func(err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			spans = append(spans, fmt.Sprintf("%d:%v", events, err != nil))
+		}
+	})
+	defer l.SetTracer(nil)
+	x := sha(0xd1)
+	mustAppend(t, l, committed(x))
+	_, errs := l.AppendEach(ctx, []eventlog.Event{link("r", x)}, []eventlog.Event{link("r", sha(0xd2))}, nil, []eventlog.Event{committed(sha(0xd3)), link("r", sha(0xd3))})
+	if errs[0] != nil || errs[1] == nil || errs[3] != nil {
+		t.Fatalf("AppendEach: %v; want the second refused (its blob was never committed)", errs)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	slices.Sort(spans[1:])
+	if want := []string{"1:false", "1:false", "1:true", "2:false"}; !reflect.DeepEqual(spans, want) {
+		t.Fatalf("spans %v, want %v", spans, want)
+	}
 }
