@@ -13,8 +13,8 @@ var viewTables = []string{"blobs", "blob_digests", "repositories", "blob_links",
 	"retention_policies", "manifest_pulls", "retention_trash", "trash_blobs", "contents", "upload_counts"}
 
 // endUpload removes upload id from uploads and from upload_counts, which
-// counts it under its repository and under '' (a session already ended
-// counts nowhere), dropping counts that reach zero.
+// counts it under its repository and under the empty name, the total (a
+// session already ended counts nowhere), dropping counts that reach zero.
 func endUpload(exec func(string, ...any) error, id string) error {
 	const counted = `repo IN (SELECT repo FROM uploads WHERE id = ? UNION ALL SELECT '' FROM uploads WHERE id = ?)`
 	if err := exec(`UPDATE upload_counts SET n = n - 1 WHERE `+counted, id, id); err != nil {
