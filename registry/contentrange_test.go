@@ -2,7 +2,6 @@ package registry_test
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -10,8 +9,6 @@ import (
 
 	"github.com/artifact-store/artifact-store/blobstore"
 	blobfs "github.com/artifact-store/artifact-store/blobstore/fs"
-	blobs3 "github.com/artifact-store/artifact-store/blobstore/s3"
-	"github.com/artifact-store/artifact-store/blobstore/s3/s3test"
 )
 
 // doChunked sends body without a Content-Length (Transfer-Encoding:
@@ -52,12 +49,7 @@ func TestContentRangeOverflow(t *testing.T) {
 			return b
 		}},
 		{"s3", func(t *testing.T) blobstore.Backend {
-			gw := s3test.Start(t)
-			b, err := blobs3.New(context.Background(), blobs3.Options{Endpoint: gw.Endpoint, AccessKey: s3test.AccessKey, SecretKey: s3test.SecretKey,
-				Region: "us-east-1", Bucket: s3test.Bucket(), PathStyle: true})
-			if err != nil {
-				t.Fatal(err)
-			}
+			_, b := startS3(t, "", 0)
 			return b
 		}},
 	}

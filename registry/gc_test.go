@@ -15,8 +15,6 @@ import (
 
 	"github.com/artifact-store/artifact-store/blobstore"
 	blobfs "github.com/artifact-store/artifact-store/blobstore/fs"
-	blobs3 "github.com/artifact-store/artifact-store/blobstore/s3"
-	"github.com/artifact-store/artifact-store/blobstore/s3/s3test"
 	"github.com/artifact-store/artifact-store/digest"
 	"github.com/artifact-store/artifact-store/eventlog"
 	"github.com/artifact-store/artifact-store/eventlog/sqlite"
@@ -34,21 +32,11 @@ var gcBackends = []gcBackend{
 	{"sqlite+fs", func(t *testing.T, m ...func(*registry.Options)) *testServer { return backends[0].server(t, m...) }},
 	{"postgres+fs", func(t *testing.T, m ...func(*registry.Options)) *testServer { return backends[1].server(t, m...) }},
 	{"sqlite+s3", func(t *testing.T, m ...func(*registry.Options)) *testServer {
-		gw := s3test.Start(t)
-		b, err := blobs3.New(context.Background(), blobs3.Options{Endpoint: gw.Endpoint, AccessKey: s3test.AccessKey, SecretKey: s3test.SecretKey,
-			Region: "us-east-1", Bucket: s3test.Bucket(), PathStyle: true})
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, b := startS3(t, "", 0)
 		return serveOn(t, nil, b, m...)
 	}},
 	{"postgres+fs+cold-s3", func(t *testing.T, m ...func(*registry.Options)) *testServer {
-		gw := s3test.Start(t)
-		cold, err := blobs3.New(context.Background(), blobs3.Options{Endpoint: gw.Endpoint, AccessKey: s3test.AccessKey, SecretKey: s3test.SecretKey,
-			Region: "us-east-1", Bucket: s3test.Bucket(), Prefix: "cold", PathStyle: true})
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, cold := startS3(t, "cold", 0)
 		hot, err := blobfs.New(filepath.Join(t.TempDir(), "blobs"))
 		if err != nil {
 			t.Fatal(err)

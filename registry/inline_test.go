@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/artifact-store/artifact-store/blobstore"
-	blobs3 "github.com/artifact-store/artifact-store/blobstore/s3"
-	"github.com/artifact-store/artifact-store/blobstore/s3/s3test"
 	"github.com/artifact-store/artifact-store/digest"
 	"github.com/artifact-store/artifact-store/eventlog"
 	"github.com/artifact-store/artifact-store/registry"
@@ -189,12 +187,7 @@ func TestInlineMax(t *testing.T) {
 // TestRedirectPullsServeContentKeptInTheLog: with RedirectPulls, a blob
 // the log keeps has no object to presign: it is served directly.
 func TestRedirectPullsServeContentKeptInTheLog(t *testing.T) {
-	gw := s3test.Start(t)
-	b, err := blobs3.New(context.Background(), blobs3.Options{Endpoint: gw.Endpoint, AccessKey: s3test.AccessKey, SecretKey: s3test.SecretKey,
-		Region: "us-east-1", Bucket: s3test.Bucket(), PathStyle: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, b := startS3(t, "", 0)
 	s2 := serveOn(t, nil, b, func(o *registry.Options) { o.RedirectPulls = time.Minute })
 	data := randomBytes(t, 100)
 	d := s2.pushBlob("r", data)

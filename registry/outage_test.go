@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	blobs3 "github.com/artifact-store/artifact-store/blobstore/s3"
-	"github.com/artifact-store/artifact-store/blobstore/s3/s3test"
 	"github.com/artifact-store/artifact-store/eventlog/postgres"
 	"github.com/artifact-store/artifact-store/eventlog/postgres/pgtest"
 	"github.com/artifact-store/artifact-store/registry"
@@ -134,12 +132,7 @@ func TestPostgresUnavailable(t *testing.T) {
 // not 500, and serve again once the store is back; what the log keeps
 // (manifests, native manifests, a small file) is served throughout.
 func TestS3UnavailableReads(t *testing.T) {
-	gw := s3test.Start(t)
-	b, err := blobs3.New(context.Background(), blobs3.Options{Endpoint: gw.Endpoint, AccessKey: s3test.AccessKey, SecretKey: s3test.SecretKey,
-		Region: "us-east-1", Bucket: s3test.Bucket(), PathStyle: true, Timeout: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	gw, b := startS3(t, "", 2*time.Second)
 	s := serveOn(t, nil, b)
 	layer, large := randomBytes(t, registry.DefaultInlineMax+1), randomBytes(t, registry.DefaultInlineMax+1)
 	img := s.pushLayers("r", "v1", layer)

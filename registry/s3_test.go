@@ -18,12 +18,7 @@ import (
 // nothing is recorded, and the registry recovers by itself when the store
 // comes back.
 func TestS3Unavailable(t *testing.T) {
-	gw := s3test.Start(t)
-	b, err := blobs3.New(context.Background(), blobs3.Options{Endpoint: gw.Endpoint, AccessKey: s3test.AccessKey, SecretKey: s3test.SecretKey,
-		Region: "us-east-1", Bucket: s3test.Bucket(), PathStyle: true, Timeout: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	gw, b := startS3(t, "", 2*time.Second)
 	s := serveOn(t, nil, b)
 	l := s.log
 
@@ -68,12 +63,7 @@ func TestS3Unavailable(t *testing.T) {
 // TestRedirectPulls: with RedirectPulls a blob GET is a redirect to a
 // presigned URL of the gateway, which serves the bytes (and ranges).
 func TestRedirectPulls(t *testing.T) {
-	gw := s3test.Start(t)
-	b, err := blobs3.New(context.Background(), blobs3.Options{Endpoint: gw.Endpoint, AccessKey: s3test.AccessKey, SecretKey: s3test.SecretKey,
-		Region: "us-east-1", Bucket: s3test.Bucket(), PathStyle: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	gw, b := startS3(t, "", 0)
 	s := serveOn(t, nil, b, func(o *registry.Options) { o.RedirectPulls = time.Minute })
 	data := randomBytes(t, 200_000)
 	d := s.pushBlob("r", data)
@@ -99,4 +89,18 @@ func TestRedirectPulls(t *testing.T) {
 	if h := s.do("HEAD", "/v2/r/blobs/"+d, nil); h.StatusCode != 200 || h.ContentLength != int64(len(data)) {
 		t.Fatalf("HEAD: %d", h.StatusCode)
 	}
+}
+
+// startS3 starts an S3 gateway for t and returns it with a backend on a
+// fresh bucket of it, under prefix; timeout bounds each request to it (0:
+// the backend's default).
+func startS3(t testing.TB, prefix string, timeout time.Duration) (*s3test.Server, *blobs3.Backend) {
+	t.Helper()
+	gw := s3test.Start(t)
+	b, err := blobs3.New(context.Background(), blobs3.Options{Endpoint: gw.Endpoint, AccessKey: s3test.AccessKey, SecretKey: s3test.SecretKey,
+		Region: "us-east-1", Bucket: s3test.Bucket(), Prefix: prefix, PathStyle: true, Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gw, b
 }

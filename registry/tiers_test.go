@@ -12,8 +12,6 @@ import (
 
 	"github.com/artifact-store/artifact-store/blobstore"
 	blobfs "github.com/artifact-store/artifact-store/blobstore/fs"
-	blobs3 "github.com/artifact-store/artifact-store/blobstore/s3"
-	"github.com/artifact-store/artifact-store/blobstore/s3/s3test"
 	"github.com/artifact-store/artifact-store/digest"
 	"github.com/artifact-store/artifact-store/eventlog"
 	"github.com/artifact-store/artifact-store/registry"
@@ -22,12 +20,7 @@ import (
 // tieredServer is a registry with a filesystem hot tier and an S3 cold
 // tier on a real gateway.
 func tieredServer(t *testing.T, policy registry.TierPolicy) *testServer {
-	gw := s3test.Start(t)
-	cold, err := blobs3.New(context.Background(), blobs3.Options{Endpoint: gw.Endpoint, AccessKey: s3test.AccessKey, SecretKey: s3test.SecretKey,
-		Region: "us-east-1", Bucket: s3test.Bucket(), Prefix: "cold", PathStyle: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, cold := startS3(t, "cold", 0)
 	hot, err := blobfs.New(filepath.Join(t.TempDir(), "blobs"))
 	if err != nil {
 		t.Fatal(err)
