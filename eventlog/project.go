@@ -241,6 +241,9 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 		if err := exec(`INSERT INTO uploads (id, repo, started_ns, seq) VALUES (?, ?, ?, ?)`, p.ID, e.Repo, e.Time.UnixNano(), e.Seq); err != nil {
 			return err
 		}
+		if e.Repo == "" { // the library allows it; the total row counts it once
+			return exec(`INSERT INTO upload_counts (repo, n) VALUES ('', 1) ON CONFLICT (repo) DO UPDATE SET n = upload_counts.n + 1`)
+		}
 		return exec(`INSERT INTO upload_counts (repo, n) VALUES (?, 1), ('', 1) ON CONFLICT (repo) DO UPDATE SET n = upload_counts.n + 1`, e.Repo)
 	case TypeUploadFinished:
 		var p UploadFinished

@@ -52,6 +52,12 @@ func testOpenUploadCounts(t *testing.T, l *eventlog.Log) {
 		mustAppend(t, l, eventlog.New(eventlog.TypeUploadCancelled, "", eventlog.UploadCancelled{ID: id, Reason: "test"}))
 	}
 	want("a", 0, 0)
+	// A session without a repository (the library allows one) counts in
+	// the total once.
+	mustAppend(t, l, start("", "none"))
+	want("a", 0, 1)
+	mustAppend(t, l, eventlog.New(eventlog.TypeUploadFinished, "", eventlog.UploadFinished{ID: "none"}))
+	want("a", 0, 0)
 	live, replayed = dumpAndReplay(t, l)
 	if len(live["upload_counts"]) != 0 || len(replayed["upload_counts"]) != 0 {
 		t.Fatalf("upload_counts live %q, replayed %q; want none", live["upload_counts"], replayed["upload_counts"])
