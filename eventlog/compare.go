@@ -78,6 +78,7 @@ var viewKeys = map[string][]string{
 	"trash_blobs":          {"repo", "digest", "sha256"},
 	"contents":             {"sha256"},
 	"upload_counts":        {"repo"},
+	"ended_uploads":        {"id"},
 }
 
 // ViewDiff is one row on which the live views and the replayed ones

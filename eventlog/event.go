@@ -177,7 +177,8 @@ type (
 		Tag string `json:"tag"`
 		Retention
 	}
-	// UploadStarted: an upload session was opened.
+	// UploadStarted: an upload session is recorded, as its first bytes
+	// arrive (ADR 0018); a POST that opens a session records nothing.
 	UploadStarted struct {
 		ID string `json:"id"`
 	}
@@ -185,6 +186,7 @@ type (
 	UploadFinished struct {
 		ID     string `json:"id"`
 		SHA256 string `json:"sha256"`
+		SessionEnd
 	}
 	// VersionPublished: a native artifact version exists. Its manifest is
 	// the canonical CBOR blob Native*; OCIDigest is the manifest derived
@@ -208,8 +210,22 @@ type (
 	UploadCancelled struct {
 		ID     string `json:"id"`
 		Reason string `json:"reason"`
+		SessionEnd
 	}
 )
+
+// SessionEnd is what the end of an upload session (finished or cancelled)
+// says of its id. A session need not have an upload.started: a registry
+// may hand out ids that are valid without a record until they expire, and
+// record a session only once it holds bytes (ADR 0018).
+type SessionEnd struct {
+	// IDExpires, in Unix nanoseconds, is when the session's id stops
+	// being valid on its own. When it lies after the event's time, the
+	// log remembers that the session ended until then (Upload answers
+	// ErrUploadEnded), so that the id cannot start a session again.
+	// Zero: the id is never valid without a record.
+	IDExpires int64 `json:"idExpires,omitempty"`
+}
 
 // New builds an unsequenced event with payload p encoded as canonical CBOR
 // (RFC 8949 core deterministic encoding: map keys are the payload

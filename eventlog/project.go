@@ -10,12 +10,23 @@ import (
 
 // viewTables lists every view, in the order Replay clears them.
 var viewTables = []string{"blobs", "blob_digests", "repositories", "blob_links", "manifests", "tags", "referrers", "uploads", "versions", "manifest_annotations", "manifest_blobs", "manifest_children", "api_keys", "blob_tombstones",
-	"retention_policies", "manifest_pulls", "retention_trash", "trash_blobs", "contents", "upload_counts"}
+	"retention_policies", "manifest_pulls", "retention_trash", "trash_blobs", "contents", "upload_counts", "ended_uploads"}
 
 // endUpload removes upload id from uploads and from upload_counts, which
 // counts it under its repository and under the empty name, the total (a
 // session already ended counts nowhere), dropping counts that reach zero.
-func endUpload(exec func(string, ...any) error, id string) error {
+// An end whose id stays valid past the event (end.IDExpires) is kept in
+// ended_uploads until then; each such end drops the ids expired by its
+// time, so the view's size follows the ends of the last ID lifetime.
+func endUpload(exec func(string, ...any) error, e Event, id string, end SessionEnd) error {
+	if at := e.Time.UnixNano(); end.IDExpires > at {
+		if err := exec(`DELETE FROM ended_uploads WHERE id_expires_ns < ?`, at); err != nil {
+			return err
+		}
+		if err := exec(`INSERT INTO ended_uploads (id, id_expires_ns) VALUES (?, ?) ON CONFLICT (id) DO NOTHING`, id, end.IDExpires); err != nil {
+			return err
+		}
+	}
 	const counted = `repo IN (SELECT repo FROM uploads WHERE id = ? UNION ALL SELECT '' FROM uploads WHERE id = ?)`
 	if err := exec(`UPDATE upload_counts SET n = n - 1 WHERE `+counted, id, id); err != nil {
 		return err
@@ -250,13 +261,13 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 		if err := e.Decode(&p); err != nil {
 			return err
 		}
-		return endUpload(exec, p.ID)
+		return endUpload(exec, e, p.ID, p.SessionEnd)
 	case TypeUploadCancelled:
 		var p UploadCancelled
 		if err := e.Decode(&p); err != nil {
 			return err
 		}
-		return endUpload(exec, p.ID)
+		return endUpload(exec, e, p.ID, p.SessionEnd)
 	case TypeAPIKeyCreated, TypeAPIKeyRevoked:
 		return l.applyAPIKey(ctx, tx, e)
 	case TypeGCCondemned, TypeGCSwept:

@@ -2,6 +2,7 @@ package eventlog
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -273,13 +274,50 @@ func (l *Log) manifest(ctx context.Context, repo, digest string, withContent boo
 	return m, notFound(err, "manifest "+digest)
 }
 
-// Upload returns an open upload session.
+// ErrUploadEnded is returned by Upload for a session that has ended while
+// its id is still valid on its own (SessionEnd.IDExpires). It is an
+// ErrNotFound: the session is not open.
+var ErrUploadEnded = fmt.Errorf("%w: the upload session has ended", ErrNotFound)
+
+// Upload returns an open upload session: ErrUploadEnded when it has ended
+// and its id has not yet expired, ErrNotFound for any other id.
 func (l *Log) Upload(ctx context.Context, id string) (Upload, error) {
 	var u Upload
 	var ns int64
-	err := l.db.QueryRowContext(ctx, l.q(`SELECT id, repo, started_ns FROM uploads WHERE id = ?`), id).Scan(&u.ID, &u.Repo, &ns)
+	// One query for both: every PATCH and PUT asks. An ended row has
+	// started_ns -1 and sorts after an open one (which cannot coexist
+	// with it, but if it did, the open session is the answer).
+	err := l.db.QueryRowContext(ctx, l.q(`SELECT id, repo, started_ns FROM uploads WHERE id = ?
+		UNION ALL SELECT id, '', -1 FROM ended_uploads WHERE id = ? ORDER BY 3 DESC LIMIT 1`), id, id).Scan(&u.ID, &u.Repo, &ns)
+	if err == nil && ns < 0 {
+		return Upload{}, fmt.Errorf("upload %s: %w", id, ErrUploadEnded)
+	}
 	u.Started = time.Unix(0, ns).UTC()
 	return u, notFound(err, "upload "+id)
+}
+
+// SharedKey returns the secret kept under purpose, the same for every
+// process sharing the database: 32 random bytes made by whichever process
+// asks first. Keys are not events (the log is readable by everyone who may
+// read the event stream) and replay leaves them alone; a database restored
+// without them gets new ones, which invalidates whatever the old ones
+// signed.
+func (l *Log) SharedKey(ctx context.Context, purpose string) ([]byte, error) {
+	read := func() ([]byte, error) {
+		var k []byte
+		err := l.db.QueryRowContext(ctx, l.q(`SELECT secret FROM shared_keys WHERE purpose = ?`), purpose).Scan(&k)
+		return k, err
+	}
+	k, err := read()
+	if !errors.Is(err, sql.ErrNoRows) {
+		return k, err
+	}
+	k = make([]byte, 32)
+	rand.Read(k)
+	if _, err := l.db.ExecContext(ctx, l.q(`INSERT INTO shared_keys (purpose, secret) VALUES (?, ?) ON CONFLICT (purpose) DO NOTHING`), purpose, k); err != nil {
+		return nil, err
+	}
+	return read() // another process's, when it got there first
 }
 
 // Uploads lists every open upload session.

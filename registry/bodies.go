@@ -73,28 +73,29 @@ func (r *Registry) leaseTTL() time.Duration {
 
 // leaseSession takes the lease of id and checks that id is an open
 // session of repo. The check comes under the lease, once: the request
-// that held the lease before may have finished or cancelled the session.
-// A lease taken for an id that is no session is given back at once. No
-// lock or connection is held while the caller waits on the client; the
-// caller renews the lease while bytes flow (leasedBody) and ends with
-// Release.
-func (r *Registry) leaseSession(ctx context.Context, repo, id string) (*eventlog.Lease, error) {
+// that held the lease before may have finished or cancelled the session,
+// or recorded it. A lease taken for an id that is no session is given
+// back at once. No lock or connection is held while the caller waits on
+// the client; the caller renews the lease while bytes flow (leasedBody)
+// and ends with Release.
+func (r *Registry) leaseSession(ctx context.Context, repo, id string) (*eventlog.Lease, uploadSession, error) {
 	ls, err := r.log.LeaseUpload(ctx, id, r.leaseTTL(), leaseWait)
 	if errors.Is(err, eventlog.ErrBusy) {
 		if _, err := r.session(ctx, repo, id); err != nil {
-			return nil, err // no session of this repository: say so, not busy
+			return nil, uploadSession{}, err // no session of this repository: say so, not busy
 		}
 		e := errorf(CodeBlobUploadInvalid, "another request is working on upload %s; retry when it has finished (GET %s shows its progress)", id, uploadURL(repo, id)).withStatus(http.StatusConflict)
-		return nil, e
+		return nil, uploadSession{}, e
 	}
 	if err != nil {
-		return nil, err
+		return nil, uploadSession{}, err
 	}
-	if _, err := r.session(ctx, repo, id); err != nil {
+	s, err := r.session(ctx, repo, id)
+	if err != nil {
 		ls.Release()
-		return nil, err
+		return nil, s, err
 	}
-	return ls, nil
+	return ls, s, nil
 }
 
 // keepLease renews ls in the background until the returned stop is

@@ -132,27 +132,47 @@ func TestStalledBodiesHoldNothing(t *testing.T) {
 }
 
 // TestUploadSessionCaps: open sessions are capped per repository and in
-// total, with 429 and a message that says what to do.
+// total, with 429 and a message that says what to do. The caps count the
+// sessions that hold bytes (ADR 0018): a POST beyond them is refused, and
+// so are the first bytes of a session opened before they were reached; a
+// session that never holds a byte takes no room.
 func TestUploadSessionCaps(t *testing.T) {
 	forBackends(t, func(t *testing.T, b backend) {
 		s := b.server(t, func(o *registry.Options) { o.MaxUploadsPerRepo = 5; o.MaxUploads = 8 })
+		open := func(repo string) string {
+			t.Helper()
+			r := s.do("POST", "/v2/"+repo+"/blobs/uploads/", nil)
+			expect(t, r, http.StatusAccepted)
+			return r.Header.Get("Location")
+		}
+		early, whole := open("a"), open("a")
+		for range 20 {
+			open("a") // sessions without bytes: no room taken
+		}
 		var locs []string
 		for range 5 {
-			r := s.do("POST", "/v2/a/blobs/uploads/", nil)
-			expect(t, r, http.StatusAccepted)
-			locs = append(locs, r.Header.Get("Location"))
+			loc := open("a")
+			expect(t, s.do("PATCH", loc, []byte("x")), http.StatusAccepted)
+			locs = append(locs, loc)
 		}
 		r := s.do("POST", "/v2/a/blobs/uploads/", nil)
 		expect(t, r, http.StatusTooManyRequests, "TOOMANYREQUESTS")
 		if !strings.Contains(string(r.body), "cancel") {
 			t.Fatalf("the refusal does not say what to do: %s", r.body)
 		}
-		// A monolithic push needs no session and still works.
+		r = s.do("PATCH", early, []byte("x"))
+		expect(t, r, http.StatusTooManyRequests, "TOOMANYREQUESTS")
+		// Refused, the session is still open and still empty.
+		expect(t, s.do("GET", early, nil), http.StatusNoContent)
+		// A monolithic push, or a PUT carrying the whole blob, leaves no
+		// session behind, and still works.
 		s.pushBlob("a", []byte("small"))
+		blob := []byte("whole")
+		expect(t, s.do("PUT", whole+"?digest="+sha256Of(blob), blob), http.StatusCreated)
 		expect(t, s.do("DELETE", locs[0], nil), http.StatusNoContent)
-		expect(t, s.do("POST", "/v2/a/blobs/uploads/", nil), http.StatusAccepted)
+		expect(t, s.do("PATCH", early, []byte("x")), http.StatusAccepted)
 		for range 3 {
-			expect(t, s.do("POST", "/v2/b/blobs/uploads/", nil), http.StatusAccepted)
+			expect(t, s.do("PATCH", open("b"), []byte("x")), http.StatusAccepted)
 		}
 		expect(t, s.do("POST", "/v2/c/blobs/uploads/", nil), http.StatusTooManyRequests, "TOOMANYREQUESTS")
 	})
@@ -262,8 +282,9 @@ func TestCrashBetweenCommitAndEvent(t *testing.T) {
 
 func blobstoreDigest(s string) digest.Digest { return digest.Digest(s) }
 
-// TestEmptySessionsExpireSoon: sessions that never received a byte do not
-// hold the caps for the whole upload TTL.
+// TestEmptySessionsExpireSoon: a recorded session that holds no byte (its
+// first chunk was refused) does not hold the caps for the whole upload
+// TTL; sessions never recorded hold nothing at all.
 func TestEmptySessionsExpireSoon(t *testing.T) {
 	s := newServer(t, func(o *registry.Options) { o.MaxUploads = 3; o.UploadTTL = 24 * time.Hour })
 	var locs []string
@@ -271,6 +292,10 @@ func TestEmptySessionsExpireSoon(t *testing.T) {
 		locs = append(locs, s.do("POST", "/v2/r/blobs/uploads/", nil).Header.Get("Location"))
 	}
 	expect(t, s.do("PATCH", locs[0], []byte("some")), http.StatusAccepted)
+	for _, loc := range locs[1:] {
+		r := s.do("PATCH", loc, []byte("late"), "Content-Range: 10-13")
+		expect(t, r, http.StatusRequestedRangeNotSatisfiable, "BLOB_UPLOAD_INVALID")
+	}
 	expect(t, s.do("POST", "/v2/other/blobs/uploads/", nil), http.StatusTooManyRequests, "TOOMANYREQUESTS")
 	n, err := s.reg.ExpireUploads(context.Background(), time.Now().Add(16*time.Minute))
 	if err != nil || n != 2 {

@@ -89,7 +89,11 @@ func (r *Registry) expire(ctx context.Context, u eventlog.Upload, isSession bool
 		if _, err := r.log.Upload(ctx, id); err != nil {
 			return nil
 		}
-		if _, err := r.log.Append(ctx, eventlog.New(eventlog.TypeUploadCancelled, u.Repo, eventlog.UploadCancelled{ID: id, Reason: reason})); err != nil {
+		end, _, err := r.sessionEnd(ctx, u.Repo, id)
+		if err != nil {
+			return err
+		}
+		if _, err := r.log.Append(ctx, eventlog.New(eventlog.TypeUploadCancelled, u.Repo, eventlog.UploadCancelled{ID: id, Reason: reason, SessionEnd: end})); err != nil {
 			return err
 		}
 	}

@@ -145,7 +145,9 @@ func TestMetricsCountAKnownWorkload(t *testing.T) {
 	if got := value(t, fams, "artifactstore_uploads_open"); got != 0 {
 		t.Errorf("uploads open: %v, want 0", got)
 	}
-	expect(t, s.do("POST", "/v2/"+repo+"/blobs/uploads/", nil), http.StatusAccepted)
+	// A session counts as open once it holds bytes (ADR 0018).
+	loc := s.do("POST", "/v2/"+repo+"/blobs/uploads/", nil).Header.Get("Location")
+	expect(t, s.do("PATCH", loc, []byte("x")), http.StatusAccepted)
 	// The database's gauges are read at most once a second.
 	got := 0.0
 	for range 30 {
@@ -156,7 +158,7 @@ func TestMetricsCountAKnownWorkload(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	if got != 1 {
-		t.Errorf("uploads open after a POST: %v, want 1", got)
+		t.Errorf("uploads open after a POST and a PATCH: %v, want 1", got)
 	}
 	if got := value(t, fams, "artifactstore_event_stream_subscribers"); got != 0 {
 		t.Errorf("subscribers: %v, want 0", got)

@@ -174,6 +174,7 @@ type Registry struct {
 	metricsHandler http.Handler // nil without Options.Metrics
 	ready          readiness
 	manifests      *manifestCache // bytes of recently read manifests
+	ids            sessionIDs     // upload session ids (sessions.go)
 }
 
 // New returns a Registry.
@@ -182,6 +183,7 @@ func New(opts Options) (*Registry, error) {
 		return nil, err
 	}
 	r := &Registry{opts: opts, log: opts.Log, blobs: opts.Blobs, logger: opts.Logger, auth: opts.Auth, stopStreams: make(chan struct{})}
+	r.ids.log = opts.Log
 	r.hub = newHub(opts.Log, opts.Logger, r.stopStreams, opts.MaxEventStreams)
 	r.manifests = newManifestCache(manifestCacheBytes, manifestCacheEntry)
 	r.tiers.policy = opts.Tiering

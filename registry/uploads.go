@@ -31,15 +31,14 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request) error {
 	} else if d := q.Get("digest"); d != "" {
 		return r.monolithicUpload(w, req, repo, d)
 	}
+	// The caps count recorded sessions, and this one is not recorded
+	// until bytes arrive (sessions.go); but a client is better told now
+	// that it could not send them.
 	if err := r.checkUploadCaps(ctx, repo); err != nil {
 		return err
 	}
-	id := blobstore.NewUploadID()
-	if err := r.blobs.CreateUpload(ctx, id); err != nil {
-		return err
-	}
-	if _, err := r.log.Append(ctx, eventlog.New(eventlog.TypeUploadStarted, repo, eventlog.UploadStarted{ID: id})); err != nil {
-		r.blobs.AbortUpload(context.WithoutCancel(ctx), id)
+	id, err := r.newSession(ctx, repo)
+	if err != nil {
 		return err
 	}
 	writeUploadStatus(w, repo, id, 0, http.StatusAccepted)
@@ -137,15 +136,6 @@ func (r *Registry) checkUploadCaps(ctx context.Context, repo string) error {
 	return nil
 }
 
-// session returns the open upload id of repo.
-func (r *Registry) session(ctx context.Context, repo, id string) (eventlog.Upload, error) {
-	u, err := r.log.Upload(ctx, id)
-	if errors.Is(err, eventlog.ErrNotFound) || (err == nil && u.Repo != repo) {
-		return u, errorf(CodeBlobUploadUnknown, "upload %s is not open in repository %s (it finished, was cancelled or expired)", id, repo)
-	}
-	return u, err
-}
-
 // uploadStatus reports how many bytes an upload holds, so a client can
 // resume after an interruption (including a server restart). A client
 // whose chunk was cut asks at once, often before the server has seen the
@@ -154,18 +144,26 @@ func (r *Registry) session(ctx context.Context, repo, id string) (eventlog.Uploa
 // is about to give back; past the wait it reports the progress so far.
 // Spec: #getting-the-status-of-an-upload
 func (r *Registry) uploadStatus(w http.ResponseWriter, req *http.Request) error {
-	repo, id := mux.Vars(req)["name"], mux.Vars(req)["uuid"]
-	if _, err := r.session(req.Context(), repo, id); err != nil {
-		return err
+	ctx, repo, id := req.Context(), mux.Vars(req)["name"], mux.Vars(req)["uuid"]
+	if _, err := r.session(ctx, repo, id); err != nil {
+		return err // an id that is no session takes no lease
 	}
-	if ls, err := r.log.LeaseUpload(req.Context(), id, r.leaseTTL(), statusWait); err == nil {
+	if ls, err := r.log.LeaseUpload(ctx, id, r.leaseTTL(), statusWait); err == nil {
 		defer ls.Release()
 	} else if !errors.Is(err, eventlog.ErrBusy) {
 		return err
 	}
-	size, err := r.blobs.UploadSize(req.Context(), id)
+	// Again after the wait: the request before may have recorded the
+	// session or ended it.
+	s, err := r.session(ctx, repo, id)
 	if err != nil {
-		return uploadError(err)
+		return err
+	}
+	var size int64
+	if s.recorded {
+		if size, err = r.blobs.UploadSize(ctx, id); err != nil {
+			return uploadError(err)
+		}
 	}
 	writeUploadStatus(w, repo, id, size, http.StatusNoContent)
 	return nil
@@ -177,11 +175,19 @@ func (r *Registry) uploadStatus(w http.ResponseWriter, req *http.Request) error 
 // Spec: #pushing-a-blob-in-chunks
 func (r *Registry) patchUpload(w http.ResponseWriter, req *http.Request) error {
 	ctx, repo, id := req.Context(), mux.Vars(req)["name"], mux.Vars(req)["uuid"]
-	lease, err := r.leaseSession(ctx, repo, id)
+	lease, s, err := r.leaseSession(ctx, repo, id)
 	if err != nil {
 		return err
 	}
 	defer lease.Release()
+	if !s.recorded && req.ContentLength == 0 && req.Header.Get("Content-Range") == "" {
+		// Nothing to keep: the session stays as it was.
+		writeUploadStatus(w, repo, id, 0, http.StatusAccepted)
+		return nil
+	}
+	if err := r.record(ctx, repo, &s); err != nil {
+		return err
+	}
 	size, err := r.appendChunk(req, repo, id, lease, false)
 	if err != nil {
 		return err
@@ -280,7 +286,7 @@ func (b *exactBody) Read(p []byte) (int, error) {
 // Spec: #pushing-a-blob-in-chunks (closing the upload)
 func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request) error {
 	ctx, repo, id := req.Context(), mux.Vars(req)["name"], mux.Vars(req)["uuid"]
-	lease, err := r.leaseSession(ctx, repo, id)
+	lease, s, err := r.leaseSession(ctx, repo, id)
 	if err != nil {
 		return err
 	}
@@ -294,7 +300,10 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request) error 
 	if err != nil {
 		return err
 	}
-	if done, err := r.finishWhole(w, req, repo, id, d, lease); done || err != nil {
+	if done, err := r.finishWhole(w, req, repo, s, d, lease); done || err != nil {
+		return err
+	}
+	if err := r.record(ctx, repo, &s); err != nil {
 		return err
 	}
 	if req.Header.Get("Content-Range") != "" || req.ContentLength != 0 {
@@ -308,7 +317,7 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request) error 
 	stop()
 	if errors.Is(err, blobstore.ErrDigestMismatch) {
 		// The store has discarded the bytes; close the session to match.
-		r.log.Append(context.WithoutCancel(ctx), eventlog.New(eventlog.TypeUploadCancelled, repo, eventlog.UploadCancelled{ID: id, Reason: "digest mismatch"}))
+		r.log.Append(context.WithoutCancel(ctx), eventlog.New(eventlog.TypeUploadCancelled, repo, eventlog.UploadCancelled{ID: id, Reason: "digest mismatch", SessionEnd: s.end}))
 		return uploadError(err)
 	}
 	if err != nil {
@@ -317,7 +326,7 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request) error 
 	// The bytes are committed: record them even if the client goes away
 	// now, or they would be an orphan and the session a dead end.
 	ctx = context.WithoutCancel(ctx)
-	evs := append(commitEvents(repo, got, nil, fence), eventlog.New(eventlog.TypeUploadFinished, repo, eventlog.UploadFinished{ID: id, SHA256: got.SHA256.String()}))
+	evs := append(commitEvents(repo, got, nil, fence), eventlog.New(eventlog.TypeUploadFinished, repo, eventlog.UploadFinished{ID: id, SHA256: got.SHA256.String(), SessionEnd: s.end}))
 	if err := r.appendCommitted(ctx, evs...); err != nil {
 		return err
 	}
@@ -328,10 +337,12 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request) error 
 // finishWhole completes a session that holds nothing yet and whose PUT
 // carries the whole blob, small enough for the log to keep (ADR 0016): the
 // common POST then PUT ?digest= of a small blob. The bytes are hashed in
-// memory and travel in the blob.committed; no staged file is written, and
-// the empty one the POST made goes after the append. It reports false, and
-// leaves the request to the staged path, for anything else.
-func (r *Registry) finishWhole(w http.ResponseWriter, req *http.Request, repo, id string, d digest.Digest, lease *eventlog.Lease) (bool, error) {
+// memory and travel in the blob.committed; no staged file is written. A
+// session never recorded (ADR 0018) ends with this one append; a recorded
+// one's empty staging file goes after it. It reports false, and leaves the
+// request to the staged path, for anything else.
+func (r *Registry) finishWhole(w http.ResponseWriter, req *http.Request, repo string, s uploadSession, d digest.Digest, lease *eventlog.Lease) (bool, error) {
+	id := s.id
 	n := req.ContentLength
 	if n <= 0 || n > r.inlineMax() {
 		return false, nil
@@ -342,8 +353,10 @@ func (r *Registry) finishWhole(w http.ResponseWriter, req *http.Request, repo, i
 		}
 	}
 	ctx := req.Context()
-	if size, err := r.blobs.UploadSize(ctx, id); err != nil || size != 0 {
-		return false, nil
+	if s.recorded { // (an unrecorded session holds nothing)
+		if size, err := r.blobs.UploadSize(ctx, id); err != nil || size != 0 {
+			return false, nil
+		}
 	}
 	data := make([]byte, n)
 	if _, err := io.ReadFull(newLeasedBody(ctx, req.Body, lease), data); errors.Is(err, io.ErrUnexpectedEOF) {
@@ -355,22 +368,26 @@ func (r *Registry) finishWhole(w http.ResponseWriter, req *http.Request, repo, i
 	ds, content, err := r.ingestBytes(ctx, data, d)
 	if errors.Is(err, blobstore.ErrDigestMismatch) {
 		// As the staged path: the session ends with the refusal.
-		r.log.Append(context.WithoutCancel(ctx), eventlog.New(eventlog.TypeUploadCancelled, repo, eventlog.UploadCancelled{ID: id, Reason: "digest mismatch"}))
-		r.blobs.AbortUpload(context.WithoutCancel(ctx), id)
+		r.log.Append(context.WithoutCancel(ctx), eventlog.New(eventlog.TypeUploadCancelled, repo, eventlog.UploadCancelled{ID: id, Reason: "digest mismatch", SessionEnd: s.end}))
+		if s.recorded {
+			r.blobs.AbortUpload(context.WithoutCancel(ctx), id)
+		}
 		return true, uploadError(err)
 	}
 	if err != nil {
 		return true, uploadError(err)
 	}
 	ctx = context.WithoutCancel(ctx) // as the staged path: record what a client may have been told
-	evs := append(commitEvents(repo, ds, content, fence), eventlog.New(eventlog.TypeUploadFinished, repo, eventlog.UploadFinished{ID: id, SHA256: ds.SHA256.String()}))
+	evs := append(commitEvents(repo, ds, content, fence), eventlog.New(eventlog.TypeUploadFinished, repo, eventlog.UploadFinished{ID: id, SHA256: ds.SHA256.String(), SessionEnd: s.end}))
 	if err := r.appendCommitted(ctx, evs...); err != nil {
 		return true, err
 	}
-	// The session's empty staging file; one left by a crash here is an
-	// abandoned upload's, which collections remove.
-	if err := r.blobs.AbortUpload(ctx, id); err != nil {
-		r.logger.WarnContext(ctx, "remove the staging area of a finished upload", "upload", id, "err", err)
+	// A recorded session's empty staging file; one left by a crash here
+	// is an abandoned upload's, which the janitor removes.
+	if s.recorded {
+		if err := r.blobs.AbortUpload(ctx, id); err != nil {
+			r.logger.WarnContext(ctx, "remove the staging area of a finished upload", "upload", id, "err", err)
+		}
 	}
 	writeBlobCreated(w, repo, d)
 	return true, nil
@@ -380,18 +397,21 @@ func (r *Registry) finishWhole(w http.ResponseWriter, req *http.Request, repo, i
 // Spec: #canceling-an-upload
 func (r *Registry) cancelUpload(w http.ResponseWriter, req *http.Request) error {
 	ctx, repo, id := req.Context(), mux.Vars(req)["name"], mux.Vars(req)["uuid"]
-	lease, err := r.leaseSession(ctx, repo, id)
+	lease, s, err := r.leaseSession(ctx, repo, id)
 	if err != nil {
 		return err
 	}
 	defer lease.Release()
 	// The event first: if the removal below does not happen, the janitor
-	// removes staged bytes that no open session owns.
-	if _, err := r.log.Append(ctx, eventlog.New(eventlog.TypeUploadCancelled, repo, eventlog.UploadCancelled{ID: id, Reason: "cancelled by client"})); err != nil {
+	// removes staged bytes that no open session owns. A session never
+	// recorded has none, but its id must not serve again.
+	if _, err := r.log.Append(ctx, eventlog.New(eventlog.TypeUploadCancelled, repo, eventlog.UploadCancelled{ID: id, Reason: "cancelled by client", SessionEnd: s.end})); err != nil {
 		return err
 	}
-	if err := r.blobs.AbortUpload(ctx, id); err != nil {
-		return err
+	if s.recorded {
+		if err := r.blobs.AbortUpload(ctx, id); err != nil {
+			return err
+		}
 	}
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusNoContent)

@@ -1,10 +1,14 @@
 package eventlogtest
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/artifact-store/artifact-store/eventlog"
 )
@@ -61,5 +65,109 @@ func testOpenUploadCounts(t *testing.T, l *eventlog.Log) {
 	live, replayed = dumpAndReplay(t, l)
 	if len(live["upload_counts"]) != 0 || len(replayed["upload_counts"]) != 0 {
 		t.Fatalf("upload_counts live %q, replayed %q; want none", live["upload_counts"], replayed["upload_counts"])
+	}
+}
+
+// testEndedUploads: an end whose id stays valid past the event makes
+// Upload answer ErrUploadEnded (an ErrNotFound) until the id expires, for
+// sessions recorded or not; other ends leave a plain ErrNotFound; the ids
+// expired by a later end's time are dropped; replay rebuilds the view.
+func testEndedUploads(t *testing.T, l *eventlog.Log) {
+	ctx := context.Background()
+	state := func(id string) string {
+		t.Helper()
+		_, err := l.Upload(ctx, id)
+		switch {
+		case err == nil:
+			return "open"
+		case errors.Is(err, eventlog.ErrUploadEnded) && errors.Is(err, eventlog.ErrNotFound):
+			return "ended"
+		case errors.Is(err, eventlog.ErrNotFound):
+			return "unknown"
+		}
+		t.Fatalf("Upload(%s): %v", id, err)
+		return ""
+	}
+	until := func(d time.Duration) eventlog.SessionEnd {
+		return eventlog.SessionEnd{IDExpires: time.Now().Add(d).UnixNano()}
+	}
+	finish := func(id string, end eventlog.SessionEnd) eventlog.Event {
+		return eventlog.New(eventlog.TypeUploadFinished, "r", eventlog.UploadFinished{ID: id, SHA256: "00", SessionEnd: end})
+	}
+	cancel := func(id string, end eventlog.SessionEnd) eventlog.Event {
+		return eventlog.New(eventlog.TypeUploadCancelled, "r", eventlog.UploadCancelled{ID: id, Reason: "test", SessionEnd: end})
+	}
+	mustAppend(t, l, eventlog.New(eventlog.TypeUploadStarted, "r", eventlog.UploadStarted{ID: "started"}),
+		eventlog.New(eventlog.TypeUploadStarted, "r", eventlog.UploadStarted{ID: "open"}))
+	mustAppend(t, l, finish("unrecorded", until(time.Hour)), cancel("cancelled", until(time.Hour)),
+		finish("started", until(time.Hour)), cancel("old", eventlog.SessionEnd{}), finish("expired", until(-time.Second)),
+		finish("short", until(300*time.Millisecond)))
+	for id, want := range map[string]string{"unrecorded": "ended", "cancelled": "ended", "started": "ended", "short": "ended",
+		"old": "unknown", "expired": "unknown", "open": "open", "never": "unknown"} {
+		if got := state(id); got != want {
+			t.Errorf("%s: %s, want %s", id, got, want)
+		}
+	}
+	if _, n, _ := l.OpenUploads(ctx, "r"); n != 1 {
+		t.Errorf("open sessions: %d, want 1 (ends of unrecorded sessions count nowhere)", n)
+	}
+	// Ended again, later: the first end's expiry stands.
+	mustAppend(t, l, cancel("unrecorded", until(2*time.Hour)))
+	live, replayed := dumpAndReplay(t, l)
+	if !reflect.DeepEqual(live["ended_uploads"], replayed["ended_uploads"]) || len(live["ended_uploads"]) != 4 {
+		t.Fatalf("ended_uploads live %q, replayed %q; want the 4 ended ids", live["ended_uploads"], replayed["ended_uploads"])
+	}
+	// Past its expiry, the next end drops the short-lived id.
+	time.Sleep(400 * time.Millisecond)
+	mustAppend(t, l, finish("later", until(time.Hour)))
+	if got := state("short"); got != "unknown" {
+		t.Errorf("short, after its expiry and a later end: %s, want unknown", got)
+	}
+	if got := state("unrecorded"); got != "ended" {
+		t.Errorf("unrecorded: %s, want ended", got)
+	}
+	live, replayed = dumpAndReplay(t, l)
+	if !reflect.DeepEqual(live["ended_uploads"], replayed["ended_uploads"]) || len(live["ended_uploads"]) != 4 {
+		t.Fatalf("ended_uploads live %q, replayed %q; want 4 rows", live["ended_uploads"], replayed["ended_uploads"])
+	}
+}
+
+// testSharedKey: SharedKey makes one 32-byte key per purpose, the same for
+// every caller, including callers racing to make it.
+func testSharedKey(t *testing.T, l *eventlog.Log) {
+	ctx := context.Background()
+	keys := make([][]byte, 8)
+	var wg sync.WaitGroup
+	for i := range keys {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k, err := l.SharedKey(ctx, "a")
+			if err != nil {
+				t.Error(err)
+			}
+			keys[i] = k
+		}()
+	}
+	wg.Wait()
+	for _, k := range keys {
+		if len(k) != 32 || !bytes.Equal(k, keys[0]) {
+			t.Fatalf("keys %x, want one 32-byte key", keys)
+		}
+	}
+	again, err := l.SharedKey(ctx, "a")
+	if err != nil || !bytes.Equal(again, keys[0]) {
+		t.Fatalf("again: %x, %v; want %x", again, err, keys[0])
+	}
+	other, err := l.SharedKey(ctx, "b")
+	if err != nil || len(other) != 32 || bytes.Equal(other, keys[0]) {
+		t.Fatalf("another purpose: %x, %v; want a key of its own", other, err)
+	}
+	// Replay rebuilds views; keys are not one.
+	if _, err := l.Replay(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := l.SharedKey(ctx, "a"); err != nil || !bytes.Equal(k, keys[0]) {
+		t.Fatalf("after replay: %x, %v; want %x", k, err, keys[0])
 	}
 }

@@ -1,0 +1,197 @@
+package registry
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/artifact-store/artifact-store/eventlog"
+)
+
+// Upload sessions are recorded with their first bytes, not when they are
+// opened (ADR 0018). A POST hands out an id that is valid on its own: it
+// names the repository and the time it was issued, and is signed with a
+// key every replica shares (eventlog.SharedKey). Until a request brings
+// bytes, a session is nothing but that id: no event, no row, no staging
+// file. The common small push (POST, then a PUT ?digest= carrying the
+// whole blob) then costs one append instead of two.
+//
+// Invariants:
+//   - A session is open when the log holds its upload.started and no end,
+//     or when its id verifies for the repository, has not expired
+//     (issued + unrecordedTTL), and the log has no end for it. The end
+//     events of a session carry the id's expiry (eventlog.SessionEnd), so
+//     the log remembers an ended id for as long as it would verify.
+//   - A session is recorded, and its staging file made, under its lease,
+//     after the check that it is still open: two requests cannot both
+//     start it, and none starts one that has just ended.
+//   - An id that verifies for one repository does not verify for another.
+
+// sessionKeyPurpose names the shared key that signs session ids.
+const sessionKeyPurpose = "upload-session-ids"
+
+// Parts of an id, in bytes, before hex: random, issued (Unix seconds, big
+// endian), then the first macLen bytes of HMAC-SHA256 over the repository
+// and both.
+const (
+	idRandLen = 16
+	idTimeLen = 8
+	idMACLen  = 16
+	idLen     = 2 * (idRandLen + idTimeLen + idMACLen)
+)
+
+// idSkew is how far in the future an id's issue time may lie: replicas'
+// clocks differ a little.
+const idSkew = time.Minute
+
+// sessionIDs mints and verifies session ids with the log's shared key,
+// fetched on first use and kept.
+type sessionIDs struct {
+	log *eventlog.Log
+	mu  sync.Mutex
+	key []byte
+}
+
+func (s *sessionIDs) keyFor(ctx context.Context) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.key == nil {
+		k, err := s.log.SharedKey(ctx, sessionKeyPurpose)
+		if err != nil {
+			return nil, err
+		}
+		s.key = k
+	}
+	return s.key, nil
+}
+
+func idMAC(key []byte, repo string, body []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("artifactstore upload session\x00"))
+	m.Write([]byte(repo))
+	m.Write([]byte{0})
+	m.Write(body)
+	return m.Sum(nil)[:idMACLen]
+}
+
+// mint returns a new id for a session of repo issued at now.
+func (s *sessionIDs) mint(ctx context.Context, repo string, now time.Time) (string, error) {
+	key, err := s.keyFor(ctx)
+	if err != nil {
+		return "", err
+	}
+	b := make([]byte, idRandLen+idTimeLen, idRandLen+idTimeLen+idMACLen)
+	rand.Read(b[:idRandLen])
+	binary.BigEndian.PutUint64(b[idRandLen:], uint64(now.Unix()))
+	return hex.EncodeToString(append(b, idMAC(key, repo, b)...)), nil
+}
+
+// issued returns when id was issued for repo, and false when it is not an
+// id minted for repo (another repository's, an id of the format before
+// ADR 0018, or made up).
+func (s *sessionIDs) issued(ctx context.Context, repo, id string) (time.Time, bool, error) {
+	if len(id) != idLen {
+		return time.Time{}, false, nil
+	}
+	b, err := hex.DecodeString(id)
+	if err != nil {
+		return time.Time{}, false, nil
+	}
+	key, err := s.keyFor(ctx)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	body := b[:idRandLen+idTimeLen]
+	if !hmac.Equal(b[idRandLen+idTimeLen:], idMAC(key, repo, body)) {
+		return time.Time{}, false, nil
+	}
+	return time.Unix(int64(binary.BigEndian.Uint64(b[idRandLen:])), 0), true, nil
+}
+
+// unrecordedTTL is how long an id is valid without a record: as long as
+// a recorded session may stay without a byte (the janitor's rule), and
+// within what the log remembers of ended sessions.
+func (r *Registry) unrecordedTTL() time.Duration {
+	return min(r.opts.UploadTTL, emptyUploadTTL)
+}
+
+// uploadSession is an open upload session of a repository.
+type uploadSession struct {
+	id       string
+	recorded bool // the log holds its upload.started; it may have staged bytes
+	// end is what the session's end event says of its id: when the id
+	// stops verifying (zero for an id that never verified on its own).
+	end eventlog.SessionEnd
+}
+
+// newSession mints the id of a new, unrecorded session of repo.
+func (r *Registry) newSession(ctx context.Context, repo string) (string, error) {
+	return r.ids.mint(ctx, repo, time.Now())
+}
+
+// sessionEnd is what the end of session id of repo says of its id: its
+// expiry while it still verifies, so that the log remembers the end until
+// then.
+func (r *Registry) sessionEnd(ctx context.Context, repo, id string) (eventlog.SessionEnd, time.Time, error) {
+	at, minted, err := r.ids.issued(ctx, repo, id)
+	if err != nil || !minted {
+		return eventlog.SessionEnd{}, at, err
+	}
+	if expires := at.Add(r.unrecordedTTL()); expires.After(time.Now()) {
+		return eventlog.SessionEnd{IDExpires: expires.UnixNano()}, at, nil
+	}
+	return eventlog.SessionEnd{}, at, nil
+}
+
+// session returns the open upload session id of repo, recorded or not.
+func (r *Registry) session(ctx context.Context, repo, id string) (uploadSession, error) {
+	unknown := errorf(CodeBlobUploadUnknown, "upload %s is not open in repository %s (it finished, was cancelled or expired)", id, repo)
+	s := uploadSession{id: id}
+	end, at, err := r.sessionEnd(ctx, repo, id)
+	if err != nil {
+		return s, err
+	}
+	s.end = end
+	u, err := r.log.Upload(ctx, id)
+	switch {
+	case err == nil && u.Repo == repo:
+		s.recorded = true
+		return s, nil
+	case err == nil, errors.Is(err, eventlog.ErrUploadEnded):
+		return s, unknown
+	case !errors.Is(err, eventlog.ErrNotFound):
+		return s, err
+	}
+	// Never recorded: open while its id verifies and has not expired.
+	if s.end.IDExpires == 0 || at.After(time.Now().Add(idSkew)) {
+		return s, unknown
+	}
+	return s, nil
+}
+
+// record makes s a recorded session, with an empty staging file, before
+// its first bytes: within the caps on open sessions, which count recorded
+// ones. The caller holds its lease.
+func (r *Registry) record(ctx context.Context, repo string, s *uploadSession) error {
+	if s.recorded {
+		return nil
+	}
+	if err := r.checkUploadCaps(ctx, repo); err != nil {
+		return err
+	}
+	if err := r.blobs.CreateUpload(ctx, s.id); err != nil {
+		return err
+	}
+	if _, err := r.log.Append(ctx, eventlog.New(eventlog.TypeUploadStarted, repo, eventlog.UploadStarted{ID: s.id})); err != nil {
+		r.blobs.AbortUpload(context.WithoutCancel(ctx), s.id)
+		return err
+	}
+	s.recorded = true
+	return nil
+}
