@@ -77,10 +77,11 @@ type Options struct {
 	// nothing (no lease, descriptor or connection) beyond it. Default 60s.
 	BodyIdleTimeout time.Duration
 	// MaxUploads and MaxUploadsPerRepo cap the open upload sessions, in
-	// total and per repository; a POST beyond a cap gets 429
-	// TOOMANYREQUESTS. Defaults 10,000 and 1,000. The caps are checked
-	// before the session is recorded, so concurrent POSTs may pass them
-	// by at most their number.
+	// total and per repository; a session counts once recorded, with its
+	// first bytes (ADR 0018). A POST beyond a cap, or the first bytes of
+	// a session beyond it, get 429 TOOMANYREQUESTS. Defaults 10,000 and
+	// 1,000. The caps are checked before the session is recorded, so
+	// concurrent first PATCHes may pass them by at most their number.
 	MaxUploads, MaxUploadsPerRepo int
 	// Auth, when set, authenticates every request and authorizes it
 	// against its policy, and serves the token service at auth.TokenPath.

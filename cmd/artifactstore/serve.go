@@ -67,8 +67,8 @@ func newServeFlags(errorHandling flag.ErrorHandling) *serveFlags {
 	f.tierEvery = fs.Duration("tier-interval", envDuration("ARTIFACTSTORE_TIER_INTERVAL", time.Hour), "how often the tiering policy runs, with --cold-storage (env ARTIFACTSTORE_TIER_INTERVAL)")
 	f.anchorEvery = fs.Duration("anchor-interval", envDuration("ARTIFACTSTORE_ANCHOR_INTERVAL", 30*time.Second), "how often the event log's head is anchored in the blob store (and at shutdown), for verify to detect a rolled-back log (env ARTIFACTSTORE_ANCHOR_INTERVAL)")
 	f.bodyIdle = fs.Duration("body-idle-timeout", envDuration("ARTIFACTSTORE_BODY_IDLE_TIMEOUT", time.Minute), "cut a request body that sends nothing for this long, so a client that goes quiet holds nothing (env ARTIFACTSTORE_BODY_IDLE_TIMEOUT)")
-	f.maxUploads = fs.Int("max-uploads", envInt("ARTIFACTSTORE_MAX_UPLOADS", 10_000), "open upload sessions allowed in total; more get 429 (env ARTIFACTSTORE_MAX_UPLOADS)")
-	f.maxRepoUploads = fs.Int("max-uploads-per-repo", envInt("ARTIFACTSTORE_MAX_UPLOADS_PER_REPO", 1_000), "open upload sessions allowed per repository; more get 429 (env ARTIFACTSTORE_MAX_UPLOADS_PER_REPO)")
+	f.maxUploads = fs.Int("max-uploads", envInt("ARTIFACTSTORE_MAX_UPLOADS", 10_000), "upload sessions holding bytes allowed in total; more get 429 (env ARTIFACTSTORE_MAX_UPLOADS)")
+	f.maxRepoUploads = fs.Int("max-uploads-per-repo", envInt("ARTIFACTSTORE_MAX_UPLOADS_PER_REPO", 1_000), "upload sessions holding bytes allowed per repository; more get 429 (env ARTIFACTSTORE_MAX_UPLOADS_PER_REPO)")
 	f.inlineMax = new(int64)
 	*f.inlineMax = registry.DefaultInlineMax
 	if v := os.Getenv("ARTIFACTSTORE_INLINE_MAX"); v != "" {
