@@ -62,6 +62,9 @@ type Log struct {
 	lockDB *sql.DB    // connections for LockBlob; nil: use db
 	leases leaseTable // upload leases, when the dialect has no KeyLock (SQLite)
 
+	numbered  sync.Map     // query text → its rewrite by q
+	numberedN atomic.Int32 // entries in numbered
+
 	observed atomic.Int64             // see Observed
 	observer atomic.Pointer[Observer] // see SetObserver
 	tracer   atomic.Pointer[Tracer]   // see SetTracer
@@ -137,22 +140,45 @@ func (l *Log) Close() error {
 	return l.db.Close()
 }
 
-// q rewrites "?" placeholders for the dialect.
+// q rewrites "?" placeholders for the dialect. Every query of the
+// PostgreSQL dialect passes here, the committer's view writes included, so
+// rewrites are kept: the texts are the code's own, and the few built at
+// run time (IN lists) take a bounded number of shapes, which maxNumbered
+// bounds again.
 func (l *Log) q(query string) string {
 	if !l.dialect.Numbered {
 		return query
 	}
-	var b strings.Builder
-	n := 0
-	for _, r := range query {
-		if r == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteRune(r)
+	if v, ok := l.numbered.Load(query); ok {
+		return v.(string)
 	}
-	return b.String()
+	out := numberPlaceholders(query)
+	if l.numberedN.Load() < maxNumbered {
+		if _, loaded := l.numbered.LoadOrStore(query, out); !loaded {
+			l.numberedN.Add(1)
+		}
+	}
+	return out
+}
+
+// maxNumbered bounds the rewrites q keeps.
+const maxNumbered = 4096
+
+// numberPlaceholders turns each "?" of query into $1, $2, ... in order.
+func numberPlaceholders(query string) string {
+	n := strings.Count(query, "?")
+	if n == 0 {
+		return query
+	}
+	b := make([]byte, 0, len(query)+4*n)
+	for k := 1; ; k++ {
+		i := strings.IndexByte(query, '?')
+		if i < 0 {
+			return string(append(b, query...))
+		}
+		b = strconv.AppendInt(append(append(b, query[:i]...), '$'), int64(k), 10)
+		query = query[i+1:]
+	}
 }
 
 // begin starts a writing transaction holding the dialect's write lock.
