@@ -7,10 +7,12 @@
 -- before the field existed carry none and add nothing here.
 -- Invariant: a row for each session whose end event set idExpires, at
 -- least until the first such event at or after that time.
+-- WITHOUT ROWID: the key is the row, stored once (the view turns over
+-- with every push).
 CREATE TABLE ended_uploads (
     id            TEXT   PRIMARY KEY,
     id_expires_ns BIGINT NOT NULL
-);
+) WITHOUT ROWID;
 CREATE INDEX ended_uploads_by_expiry ON ended_uploads (id_expires_ns);
 
 -- Secrets every process sharing the database uses alike (the key that
