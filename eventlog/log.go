@@ -142,12 +142,16 @@ func (l *Log) Close() error {
 
 // q rewrites "?" placeholders for the dialect. Every query of the
 // PostgreSQL dialect passes here, the committer's view writes included, so
-// rewrites are kept: the texts are the code's own, and the few built at
-// run time (IN lists) take a bounded number of shapes, which maxNumbered
-// bounds again.
+// rewrites are kept. Texts built at run time (IN lists, up to a thousand
+// keys in a group's facts query) take many shapes: only short texts are
+// kept, at most maxNumbered of them, so what is kept stays within a few
+// megabytes whatever the workload; longer ones are rewritten each time.
 func (l *Log) q(query string) string {
 	if !l.dialect.Numbered {
 		return query
+	}
+	if len(query) > maxNumberedLen {
+		return numberPlaceholders(query)
 	}
 	if v, ok := l.numbered.Load(query); ok {
 		return v.(string)
@@ -161,8 +165,13 @@ func (l *Log) q(query string) string {
 	return out
 }
 
-// maxNumbered bounds the rewrites q keeps.
-const maxNumbered = 4096
+// maxNumbered and maxNumberedLen bound the rewrites q keeps: 1,024 texts
+// of at most 1 KiB each, with their rewrites. The log's fixed texts are a
+// few hundred, nearly all shorter.
+const (
+	maxNumbered    = 1024
+	maxNumberedLen = 1024
+)
 
 // numberPlaceholders turns each "?" of query into $1, $2, ... in order.
 func numberPlaceholders(query string) string {

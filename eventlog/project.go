@@ -249,6 +249,14 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 		if err := e.Decode(&p); err != nil {
 			return err
 		}
+		// A session that has ended stays ended, even for a writer whose
+		// lease lapsed while the end was recorded: the append fails
+		// whole, as a second publish of a version does.
+		if ended, err := l.found(ctx, tx, `SELECT 1 FROM ended_uploads WHERE id = ?`, p.ID); err != nil {
+			return err
+		} else if ended {
+			return fmt.Errorf("%w: upload %s has ended", ErrConflict, p.ID)
+		}
 		if err := exec(`INSERT INTO uploads (id, repo, started_ns, seq) VALUES (?, ?, ?, ?)`, p.ID, e.Repo, e.Time.UnixNano(), e.Seq); err != nil {
 			return err
 		}

@@ -16,7 +16,7 @@ import (
 
 // Upload sessions are recorded with their first bytes, not when they are
 // opened (ADR 0018). A POST hands out an id that is valid on its own: it
-// names the repository and the time it was issued, and is signed with a
+// names the repository and the time it expires, and is signed with a
 // key every replica shares (eventlog.SharedKey). Until a request brings
 // bytes, a session is nothing but that id: no event, no row, no staging
 // file. The common small push (POST, then a PUT ?digest= carrying the
@@ -24,10 +24,13 @@ import (
 //
 // Invariants:
 //   - A session is open when the log holds its upload.started and no end,
-//     or when its id verifies for the repository, has not expired
-//     (issued + unrecordedTTL), and the log has no end for it. The end
-//     events of a session carry the id's expiry (eventlog.SessionEnd), so
-//     the log remembers an ended id for as long as it would verify.
+//     or when its id verifies for the repository, has not expired, and
+//     the log has no end for it. The expiry is in the id, so every replica
+//     agrees on it whatever its own --upload-ttl. The end events of a
+//     session carry that expiry plus idSkew (eventlog.SessionEnd), so the
+//     log remembers an ended id for as long as any replica whose clock is
+//     off by less than idSkew would accept it; and the log refuses an
+//     upload.started for an ended id.
 //   - A session is recorded, and its staging file made, under its lease,
 //     after the check that it is still open: two requests cannot both
 //     start it, and none starts one that has just ended.
@@ -36,9 +39,9 @@ import (
 // sessionKeyPurpose names the shared key that signs session ids.
 const sessionKeyPurpose = "upload-session-ids"
 
-// Parts of an id, in bytes, before hex: random, issued (Unix seconds, big
-// endian), then the first macLen bytes of HMAC-SHA256 over the repository
-// and both.
+// Parts of an id, in bytes, before hex: random, expiry (Unix seconds, big
+// endian), then the first idMACLen bytes of HMAC-SHA256 over the
+// repository and both.
 const (
 	idRandLen = 16
 	idTimeLen = 8
@@ -46,8 +49,8 @@ const (
 	idLen     = 2 * (idRandLen + idTimeLen + idMACLen)
 )
 
-// idSkew is how far in the future an id's issue time may lie: replicas'
-// clocks differ a little.
+// idSkew is how far replicas' clocks may differ: the log remembers an
+// ended id this long past its expiry.
 const idSkew = time.Minute
 
 // sessionIDs mints and verifies session ids with the log's shared key,
@@ -80,22 +83,22 @@ func idMAC(key []byte, repo string, body []byte) []byte {
 	return m.Sum(nil)[:idMACLen]
 }
 
-// mint returns a new id for a session of repo issued at now.
-func (s *sessionIDs) mint(ctx context.Context, repo string, now time.Time) (string, error) {
+// mint returns a new id for a session of repo that expires at expires.
+func (s *sessionIDs) mint(ctx context.Context, repo string, expires time.Time) (string, error) {
 	key, err := s.keyFor(ctx)
 	if err != nil {
 		return "", err
 	}
 	b := make([]byte, idRandLen+idTimeLen, idRandLen+idTimeLen+idMACLen)
 	rand.Read(b[:idRandLen])
-	binary.BigEndian.PutUint64(b[idRandLen:], uint64(now.Unix()))
+	binary.BigEndian.PutUint64(b[idRandLen:], uint64(expires.Unix()))
 	return hex.EncodeToString(append(b, idMAC(key, repo, b)...)), nil
 }
 
-// issued returns when id was issued for repo, and false when it is not an
-// id minted for repo (another repository's, an id of the format before
-// ADR 0018, or made up).
-func (s *sessionIDs) issued(ctx context.Context, repo, id string) (time.Time, bool, error) {
+// expiry returns when id, minted for repo, expires, and false when it is
+// not an id minted for repo (another repository's, an id of the format
+// before ADR 0018, or made up).
+func (s *sessionIDs) expiry(ctx context.Context, repo, id string) (time.Time, bool, error) {
 	if len(id) != idLen {
 		return time.Time{}, false, nil
 	}
@@ -115,8 +118,7 @@ func (s *sessionIDs) issued(ctx context.Context, repo, id string) (time.Time, bo
 }
 
 // unrecordedTTL is how long an id is valid without a record: as long as
-// a recorded session may stay without a byte (the janitor's rule), and
-// within what the log remembers of ended sessions.
+// a recorded session may stay without a byte (the janitor's rule).
 func (r *Registry) unrecordedTTL() time.Duration {
 	return min(r.opts.UploadTTL, emptyUploadTTL)
 }
@@ -132,28 +134,28 @@ type uploadSession struct {
 
 // newSession mints the id of a new, unrecorded session of repo.
 func (r *Registry) newSession(ctx context.Context, repo string) (string, error) {
-	return r.ids.mint(ctx, repo, time.Now())
+	return r.ids.mint(ctx, repo, time.Now().Add(r.unrecordedTTL()))
 }
 
-// sessionEnd is what the end of session id of repo says of its id: its
-// expiry while it still verifies, so that the log remembers the end until
-// then.
+// sessionEnd is what the end of session id of repo says of its id: how
+// long the log must remember the end, while some replica could still
+// accept the id; and when the id expires (zero when it never verified).
 func (r *Registry) sessionEnd(ctx context.Context, repo, id string) (eventlog.SessionEnd, time.Time, error) {
-	at, minted, err := r.ids.issued(ctx, repo, id)
+	expires, minted, err := r.ids.expiry(ctx, repo, id)
 	if err != nil || !minted {
-		return eventlog.SessionEnd{}, at, err
+		return eventlog.SessionEnd{}, time.Time{}, err
 	}
-	if expires := at.Add(r.unrecordedTTL()); expires.After(time.Now()) {
-		return eventlog.SessionEnd{IDExpires: expires.UnixNano()}, at, nil
+	if remember := expires.Add(idSkew); remember.After(time.Now()) {
+		return eventlog.SessionEnd{IDExpires: remember.UnixNano()}, expires, nil
 	}
-	return eventlog.SessionEnd{}, at, nil
+	return eventlog.SessionEnd{}, expires, nil
 }
 
 // session returns the open upload session id of repo, recorded or not.
 func (r *Registry) session(ctx context.Context, repo, id string) (uploadSession, error) {
 	unknown := errorf(CodeBlobUploadUnknown, "upload %s is not open in repository %s (it finished, was cancelled or expired)", id, repo)
 	s := uploadSession{id: id}
-	end, at, err := r.sessionEnd(ctx, repo, id)
+	end, expires, err := r.sessionEnd(ctx, repo, id)
 	if err != nil {
 		return s, err
 	}
@@ -169,7 +171,7 @@ func (r *Registry) session(ctx context.Context, repo, id string) (uploadSession,
 		return s, err
 	}
 	// Never recorded: open while its id verifies and has not expired.
-	if s.end.IDExpires == 0 || at.After(time.Now().Add(idSkew)) {
+	if !time.Now().Before(expires) {
 		return s, unknown
 	}
 	return s, nil
@@ -186,9 +188,25 @@ func (r *Registry) record(ctx context.Context, repo string, s *uploadSession) er
 		return err
 	}
 	if err := r.blobs.CreateUpload(ctx, s.id); err != nil {
-		return err
+		// A crash between a CreateUpload and its upload.started leaves the
+		// staging area behind, and the id stays valid: under the lease,
+		// with no record in the log, it is no one's. Start it afresh.
+		if _, serr := r.blobs.UploadSize(ctx, s.id); serr != nil {
+			return err
+		}
+		if err := r.blobs.AbortUpload(ctx, s.id); err != nil {
+			return err
+		}
+		if err := r.blobs.CreateUpload(ctx, s.id); err != nil {
+			return err
+		}
 	}
-	if _, err := r.log.Append(ctx, eventlog.New(eventlog.TypeUploadStarted, repo, eventlog.UploadStarted{ID: s.id})); err != nil {
+	_, err := r.log.Append(ctx, eventlog.New(eventlog.TypeUploadStarted, repo, eventlog.UploadStarted{ID: s.id}))
+	if errors.Is(err, eventlog.ErrConflict) {
+		// Ended meanwhile, by a request whose lease had lapsed.
+		err = errorf(CodeBlobUploadUnknown, "upload %s is not open in repository %s (it finished, was cancelled or expired)", s.id, repo)
+	}
+	if err != nil {
 		r.blobs.AbortUpload(context.WithoutCancel(ctx), s.id)
 		return err
 	}

@@ -114,6 +114,33 @@ func TestUnrecordedSessions(t *testing.T) {
 		expect(t, r, http.StatusBadRequest, "DIGEST_INVALID")
 		gone(loc, "a session whose digest did not match")
 
+		// The empty blob, whole: one append too.
+		loc = open("a")
+		before = head()
+		expect(t, s.do("PUT", loc+"?digest="+sha256Of(nil), nil), http.StatusCreated)
+		if types := strings.Join(eventTypes(t, s.log, before), " "); strings.Contains(types, "upload.started") {
+			t.Fatalf("events of an empty whole PUT: %s", types)
+		}
+		gone(loc, "a session finished with the empty blob")
+
+		// A crash between making a session's staging area and recording
+		// the session leaves the area behind; the id stays valid, and its
+		// next first bytes start afresh.
+		loc = open("a")
+		id = loc[strings.LastIndex(loc, "/")+1:]
+		if err := s.blobs.CreateUpload(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.blobs.AppendUpload(ctx, id, 0, strings.NewReader("left by a crash")); err != nil {
+			t.Fatal(err)
+		}
+		r = s.do("PATCH", loc, []byte("fresh"))
+		expect(t, r, http.StatusAccepted)
+		if r.Header.Get("Range") != "0-4" {
+			t.Fatalf("after a leftover staging area: Range %q, want 0-4", r.Header.Get("Range"))
+		}
+		expect(t, s.do("PUT", r.Header.Get("Location")+"?digest="+sha256Of([]byte("fresh")), nil), http.StatusCreated)
+
 		// Chunks: the first PATCH records the session.
 		loc = open("a")
 		before = head()

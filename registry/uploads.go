@@ -344,8 +344,8 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request) error 
 func (r *Registry) finishWhole(w http.ResponseWriter, req *http.Request, repo string, s uploadSession, d digest.Digest, lease *eventlog.Lease) (bool, error) {
 	id := s.id
 	n := req.ContentLength
-	if n <= 0 || n > r.inlineMax() {
-		return false, nil
+	if n < 0 || n > r.inlineMax() || (n == 0 && s.recorded) {
+		return false, nil // (a recorded session's staged bytes may be the blob)
 	}
 	if cr := req.Header.Get("Content-Range"); cr != "" {
 		if start, end, err := parseContentRange(cr); err != nil || start != 0 || end+1 != n {

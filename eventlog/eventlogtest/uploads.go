@@ -111,6 +111,15 @@ func testEndedUploads(t *testing.T, l *eventlog.Log) {
 	if _, n, _ := l.OpenUploads(ctx, "r"); n != 1 {
 		t.Errorf("open sessions: %d, want 1 (ends of unrecorded sessions count nowhere)", n)
 	}
+	// An ended session is not started again.
+	head, _ := l.Head(ctx)
+	_, err := l.Append(ctx, eventlog.New(eventlog.TypeUploadStarted, "r", eventlog.UploadStarted{ID: "unrecorded"}))
+	if !errors.Is(err, eventlog.ErrConflict) {
+		t.Fatalf("upload.started of an ended session: %v, want ErrConflict", err)
+	}
+	if after, _ := l.Head(ctx); state("unrecorded") != "ended" || after != head {
+		t.Fatalf("after a refused start: %s, head %d, want ended and %d", state("unrecorded"), after, head)
+	}
 	// Ended again, later: the first end's expiry stands.
 	mustAppend(t, l, cancel("unrecorded", until(2*time.Hour)))
 	live, replayed := dumpAndReplay(t, l)
