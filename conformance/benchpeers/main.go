@@ -180,6 +180,13 @@ func measureTarget(ctx context.Context, cfg config, work string, data *workloadD
 			res.fail(t.name, s.name, err)
 			continue
 		}
+		var dbBefore time.Duration
+		if t.database {
+			if dbBefore, err = databaseCPU(); err != nil {
+				res.fail(t.name, s.name, err)
+				continue
+			}
+		}
 		sctx, cancel := context.WithTimeout(ctx, s.deadline)
 		rate, err := s.run(sctx, w)
 		cancel()
@@ -197,7 +204,18 @@ func measureTarget(ctx context.Context, cfg config, work string, data *workloadD
 			continue
 		}
 		cpu := (after - before).Seconds()
-		logf("   %-40s %10.1f %-6s %6.2f CPU-s", s.name, rate, s.unit, cpu)
+		if t.database {
+			dbAfter, err := databaseCPU()
+			if err != nil {
+				res.fail(t.name, s.name, err)
+				continue
+			}
+			db := (dbAfter - dbBefore).Seconds()
+			logf("   %-40s %10.1f %-6s %6.2f CPU-s, PostgreSQL %.2f", s.name, rate, s.unit, cpu, db)
+			res.addDatabase(t.name, s.name, db)
+		} else {
+			logf("   %-40s %10.1f %-6s %6.2f CPU-s", s.name, rate, s.unit, cpu)
+		}
 		res.add(t.name, s.name, rate, cpu)
 	}
 	if rss, err := p.peakRSS(); err != nil {

@@ -21,6 +21,7 @@ type results struct {
 	steps   []step
 	rates   map[cellKey][]float64
 	cpu     map[cellKey][]float64
+	db      map[cellKey][]float64 // the local PostgreSQL's CPU seconds, for targets on it
 	errs    map[cellKey][]string
 }
 
@@ -30,7 +31,14 @@ type cellKey struct{ target, step string }
 
 func newResults(targets []target, steps []step) *results {
 	return &results{targets: targets, steps: steps,
-		rates: map[cellKey][]float64{}, cpu: map[cellKey][]float64{}, errs: map[cellKey][]string{}}
+		rates: map[cellKey][]float64{}, cpu: map[cellKey][]float64{}, db: map[cellKey][]float64{}, errs: map[cellKey][]string{}}
+}
+
+// addDatabase records the CPU seconds the local PostgreSQL spent on a
+// step of target.
+func (r *results) addDatabase(target, step string, seconds float64) {
+	k := cellKey{target, step}
+	r.db[k] = append(r.db[k], seconds)
 }
 
 func (r *results) add(target, step string, rate, cpu float64) {
@@ -151,9 +159,58 @@ func (r *results) render(header string, scaling *scalingResults) string {
 	for _, s := range r.steps {
 		row(r.cpu, s.name, s.name, "", true, 0.1)
 	}
+	r.renderDatabase(&b)
 	b.WriteString(scaling.render())
 	b.WriteString(r.renderErrors(scaling))
 	return b.String()
+}
+
+// renderDatabase is the table of the local PostgreSQL's CPU seconds per
+// step, for the targets on it: the database's own, and with the
+// server's, against the best peer's server (whose process does it all).
+func (r *results) renderDatabase(b *strings.Builder) {
+	var on []target
+	for _, t := range r.targets {
+		if len(r.db) > 0 && t.database {
+			on = append(on, t)
+		}
+	}
+	if len(on) == 0 {
+		return
+	}
+	b.WriteString("\n## PostgreSQL's CPU seconds per step (its processes on this machine), medians: lower is better\n\n| step")
+	for _, t := range on {
+		b.WriteString(" | " + t.name + ": PostgreSQL | " + t.name + ": server + PostgreSQL")
+	}
+	b.WriteString(" | best peer's server")
+	for _, t := range on {
+		b.WriteString(" | " + t.name + " (server + PostgreSQL) / best")
+	}
+	b.WriteString(" |\n|---" + strings.Repeat("|--:", 3*len(on)+1) + "|\n")
+	for _, s := range r.steps {
+		b.WriteString("| " + s.name)
+		sums := make([]float64, len(on))
+		for i, t := range on {
+			k := cellKey{t.name, s.name}
+			db, srv := median(r.db[k]), median(r.cpu[k])
+			sums[i] = db + srv
+			b.WriteString(" | " + r.cell(r.db, t.name, s.name) + " | " + number(sums[i]))
+		}
+		best, who := r.bestPeer(r.cpu, s.name, true)
+		if who == "" {
+			b.WriteString(" | –")
+		} else {
+			b.WriteString(" | " + number(best) + " (" + who + ")")
+		}
+		for _, sum := range sums {
+			if math.IsNaN(best) || max(sum, best) < 0.1 {
+				b.WriteString(" | –")
+				continue
+			}
+			b.WriteString(" | " + ratio(sum, best))
+		}
+		b.WriteString(" |\n")
+	}
 }
 
 // cell is a median, marked when some rounds failed, or "error".

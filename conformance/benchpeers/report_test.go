@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"math"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -115,5 +116,64 @@ func TestProcessStats(t *testing.T) {
 	rss, err := p.peakRSS()
 	if err != nil || rss < 100<<10 || rss > 1<<30 {
 		t.Errorf("peakRSS() = %d, %v", rss, err)
+	}
+}
+
+// TestRenderDatabase: for targets on a local PostgreSQL the report adds
+// the database's CPU seconds per step, and their sum with the server's
+// against the best peer's server.
+func TestRenderDatabase(t *testing.T) {
+	steps := []step{{name: "push", unit: unitOps}}
+	r := newResults([]target{{name: "ours"}, {name: "ours-pg", us: true, database: true}, {name: "peer"}}, steps)
+	r.targets[0].us = true
+	for _, v := range []float64{1.0, 1.2, 1.1} {
+		r.add("ours", "push", 900, 1.0)
+		r.add("ours-pg", "push", 500, v)
+		r.addDatabase("ours-pg", "push", 2*v)
+		r.add("peer", "push", 300, 5)
+	}
+	out := r.render("# header\n", nil)
+	for _, want := range []string{
+		"| step | ours-pg: PostgreSQL | ours-pg: server + PostgreSQL | best peer's server | ours-pg (server + PostgreSQL) / best |",
+		"| push | 2.20 | 3.30 | 5.00 (peer) | 0.66 |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	if none := newResults([]target{{name: "ours", us: true}}, steps).render("", nil); strings.Contains(none, "PostgreSQL's CPU") {
+		t.Errorf("a run without PostgreSQL shows its table:\n%s", none)
+	}
+}
+
+func TestLocalDatabase(t *testing.T) {
+	for dsn, want := range map[string]bool{
+		"postgres://postgres@127.0.0.1:5432/test":            true,
+		"postgres://postgres@localhost/test":                 true,
+		"postgres://postgres@[::1]:5432/test":                true,
+		"postgres://postgres@/test?host=/var/run/postgresql": true,
+		"postgres://postgres@db.example:5432/test":           false,
+		"postgres://postgres@10.0.0.7/test":                  false,
+		"postgres://postgres@x/test?host=db.example":         false,
+	} {
+		if got := localDatabase(dsn); got != want {
+			t.Errorf("localDatabase(%q) = %v, want %v", dsn, got, want)
+		}
+	}
+}
+
+// TestDatabaseCPU reads the CPU time of this machine's PostgreSQL, which
+// the tests' database is (ARTIFACTSTORE_TEST_POSTGRES on loopback).
+func TestDatabaseCPU(t *testing.T) {
+	dsn := os.Getenv("ARTIFACTSTORE_TEST_POSTGRES")
+	if dsn == "" || !localDatabase(dsn) {
+		t.Skip("no local PostgreSQL (ARTIFACTSTORE_TEST_POSTGRES)")
+	}
+	d, err := databaseCPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d <= 0 {
+		t.Fatalf("database CPU %v, want some: a running server has used some", d)
 	}
 }

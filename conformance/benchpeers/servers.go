@@ -38,6 +38,9 @@ type target struct {
 	name  string
 	us    bool
 	start func(ctx context.Context, dir string) (*process, error)
+	// database: the target keeps its log in a PostgreSQL server on this
+	// machine, whose CPU time each step also counts (dbcpu.go).
+	database bool
 }
 
 // chooseTargets lists the servers a run measures, and why any is left out.
@@ -49,7 +52,8 @@ func chooseTargets(cfg config, bins binaries) (ts []target, skipped []string) {
 		case bin == "":
 			skipped = append(skipped, fmt.Sprintf("%s SKIPPED: %s", name, missing))
 		default:
-			ts = append(ts, target{name: name, us: us, start: start})
+			ts = append(ts, target{name: name, us: us, start: start,
+				database: (name == namePostgres || name == nameBaselinePG) && localDatabase(cfg.postgres)})
 		}
 	}
 	as := bins.artifactstore
