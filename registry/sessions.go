@@ -151,9 +151,14 @@ func (r *Registry) sessionEnd(ctx context.Context, repo, id string) (eventlog.Se
 	return eventlog.SessionEnd{}, expires, nil
 }
 
+// sessionUnknown is the answer for an id that is no open session of repo.
+func sessionUnknown(repo, id string) error {
+	return errorf(CodeBlobUploadUnknown, "upload %s is not open in repository %s (it finished, was cancelled or expired)", id, repo)
+}
+
 // session returns the open upload session id of repo, recorded or not.
 func (r *Registry) session(ctx context.Context, repo, id string) (uploadSession, error) {
-	unknown := errorf(CodeBlobUploadUnknown, "upload %s is not open in repository %s (it finished, was cancelled or expired)", id, repo)
+	unknown := sessionUnknown(repo, id)
 	s := uploadSession{id: id}
 	end, expires, err := r.sessionEnd(ctx, repo, id)
 	if err != nil {
@@ -204,7 +209,7 @@ func (r *Registry) record(ctx context.Context, repo string, s *uploadSession) er
 	_, err := r.log.Append(ctx, eventlog.New(eventlog.TypeUploadStarted, repo, eventlog.UploadStarted{ID: s.id}))
 	if errors.Is(err, eventlog.ErrConflict) {
 		// Ended meanwhile, by a request whose lease had lapsed.
-		err = errorf(CodeBlobUploadUnknown, "upload %s is not open in repository %s (it finished, was cancelled or expired)", s.id, repo)
+		err = sessionUnknown(repo, s.id)
 	}
 	if err != nil {
 		r.blobs.AbortUpload(context.WithoutCancel(ctx), s.id)

@@ -53,12 +53,8 @@ func databaseCPU() (time.Duration, error) {
 		if err != nil {
 			continue // exited since the glob
 		}
-		open, close := strings.IndexByte(string(b), '('), strings.LastIndexByte(string(b), ')')
-		if open < 0 || close < open || string(b[open+1:close]) != "postgres" {
-			continue
-		}
-		fields := strings.Fields(string(b[close+1:]))
-		if len(fields) < 15 {
+		comm, fields, ok := statFields(b)
+		if !ok || comm != "postgres" {
 			continue
 		}
 		for _, f := range fields[11:15] { // utime, stime, cutime, cstime: fields 14 to 17 of stat(5)

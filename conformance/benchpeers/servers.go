@@ -270,10 +270,8 @@ func (p *process) cpu() (time.Duration, error) {
 	if err != nil {
 		return 0, fmt.Errorf("server CPU: %w", err)
 	}
-	// The command name, in parentheses, may hold spaces: count after it.
-	i := strings.LastIndexByte(string(b), ')')
-	fields := strings.Fields(string(b[i+1:]))
-	if i < 0 || len(fields) < 13 {
+	_, fields, ok := statFields(b)
+	if !ok {
 		return 0, errors.New("server CPU: /proc/PID/stat is not as expected")
 	}
 	var utime, stime int64
@@ -283,6 +281,19 @@ func (p *process) cpu() (time.Duration, error) {
 		return 0, fmt.Errorf("server CPU: %w", err)
 	}
 	return time.Duration(utime+stime) * clockTick, nil
+}
+
+// statFields splits a /proc/PID/stat line into the command name and the
+// fields after it (fields[0] is field 3 of stat(5)), at least the first 15
+// of them. The name, in parentheses, may hold spaces and parentheses:
+// the fields start after the last ')'.
+func statFields(b []byte) (comm string, fields []string, ok bool) {
+	open, close := strings.IndexByte(string(b), '('), strings.LastIndexByte(string(b), ')')
+	if open < 0 || close < open {
+		return "", nil, false
+	}
+	fields = strings.Fields(string(b[close+1:]))
+	return string(b[open+1 : close]), fields, len(fields) >= 15
 }
 
 // peakRSS is the server's resident set high-water mark (VmHWM), in bytes.
