@@ -241,9 +241,14 @@ func (l *Log) TaggedManifestForRead(ctx context.Context, repo, tag string) (Mani
 
 func (l *Log) taggedManifest(ctx context.Context, repo, tag string, withContent bool) (Manifest, error) {
 	cols, join := manifestCols(withContent)
+	// The tag's digest comes from a subquery rather than a join, so that
+	// each table is reached by its primary key whatever the planner
+	// estimates: PostgreSQL plans a prepared statement once for all
+	// parameters (a generic plan), and planned the join as a scan of
+	// every manifest of the repository.
 	m, err := scanManifestContent(l.db.QueryRowContext(ctx, l.q(`SELECT `+cols+`
-		FROM tags t JOIN manifests m ON m.repo = t.repo AND m.digest = t.digest `+join+`
-		WHERE t.repo = ? AND t.tag = ?`), repo, tag))
+		FROM manifests m `+join+`
+		WHERE m.repo = ? AND m.digest = (SELECT t.digest FROM tags t WHERE t.repo = ? AND t.tag = ?)`), repo, repo, tag))
 	return m, notFound(err, "tag "+tag)
 }
 

@@ -28,6 +28,12 @@ func classify(err error) error {
 			pg.Code == "57P01", pg.Code == "57P02", // admin_shutdown, crash_shutdown
 			pg.Code == "57P03": // cannot_connect_now (starting up, recovery)
 			return fmt.Errorf("%w: %w", eventlog.ErrUnavailable, err)
+		case pg.Code == "0A000" && strings.Contains(pg.Message, "cached plan must not change result type"):
+			// Another process altered a table this connection has a
+			// prepared statement on (a newer replica's migration). pgx
+			// forgets the statement on this error, so the same query
+			// works when retried.
+			return fmt.Errorf("%w: %w", eventlog.ErrUnavailable, err)
 		}
 		return err
 	}

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"testing"
 	"time"
@@ -70,5 +71,37 @@ func TestOtherErrorsAreNotOutages(t *testing.T) {
 	}
 	if err := classify(errors.New("syntax error at or near")); errors.Is(err, eventlog.ErrUnavailable) || errors.Is(err, eventlog.ErrNoSpace) {
 		t.Fatalf("a plain error was classified: %v", err)
+	}
+}
+
+// TestAlteredTableIsTransient: a table altered under a running process
+// (another replica's migration) fails the next use of each statement
+// cached on it once, as an outage a retry gets past, and the retry works.
+func TestAlteredTableIsTransient(t *testing.T) {
+	ctx, dsn := context.Background(), pgtest.DSN(t)
+	l, err := Open(ctx, dsn, Options{MaxConns: 1}) // one connection: the statement is cached on it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for range 2 {
+		if _, err := l.Tag(ctx, "r", "v1"); !errors.Is(err, eventlog.ErrNotFound) {
+			t.Fatalf("tag lookup before the change: %v", err)
+		}
+	}
+	other, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.ExecContext(ctx, `ALTER TABLE tags ALTER COLUMN digest TYPE TEXT COLLATE "POSIX"`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = l.Tag(ctx, "r", "v1")
+	if !errors.Is(err, eventlog.ErrUnavailable) {
+		t.Fatalf("first lookup after the table changed: %v, want ErrUnavailable", err)
+	}
+	if _, err := l.Tag(ctx, "r", "v1"); !errors.Is(err, eventlog.ErrNotFound) {
+		t.Fatalf("the retry: %v, want the tag not found", err)
 	}
 }

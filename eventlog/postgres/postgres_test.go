@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"testing"
 	"time"
 
@@ -86,5 +87,40 @@ func TestNotifyReachesOtherReplica(t *testing.T) {
 		t.Logf("woken %v after the append", time.Since(start))
 	case <-time.After(time.Second):
 		t.Fatal("an append on one replica did not reach the other within a second")
+	}
+}
+
+// TestEveryTextColumnIsC holds the schema to one collation (migration
+// 0017): a join comparing a "C" column with one in the database's default
+// collation cannot use the default one's index, and reads its whole table.
+func TestEveryTextColumnIsC(t *testing.T) {
+	ctx, dsn := context.Background(), pgtest.DSN(t)
+	l, err := Open(ctx, dsn, Options{}) // applies the migrations
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, `SELECT table_name, column_name, COALESCE(collation_name, '(the database default)')
+		FROM information_schema.columns
+		WHERE table_schema = current_schema() AND data_type = 'text' AND collation_name IS DISTINCT FROM 'C'
+		ORDER BY 1, 2`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var table, column, collation string
+		if err := rows.Scan(&table, &column, &collation); err != nil {
+			t.Fatal(err)
+		}
+		t.Errorf(`%s.%s has collation %s, not "C": declare it TEXT COLLATE "C"`, table, column, collation)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
 	}
 }
