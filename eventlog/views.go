@@ -279,6 +279,38 @@ func (l *Log) manifest(ctx context.Context, repo, digest string, withContent boo
 	return m, notFound(err, "manifest "+digest)
 }
 
+// ManifestsIn looks up many of repo's manifests by the digests they were
+// pushed under, in a few queries (an index's children), without their
+// annotations or bytes. Digests not found are absent from the answer:
+// Manifest also tries them under other algorithms.
+func (l *Log) ManifestsIn(ctx context.Context, repo string, digests []string) (map[string]Manifest, error) {
+	out := make(map[string]Manifest, len(digests))
+	cols, _ := manifestCols(false)
+	for len(digests) > 0 {
+		n := min(len(digests), batchRows)
+		in := strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+		rows, err := l.db.QueryContext(ctx, l.q(`SELECT `+cols+` FROM manifests m WHERE m.repo = ? AND m.digest IN (`+in+`)`),
+			append([]any{repo}, anySlice(digests[:n])...)...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			m, err := scanManifestContent(rows)
+			if err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[m.Digest] = m
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		digests = digests[n:]
+	}
+	return out, nil
+}
+
 // ErrUploadEnded is returned by Upload for a session that has ended while
 // its id is still valid on its own (SessionEnd.IDExpires). It is an
 // ErrNotFound: the session is not open.

@@ -237,8 +237,20 @@ func (r *Registry) references(ctx context.Context, repo string, m *manifests.Man
 			blobs = append(blobs, b.SHA256)
 		}
 	}
+	childNames := make([]string, len(listed))
+	for i, c := range listed {
+		childNames[i] = c.Digest.String()
+	}
+	held, err := r.log.ManifestsIn(ctx, repo, childNames) // not a round trip per child
+	if err != nil {
+		return nil, nil, false, err
+	}
 	for _, c := range listed {
-		cm, err := r.log.Manifest(ctx, repo, c.Digest.String())
+		cm, ok := held[c.Digest.String()]
+		var err error
+		if !ok { // perhaps pushed under another algorithm's digest
+			cm, err = r.log.Manifest(ctx, repo, c.Digest.String())
+		}
 		switch {
 		case errors.Is(err, eventlog.ErrNotFound):
 			complete = false

@@ -210,3 +210,34 @@ func testSparseManifestsOption(t *testing.T, b backend) {
 	noConfig := []byte(fmt.Sprintf(`{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:%s","size":2},"layers":[]}`, strings.Repeat("e", 64)))
 	expect(t, s.do("PUT", "/v2/r/manifests/noconfig", noConfig, "Content-Type: "+ociManifest), 400, "MANIFEST_BLOB_UNKNOWN")
 }
+
+// TestIndexChildren: an index is accepted when its repository holds every
+// child it names (one named by another algorithm's digest of its bytes),
+// and refused, naming the child, when one is held only by another
+// repository.
+func TestIndexChildren(t *testing.T) { forBackends(t, testIndexChildren) }
+
+func testIndexChildren(t *testing.T, b backend) {
+	s := b.server(t)
+	desc := func(m []byte, d string) string {
+		return fmt.Sprintf(`{"mediaType":%q,"digest":%q,"size":%d}`, ociManifest, d, len(m))
+	}
+	index := func(children ...string) []byte {
+		return []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"manifests":[%s]}`, ociIndex, strings.Join(children, ",")))
+	}
+	var children []string
+	for i := range 3 {
+		m, d := s.pushImage("r", fmt.Sprint("c", i), "")
+		if i == 2 {
+			d = blake3Of(m)
+		}
+		children = append(children, desc(m, d))
+	}
+	expect(t, s.do("PUT", "/v2/r/manifests/all", index(children...), "Content-Type: "+ociIndex), 201)
+	m, d := s.pushImage("elsewhere", "x", "")
+	r := s.do("PUT", "/v2/r/manifests/foreign", index(append(children, desc(m, d))...), "Content-Type: "+ociIndex)
+	expect(t, r, 400, "MANIFEST_BLOB_UNKNOWN")
+	if !strings.Contains(string(r.body), d) {
+		t.Fatalf("the refusal does not name the missing child %s: %s", d, r.body)
+	}
+}

@@ -127,3 +127,40 @@ func testConcurrentLookups(t *testing.T, l *eventlog.Log) {
 		t.Fatal(err)
 	}
 }
+
+// testManifestsIn: many manifests looked up at once (an index's children)
+// come back as the repository holds them, never another repository's, the
+// unknown ones absent, across more digests than one statement carries.
+func testManifestsIn(t *testing.T, l *eventlog.Log) {
+	ctx := context.Background()
+	for _, repo := range []string{"a", "b"} {
+		for i := range 3 {
+			d := sha(0x3000 + i)
+			if repo == "b" {
+				d = sha(0x4000 + i)
+			}
+			mustAppend(t, l, committed(d),
+				eventlog.New(eventlog.TypeManifestPut, repo, eventlog.ManifestPut{Digest: d, SHA256: d, MediaType: "application/vnd.oci.image.index.v1+json", Size: int64(10 + i)}))
+		}
+	}
+	var ask []string
+	for i := range 300 {
+		ask = append(ask, sha(0x5000+i)) // unknown
+	}
+	ask[0], ask[280], ask[299] = sha(0x3000), sha(0x3002), sha(0x4001) // a's, a's past the first statement, b's
+	got, err := l.ManifestsIn(ctx, "a", ask)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("ManifestsIn(a) found %d manifests, want a's two: %+v", len(got), got)
+	}
+	for i, d := range map[int]string{0: sha(0x3000), 2: sha(0x3002)} {
+		if m := got[d]; m.Repo != "a" || m.Digest != d || m.SHA256 != d || m.Size != int64(10+i) || m.MediaType != "application/vnd.oci.image.index.v1+json" {
+			t.Errorf("ManifestsIn(a)[%s] = %+v", d, m)
+		}
+	}
+	if got, err := l.ManifestsIn(ctx, "a", nil); err != nil || len(got) != 0 {
+		t.Fatalf("ManifestsIn(a, none) = %v, %v", got, err)
+	}
+}
