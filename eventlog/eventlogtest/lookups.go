@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 
@@ -162,5 +163,29 @@ func testManifestsIn(t *testing.T, l *eventlog.Log) {
 	}
 	if got, err := l.ManifestsIn(ctx, "a", nil); err != nil || len(got) != 0 {
 		t.Fatalf("ManifestsIn(a, none) = %v, %v", got, err)
+	}
+}
+
+// testPutTwiceInOneAppend: a manifest put twice in one transaction, new to
+// its repository, ends with what the second put says (its side rows are
+// replaced, not added to), live as after a replay.
+func testPutTwiceInOneAppend(t *testing.T, l *eventlog.Log) {
+	ctx := context.Background()
+	m, subject := sha(0x6000), sha(0x6001)
+	put := func(ann map[string]string) eventlog.Event {
+		return eventlog.New(eventlog.TypeManifestPut, "fresh", eventlog.ManifestPut{Digest: m, SHA256: m, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 3, Subject: subject, Annotations: ann})
+	}
+	mustAppend(t, l, committed(m), put(map[string]string{"first": "1"}), put(map[string]string{"second": "2"}),
+		eventlog.New(eventlog.TypeTagSet, "fresh", eventlog.TagSet{Tag: "v", Digest: m}))
+	refs, _, err := l.Referrers(ctx, eventlog.ReferrersQuery{Repo: "fresh", Subject: subject})
+	if err != nil || len(refs) != 1 || !reflect.DeepEqual(refs[0].Annotations, map[string]string{"second": "2"}) {
+		t.Fatalf("referrers after two puts = %+v, %v; want one, with the second put's annotations only", refs, err)
+	}
+	if repos, _ := l.Repositories(ctx, "", -1); !reflect.DeepEqual(repos, []string{"fresh"}) {
+		t.Fatalf("repositories = %v", repos)
+	}
+	live, replayed := dumpAndReplay(t, l)
+	if !reflect.DeepEqual(live, replayed) {
+		t.Fatalf("views live %v, replayed %v", live, replayed)
 	}
 }

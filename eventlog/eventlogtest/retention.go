@@ -56,6 +56,11 @@ func testRetentionViews(t *testing.T, l *eventlog.Log) {
 	}
 	// Put again, the manifest leaves the trash; a purge empties the rest.
 	mustAppend(t, l, put(m1))
+	trash = nil
+	l.Trash(ctx, "r", func(it eventlog.TrashItem) error { trash = append(trash, it.Kind+" "+it.Name); return nil })
+	if !reflect.DeepEqual(trash, []string{"tag a"}) {
+		t.Fatalf("after the manifest was put again: trash %v, want only the tag", trash)
+	}
 	head, _ := l.Head(ctx)
 	mustAppend(t, l, eventlog.New(eventlog.TypeTrashPurged, "", eventlog.TrashPurged{Through: head}),
 		eventlog.New(eventlog.TypePolicyRemoved, "", eventlog.PolicyRemoved{Name: "p"}))
