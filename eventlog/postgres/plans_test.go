@@ -1,0 +1,129 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/artifact-store/artifact-store/eventlog"
+	"github.com/artifact-store/artifact-store/eventlog/postgres/pgtest"
+)
+
+// TestPullsReadTheirRowsOnly: the lookups a pull makes (a manifest by tag,
+// by digest, a blob) read the rows they answer with, not the repository's
+// every manifest or blob, however PostgreSQL
+// plans them. Their statements are prepared, and forced here to the
+// generic plan a prepared statement settles on; the server's own
+// statistics count the index and table entries the lookups read. The tag
+// lookup once joined a "C" column to one in the default collation, and
+// read every manifest of the repository on each pull (migration 0017).
+func TestPullsReadTheirRowsOnly(t *testing.T) {
+	const manifests, pulls = 400, 50
+	ctx, base := context.Background(), pgtest.DSN(t)
+	var b [6]byte
+	rand.Read(b[:])
+	app := "pulls_" + hex.EncodeToString(b[:])
+	// Forced generic plans, named connections (the stats are read once
+	// they have all ended: a backend flushes its counts when it exits).
+	dsn := base + "&plan_cache_mode=force_generic_plan&application_name=" + app
+
+	digest := func(i int) string { return fmt.Sprintf("sha256:%064x", 0x7000+i) }
+	l, err := Open(ctx, dsn, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range manifests {
+		d, body := digest(i), []byte(fmt.Sprintf(`{"n":%d}`, i))
+		if _, err := l.Append(ctx,
+			eventlog.New(eventlog.TypeBlobCommitted, "", eventlog.BlobCommitted{SHA256: d, BLAKE3: "blake3:" + d[7:], Size: int64(len(body)), Content: body}),
+			eventlog.New(eventlog.TypeManifestPut, "r", eventlog.ManifestPut{Digest: d, SHA256: d, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: int64(len(body))}),
+			eventlog.New(eventlog.TypeTagSet, "r", eventlog.TagSet{Tag: fmt.Sprint("t", i), Digest: d}),
+			eventlog.New(eventlog.TypeBlobLinked, "r", eventlog.BlobLinked{SHA256: d})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	db, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	before := readCounts(t, db, app)
+
+	l, err = Open(ctx, dsn, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range pulls {
+		if m, err := l.TaggedManifestForRead(ctx, "r", fmt.Sprint("t", i)); err != nil || m.Digest != digest(i) {
+			t.Fatalf("tag t%d: %s, %v", i, m.Digest, err)
+		}
+		if m, err := l.ManifestForRead(ctx, "r", digest(i)); err != nil || m.Digest != digest(i) {
+			t.Fatalf("manifest %d: %s, %v", i, m.Digest, err)
+		}
+		if b, err := l.LinkedBlobForRead(ctx, "r", digest(i)); err != nil || b.SHA256 != digest(i) {
+			t.Fatalf("blob %d: %s, %v", i, b.SHA256, err)
+		}
+	}
+	l.Close()
+	after := readCounts(t, db, app)
+
+	for _, table := range []string{"manifests", "tags", "contents", "blob_digests", "blobs", "blob_links", "events"} {
+		read := after[table] - before[table]
+		t.Logf("%d lookups read %d entries of %s", 3*pulls, read, table)
+		// Each lookup reads about one entry of each table it touches (an
+		// index entry and its row); a scan reads the whole table.
+		if limit := int64(8 * pulls); read > limit {
+			t.Errorf("%d lookups read %d entries of %s (at most %d expected; the table has %d rows or more): a lookup is scanning it",
+				3*pulls, read, table, limit, manifests)
+		}
+	}
+}
+
+// readCounts waits until no connection named app is open (each flushes its
+// statistics as it exits) and returns, per table of the test's schema, the
+// index and table entries read so far.
+func readCounts(t *testing.T, db *sql.DB, app string) map[string]int64 {
+	t.Helper()
+	ctx := context.Background()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var open int
+		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = $1`, app).Scan(&open); err != nil {
+			t.Fatal(err)
+		}
+		if open == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections named %s still open", open, app)
+		}
+	}
+	var schema string
+	if err := db.QueryRowContext(ctx, `SELECT current_setting('search_path')`).Scan(&schema); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.QueryContext(ctx, `SELECT relname, COALESCE(seq_tup_read, 0) + COALESCE(idx_tup_fetch, 0) + COALESCE(
+			(SELECT SUM(idx_tup_read) FROM pg_stat_user_indexes i WHERE i.relid = s.relid), 0)
+		FROM pg_stat_user_tables s WHERE schemaname = $1`, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var name string
+		var n int64
+		if err := rows.Scan(&name, &n); err != nil {
+			t.Fatal(err)
+		}
+		out[name] = n
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
