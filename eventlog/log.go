@@ -38,6 +38,12 @@ type Dialect struct {
 	// in commit order (PostgreSQL: an advisory transaction lock). SQLite
 	// needs none: its write transactions are already serial.
 	WriteLock string
+	// Analyze, when set, is run with the view tables' names (comma
+	// separated) once Replay has rebuilt them (PostgreSQL: ANALYZE), so
+	// that the planner knows their new sizes before autovacuum gets to
+	// them: a join over tables it has no statistics for can be planned as
+	// a scan on every lookup. SQLite's planner needs none.
+	Analyze string
 }
 
 // Log is the event log and its views over one database.

@@ -15,7 +15,9 @@ const replayPage = 10_000
 // Replay drops every view row and rebuilds the views from the log, in one
 // transaction: readers see either the old views or the rebuilt ones. It
 // checks the hash chain as it goes and refuses to build views from a log
-// whose chain is broken. It returns the number of events applied.
+// whose chain is broken. It returns the number of events applied. Where the
+// dialect says how (Dialect.Analyze), it then gathers the rebuilt views'
+// statistics.
 func (l *Log) Replay(ctx context.Context) (int64, error) {
 	l.commitMu.Lock()
 	defer l.commitMu.Unlock()
@@ -51,7 +53,16 @@ func (l *Log) Replay(ctx context.Context) (int64, error) {
 			break
 		}
 	}
-	return n, tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return 0, err
+	}
+	if l.dialect.Analyze != "" {
+		// Statistics only: the rebuild has committed whatever this says.
+		if _, err := l.db.ExecContext(ctx, l.dialect.Analyze+" "+strings.Join(viewTables, ", ")); err != nil {
+			return n, fmt.Errorf("replay: the views are rebuilt, but analyzing them failed (autovacuum will): %w", err)
+		}
+	}
+	return n, nil
 }
 
 func (l *Log) page(ctx context.Context, tx *sql.Tx, after int64, limit int) ([]Event, error) {

@@ -54,6 +54,7 @@ var Dialect = eventlog.Dialect{
 	// write lock uses; uploadLockClass keeps ours apart from other users.
 	KeyLock:   fmt.Sprintf("SELECT pg_advisory_lock(%d, ?)", uploadLockClass),
 	KeyUnlock: fmt.Sprintf("SELECT pg_advisory_unlock(%d, ?)", uploadLockClass),
+	Analyze:   "ANALYZE",
 }
 
 // uploadLockClass is the first key of upload session locks ("up").
