@@ -50,32 +50,46 @@ func (l *Log) firstMissing(ctx context.Context, tx *sql.Tx, query string, args [
 	return "", nil
 }
 
-// foundKeys returns the set of keys that query finds, batchRows keys per
-// statement. query selects one key column and ends in "IN (%s)"; args
-// come before the keys.
-func (l *Log) foundKeys(ctx context.Context, q querier, query string, args []any, keys []string) (map[string]bool, error) {
-	found := map[string]bool{}
+// queryIn runs query, whose key list is "IN (%s)", for keys, batchRows
+// keys per statement, and calls scan for every row; args come before the
+// keys.
+func (l *Log) queryIn(ctx context.Context, q querier, query string, args []any, keys []string, scan func(*sql.Rows) error) error {
 	for len(keys) > 0 {
 		n := min(len(keys), batchRows)
 		in := strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 		qargs := append(append([]any{}, args...), anySlice(keys[:n])...)
 		rows, err := q.QueryContext(ctx, l.q(fmt.Sprintf(query, in)), qargs...)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for rows.Next() {
-			var k string
-			if err := rows.Scan(&k); err != nil {
+			if err := scan(rows); err != nil {
 				rows.Close()
-				return nil, err
+				return err
 			}
-			found[k] = true
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return nil, err
+			return err
 		}
 		keys = keys[n:]
+	}
+	return nil
+}
+
+// foundKeys returns the set of keys that query finds, batchRows keys per
+// statement. query selects one key column and ends in "IN (%s)"; args
+// come before the keys.
+func (l *Log) foundKeys(ctx context.Context, q querier, query string, args []any, keys []string) (map[string]bool, error) {
+	found := map[string]bool{}
+	err := l.queryIn(ctx, q, query, args, keys, func(rows *sql.Rows) error {
+		var k string
+		err := rows.Scan(&k)
+		found[k] = true
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return found, nil
 }

@@ -420,27 +420,15 @@ func (l *Log) LinksOf(ctx context.Context, repo string, fn func(sha256 string)) 
 // LinkCounts returns how many repositories link each of keys.
 func (l *Log) LinkCounts(ctx context.Context, keys []string) (map[string]int, error) {
 	out := map[string]int{}
-	for len(keys) > 0 {
-		n := min(len(keys), batchRows)
-		in := strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
-		rows, err := l.db.QueryContext(ctx, l.q(`SELECT sha256, COUNT(*) FROM blob_links WHERE sha256 IN (`+in+`) GROUP BY sha256`), anySlice(keys[:n])...)
-		if err != nil {
-			return nil, err
-		}
-		for rows.Next() {
-			var k string
-			var c int
-			if err := rows.Scan(&k, &c); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			out[k] = c
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-		keys = keys[n:]
+	err := l.queryIn(ctx, l.db, `SELECT sha256, COUNT(*) FROM blob_links WHERE sha256 IN (%s) GROUP BY sha256`, nil, keys, func(rows *sql.Rows) error {
+		var k string
+		var c int
+		err := rows.Scan(&k, &c)
+		out[k] = c
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 	"time"
 )
 
@@ -286,27 +285,13 @@ func (l *Log) manifest(ctx context.Context, repo, digest string, withContent boo
 func (l *Log) ManifestsIn(ctx context.Context, repo string, digests []string) (map[string]Manifest, error) {
 	out := make(map[string]Manifest, len(digests))
 	cols, _ := manifestCols(false)
-	for len(digests) > 0 {
-		n := min(len(digests), batchRows)
-		in := strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
-		rows, err := l.db.QueryContext(ctx, l.q(`SELECT `+cols+` FROM manifests m WHERE m.repo = ? AND m.digest IN (`+in+`)`),
-			append([]any{repo}, anySlice(digests[:n])...)...)
-		if err != nil {
-			return nil, err
-		}
-		for rows.Next() {
-			m, err := scanManifestContent(rows)
-			if err != nil {
-				rows.Close()
-				return nil, err
-			}
-			out[m.Digest] = m
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-		digests = digests[n:]
+	err := l.queryIn(ctx, l.db, `SELECT `+cols+` FROM manifests m WHERE m.repo = ? AND m.digest IN (%s)`, []any{repo}, digests, func(rows *sql.Rows) error {
+		m, err := scanManifestContent(rows)
+		out[m.Digest] = m
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -390,31 +375,18 @@ func (l *Log) OpenUploads(ctx context.Context, repo string) (inRepo, total int, 
 // the repository does not hold are absent from the answer.
 func (l *Log) LinkedBlobs(ctx context.Context, repo string, digests []string) (map[string]Blob, error) {
 	out := make(map[string]Blob, len(digests))
-	for len(digests) > 0 {
-		n := min(len(digests), batchRows)
-		in := strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
-		args := append([]any{repo}, anySlice(digests[:n])...)
-		rows, err := l.db.QueryContext(ctx, l.q(`SELECT d.digest, b.sha256, b.blake3, b.size, b.tier FROM blob_digests d
-			JOIN blobs b ON b.sha256 = d.sha256
-			JOIN blob_links k ON k.sha256 = d.sha256 AND k.repo = ?
-			WHERE d.digest IN (`+in+`)`), args...)
-		if err != nil {
-			return nil, err
-		}
-		for rows.Next() {
-			var d string
-			var b Blob
-			if err := rows.Scan(&d, &b.SHA256, &b.BLAKE3, &b.Size, &b.Tier); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			out[d] = b
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-		digests = digests[n:]
+	err := l.queryIn(ctx, l.db, `SELECT d.digest, b.sha256, b.blake3, b.size, b.tier FROM blob_digests d
+		JOIN blobs b ON b.sha256 = d.sha256
+		JOIN blob_links k ON k.sha256 = d.sha256 AND k.repo = ?
+		WHERE d.digest IN (%s)`, []any{repo}, digests, func(rows *sql.Rows) error {
+		var d string
+		var b Blob
+		err := rows.Scan(&d, &b.SHA256, &b.BLAKE3, &b.Size, &b.Tier)
+		out[d] = b
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
