@@ -9,6 +9,9 @@
 #   - skopeo from Debian
 #   - Debian's docker-registry (Distribution 2.8) when installed or, as
 #     root, installable; otherwise that peer is skipped, loudly
+#   - zot only when BENCH_ZOT names a binary: zot is not in the Go module
+#     proxy, so this script cannot install it; build it from its own
+#     sources where you can (its Makefile's binary-minimal target)
 #
 #   conformance/bench-peers.sh [path/to/artifactstore]
 #
@@ -50,6 +53,7 @@ exec go run ./conformance/benchpeers \
   --baseline "${BENCH_BASELINE:-}" \
   --distribution "$TOOLS/registry" \
   --docker-registry "$(command -v docker-registry || true)" \
+  --zot "${BENCH_ZOT:-}" \
   --oras "$ORAS" \
   --skopeo "$(command -v skopeo || true)" \
   --out results/bench-peers.md

@@ -1,6 +1,6 @@
 // Command benchpeers runs the fixed workload of issue 11 against
-// artifactstore and against its peers (CNCF Distribution v3, and Debian's
-// Distribution 2.8 when installed) in the same run, and prints a table of
+// artifactstore and against its peers (CNCF Distribution v3, Debian's
+// Distribution 2.8 when installed, zot when given) in the same run, and prints a table of
 // medians and ratios. "make bench-peers" installs the peers and clients
 // and runs it (conformance/bench-peers.sh).
 //
@@ -15,7 +15,7 @@
 // from flags:
 //
 //	benchpeers --artifactstore bin/artifactstore --distribution tools/registry \
-//	  [--docker-registry /usr/bin/docker-registry] --oras tools/oras --skopeo /usr/bin/skopeo \
+//	  [--docker-registry /usr/bin/docker-registry] [--zot path/to/zot] --oras tools/oras --skopeo /usr/bin/skopeo \
 //	  [--out results/bench-peers.md]
 package main
 
@@ -39,6 +39,7 @@ func main() {
 	flag.StringVar(&bins.baseline, "baseline", "", "an earlier artifactstore binary, measured beside the first as baseline (and baseline-pg), to tell what a change did (empty: none)")
 	flag.StringVar(&bins.distribution, "distribution", "", "CNCF Distribution v3's registry binary (empty: not measured)")
 	flag.StringVar(&bins.dockerRegistry, "docker-registry", "", "Debian's docker-registry, Distribution 2.8 (empty: not measured)")
+	flag.StringVar(&bins.zot, "zot", "", "a zot binary (empty: not measured)")
 	flag.StringVar(&bins.oras, "oras", "", "the oras client (empty: its steps are skipped)")
 	flag.StringVar(&bins.skopeo, "skopeo", "", "the skopeo client (empty: its steps are skipped)")
 	out := flag.String("out", "", "also write the report, in Markdown, to this file")
@@ -80,14 +81,14 @@ func writeReport(path, report string) error {
 // binaries are the programs a run starts; an empty path leaves out the
 // server or the steps that need it.
 type binaries struct {
-	artifactstore, baseline, distribution, dockerRegistry string
-	oras, skopeo                                          string
+	artifactstore, baseline, distribution, dockerRegistry, zot string
+	oras, skopeo                                               string
 }
 
 // resolve makes every path absolute, since the clients run in other
 // directories, and checks that each names a program.
 func (b *binaries) resolve() error {
-	for _, p := range []*string{&b.artifactstore, &b.baseline, &b.distribution, &b.dockerRegistry, &b.oras, &b.skopeo} {
+	for _, p := range []*string{&b.artifactstore, &b.baseline, &b.distribution, &b.dockerRegistry, &b.zot, &b.oras, &b.skopeo} {
 		if *p == "" {
 			continue
 		}

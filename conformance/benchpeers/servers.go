@@ -27,6 +27,7 @@ const (
 	namePostgres     = "artifactstore-pg"
 	nameDistribution = "distribution-v3"
 	nameDocker       = "distribution-2.8"
+	nameZot          = "zot"
 	// The same, for the --baseline binary: an earlier build of ours,
 	// measured in the same interleaved rounds to tell what a change did.
 	nameBaseline   = "baseline"
@@ -82,6 +83,9 @@ func chooseTargets(cfg config, bins binaries) (ts []target, skipped []string) {
 	})
 	add(nameDocker, false, bins.dockerRegistry, "Debian's docker-registry is not installed (apt-get install docker-registry, as root)", func(ctx context.Context, dir string) (*process, error) {
 		return startDistribution(ctx, bins.dockerRegistry, dir)
+	})
+	add(nameZot, false, bins.zot, "no zot binary (BENCH_ZOT=path/to/zot; zot is not in the Go module proxy, so the script cannot install it)", func(ctx context.Context, dir string) (*process, error) {
+		return startZot(ctx, bins.zot, dir)
 	})
 	return ts, skipped
 }
@@ -164,6 +168,23 @@ http:
 		cmd := exec.Command(bin, "serve", conf)
 		cmd.Env = append(os.Environ(), "OTEL_TRACES_EXPORTER=none")
 		return cmd
+	})
+}
+
+// startZot serves dir with a zot binary the runner provides (BENCH_ZOT):
+// its defaults (deduplication and garbage collection on, as zot ships),
+// on loopback, logging errors only, as Distribution runs with its access
+// log off.
+func startZot(ctx context.Context, bin, dir string) (*process, error) {
+	return startServer(ctx, dir, func(addr string) *exec.Cmd {
+		host, port, _ := net.SplitHostPort(addr)
+		conf := filepath.Join(dir, "config.json")
+		os.WriteFile(conf, fmt.Appendf(nil, `{"distSpecVersion": "1.1.1",
+ "storage": {"rootDirectory": %q},
+ "http": {"address": %q, "port": %q},
+ "log": {"level": "error"}}
+`, filepath.Join(dir, "storage"), host, port), 0o644)
+		return exec.Command(bin, "serve", conf)
 	})
 }
 
