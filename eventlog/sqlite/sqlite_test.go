@@ -74,3 +74,34 @@ func TestReopenKeepsState(t *testing.T) {
 		t.Fatalf("tag after reopen = %q, %v", d, err)
 	}
 }
+
+// TestConnectionsBoundTheirCache: every pooled connection, not only the
+// first, has its page cache bounded (each keeps its own, outside the Go
+// heap, so the default multiplied by a busy pool's size showed in the
+// server's resident memory).
+func TestConnectionsBoundTheirCache(t *testing.T) {
+	ctx := context.Background()
+	db, err := connect(ctx, filepath.Join(t.TempDir(), "log.db"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var conns []*sql.Conn
+	for range 4 { // held at once: four distinct connections
+		c, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns = append(conns, c)
+	}
+	for i, c := range conns {
+		var kib int
+		if err := c.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&kib); err != nil {
+			t.Fatal(err)
+		}
+		if kib != -cacheKiB {
+			t.Errorf("connection %d: cache_size %d, want %d (KiB, negative)", i, kib, -cacheKiB)
+		}
+	}
+}
