@@ -134,6 +134,9 @@ func (l *Log) CheckViews(ctx context.Context, scratch *Log, fn func(ViewDiff) er
 // here: verify reports breaks on its own, and views are compared with
 // whatever the log says.
 func (l *Log) replayFrom(ctx context.Context, src *Log, snap *sql.Tx, seq int64) error {
+	if l.cache != nil {
+		defer l.cache.reset()
+	}
 	tx, err := l.begin(ctx)
 	if err != nil {
 		return err

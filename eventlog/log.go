@@ -71,6 +71,8 @@ type Log struct {
 	numbered  sync.Map     // query text → its rewrite by q
 	numberedN atomic.Int32 // entries in numbered
 
+	cache *blobCache // nil unless opened Exclusive
+
 	observed atomic.Int64             // see Observed
 	observer atomic.Pointer[Observer] // see SetObserver
 	tracer   atomic.Pointer[Tracer]   // see SetTracer
@@ -102,6 +104,9 @@ func Open(ctx context.Context, db *sql.DB, d Dialect, opts OpenOptions) (*Log, e
 	l := &Log{db: db, dialect: d, now: time.Now,
 		queue: make(chan *appendReq, maxGroup), quit: make(chan struct{}), stopped: make(chan struct{}),
 		changed: make(chan struct{})}
+	if opts.Exclusive {
+		l.cache = newBlobCache(blobCacheBytes)
+	}
 	ms, err := migrations.For(d.Name)
 	if err != nil {
 		return nil, err
@@ -506,8 +511,20 @@ func (l *Log) record(group []*appendReq, careful bool) (_ []*appendReq, abandone
 		}
 	}
 	if err := tx.Commit(); err != nil {
+		if l.cache != nil { // what the database kept is not known
+			l.cache.reset()
+		}
 		fail(fmt.Errorf("append: commit: %w", err))
 		return group, false
+	}
+	if l.cache != nil {
+		var evs []Event
+		for _, r := range group {
+			if r.err == nil {
+				evs = append(evs, r.out...)
+			}
+		}
+		l.cache.committed(evs)
 	}
 	l.observe(seq)
 	l.Wake()

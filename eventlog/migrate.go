@@ -19,6 +19,12 @@ type OpenOptions struct {
 	// NoMigrate makes Open refuse a database with pending migrations
 	// (ErrMigrationsPending) instead of applying them.
 	NoMigrate bool
+	// Exclusive promises that nothing but this Log writes the database
+	// while it is open: no other process (the caller holds a lock that
+	// keeps them out) and no statement of the caller's own. The log then
+	// answers blob lookups from memory where it can (blobcache.go); it
+	// sees every change to them, so the answers are the views' own.
+	Exclusive bool
 }
 
 // ErrMigrationsPending is returned by Open with NoMigrate when the schema

@@ -21,6 +21,9 @@ const replayPage = 10_000
 func (l *Log) Replay(ctx context.Context) (int64, error) {
 	l.commitMu.Lock()
 	defer l.commitMu.Unlock()
+	if l.cache != nil {
+		defer l.cache.reset() // after the commit: entries read before it go
+	}
 	tx, err := l.begin(ctx)
 	if err != nil {
 		return 0, err

@@ -481,6 +481,9 @@ func (l *Log) each(ctx context.Context, query string, args []any, fn func(*sql.R
 func (l *Log) Project(ctx context.Context, evs []Event) error {
 	l.commitMu.Lock()
 	defer l.commitMu.Unlock()
+	if l.cache != nil {
+		defer l.cache.reset()
+	}
 	tx, err := l.begin(ctx)
 	if err != nil {
 		return err

@@ -91,6 +91,22 @@ func (l *Log) LinkedBlobForRead(ctx context.Context, repo, digest string) (Blob,
 }
 
 func (l *Log) linkedBlob(ctx context.Context, repo, digest string, withContent bool) (Blob, error) {
+	var gen uint64
+	if l.cache != nil {
+		b, g, ok := l.cache.get(repo, digest, withContent)
+		if ok {
+			return b, nil
+		}
+		gen = g
+	}
+	b, err := l.queryLinkedBlob(ctx, repo, digest, withContent)
+	if err == nil && l.cache != nil {
+		l.cache.fill(gen, repo, digest, b)
+	}
+	return b, err
+}
+
+func (l *Log) queryLinkedBlob(ctx context.Context, repo, digest string, withContent bool) (Blob, error) {
 	var b Blob
 	var linked int64
 	content, join := `NULL`, ``
@@ -375,6 +391,20 @@ func (l *Log) OpenUploads(ctx context.Context, repo string) (inRepo, total int, 
 // the repository does not hold are absent from the answer.
 func (l *Log) LinkedBlobs(ctx context.Context, repo string, digests []string) (map[string]Blob, error) {
 	out := make(map[string]Blob, len(digests))
+	if l.cache != nil { // read only: these rows lack Linked, which entries carry
+		var missed []string
+		for _, d := range digests {
+			if b, _, ok := l.cache.get(repo, d, false); ok {
+				out[d] = b
+			} else {
+				missed = append(missed, d)
+			}
+		}
+		if len(missed) == 0 {
+			return out, nil
+		}
+		digests = missed
+	}
 	err := l.queryIn(ctx, l.db, `SELECT d.digest, b.sha256, b.blake3, b.size, b.tier FROM blob_digests d
 		JOIN blobs b ON b.sha256 = d.sha256
 		JOIN blob_links k ON k.sha256 = d.sha256 AND k.repo = ?

@@ -46,7 +46,9 @@ type backend struct {
 
 var backends = []backend{
 	{"sqlite", func(t testing.TB) *eventlog.Log {
-		l, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "log.db"), sqlite.Options{})
+		// Exclusive, as serve opens it: nothing else writes a test
+		// server's log, and the HTTP tests then cover the cached lookups.
+		l, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "log.db"), sqlite.Options{Exclusive: true})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -119,7 +119,7 @@ func openStore(ctx context.Context, c *storeConfig, lockIt bool) (*store, error)
 		if pg {
 			st.log, err = postgres.Open(ctx, c.db, postgres.Options{NoMigrate: c.noMigrate})
 		} else {
-			st.log, err = sqlite.Open(ctx, c.sqlitePath(), sqlite.Options{NoMigrate: c.noMigrate})
+			st.log, err = sqlite.Open(ctx, c.sqlitePath(), sqlite.Options{NoMigrate: c.noMigrate, Exclusive: lockIt})
 		}
 	}
 	if err != nil {

@@ -189,3 +189,132 @@ func testPutTwiceInOneAppend(t *testing.T, l *eventlog.Log) {
 		t.Fatalf("views live %v, replayed %v", live, replayed)
 	}
 }
+
+// testLinkedBlobFollowsChanges: a blob lookup, asked before each change to
+// what it answers, answers the change right after the append that made
+// it, under the blob's storage key and under its other digests: a link
+// renewed (its time), a move between tiers, content committed (tier
+// inline, the bytes), an unlink, a collection, a replay. A log that keeps
+// answers (an Exclusive SQLite log) must not show it here. A push of
+// small content and its link in one append is served with its bytes and
+// the link's time, by the repository it was pushed to only.
+func testLinkedBlobFollowsChanges(t *testing.T, l *eventlog.Log) {
+	ctx := context.Background()
+	h := sha(0xb1)
+	alias := "blake3:" + h[7:]
+	expect := func(what, repo string, want func(eventlog.Blob) bool) {
+		t.Helper()
+		for _, d := range []string{h, alias} {
+			for _, read := range []bool{false, true} {
+				lookup := l.LinkedBlob
+				if read {
+					lookup = l.LinkedBlobForRead
+				}
+				b, err := lookup(ctx, repo, d)
+				if want == nil {
+					if !isNotFound(err) {
+						t.Fatalf("%s: lookup of %s in %s (read %v): %+v, %v; want ErrNotFound", what, d, repo, read, b, err)
+					}
+					continue
+				}
+				if err != nil || b.SHA256 != h || !want(b) || !read && b.Content != nil {
+					t.Fatalf("%s: lookup of %s in %s (read %v): %+v, %v", what, d, repo, read, b, err)
+				}
+			}
+		}
+	}
+	out := mustAppend(t, l, committed(h), link("r", h))
+	expect("committed", "r", func(b eventlog.Blob) bool { return b.Tier == eventlog.TierHot && b.Linked.Equal(out[1].Time) })
+	out = mustAppend(t, l, link("r", h))
+	expect("linked again", "r", func(b eventlog.Blob) bool { return b.Linked.Equal(out[0].Time) })
+	mustAppend(t, l, eventlog.New(eventlog.TypeBlobTiered, "", eventlog.BlobTiered{SHA256: h, Tier: eventlog.TierCold}))
+	expect("moved cold", "r", func(b eventlog.Blob) bool { return b.Tier == eventlog.TierCold })
+	body := []byte("small content")
+	content := withContent(h, body)
+	content.Payload = eventlog.New(eventlog.TypeBlobCommitted, "", eventlog.BlobCommitted{SHA256: h, BLAKE3: alias, Size: 1, Content: body[:1]}).Payload
+	mustAppend(t, l, content)
+	expect("committed with its bytes", "r", func(b eventlog.Blob) bool {
+		return b.Tier == eventlog.TierInline && (b.Content == nil || bytes.Equal(b.Content, body[:1]))
+	})
+	mustAppend(t, l, unlink("r", h))
+	expect("unlinked", "r", nil)
+
+	// Pushed whole with its link, in another repository.
+	x := sha(0xb2)
+	out = mustAppend(t, l, withContent(x, body), link("s", x))
+	for _, read := range []bool{false, true} {
+		lookup := l.LinkedBlob
+		if read {
+			lookup = l.LinkedBlobForRead
+		}
+		b, err := lookup(ctx, "s", x)
+		if err != nil || b.Tier != eventlog.TierInline || b.Size != int64(len(body)) || !b.Linked.Equal(out[1].Time) ||
+			read != (b.Content != nil) || read && !bytes.Equal(b.Content, body) {
+			t.Fatalf("a blob pushed whole (read %v): %+v, %v; want tier inline, its size, the link's time, its bytes to a read only", read, b, err)
+		}
+		if _, err := lookup(ctx, "r", x); !isNotFound(err) {
+			t.Fatalf("a blob pushed to s, looked up in r (read %v): %v; want ErrNotFound", read, err)
+		}
+	}
+	// Collected: gone, whatever was asked before.
+	mustAppend(t, l, unlink("s", x))
+	mark, _ := l.Head(ctx)
+	mustAppend(t, l, eventlog.New(eventlog.TypeGCCondemned, "", eventlog.GCCondemned{Run: "t", Mark: mark, Blobs: []string{h, x}}))
+	if _, err := l.Blob(ctx, h); !isNotFound(err) {
+		t.Fatalf("a condemned blob: %v", err)
+	}
+	// Linked again after a replay: the rebuilt views answer.
+	y := sha(0xb3)
+	mustAppend(t, l, withContent(y, body), link("r", y))
+	if _, err := l.LinkedBlobForRead(ctx, "r", y); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Replay(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := l.LinkedBlobForRead(ctx, "r", y); err != nil || !bytes.Equal(b.Content, body) {
+		t.Fatalf("after a replay: %+v, %v", b, err)
+	}
+}
+
+// testLinkedBlobUnderChurn: lookups racing with appends that link and
+// unlink a blob never leave an answer behind: once an append returns, the
+// next lookup answers what it did, however many lookups were in flight
+// across it (a kept answer read before the commit and kept after it would
+// show here as a blob found after its unlink, or lost after its link).
+func testLinkedBlobUnderChurn(t *testing.T, l *eventlog.Log) {
+	ctx := context.Background()
+	k := sha(0xc5)
+	mustAppend(t, l, committed(k))
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				l.LinkedBlob(ctx, "r", k)
+				l.LinkedBlob(ctx, "r", "blake3:"+k[7:])
+			}
+		}()
+	}
+	defer func() { close(stop); wg.Wait() }()
+	for i := range 150 {
+		ev, linked := link("r", k), true
+		if i%2 == 1 {
+			ev, linked = unlink("r", k), false
+		}
+		mustAppend(t, l, ev)
+		for _, d := range []string{k, "blake3:" + k[7:]} {
+			_, err := l.LinkedBlob(ctx, "r", d)
+			if linked && err != nil || !linked && !isNotFound(err) {
+				t.Fatalf("append %d (linked %v): lookup of %s: %v", i, linked, d, err)
+			}
+		}
+	}
+}

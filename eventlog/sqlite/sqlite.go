@@ -30,6 +30,10 @@ type Options struct {
 	// process holds before failing with eventlog.ErrUnavailable
 	// (default 10 s).
 	BusyTimeout time.Duration
+	// Exclusive promises that no other process writes the database while
+	// the log is open (the caller holds a lock that keeps them out): see
+	// eventlog.OpenOptions.
+	Exclusive bool
 }
 
 // defaultBusyTimeout outlasts any single group commit by far: only another
@@ -48,7 +52,7 @@ func Open(ctx context.Context, path string, opts Options) (*eventlog.Log, error)
 	if err != nil {
 		return nil, err
 	}
-	l, err := eventlog.Open(ctx, db, Dialect, eventlog.OpenOptions{NoMigrate: opts.NoMigrate})
+	l, err := eventlog.Open(ctx, db, Dialect, eventlog.OpenOptions{NoMigrate: opts.NoMigrate, Exclusive: opts.Exclusive})
 	if err != nil {
 		db.Close()
 		return nil, err

@@ -12,14 +12,18 @@ import (
 )
 
 func TestContract(t *testing.T) {
-	eventlogtest.Run(t, func(t *testing.T) *eventlog.Log {
-		l, err := Open(context.Background(), filepath.Join(t.TempDir(), "log.db"), Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { l.Close() })
-		return l
-	})
+	for _, exclusive := range []bool{false, true} { // true: lookups cached
+		t.Run(map[bool]string{false: "shared", true: "exclusive"}[exclusive], func(t *testing.T) {
+			eventlogtest.Run(t, func(t *testing.T) *eventlog.Log {
+				l, err := Open(context.Background(), filepath.Join(t.TempDir(), "log.db"), Options{Exclusive: exclusive})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { l.Close() })
+				return l
+			})
+		})
+	}
 }
 
 // TestTamperDetected edits a stored event behind the log's back and expects

@@ -1,0 +1,232 @@
+package eventlog
+
+import (
+	"container/list"
+	"sync"
+	"time"
+)
+
+// blobCache answers LinkedBlob and LinkedBlobForRead from memory, for a
+// log opened Exclusive: one whose every append, and every other write to
+// the views, passes through this process's Log. Only then does the log
+// see every change to what a lookup returns, and can it keep a result
+// until one happens.
+//
+// What a lookup of (repository, digest) returns changes only with these
+// events, each naming the blob's storage key: blob.committed (the tier
+// becomes inline), blob.tiered, blob.linked (the link's time),
+// blob.unlinked, and gc.condemned (the blob is gone); Replay and Project
+// rebuild everything. cacheEffect says so for every event type, and
+// unknown types empty the cache.
+//
+// Invariants:
+//   - An entry is what the views said for its key at some point after the
+//     last change to its blob was committed: the committer drops a
+//     blob's entries after each commit that touches it, under mu, and a
+//     lookup that read the views adds its result only if no commit has
+//     come in between (gen unchanged), so a result read before a commit
+//     is never kept after it.
+//   - Only hits are kept: a key not found is asked of the views each time.
+//   - Entries hold at most max bytes (content plus a fixed cost each);
+//     the least recently used go first.
+type blobCache struct {
+	mu      sync.Mutex
+	gen     uint64 // counts commits that touched a blob, and resets
+	max     int64
+	size    int64
+	lru     *list.List // of *cachedBlob, most recently used first
+	entries map[cacheKey]*list.Element
+	bySHA   map[string]map[cacheKey]struct{} // storage key → its entries
+}
+
+type cacheKey struct{ repo, digest string }
+
+type cachedBlob struct {
+	key  cacheKey
+	blob Blob // Content is set when the blob is inline and was read with it
+}
+
+// cacheEntryCost is what an entry costs beyond its content: the keys, the
+// row's strings, the maps' and the list's bookkeeping.
+const cacheEntryCost = 512
+
+// blobCacheBytes bounds a cache: 2,000 small blobs of 4 KiB with room to
+// spare, and nothing next to the server's other memory.
+const blobCacheBytes = 16 << 20
+
+func newBlobCache(max int64) *blobCache {
+	return &blobCache{max: max, lru: list.New(), entries: map[cacheKey]*list.Element{}, bySHA: map[string]map[cacheKey]struct{}{}}
+}
+
+// get returns the entry for (repo, digest); withContent asks for an
+// inline blob's bytes too, which an entry filled without them lacks.
+// The caller must not modify the Content it gets.
+func (c *blobCache) get(repo, digest string, withContent bool) (b Blob, gen uint64, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.entries[cacheKey{repo, digest}]
+	if !ok {
+		return Blob{}, c.gen, false
+	}
+	e := el.Value.(*cachedBlob)
+	if withContent && e.blob.Tier == TierInline && e.blob.Content == nil {
+		return Blob{}, c.gen, false
+	}
+	c.lru.MoveToFront(el)
+	b = e.blob
+	if !withContent {
+		b.Content = nil
+	}
+	return b, c.gen, true
+}
+
+// fill keeps b, read from the views, for (repo, digest), unless a commit
+// that touched a blob has happened since gen (get's) was current.
+func (c *blobCache) fill(gen uint64, repo, digest string, b Blob) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen == gen {
+		c.put(cacheKey{repo, digest}, b)
+	}
+}
+
+func (c *blobCache) put(k cacheKey, b Blob) {
+	cost := cacheEntryCost + int64(len(b.Content))
+	if cost > c.max {
+		return
+	}
+	c.remove(k)
+	c.entries[k] = c.lru.PushFront(&cachedBlob{key: k, blob: b})
+	if c.bySHA[b.SHA256] == nil {
+		c.bySHA[b.SHA256] = map[cacheKey]struct{}{}
+	}
+	c.bySHA[b.SHA256][k] = struct{}{}
+	c.size += cost
+	for c.size > c.max {
+		c.remove(c.lru.Back().Value.(*cachedBlob).key)
+	}
+}
+
+func (c *blobCache) remove(k cacheKey) {
+	el, ok := c.entries[k]
+	if !ok {
+		return
+	}
+	e := el.Value.(*cachedBlob)
+	c.lru.Remove(el)
+	delete(c.entries, k)
+	if keys := c.bySHA[e.blob.SHA256]; keys != nil {
+		delete(keys, k)
+		if len(keys) == 0 {
+			delete(c.bySHA, e.blob.SHA256)
+		}
+	}
+	c.size -= cacheEntryCost + int64(len(e.blob.Content))
+}
+
+// forget drops every entry of the blob stored under sha256.
+func (c *blobCache) forget(sha256 string) {
+	for k := range c.bySHA[sha256] {
+		c.remove(k)
+	}
+}
+
+// reset drops everything: the views were rebuilt, or a commit's outcome
+// is unknown.
+func (c *blobCache) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.clearLocked()
+}
+
+func (c *blobCache) clearLocked() {
+	c.gen++
+	c.lru.Init()
+	clear(c.entries)
+	clear(c.bySHA)
+	c.size = 0
+}
+
+// committed updates the cache for the events of a committed group, in
+// their order: it drops the entries of every blob they touch, and keeps
+// what a push of small content (blob.committed with the bytes, then
+// blob.linked) makes a repository serve, so that the first pull of a blob
+// just pushed is answered from memory too.
+func (c *blobCache) committed(evs []Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	pushed := map[string]BlobCommitted{} // inline blobs committed in this group
+	for _, e := range evs {
+		shas, commit, ok := cacheEffect(e)
+		if !ok {
+			c.clearLocked()
+			clear(pushed)
+			continue
+		}
+		if len(shas) > 0 {
+			c.gen++
+		}
+		for _, sha := range shas {
+			c.forget(sha)
+		}
+		switch e.Type {
+		case TypeBlobCommitted, TypeBlobTiered, TypeGCCondemned: // the row changes
+			for _, sha := range shas {
+				delete(pushed, sha)
+			}
+			if commit != nil && commit.Content != nil {
+				pushed[commit.SHA256] = *commit
+			}
+		case TypeBlobLinked:
+			if p, ok := pushed[shas[0]]; ok {
+				c.put(cacheKey{e.Repo, p.SHA256}, Blob{SHA256: p.SHA256, BLAKE3: p.BLAKE3, Size: p.Size, Tier: TierInline,
+					Linked: time.Unix(0, e.Time.UnixNano()).UTC(), Content: p.Content})
+			}
+		}
+	}
+}
+
+// cacheEffect returns the storage keys of the blobs whose lookups e
+// changes (and, for blob.committed, its payload), and false when it cannot
+// tell (an unknown type, an undecodable payload): then every entry must go.
+func cacheEffect(e Event) (shas []string, commit *BlobCommitted, ok bool) {
+	var sha string
+	var err error
+	switch e.Type {
+	case TypeBlobCommitted:
+		commit = new(BlobCommitted)
+		err = e.Decode(commit)
+		sha = commit.SHA256
+	case TypeBlobTiered:
+		var p BlobTiered
+		err = e.Decode(&p)
+		sha = p.SHA256
+	case TypeBlobLinked:
+		var p BlobLinked
+		err = e.Decode(&p)
+		sha = p.SHA256
+	case TypeBlobUnlinked:
+		var p BlobUnlinked
+		err = e.Decode(&p)
+		sha = p.SHA256
+	case TypeGCCondemned:
+		var p GCCondemned
+		if err := e.Decode(&p); err != nil {
+			return nil, nil, false
+		}
+		return p.Blobs, nil, true
+	case TypeManifestPut, TypeManifestDeleted, TypeTagSet, TypeTagDeleted,
+		TypeUploadStarted, TypeUploadFinished, TypeUploadCancelled,
+		TypeVersionPublished, TypeVersionDeleted, TypeAPIKeyCreated, TypeAPIKeyRevoked,
+		TypeGCSwept, TypePolicySet, TypePolicyRemoved, TypeTrashPurged, TypeManifestPulled:
+		// None writes blobs, blob_digests, blob_links or contents (their
+		// used_seq updates are not part of a lookup's answer).
+		return nil, nil, true
+	default:
+		return nil, nil, false
+	}
+	if err != nil {
+		return nil, nil, false
+	}
+	return []string{sha}, commit, true
+}

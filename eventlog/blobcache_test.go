@@ -1,0 +1,45 @@
+package eventlog
+
+import (
+	"fmt"
+	"testing"
+)
+
+// TestBlobCacheBounded: the cache holds no more than its bytes, the least
+// recently used go first, and an entry larger than the whole is not kept.
+func TestBlobCacheBounded(t *testing.T) {
+	const each = cacheEntryCost + 1000
+	c := newBlobCache(10 * each)
+	blob := func(i int) Blob {
+		return Blob{SHA256: fmt.Sprintf("sha256:%064x", i), Tier: TierInline, Content: make([]byte, 1000)}
+	}
+	for i := range 10 {
+		c.fill(c.gen, "r", blob(i).SHA256, blob(i))
+	}
+	if _, _, ok := c.get("r", blob(0).SHA256, true); !ok { // now the most recently used
+		t.Fatal("entry 0 missing before the cache was full")
+	}
+	for i := 10; i < 15; i++ {
+		c.fill(c.gen, "r", blob(i).SHA256, blob(i))
+	}
+	if c.size > c.max || len(c.entries) != 10 || c.lru.Len() != 10 {
+		t.Fatalf("size %d of %d, %d entries, %d in the list; want at most the bound, 10 entries", c.size, c.max, len(c.entries), c.lru.Len())
+	}
+	for i, want := range map[int]bool{0: true, 1: false, 5: false, 6: true, 14: true} {
+		if _, _, ok := c.get("r", blob(i).SHA256, true); ok != want {
+			t.Errorf("entry %d kept: %v, want %v", i, ok, want)
+		}
+	}
+	for sha, keys := range c.bySHA {
+		for k := range keys {
+			if _, ok := c.entries[k]; !ok {
+				t.Errorf("bySHA names %s under %s, which is not an entry", k, sha)
+			}
+		}
+	}
+	huge := Blob{SHA256: "sha256:huge", Tier: TierInline, Content: make([]byte, 11*each)}
+	c.fill(c.gen, "r", huge.SHA256, huge)
+	if _, _, ok := c.get("r", huge.SHA256, true); ok || len(c.entries) != 10 {
+		t.Fatalf("an entry larger than the cache was kept (%v) or emptied it (%d entries)", ok, len(c.entries))
+	}
+}
