@@ -17,28 +17,33 @@ func (r *Registry) routes() http.Handler {
 	// Keep paths as sent: cleaning would turn "a/../b" into another
 	// repository instead of the NAME_INVALID the client deserves.
 	m.SkipClean(true)
-	const name = "/v2/{name:.+}"
+	// Repository routes: "/v2/{name:.+}" and a suffix, matched without a
+	// regular expression (repopath.go); named by their templates.
+	repo := func(suffix string, methods ...string) *mux.Route {
+		p := newRepoPath(suffix)
+		return m.NewRoute().MatcherFunc(p.matcher).Methods(methods...).Name(routeName(p.template))
+	}
 
 	// Pulls first: mux tries routes in order, and these are most requests.
-	m.Handle(name+"/blobs/{digest}", r.named(auth.ActionPull, r.getBlob)).Methods(http.MethodGet, http.MethodHead)
-	m.Handle(name+"/manifests/{reference}", r.named(auth.ActionPull, r.getManifest)).Methods(http.MethodGet, http.MethodHead)
+	repo("/blobs/{digest}", http.MethodGet, http.MethodHead).Handler(r.named(auth.ActionPull, r.getBlob))
+	repo("/manifests/{reference}", http.MethodGet, http.MethodHead).Handler(r.named(auth.ActionPull, r.getManifest))
 
 	m.Handle("/v2/", r.handle(r.apiVersion)).Methods(http.MethodGet, http.MethodHead)
 	m.Handle("/v2/_catalog", r.handle(r.catalog)).Methods(http.MethodGet)
 
-	m.Handle(name+"/tags/list", r.named(auth.ActionPull, r.tagsList)).Methods(http.MethodGet)
-	m.Handle(name+"/referrers/{digest}", r.named(auth.ActionPull, r.referrers)).Methods(http.MethodGet)
+	repo("/tags/list", http.MethodGet).Handler(r.named(auth.ActionPull, r.tagsList))
+	repo("/referrers/{digest}", http.MethodGet).Handler(r.named(auth.ActionPull, r.referrers))
 
-	m.Handle(name+"/manifests/{reference}", r.named(auth.ActionPush, r.putManifest)).Methods(http.MethodPut)
-	m.Handle(name+"/manifests/{reference}", r.named(auth.ActionDelete, r.deleteManifest)).Methods(http.MethodDelete)
+	repo("/manifests/{reference}", http.MethodPut).Handler(r.named(auth.ActionPush, r.putManifest))
+	repo("/manifests/{reference}", http.MethodDelete).Handler(r.named(auth.ActionDelete, r.deleteManifest))
 
-	m.Handle(name+"/blobs/uploads/", r.named(auth.ActionPush, r.startUpload)).Methods(http.MethodPost)
-	m.Handle(name+"/blobs/uploads/{uuid}", r.named(auth.ActionPush, r.uploadStatus)).Methods(http.MethodGet)
-	m.Handle(name+"/blobs/uploads/{uuid}", r.named(auth.ActionPush, r.patchUpload)).Methods(http.MethodPatch)
-	m.Handle(name+"/blobs/uploads/{uuid}", r.named(auth.ActionPush, r.finishUpload)).Methods(http.MethodPut)
-	m.Handle(name+"/blobs/uploads/{uuid}", r.named(auth.ActionPush, r.cancelUpload)).Methods(http.MethodDelete)
+	repo("/blobs/uploads/", http.MethodPost).Handler(r.named(auth.ActionPush, r.startUpload))
+	repo("/blobs/uploads/{uuid}", http.MethodGet).Handler(r.named(auth.ActionPush, r.uploadStatus))
+	repo("/blobs/uploads/{uuid}", http.MethodPatch).Handler(r.named(auth.ActionPush, r.patchUpload))
+	repo("/blobs/uploads/{uuid}", http.MethodPut).Handler(r.named(auth.ActionPush, r.finishUpload))
+	repo("/blobs/uploads/{uuid}", http.MethodDelete).Handler(r.named(auth.ActionPush, r.cancelUpload))
 
-	m.Handle(name+"/blobs/{digest}", r.named(auth.ActionDelete, r.deleteBlob)).Methods(http.MethodDelete)
+	repo("/blobs/{digest}", http.MethodDelete).Handler(r.named(auth.ActionDelete, r.deleteBlob))
 
 	// The native API. A "-" path segment separates the repository from
 	// what follows: the name grammar starts and ends every component with
