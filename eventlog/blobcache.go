@@ -197,16 +197,10 @@ func cacheEffect(e Event) (shas []string, commit *BlobCommitted, ok bool) {
 		commit = new(BlobCommitted)
 		err = e.Decode(commit)
 		sha = commit.SHA256
-	case TypeBlobTiered:
-		var p BlobTiered
-		err = e.Decode(&p)
-		sha = p.SHA256
-	case TypeBlobLinked:
-		var p BlobLinked
-		err = e.Decode(&p)
-		sha = p.SHA256
-	case TypeBlobUnlinked:
-		var p BlobUnlinked
+	case TypeBlobTiered, TypeBlobLinked, TypeBlobUnlinked:
+		var p struct { // the one field their payloads share
+			SHA256 string `json:"sha256"`
+		}
 		err = e.Decode(&p)
 		sha = p.SHA256
 	case TypeGCCondemned:
