@@ -2,6 +2,7 @@ package eventlog
 
 import (
 	"container/list"
+	"slices"
 	"sync"
 	"time"
 )
@@ -27,6 +28,12 @@ import (
 //     come in between (gen unchanged), so a result read before a commit
 //     is never kept after it.
 //   - Only hits are kept: a key not found is asked of the views each time.
+//   - An entry a push fills takes its digest and size from the
+//     blob.committed, as a new row does. A row that already existed keeps
+//     its own, which are the same unless a caller committed a blob with a
+//     BLAKE3 or size that are not its bytes' (the registry derives both
+//     from the bytes): then the entry has the true ones and the views the
+//     damage, which verify reports.
 //   - Entries hold at most max bytes (content plus a fixed cost each);
 //     the least recently used go first.
 type blobCache struct {
@@ -36,7 +43,7 @@ type blobCache struct {
 	size    int64
 	lru     *list.List // of *cachedBlob, most recently used first
 	entries map[cacheKey]*list.Element
-	bySHA   map[string]map[cacheKey]struct{} // storage key → its entries
+	bySHA   map[string][]cacheKey // storage key → its entries (mostly one)
 }
 
 type cacheKey struct{ repo, digest string }
@@ -47,15 +54,16 @@ type cachedBlob struct {
 }
 
 // cacheEntryCost is what an entry costs beyond its content: the keys, the
-// row's strings, the maps' and the list's bookkeeping.
-const cacheEntryCost = 512
+// row's strings, the maps' and the list's bookkeeping (some 700 bytes of
+// heap, measured: rounded up).
+const cacheEntryCost = 1024
 
 // blobCacheBytes bounds a cache: 2,000 small blobs of 4 KiB with room to
 // spare, and nothing next to the server's other memory.
 const blobCacheBytes = 16 << 20
 
 func newBlobCache(max int64) *blobCache {
-	return &blobCache{max: max, lru: list.New(), entries: map[cacheKey]*list.Element{}, bySHA: map[string]map[cacheKey]struct{}{}}
+	return &blobCache{max: max, lru: list.New(), entries: map[cacheKey]*list.Element{}, bySHA: map[string][]cacheKey{}}
 }
 
 // get returns the entry for (repo, digest); withContent asks for an
@@ -97,10 +105,7 @@ func (c *blobCache) put(k cacheKey, b Blob) {
 	}
 	c.remove(k)
 	c.entries[k] = c.lru.PushFront(&cachedBlob{key: k, blob: b})
-	if c.bySHA[b.SHA256] == nil {
-		c.bySHA[b.SHA256] = map[cacheKey]struct{}{}
-	}
-	c.bySHA[b.SHA256][k] = struct{}{}
+	c.bySHA[b.SHA256] = append(c.bySHA[b.SHA256], k)
 	c.size += cost
 	for c.size > c.max {
 		c.remove(c.lru.Back().Value.(*cachedBlob).key)
@@ -115,18 +120,18 @@ func (c *blobCache) remove(k cacheKey) {
 	e := el.Value.(*cachedBlob)
 	c.lru.Remove(el)
 	delete(c.entries, k)
-	if keys := c.bySHA[e.blob.SHA256]; keys != nil {
-		delete(keys, k)
-		if len(keys) == 0 {
-			delete(c.bySHA, e.blob.SHA256)
-		}
+	keys := slices.DeleteFunc(c.bySHA[e.blob.SHA256], func(o cacheKey) bool { return o == k })
+	if len(keys) == 0 {
+		delete(c.bySHA, e.blob.SHA256)
+	} else {
+		c.bySHA[e.blob.SHA256] = keys
 	}
 	c.size -= cacheEntryCost + int64(len(e.blob.Content))
 }
 
 // forget drops every entry of the blob stored under sha256.
 func (c *blobCache) forget(sha256 string) {
-	for k := range c.bySHA[sha256] {
+	for _, k := range slices.Clone(c.bySHA[sha256]) { // remove edits the list
 		c.remove(k)
 	}
 }
@@ -153,12 +158,21 @@ func (c *blobCache) clearLocked() {
 // blob.linked) makes a repository serve, so that the first pull of a blob
 // just pushed is answered from memory too.
 func (c *blobCache) committed(evs []Event) {
+	type effect struct {
+		shas   []string
+		commit *BlobCommitted
+		ok     bool
+	}
+	effects := make([]effect, len(evs)) // decoded before the lock, which lookups wait on
+	for i, e := range evs {
+		effects[i].shas, effects[i].commit, effects[i].ok = cacheEffect(e)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	pushed := map[string]BlobCommitted{} // inline blobs committed in this group
-	for _, e := range evs {
-		shas, commit, ok := cacheEffect(e)
-		if !ok {
+	for i, e := range evs {
+		shas, commit := effects[i].shas, effects[i].commit
+		if !effects[i].ok {
 			c.clearLocked()
 			clear(pushed)
 			continue

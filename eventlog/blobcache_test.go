@@ -31,7 +31,7 @@ func TestBlobCacheBounded(t *testing.T) {
 		}
 	}
 	for sha, keys := range c.bySHA {
-		for k := range keys {
+		for _, k := range keys {
 			if _, ok := c.entries[k]; !ok {
 				t.Errorf("bySHA names %s under %s, which is not an entry", k, sha)
 			}
@@ -41,5 +41,24 @@ func TestBlobCacheBounded(t *testing.T) {
 	c.fill(c.gen, "r", huge.SHA256, huge)
 	if _, _, ok := c.get("r", huge.SHA256, true); ok || len(c.entries) != 10 {
 		t.Fatalf("an entry larger than the cache was kept (%v) or emptied it (%d entries)", ok, len(c.entries))
+	}
+}
+
+// TestBlobCacheForget: a blob's entries under each of its digests go with
+// it, and nothing of it stays in the cache's bookkeeping.
+func TestBlobCacheForget(t *testing.T) {
+	c := newBlobCache(blobCacheBytes)
+	b := Blob{SHA256: "sha256:aa", BLAKE3: "blake3:bb", Tier: TierHot}
+	other := Blob{SHA256: "sha256:cc", Tier: TierHot}
+	for _, k := range []cacheKey{{"r", b.SHA256}, {"r", b.BLAKE3}, {"s", b.SHA256}} {
+		c.fill(c.gen, k.repo, k.digest, b)
+	}
+	c.fill(c.gen, "r", other.SHA256, other)
+	c.forget(b.SHA256)
+	if len(c.entries) != 1 || c.lru.Len() != 1 || len(c.bySHA) != 1 || len(c.bySHA[other.SHA256]) != 1 || c.size != cacheEntryCost {
+		t.Fatalf("after forgetting one of two blobs: %d entries, %d listed, %d storage keys, size %d", len(c.entries), c.lru.Len(), len(c.bySHA), c.size)
+	}
+	if _, _, ok := c.get("r", other.SHA256, false); !ok {
+		t.Fatal("the other blob went too")
 	}
 }

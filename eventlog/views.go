@@ -395,6 +395,7 @@ func (l *Log) LinkedBlobs(ctx context.Context, repo string, digests []string) (m
 		var missed []string
 		for _, d := range digests {
 			if b, _, ok := l.cache.get(repo, d, false); ok {
+				b.Linked = time.Time{} // as the query's rows: LinkedBlob's alone
 				out[d] = b
 			} else {
 				missed = append(missed, d)
