@@ -237,7 +237,8 @@ func run(t *testing.T, args ...string) (string, error) {
 }
 
 // TestReplayAndVerify runs the maintenance commands on a real data
-// directory, then corrupts a blob and expects verify to say which.
+// directory (replay and migrate refused beside a live server, which holds
+// the directory), then corrupts a blob and expects verify to say which.
 func TestReplayAndVerify(t *testing.T) {
 	data, addr := t.TempDir(), freeAddr(t)
 	s := start(t, data, addr)
@@ -245,8 +246,10 @@ func TestReplayAndVerify(t *testing.T) {
 	if r := request(t, "POST", s.url("/v2/v/blobs/uploads/?digest="+sha(blob)), bytes.NewReader(blob)); r.StatusCode != 201 {
 		t.Fatalf("push: %d", r.StatusCode)
 	}
-	if out, err := run(t, "replay", "--data", data); err == nil || !strings.Contains(out, "in use") {
-		t.Fatalf("replay under a live server: %v %s", err, out)
+	for _, cmd := range []string{"replay", "migrate"} {
+		if out, err := run(t, cmd, "--data", data); err == nil || !strings.Contains(out, "in use") {
+			t.Fatalf("%s under a live server: %v %s", cmd, err, out)
+		}
 	}
 	if out, err := run(t, "verify", "--data", data); err != nil || !strings.Contains(out, "0 problems") {
 		t.Fatalf("verify beside a live server: %v %s", err, out)
@@ -254,6 +257,9 @@ func TestReplayAndVerify(t *testing.T) {
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	s.cmd.Wait()
 
+	if out, err := run(t, "migrate", "--data", data); err != nil || !strings.Contains(out, "up to date") {
+		t.Fatalf("migrate of a stopped server's directory: %v %s", err, out)
+	}
 	out, err := run(t, "replay", "--data", data)
 	if err != nil || !strings.Contains(out, "replayed 2 events") {
 		t.Fatalf("replay: %v %s", err, out)

@@ -101,6 +101,15 @@ func migrate(ctx context.Context, args []string) error {
 		if err := os.MkdirAll(sc.data, 0o755); err != nil {
 			return err
 		}
+		// A live server on the directory holds the lock, and keeps what
+		// it reads of its views in memory (ADR 0019): a schema changed
+		// under it would go unseen. Stop it first, or let it migrate at
+		// its start.
+		lock, err := lockDir(sc.data)
+		if err != nil {
+			return err
+		}
+		defer lock.Close()
 		applied, err = sqlite.Migrate(ctx, sc.sqlitePath())
 	}
 	for _, a := range applied {
