@@ -105,9 +105,9 @@ func migrate(ctx context.Context, args []string) error {
 		// it reads of its views in memory (ADR 0019): a schema changed
 		// under it would go unseen. Stop it first, or let it migrate at
 		// its start.
-		lock, err := lockDir(sc.data)
-		if err != nil {
-			return err
+		lock, lockErr := lockDir(sc.data)
+		if lockErr != nil {
+			return lockErr
 		}
 		defer lock.Close()
 		applied, err = sqlite.Migrate(ctx, sc.sqlitePath())
