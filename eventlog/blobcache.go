@@ -1,10 +1,11 @@
 package eventlog
 
 import (
-	"container/list"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/artifact-store/artifact-store/internal/lru"
 )
 
 // blobCache answers LinkedBlob and LinkedBlobForRead from memory, for a
@@ -38,20 +39,12 @@ import (
 //     the least recently used go first.
 type blobCache struct {
 	mu      sync.Mutex
-	gen     uint64 // counts commits that touched a blob, and resets
-	max     int64
-	size    int64
-	lru     *list.List // of *cachedBlob, most recently used first
-	entries map[cacheKey]*list.Element
-	bySHA   map[string][]cacheKey // storage key → its entries (mostly one)
+	gen     uint64                     // counts commits that touched a blob, and resets
+	entries *lru.Cache[cacheKey, Blob] // Content set when inline and read with it
+	bySHA   map[string][]cacheKey      // storage key → its entries (mostly one)
 }
 
 type cacheKey struct{ repo, digest string }
-
-type cachedBlob struct {
-	key  cacheKey
-	blob Blob // Content is set when the blob is inline and was read with it
-}
 
 // cacheEntryCost is what an entry costs beyond its content: the keys, the
 // row's strings, the maps' and the list's bookkeeping (some 700 bytes of
@@ -63,7 +56,10 @@ const cacheEntryCost = 1024
 const blobCacheBytes = 16 << 20
 
 func newBlobCache(max int64) *blobCache {
-	return &blobCache{max: max, lru: list.New(), entries: map[cacheKey]*list.Element{}, bySHA: map[string][]cacheKey{}}
+	c := &blobCache{bySHA: map[string][]cacheKey{}}
+	cost := func(b Blob) int64 { return cacheEntryCost + int64(len(b.Content)) }
+	c.entries = lru.New(max, cost, c.unindex)
+	return c
 }
 
 // get returns the entry for (repo, digest); withContent asks for an
@@ -72,17 +68,11 @@ func newBlobCache(max int64) *blobCache {
 func (c *blobCache) get(repo, digest string, withContent bool) (b Blob, gen uint64, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	el, ok := c.entries[cacheKey{repo, digest}]
-	if !ok {
+	b, ok = c.entries.Get(cacheKey{repo, digest})
+	switch {
+	case !ok, withContent && b.Tier == TierInline && b.Content == nil:
 		return Blob{}, c.gen, false
-	}
-	e := el.Value.(*cachedBlob)
-	if withContent && e.blob.Tier == TierInline && e.blob.Content == nil {
-		return Blob{}, c.gen, false
-	}
-	c.lru.MoveToFront(el)
-	b = e.blob
-	if !withContent {
+	case !withContent:
 		b.Content = nil
 	}
 	return b, c.gen, true
@@ -99,34 +89,26 @@ func (c *blobCache) fill(gen uint64, repo, digest string, b Blob) {
 }
 
 func (c *blobCache) put(k cacheKey, b Blob) {
-	cost := cacheEntryCost + int64(len(b.Content))
-	if cost > c.max {
-		return
-	}
 	c.remove(k)
-	c.entries[k] = c.lru.PushFront(&cachedBlob{key: k, blob: b})
-	c.bySHA[b.SHA256] = append(c.bySHA[b.SHA256], k)
-	c.size += cost
-	for c.size > c.max {
-		c.remove(c.lru.Back().Value.(*cachedBlob).key)
+	if c.entries.Add(k, b) {
+		c.bySHA[b.SHA256] = append(c.bySHA[b.SHA256], k)
 	}
 }
 
 func (c *blobCache) remove(k cacheKey) {
-	el, ok := c.entries[k]
-	if !ok {
-		return
+	if b, ok := c.entries.Remove(k); ok {
+		c.unindex(k, b)
 	}
-	e := el.Value.(*cachedBlob)
-	c.lru.Remove(el)
-	delete(c.entries, k)
-	keys := slices.DeleteFunc(c.bySHA[e.blob.SHA256], func(o cacheKey) bool { return o == k })
+}
+
+// unindex drops k, which no longer has an entry, from its blob's list.
+func (c *blobCache) unindex(k cacheKey, b Blob) {
+	keys := slices.DeleteFunc(c.bySHA[b.SHA256], func(o cacheKey) bool { return o == k })
 	if len(keys) == 0 {
-		delete(c.bySHA, e.blob.SHA256)
+		delete(c.bySHA, b.SHA256)
 	} else {
-		c.bySHA[e.blob.SHA256] = keys
+		c.bySHA[b.SHA256] = keys
 	}
-	c.size -= cacheEntryCost + int64(len(e.blob.Content))
 }
 
 // forget drops every entry of the blob stored under sha256.
@@ -146,10 +128,8 @@ func (c *blobCache) reset() {
 
 func (c *blobCache) clearLocked() {
 	c.gen++
-	c.lru.Init()
-	clear(c.entries)
+	c.entries.Clear()
 	clear(c.bySHA)
-	c.size = 0
 }
 
 // committed updates the cache for the events of a committed group, in

@@ -22,8 +22,8 @@ func TestBlobCacheBounded(t *testing.T) {
 	for i := 10; i < 15; i++ {
 		c.fill(c.gen, "r", blob(i).SHA256, blob(i))
 	}
-	if c.size > c.max || len(c.entries) != 10 || c.lru.Len() != 10 {
-		t.Fatalf("size %d of %d, %d entries, %d in the list; want at most the bound, 10 entries", c.size, c.max, len(c.entries), c.lru.Len())
+	if c.entries.Size() > 10*each || c.entries.Len() != 10 {
+		t.Fatalf("size %d of %d, %d entries; want at most the bound, 10 entries", c.entries.Size(), 10*each, c.entries.Len())
 	}
 	for i, want := range map[int]bool{0: true, 1: false, 5: false, 6: true, 14: true} {
 		if _, _, ok := c.get("r", blob(i).SHA256, true); ok != want {
@@ -32,15 +32,15 @@ func TestBlobCacheBounded(t *testing.T) {
 	}
 	for sha, keys := range c.bySHA {
 		for _, k := range keys {
-			if _, ok := c.entries[k]; !ok {
+			if _, ok := c.entries.Get(k); !ok {
 				t.Errorf("bySHA names %s under %s, which is not an entry", k, sha)
 			}
 		}
 	}
 	huge := Blob{SHA256: "sha256:huge", Tier: TierInline, Content: make([]byte, 11*each)}
 	c.fill(c.gen, "r", huge.SHA256, huge)
-	if _, _, ok := c.get("r", huge.SHA256, true); ok || len(c.entries) != 10 {
-		t.Fatalf("an entry larger than the cache was kept (%v) or emptied it (%d entries)", ok, len(c.entries))
+	if _, _, ok := c.get("r", huge.SHA256, true); ok || c.entries.Len() != 10 {
+		t.Fatalf("an entry larger than the cache was kept (%v) or emptied it (%d entries)", ok, c.entries.Len())
 	}
 }
 
@@ -55,8 +55,8 @@ func TestBlobCacheForget(t *testing.T) {
 	}
 	c.fill(c.gen, "r", other.SHA256, other)
 	c.forget(b.SHA256)
-	if len(c.entries) != 1 || c.lru.Len() != 1 || len(c.bySHA) != 1 || len(c.bySHA[other.SHA256]) != 1 || c.size != cacheEntryCost {
-		t.Fatalf("after forgetting one of two blobs: %d entries, %d listed, %d storage keys, size %d", len(c.entries), c.lru.Len(), len(c.bySHA), c.size)
+	if c.entries.Len() != 1 || len(c.bySHA) != 1 || len(c.bySHA[other.SHA256]) != 1 || c.entries.Size() != cacheEntryCost {
+		t.Fatalf("after forgetting one of two blobs: %d entries, %d storage keys, size %d", c.entries.Len(), len(c.bySHA), c.entries.Size())
 	}
 	if _, _, ok := c.get("r", other.SHA256, false); !ok {
 		t.Fatal("the other blob went too")

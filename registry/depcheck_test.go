@@ -11,7 +11,8 @@ const module = "github.com/artifact-store/artifact-store/"
 
 // allowedImports is the project's import direction: cmd -> registry ->
 // {auth, eventlog, blobstore, manifests, retention}, with digest as the leaf vocabulary
-// and migrations as embedded data. Backends import their domain package; no
+// and migrations as embedded data; internal/lru is a leaf container the
+// caches of eventlog and registry share. Backends import their domain package; no
 // library imports a backend. auth (TLS, identities) imports nothing of the
 // project, so that registry and cmd can both use it; retention (pure policy
 // decisions) only auth, for its repository globs.
@@ -24,7 +25,7 @@ var allowedImports = map[string][]string{
 	"blobstore/s3/s3test":      {},
 	"blobstore/blobstoretest":  {"blobstore", "digest"},
 	"manifests":                {"digest"},
-	"eventlog":                 {"migrations"},
+	"eventlog":                 {"migrations", "internal/lru"},
 	"eventlog/sqlite":          {"eventlog"},
 	"eventlog/postgres":        {"eventlog"},
 	"eventlog/postgres/pgtest": {},
@@ -32,8 +33,9 @@ var allowedImports = map[string][]string{
 	"auth":                     {},
 	"internal/logbuf":          {},
 	"internal/logfmt":          {},
+	"internal/lru":             {},
 	"retention":                {"auth"},
-	"registry":                 {"auth", "blobstore", "digest", "eventlog", "manifests", "retention"},
+	"registry":                 {"auth", "blobstore", "digest", "eventlog", "internal/lru", "manifests", "retention"},
 	"client":                   {"digest", "manifests", "registry"},
 }
 

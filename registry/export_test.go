@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"container/list"
 	"fmt"
 	"time"
 
@@ -98,10 +97,4 @@ func (r *Registry) ForgetReadiness() {
 
 // ForgetManifests empties the cache of manifest bytes, so that the next
 // read goes to where they are stored (a test that damages them there).
-func (r *Registry) ForgetManifests() {
-	c := r.manifests
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.entries, c.size = map[string]*list.Element{}, 0
-	c.recency.Init()
-}
+func (r *Registry) ForgetManifests() { r.manifests.forget() }

@@ -2,8 +2,9 @@ package registry
 
 import (
 	"bytes"
-	"container/list"
 	"sync"
+
+	"github.com/artifact-store/artifact-store/internal/lru"
 )
 
 // manifestCache keeps the bytes of recently read manifests in memory, by
@@ -24,17 +25,10 @@ import (
 // evicts, it does not grow memory. Only clients' reads fill it: a garbage
 // collection reading every manifest would evict the ones in use.
 type manifestCache struct {
-	maxBytes, maxEntry int64
+	maxEntry int64
 
 	mu      sync.Mutex
-	size    int64
-	entries map[string]*list.Element // of *cachedManifest
-	recency list.List                // front: most recently used
-}
-
-type cachedManifest struct {
-	key  string
-	body []byte
+	entries *lru.Cache[string, []byte]
 }
 
 // Defaults: a few thousand typical manifests.
@@ -43,46 +37,39 @@ const (
 	manifestCacheEntry = 256 << 10
 )
 
+// entryOverhead is what an entry costs beyond its bytes: its key, the
+// map's and the list's bookkeeping.
+const entryOverhead = 256
+
 func newManifestCache(maxBytes, maxEntry int64) *manifestCache {
-	return &manifestCache{maxBytes: maxBytes, maxEntry: maxEntry, entries: map[string]*list.Element{}}
+	cost := func(body []byte) int64 { return int64(len(body)) + entryOverhead }
+	return &manifestCache{maxEntry: maxEntry, entries: lru.New[string](maxBytes, cost, nil)}
 }
 
 // get returns the cached bytes of key; callers must not modify them.
 func (c *manifestCache) get(key string) ([]byte, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.entries[key]
-	if !ok {
-		return nil, false
-	}
-	c.recency.MoveToFront(e)
-	return e.Value.(*cachedManifest).body, true
+	return c.entries.Get(key)
 }
 
-// entryOverhead is what an entry costs beyond its bytes (map slot, list
-// element, key), counted against the budget so that many tiny manifests
-// cannot hold more memory than it says.
-const entryOverhead = 256
-
-// add caches a copy of body, which must hash to key, evicting the least
-// recently used entries beyond the budget. The copy is exactly body's
-// size: a read's buffer may be several times larger.
+// add caches a copy of body under key (a copy: the caller's slice may be
+// a larger read buffer, which the cache must not keep alive).
 func (c *manifestCache) add(key string, body []byte) {
-	cost := int64(len(body)) + entryOverhead
-	if int64(len(body)) > c.maxEntry || cost > c.maxBytes {
+	if int64(len(body)) > c.maxEntry {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.entries[key]; ok {
+	if _, ok := c.entries.Get(key); ok {
 		return
 	}
-	c.entries[key] = c.recency.PushFront(&cachedManifest{key: key, body: bytes.Clone(body)})
-	c.size += cost
-	for c.size > c.maxBytes {
-		last := c.recency.Back()
-		m := c.recency.Remove(last).(*cachedManifest)
-		delete(c.entries, m.key)
-		c.size -= int64(len(m.body)) + entryOverhead
-	}
+	c.entries.Add(key, bytes.Clone(body))
+}
+
+// forget drops every entry.
+func (c *manifestCache) forget() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.entries.Clear()
 }

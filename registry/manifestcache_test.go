@@ -24,8 +24,8 @@ func TestManifestCacheBounded(t *testing.T) {
 			t.Errorf("entry %s lost", k)
 		}
 	}
-	if c.size > c.maxBytes || len(c.entries) != c.recency.Len() {
-		t.Errorf("size %d of %d, %d entries, %d in the list", c.size, c.maxBytes, len(c.entries), c.recency.Len())
+	if max := int64(10 * (1_000 + entryOverhead)); c.entries.Size() > max || c.entries.Len() != 10 {
+		t.Errorf("size %d of %d, %d entries; want 10", c.entries.Size(), max, c.entries.Len())
 	}
 	c.add("big", make([]byte, 4_001))
 	if _, ok := c.get("big"); ok {
@@ -36,12 +36,12 @@ func TestManifestCacheBounded(t *testing.T) {
 	for i := 0; i < 1_000; i++ {
 		tiny.add(fmt.Sprint(i), make([]byte, 10, 512))
 	}
-	if n := len(tiny.entries); n != 100 {
+	if n := tiny.entries.Len(); n != 100 {
 		t.Errorf("%d tiny entries kept, want 100", n)
 	}
-	for _, e := range tiny.entries {
-		if b := e.Value.(*cachedManifest).body; cap(b) > 16 {
-			t.Fatalf("an entry keeps its read buffer (capacity %d)", cap(b))
+	for i := 900; i < 1_000; i++ {
+		if b, ok := tiny.get(fmt.Sprint(i)); !ok || cap(b) > 16 {
+			t.Fatalf("entry %d: kept %v, capacity %d; want kept, without its read buffer", i, ok, cap(b))
 		}
 	}
 }
