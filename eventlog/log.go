@@ -44,6 +44,11 @@ type Dialect struct {
 	// them: a join over tables it has no statistics for can be planned as
 	// a scan on every lookup. SQLite's planner needs none.
 	Analyze string
+	// CommitterSetup, when set, makes the committer keep one connection
+	// of its own for its group commits and run this statement on it once
+	// (SQLite: PRAGMA temp_store = MEMORY, for the savepoints' statement
+	// journals). Empty: each group takes a connection from the pool.
+	CommitterSetup string
 }
 
 // Log is the event log and its views over one database.
@@ -62,8 +67,12 @@ type Log struct {
 	// views, so that Replay never interleaves with a group commit.
 	commitMu sync.Mutex
 	queue    chan *appendReq
-	quit     chan struct{} // closed by Close
-	stopped  chan struct{} // closed when the committer has exited
+	// committerConn is the committer's own connection when the dialect
+	// asks for one (CommitterSetup); only the committer uses it, and Close
+	// after the committer has stopped.
+	committerConn *sql.Conn
+	quit          chan struct{} // closed by Close
+	stopped       chan struct{} // closed when the committer has exited
 
 	lockDB *sql.DB    // connections for LockBlob; nil: use db
 	leases leaseTable // upload leases, when the dialect has no KeyLock (SQLite)
@@ -138,6 +147,9 @@ func (l *Log) Close() error {
 		close(l.quit)
 	}
 	<-l.stopped
+	if l.committerConn != nil {
+		l.committerConn.Close()
+	}
 	l.changedMu.Lock()
 	closers := l.closers
 	l.closers = nil
@@ -203,7 +215,15 @@ func numberPlaceholders(query string) string {
 
 // begin starts a writing transaction holding the dialect's write lock.
 func (l *Log) begin(ctx context.Context) (*sql.Tx, error) {
-	tx, err := l.db.BeginTx(ctx, nil)
+	return l.beginOn(ctx, l.db)
+}
+
+// beginOn begins a transaction on b (the pool, or one connection) and
+// takes the dialect's write lock in it.
+func (l *Log) beginOn(ctx context.Context, b interface {
+	BeginTx(context.Context, *sql.TxOptions) (*sql.Tx, error)
+}) (*sql.Tx, error) {
+	tx, err := b.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -214,6 +234,33 @@ func (l *Log) begin(ctx context.Context) (*sql.Tx, error) {
 		}
 	}
 	return tx, nil
+}
+
+// beginGroup begins a group commit's transaction: on the committer's own
+// connection when the dialect asks for one, otherwise as begin does. A
+// connection that fails to begin is given up, and the next group opens
+// another.
+func (l *Log) beginGroup(ctx context.Context) (*sql.Tx, error) {
+	if l.dialect.CommitterSetup == "" {
+		return l.begin(ctx)
+	}
+	if l.committerConn == nil {
+		c, err := l.db.Conn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := c.ExecContext(ctx, l.dialect.CommitterSetup); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("set up the committer's connection: %w", err)
+		}
+		l.committerConn = c
+	}
+	tx, err := l.beginOn(ctx, l.committerConn)
+	if err != nil {
+		l.committerConn.Close()
+		l.committerConn = nil
+	}
+	return tx, err
 }
 
 // Append assigns the next sequence numbers, time and chain hashes to evs,
@@ -436,7 +483,7 @@ func (l *Log) record(group []*appendReq, careful bool) (_ []*appendReq, abandone
 		}
 	}
 	ctx := batched(context.Background())
-	tx, err := l.begin(ctx)
+	tx, err := l.beginGroup(ctx)
 	if err != nil {
 		if !careful {
 			group = l.gather(group)

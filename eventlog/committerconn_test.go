@@ -1,0 +1,64 @@
+package eventlog
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	_ "modernc.org/sqlite"
+)
+
+// TestCommitterKeepsItsConnection: with CommitterSetup, group commits run
+// on one connection set up once (SQLite: statement journals in memory),
+// while the pool's connections keep SQLite's default (temporary files on
+// disk, so that a large sort does not grow the heap).
+func TestCommitterKeepsItsConnection(t *testing.T) {
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "log.db")+"?_pragma=journal_mode(WAL)&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(ctx, db, Dialect{Name: "sqlite", CommitterSetup: "PRAGMA temp_store = MEMORY"}, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var wg sync.WaitGroup
+	for w := range 8 { // concurrent, so that groups hold several appends, each behind a savepoint
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 20 {
+				if _, err := l.Append(ctx, New(TypeTagSet, fmt.Sprintf("r%d", w), TagSet{Tag: fmt.Sprint(i), Digest: fmt.Sprintf("sha256:%064x", i)})); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM tags`).Scan(&n); err != nil || n != 160 {
+		t.Fatalf("tags = %d, %v; want 160", n, err)
+	}
+	first := l.committerConn
+	if first == nil {
+		t.Fatal("the committer keeps no connection of its own")
+	}
+	var store int
+	if err := first.QueryRowContext(ctx, "PRAGMA temp_store").Scan(&store); err != nil || store != 2 {
+		t.Fatalf("committer's connection: temp_store %d, %v; want 2 (MEMORY)", store, err)
+	}
+	if err := db.QueryRowContext(ctx, "PRAGMA temp_store").Scan(&store); err != nil || store != 0 {
+		t.Fatalf("a pool connection: temp_store %d, %v; want 0 (the default)", store, err)
+	}
+	if _, err := l.Append(ctx, New(TypeTagSet, "r0", TagSet{Tag: "again", Digest: fmt.Sprintf("sha256:%064x", 1)})); err != nil {
+		t.Fatal(err)
+	}
+	if l.committerConn != first {
+		t.Fatal("the committer took another connection for its next group")
+	}
+}
