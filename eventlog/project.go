@@ -76,7 +76,8 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 			tier = CASE WHEN excluded.tier = '`+TierInline+`' THEN excluded.tier ELSE blobs.tier END`, p.SHA256, p.BLAKE3, p.Size, tier, e.Seq, e.Seq); err != nil {
 			return err
 		}
-		digests := [][]any{{p.SHA256, p.SHA256}, {p.BLAKE3, p.SHA256}}
+		// The blob's other digests; its sha256 is its key (keyOf).
+		digests := [][]any{{p.BLAKE3, p.SHA256}}
 		if p.SHA512 != "" {
 			digests = append(digests, []any{p.SHA512, p.SHA256})
 		}

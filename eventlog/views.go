@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 )
 
@@ -60,10 +61,25 @@ func notFound(err error, what string) error {
 	return err
 }
 
+// keyOf is SQL for the storage key of the digest bound to its one
+// parameter. A blob's storage key is its sha256 digest, so such a digest
+// is its own key; blob_digests maps the blob's other digests (blake3,
+// sha512) to it, and holds no row for the key itself (migration
+// 0014_blob_digests_others: one random index insert less per blob).
+func keyOf(digest string) string {
+	if isKey(digest) {
+		return `?`
+	}
+	return `(SELECT sha256 FROM blob_digests WHERE digest = ?)`
+}
+
+// isKey tells a digest that is a storage key (a sha256 digest).
+func isKey(digest string) bool { return strings.HasPrefix(digest, "sha256:") }
+
 // Blob resolves any digest of a committed blob (sha256, blake3, sha512).
 func (l *Log) Blob(ctx context.Context, digest string) (Blob, error) {
 	var b Blob
-	err := l.db.QueryRowContext(ctx, l.q(`SELECT b.sha256, b.blake3, b.size, b.tier, b.tier_seq FROM blob_digests d JOIN blobs b ON b.sha256 = d.sha256 WHERE d.digest = ?`), digest).
+	err := l.db.QueryRowContext(ctx, l.q(`SELECT b.sha256, b.blake3, b.size, b.tier, b.tier_seq FROM blobs b WHERE b.sha256 = `+keyOf(digest)), digest).
 		Scan(&b.SHA256, &b.BLAKE3, &b.Size, &b.Tier, &b.TierSeq)
 	return b, notFound(err, "blob "+digest)
 }
@@ -111,13 +127,12 @@ func (l *Log) queryLinkedBlob(ctx context.Context, repo, digest string, withCont
 	var linked int64
 	content, join := `NULL`, ``
 	if withContent {
-		content, join = `c.bytes`, `LEFT JOIN contents c ON c.sha256 = d.sha256 AND b.tier = '`+TierInline+`'`
+		content, join = `c.bytes`, `LEFT JOIN contents c ON c.sha256 = b.sha256 AND b.tier = '`+TierInline+`'`
 	}
-	err := l.db.QueryRowContext(ctx, l.q(`SELECT b.sha256, b.blake3, b.size, b.tier, e.time_ns, `+content+` FROM blob_digests d
-		JOIN blobs b ON b.sha256 = d.sha256
-		JOIN blob_links k ON k.sha256 = d.sha256 AND k.repo = ?
+	err := l.db.QueryRowContext(ctx, l.q(`SELECT b.sha256, b.blake3, b.size, b.tier, e.time_ns, `+content+` FROM blobs b
+		JOIN blob_links k ON k.sha256 = b.sha256 AND k.repo = ?
 		JOIN events e ON e.seq = k.seq `+join+`
-		WHERE d.digest = ?`), repo, digest).Scan(&b.SHA256, &b.BLAKE3, &b.Size, &b.Tier, &linked, &b.Content)
+		WHERE b.sha256 = `+keyOf(digest)), repo, digest).Scan(&b.SHA256, &b.BLAKE3, &b.Size, &b.Tier, &linked, &b.Content)
 	b.Linked = time.Unix(0, linked).UTC()
 	return b, notFound(err, "blob "+digest+" in "+repo)
 }
@@ -289,7 +304,7 @@ func (l *Log) manifest(ctx context.Context, repo, digest string, withContent boo
 	if errors.Is(err, sql.ErrNoRows) {
 		m, err = scanManifestContent(l.db.QueryRowContext(ctx, l.q(`SELECT `+cols+`
 			FROM manifests m `+join+`
-			WHERE m.repo = ? AND m.sha256 = (SELECT sha256 FROM blob_digests WHERE digest = ?) ORDER BY m.digest LIMIT 1`), repo, digest))
+			WHERE m.repo = ? AND m.sha256 = `+keyOf(digest)+` ORDER BY m.digest LIMIT 1`), repo, digest))
 	}
 	return m, notFound(err, "manifest "+digest)
 }
@@ -406,18 +421,35 @@ func (l *Log) LinkedBlobs(ctx context.Context, repo string, digests []string) (m
 		}
 		digests = missed
 	}
-	err := l.queryIn(ctx, l.db, `SELECT d.digest, b.sha256, b.blake3, b.size, b.tier FROM blob_digests d
-		JOIN blobs b ON b.sha256 = d.sha256
-		JOIN blob_links k ON k.sha256 = d.sha256 AND k.repo = ?
-		WHERE d.digest IN (%s)`, []any{repo}, digests, func(rows *sql.Rows) error {
+	var keys, others []string // see keyOf
+	for _, d := range digests {
+		if isKey(d) {
+			keys = append(keys, d)
+		} else {
+			others = append(others, d)
+		}
+	}
+	scan := func(rows *sql.Rows) error {
 		var d string
 		var b Blob
 		err := rows.Scan(&d, &b.SHA256, &b.BLAKE3, &b.Size, &b.Tier)
 		out[d] = b
 		return err
-	})
-	if err != nil {
-		return nil, err
+	}
+	if len(keys) > 0 {
+		if err := l.queryIn(ctx, l.db, `SELECT b.sha256, b.sha256, b.blake3, b.size, b.tier FROM blobs b
+			JOIN blob_links k ON k.sha256 = b.sha256 AND k.repo = ?
+			WHERE b.sha256 IN (%s)`, []any{repo}, keys, scan); err != nil {
+			return nil, err
+		}
+	}
+	if len(others) > 0 {
+		if err := l.queryIn(ctx, l.db, `SELECT d.digest, b.sha256, b.blake3, b.size, b.tier FROM blob_digests d
+			JOIN blobs b ON b.sha256 = d.sha256
+			JOIN blob_links k ON k.sha256 = d.sha256 AND k.repo = ?
+			WHERE d.digest IN (%s)`, []any{repo}, others, scan); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }

@@ -318,3 +318,33 @@ func testLinkedBlobUnderChurn(t *testing.T, l *eventlog.Log) {
 		}
 	}
 }
+
+// testLinkedBlobsByAnyDigest: the lookup of many digests at once (the
+// blobs a manifest names) answers each under the digest it was asked by,
+// sha256 or blake3, mixed in one call, with the repository's blobs only;
+// and a blob answers by blake3 in Blob and LinkedBlob as by its key,
+// though blob_digests maps only the other digests to the key.
+func testLinkedBlobsByAnyDigest(t *testing.T, l *eventlog.Log) {
+	ctx := context.Background()
+	a, b, other, none := sha(0xa1), sha(0xa2), sha(0xa3), sha(0xa4)
+	mustAppend(t, l, committed(a), committed(b), committed(other), link("r", a), link("r", b), link("s", other))
+	asked := []string{a, "blake3:" + b[7:], other, "blake3:" + other[7:], none, "blake3:" + none[7:]}
+	got, err := l.LinkedBlobs(ctx, "r", asked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[a].SHA256 != a || got["blake3:"+b[7:]].SHA256 != b || got["blake3:"+b[7:]].BLAKE3 != "blake3:"+b[7:] {
+		t.Fatalf("LinkedBlobs(r, %q) = %+v; want %s by its key and %s by its blake3 digest, nothing else", asked, got, a, b)
+	}
+	for _, d := range []string{b, "blake3:" + b[7:]} {
+		if blob, err := l.Blob(ctx, d); err != nil || blob.SHA256 != b {
+			t.Fatalf("Blob(%s) = %+v, %v", d, blob, err)
+		}
+		if blob, err := l.LinkedBlob(ctx, "r", d); err != nil || blob.SHA256 != b {
+			t.Fatalf("LinkedBlob(r, %s) = %+v, %v", d, blob, err)
+		}
+	}
+	if _, err := l.Blob(ctx, "blake3:"+none[7:]); !isNotFound(err) {
+		t.Fatalf("Blob of a digest never committed: %v; want ErrNotFound", err)
+	}
+}
