@@ -39,14 +39,26 @@ import (
 // sessionKeyPurpose names the shared key that signs session ids.
 const sessionKeyPurpose = "upload-session-ids"
 
-// Parts of an id, in bytes, before hex: random, expiry (Unix seconds, big
-// endian), then the first idMACLen bytes of HMAC-SHA256 over the
-// repository and both.
+// Parts of an id, in bytes, before hex: expiry (Unix seconds, big
+// endian), random, then the first idMACLen bytes of HMAC-SHA256 over the
+// repository and both. The expiry comes first so that ids sort by when
+// they expire: the ended_uploads view, keyed by id, then takes each
+// push's end near the ids of the pushes just before it, in the same few
+// pages, rather than on a random page of its index.
 const (
-	idRandLen = 16
 	idTimeLen = 8
+	idRandLen = 16
 	idMACLen  = 16
-	idLen     = 2 * (idRandLen + idTimeLen + idMACLen)
+	idLen     = 2 * (idTimeLen + idRandLen + idMACLen)
+)
+
+// Ids minted before their expiry came first (random, then expiry) are
+// signed under idDomainV1; their sessions last minutes, so an upgrade
+// with pushes in flight finishes them. Ids minted since are signed under
+// idDomain, so that neither layout's bytes verify as the other's.
+const (
+	idDomain   = "artifactstore upload session v2\x00"
+	idDomainV1 = "artifactstore upload session\x00"
 )
 
 // idSkew is how far replicas' clocks may differ: the log remembers an
@@ -74,9 +86,9 @@ func (s *sessionIDs) keyFor(ctx context.Context) ([]byte, error) {
 	return s.key, nil
 }
 
-func idMAC(key []byte, repo string, body []byte) []byte {
+func idMAC(key []byte, domain, repo string, body []byte) []byte {
 	m := hmac.New(sha256.New, key)
-	m.Write([]byte("artifactstore upload session\x00"))
+	m.Write([]byte(domain))
 	m.Write([]byte(repo))
 	m.Write([]byte{0})
 	m.Write(body)
@@ -89,10 +101,10 @@ func (s *sessionIDs) mint(ctx context.Context, repo string, expires time.Time) (
 	if err != nil {
 		return "", err
 	}
-	b := make([]byte, idRandLen+idTimeLen, idRandLen+idTimeLen+idMACLen)
-	rand.Read(b[:idRandLen])
-	binary.BigEndian.PutUint64(b[idRandLen:], uint64(expires.Unix()))
-	return hex.EncodeToString(append(b, idMAC(key, repo, b)...)), nil
+	b := make([]byte, idTimeLen+idRandLen, idTimeLen+idRandLen+idMACLen)
+	binary.BigEndian.PutUint64(b, uint64(expires.Unix()))
+	rand.Read(b[idTimeLen:])
+	return hex.EncodeToString(append(b, idMAC(key, idDomain, repo, b)...)), nil
 }
 
 // expiry returns when id, minted for repo, expires, and false when it is
@@ -110,11 +122,17 @@ func (s *sessionIDs) expiry(ctx context.Context, repo, id string) (time.Time, bo
 	if err != nil {
 		return time.Time{}, false, err
 	}
-	body := b[:idRandLen+idTimeLen]
-	if !hmac.Equal(b[idRandLen+idTimeLen:], idMAC(key, repo, body)) {
+	body, mac := b[:idTimeLen+idRandLen], b[idTimeLen+idRandLen:]
+	var at []byte // the expiry's bytes, by the layout the id verifies under
+	switch {
+	case hmac.Equal(mac, idMAC(key, idDomain, repo, body)):
+		at = body[:idTimeLen]
+	case hmac.Equal(mac, idMAC(key, idDomainV1, repo, body)):
+		at = body[idRandLen:]
+	default:
 		return time.Time{}, false, nil
 	}
-	return time.Unix(int64(binary.BigEndian.Uint64(b[idRandLen:])), 0), true, nil
+	return time.Unix(int64(binary.BigEndian.Uint64(at)), 0), true, nil
 }
 
 // unrecordedTTL is how long an id is valid without a record: as long as
