@@ -21,7 +21,8 @@ func TestCommitterKeepsItsConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := Open(ctx, db, Dialect{Name: "sqlite", CommitterSetup: "PRAGMA temp_store = MEMORY"}, OpenOptions{})
+	setup := "PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 10000" // as eventlog/sqlite's, two statements
+	l, err := Open(ctx, db, Dialect{Name: "sqlite", CommitterSetup: setup}, OpenOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,6 +52,10 @@ func TestCommitterKeepsItsConnection(t *testing.T) {
 	var store int
 	if err := first.QueryRowContext(ctx, "PRAGMA temp_store").Scan(&store); err != nil || store != 2 {
 		t.Fatalf("committer's connection: temp_store %d, %v; want 2 (MEMORY)", store, err)
+	}
+	var pages int
+	if err := first.QueryRowContext(ctx, "PRAGMA wal_autocheckpoint").Scan(&pages); err != nil || pages != 10000 {
+		t.Fatalf("committer's connection: wal_autocheckpoint %d, %v; want 10000 (the setup's second statement)", pages, err)
 	}
 	if err := db.QueryRowContext(ctx, "PRAGMA temp_store").Scan(&store); err != nil || store != 0 {
 		t.Fatalf("a pool connection: temp_store %d, %v; want 0 (the default)", store, err)

@@ -1,11 +1,15 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/artifact-store/artifact-store/eventlog"
 	"github.com/artifact-store/artifact-store/eventlog/eventlogtest"
@@ -106,6 +110,43 @@ func TestConnectionsBoundTheirCache(t *testing.T) {
 		}
 		if kib != -cacheKiB {
 			t.Errorf("connection %d: cache_size %d, want %d (KiB, negative)", i, kib, -cacheKiB)
+		}
+	}
+}
+
+// TestCheckpointsInBackground: the log's pages reach the database file
+// without the committer checkpointing them (its own threshold is far
+// above what is appended here), so the background checkpoints run.
+func TestCheckpointsInBackground(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "log.db")
+	l, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	start, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const blobs, size = 200, 8 << 10 // 1.6 MiB of content: some 400 pages, below both thresholds
+	for i := range blobs {
+		key := fmt.Sprintf("sha256:%064x", i+1)
+		content := bytes.Repeat([]byte{byte(i)}, size)
+		if _, err := l.Append(ctx, eventlog.New(eventlog.TypeBlobCommitted, "", eventlog.BlobCommitted{SHA256: key, BLAKE3: "blake3:" + key[7:], Size: size, Content: content})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() >= start.Size()+2*blobs*size { // in the events and in contents
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("database file %d bytes (%d at the start) 20 s after appending %d bytes of content twice: nothing checkpointed it", fi.Size(), start.Size(), blobs*size)
 		}
 	}
 }
