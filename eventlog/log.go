@@ -49,6 +49,16 @@ type Dialect struct {
 	// (SQLite: PRAGMA temp_store = MEMORY, for the savepoints' statement
 	// journals). Empty: each group takes a connection from the pool.
 	CommitterSetup string
+	// IsolateOnFailure, when set, runs a group's first attempt without a
+	// savepoint per append. Should an append fail, that attempt is
+	// abandoned (nothing of it recorded) and the group is run again with
+	// savepoints, as are the next isolateAfterFailure groups, so that
+	// appends that keep failing cannot make every group run twice. For a
+	// dialect whose writes are not pipelined (SQLite), where a failure
+	// shows at the failing append's own statement and a savepoint copies
+	// every page an append changes into a statement journal. Unset
+	// (PostgreSQL): every group of more than one append takes savepoints.
+	IsolateOnFailure bool
 }
 
 // Log is the event log and its views over one database.
@@ -56,7 +66,8 @@ type Dialect struct {
 // Appends are group-committed: one goroutine takes every append waiting at
 // that moment and records them in one transaction, so concurrent writers
 // share one fsync instead of queueing for one each. Each append still
-// succeeds or fails on its own (a savepoint per append), and none returns
+// succeeds or fails on its own (a savepoint per append, at least when
+// one has failed), and none returns
 // before its transaction is durable.
 type Log struct {
 	db      *sql.DB
@@ -71,8 +82,12 @@ type Log struct {
 	// asks for one (CommitterSetup); only the committer uses it, and Close
 	// after the committer has stopped.
 	committerConn *sql.Conn
-	quit          chan struct{} // closed by Close
-	stopped       chan struct{} // closed when the committer has exited
+	// isolateNext counts the groups still to take savepoints from their
+	// first attempt, after one abandoned for a failure (IsolateOnFailure).
+	// Only the committer uses it.
+	isolateNext int
+	quit        chan struct{} // closed by Close
+	stopped     chan struct{} // closed when the committer has exited
 
 	lockDB *sql.DB    // connections for LockBlob; nil: use db
 	leases leaseTable // upload leases, when the dialect has no KeyLock (SQLite)
@@ -424,7 +439,8 @@ func (l *Log) gather(group []*appendReq) []*appendReq {
 
 // commitGroup records first and the appends waiting with it in one
 // transaction, isolating each behind a savepoint so that one failing
-// append does not fail the others. The group is gathered once the
+// append does not fail the others (with Dialect.IsolateOnFailure, only
+// once an attempt without them has failed). The group is gathered once the
 // transaction holds the write lock: appends that arrived while it waited
 // for the lock (another replica's group commit, on PostgreSQL) join this
 // transaction instead of waiting for the next, so the commits, and their
@@ -443,13 +459,27 @@ func (l *Log) commitGroup(first *appendReq) {
 	l.commitMu.Lock()
 	defer l.commitMu.Unlock()
 	var abandoned bool
-	if group, abandoned = l.record(group, false); abandoned {
-		for _, r := range group {
-			r.out, r.err = nil, nil
+	group, abandoned = l.record(group, false)
+	if !abandoned {
+		if l.isolateNext > 0 {
+			l.isolateNext--
 		}
-		l.record(group, true)
+		return
 	}
+	for _, r := range group {
+		r.out, r.err = nil, nil
+	}
+	if l.dialect.IsolateOnFailure {
+		l.isolateNext = isolateAfterFailure
+	}
+	l.record(group, true)
 }
+
+// isolateAfterFailure is how many groups take savepoints from their
+// first attempt after a failure abandoned one (Dialect.IsolateOnFailure):
+// a stream of failing appends costs at most one group in that many a
+// second attempt.
+const isolateAfterFailure = 16
 
 // savepoints is how many appends of a group may have writes in flight at
 // once. Each append's savepoint is named after its place among as many,
@@ -506,7 +536,7 @@ func (l *Log) record(group []*appendReq, careful bool) (_ []*appendReq, abandone
 		return group, false
 	}
 	now := l.now().UTC()
-	isolate := len(group) > 1
+	isolate := len(group) > 1 && (careful || !l.dialect.IsolateOnFailure || l.isolateNext > 0)
 	for i, r := range group {
 		name := savepointNames[i%savepoints]
 		if isolate {
@@ -525,6 +555,9 @@ func (l *Log) record(group []*appendReq, careful bool) (_ []*appendReq, abandone
 		}
 		if err != nil {
 			if !isolate {
+				if len(group) > 1 { // the others must not fail with it
+					return group, true
+				}
 				r.err = err
 				return group, false
 			}

@@ -67,3 +67,52 @@ func TestCommitterKeepsItsConnection(t *testing.T) {
 		t.Fatal("the committer took another connection for its next group")
 	}
 }
+
+// TestGroupWithoutSavepointsUntilOneFails: with IsolateOnFailure, a group
+// holding a failing append still records the others, and only them
+// (the attempt without savepoints is abandoned, the group run again with
+// them); the groups after it take savepoints from the start for a while.
+func TestGroupWithoutSavepointsUntilOneFails(t *testing.T) {
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "log.db")+"?_pragma=journal_mode(WAL)&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(ctx, db, Dialect{Name: "sqlite", IsolateOnFailure: true}, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	tag := func(name string) []Event {
+		return []Event{New(TypeTagSet, "r", TagSet{Tag: name, Digest: fmt.Sprintf("sha256:%064x", 1)})}
+	}
+	bad := []Event{tag("half")[0], {Type: "no.such.type", Repo: "r", Payload: []byte("{}")}}
+	// One group (AppendEach commits its batches together), all good: no
+	// failure, nothing to isolate later.
+	if _, errs := l.AppendEach(ctx, tag("a"), tag("b")); errs[0] != nil || errs[1] != nil {
+		t.Fatalf("good group: %v", errs)
+	}
+	if l.isolateNext != 0 {
+		t.Fatalf("after a good group, %d groups to isolate; want 0", l.isolateNext)
+	}
+	outs, errs := l.AppendEach(ctx, tag("c"), bad, tag("d"))
+	if errs[0] != nil || errs[1] == nil || errs[2] != nil {
+		t.Fatalf("group with a failing append: errors %v; want only the second", errs)
+	}
+	if outs[0][0].Seq != 3 || outs[2][0].Seq != 4 {
+		t.Fatalf("good appends of the group recorded as %d and %d; want 3 and 4", outs[0][0].Seq, outs[2][0].Seq)
+	}
+	tags, err := l.Tags(ctx, "r", "", -1)
+	if err != nil || len(tags) != 4 {
+		t.Fatalf("tags %v, %v; want a, b, c, d (nothing of the failed append)", tags, err)
+	}
+	if l.isolateNext != isolateAfterFailure {
+		t.Fatalf("after a failure, %d groups to isolate; want %d", l.isolateNext, isolateAfterFailure)
+	}
+	if _, errs := l.AppendEach(ctx, tag("e"), tag("f")); errs[0] != nil || errs[1] != nil {
+		t.Fatalf("good group after: %v", errs)
+	}
+	if l.isolateNext != isolateAfterFailure-1 {
+		t.Fatalf("a group later, %d groups to isolate; want %d", l.isolateNext, isolateAfterFailure-1)
+	}
+}
