@@ -116,7 +116,8 @@ func TestConnectionsBoundTheirCache(t *testing.T) {
 
 // TestCheckpointsInBackground: the log's pages reach the database file
 // without the committer checkpointing them (its own threshold is far
-// above what is appended here), so the background checkpoints run.
+// above what is appended here): while commits go on, and for the last
+// few of them once the log has been quiet.
 func TestCheckpointsInBackground(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "log.db")
@@ -125,28 +126,43 @@ func TestCheckpointsInBackground(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	start, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const blobs, size = 200, 8 << 10 // 1.6 MiB of content: some 400 pages, below both thresholds
-	for i := range blobs {
-		key := fmt.Sprintf("sha256:%064x", i+1)
-		content := bytes.Repeat([]byte{byte(i)}, size)
-		if _, err := l.Append(ctx, eventlog.New(eventlog.TypeBlobCommitted, "", eventlog.BlobCommitted{SHA256: key, BLAKE3: "blake3:" + key[7:], Size: size, Content: content})); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	size := func() int64 {
 		fi, err := os.Stat(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if fi.Size() >= start.Size()+2*blobs*size { // in the events and in contents
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("database file %d bytes (%d at the start) 20 s after appending %d bytes of content twice: nothing checkpointed it", fi.Size(), start.Size(), blobs*size)
+		return fi.Size()
+	}
+	next := 0
+	push := func(blobs, each int) {
+		for range blobs {
+			next++
+			key := fmt.Sprintf("sha256:%064x", next)
+			content := bytes.Repeat([]byte{byte(next)}, each)
+			if _, err := l.Append(ctx, eventlog.New(eventlog.TypeBlobCommitted, "", eventlog.BlobCommitted{SHA256: key, BLAKE3: "blake3:" + key[7:], Size: int64(each), Content: content})); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
+	// grows waits until the file holds at least want bytes more than from.
+	grows := func(what string, from, want int64) int64 {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if s := size(); s >= from+want {
+				return s
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: database file %d bytes, %d before, 20 s after the appends: not checkpointed", what, size(), from)
+			}
+		}
+	}
+	// 200 commits of 8 KiB of content (in the event and in contents): some
+	// 800 pages, below both thresholds of SQLite's own checkpoints. All
+	// but the commits since the last checkpoint reach the file.
+	start := size()
+	push(200, 8<<10)
+	after := grows("while commits go on", start, 2*(200-checkpointCommits)*8<<10)
+	// Fewer commits than a checkpoint waits for, then quiet.
+	push(checkpointCommits/2, 64<<10)
+	grows("once quiet", after, 2*(checkpointCommits/2)*64<<10)
 }
