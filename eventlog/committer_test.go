@@ -68,7 +68,7 @@ func TestCommitterKeepsItsConnection(t *testing.T) {
 	}
 }
 
-// TestGroupWithoutSavepointsUntilOneFails: with IsolateOnFailure, a group
+// TestGroupWithoutSavepointsUntilOneFails: a group
 // holding a failing append still records the others, and only them
 // (the attempt without savepoints is abandoned, the group run again with
 // them); the groups after it take savepoints from the start for a while.
@@ -78,7 +78,7 @@ func TestGroupWithoutSavepointsUntilOneFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := Open(ctx, db, Dialect{Name: "sqlite", IsolateOnFailure: true}, OpenOptions{})
+	l, err := Open(ctx, db, Dialect{Name: "sqlite"}, OpenOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ func Run(t *testing.T, open func(t *testing.T) *eventlog.Log) {
 	t.Run("ConcurrentWriters", func(t *testing.T) { testConcurrentWriters(t, open(t)) })
 	t.Run("FailedAppendIsolated", func(t *testing.T) { testFailedAppendIsolated(t, open(t)) })
 	t.Run("FailedWriteIsolated", func(t *testing.T) { testFailedWriteIsolated(t, open(t)) })
+	t.Run("FailedWriteInOneGroup", func(t *testing.T) { testFailedWriteInOneGroup(t, open(t)) })
 	t.Run("ReadFilters", func(t *testing.T) { testReadFilters(t, open(t)) })
 	t.Run("ReadBoundedBySize", func(t *testing.T) { testReadBoundedBySize(t, open(t)) })
 	t.Run("ReferrerPages", func(t *testing.T) { testReferrerPages(t, open(t)) })
@@ -475,4 +476,34 @@ func testConcurrentReadRecords(t *testing.T, l *eventlog.Log) {
 		}()
 	}
 	wg.Wait()
+}
+
+// testFailedWriteInOneGroup: appends committed together (AppendEach) where
+// one fails in the database, in the middle: the group's first attempt,
+// without savepoints, must not record or fail the others. Where writes
+// are pipelined (PostgreSQL), the failure surfaces only when they are
+// sent, after the last append of the attempt.
+func testFailedWriteInOneGroup(t *testing.T, l *eventlog.Log) {
+	ctx := context.Background()
+	started := func(id string) []eventlog.Event {
+		return []eventlog.Event{eventlog.New(eventlog.TypeUploadStarted, "r", eventlog.UploadStarted{ID: id})}
+	}
+	mustAppend(t, l, started("taken")...)
+	for round := range 3 { // the later rounds: groups just after a failure
+		tag := func(i int) []eventlog.Event {
+			return []eventlog.Event{eventlog.New(eventlog.TypeTagSet, "r", eventlog.TagSet{Tag: fmt.Sprint(round, "-", i), Digest: sha(i)})}
+		}
+		dup := append(tag(9), started("taken")...) // its tag and a second start of one id: both or neither
+		_, errs := l.AppendEach(ctx, tag(1), tag(2), dup, tag(3))
+		if errs[0] != nil || errs[1] != nil || errs[2] == nil || errs[3] != nil {
+			t.Fatalf("round %d: errors %v; want only the third append's", round, errs)
+		}
+	}
+	tags, err := l.Tags(ctx, "r", "", -1)
+	if err != nil || len(tags) != 9 {
+		t.Fatalf("tags %v, %v; want the 9 of the good appends, none of the failed ones", tags, err)
+	}
+	if _, broken, _ := l.VerifyChain(ctx); len(broken) != 0 {
+		t.Fatalf("chain broken: %v", broken)
+	}
 }
