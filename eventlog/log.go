@@ -430,11 +430,11 @@ func (l *Log) gather(group []*appendReq) []*appendReq {
 // commitGroup records first and the appends waiting with it in one
 // transaction, so that one failing append does not fail the others: a
 // first attempt without savepoints, and when an append fails in it, a
-// second with a savepoint per append (record). The group is gathered once the
-// transaction holds the write lock: appends that arrived while it waited
-// for the lock (another replica's group commit, on PostgreSQL) join this
-// transaction instead of waiting for the next, so the commits, and their
-// flushes, get fewer as contention grows.
+// second with a savepoint per append (record). The group is gathered
+// once the transaction holds the write lock: appends that arrived while
+// it waited for the lock (another replica's group commit, on PostgreSQL)
+// join this transaction instead of waiting for the next, so the commits,
+// and their flushes, get fewer as contention grows.
 func (l *Log) commitGroup(first *appendReq) {
 	group := append([]*appendReq{first}, first.with...)
 	start := time.Now()
@@ -484,13 +484,16 @@ var savepointNames = func() (names [savepoints]string) {
 
 // record makes one attempt at recording group, and returns it with the
 // appends gathered on the way. Writes are pipelined where the driver can
-// (pipeline.go), and sent at the latest every savepoints appends and at
-// the group's end. When a statement fails, the failing append is rolled
-// back to its savepoint and fails alone; when that rollback fails too, the
-// failure belongs to an earlier append whose writes were still in flight,
-// and a first attempt is abandoned (nothing of it recorded) for a careful
-// one, which sends every append's writes when its savepoint is released,
-// so that a failure is always its append's own.
+// (pipeline.go), and sent at the latest at the group's end, before its
+// COMMIT. A first attempt takes no savepoints (unless a recent group
+// failed, isolateNext): when a statement fails, it is abandoned, nothing
+// of it recorded, for a careful one. With savepoints, writes are sent at
+// the latest every savepoints appends, and the failing append is rolled
+// back to its savepoint and fails alone; when that rollback fails too,
+// the failure belongs to an earlier append whose writes were still in
+// flight, and a first attempt is abandoned likewise. The careful attempt
+// sends every append's writes when its savepoint is released, so that a
+// failure is always its append's own.
 func (l *Log) record(group []*appendReq, careful bool) (_ []*appendReq, abandoned bool) {
 	fail := func(err error) {
 		for _, r := range group {
