@@ -20,17 +20,19 @@ import (
 
 // Dialect is the SQLite dialect of the event log.
 //
-// The committer's connection keeps temporary files in memory. Each append
-// of a group commit is behind a savepoint, so every page it changes is
-// first copied to a statement journal, which SQLite spills to a file of
-// its own past 64 KiB: a group of small pushes created, wrote and deleted
-// one every time, about 15 page writes per push and an open, unlink and
-// close per group, all on the path every append waits on. In memory the
-// journal is a copy per page, bounded by what one group changes, and gone
-// with its transaction. Other connections keep the default, so that a
-// large sort (a collection's, a verify's) still spills to disk. Measured
-// with 8 clients pushing 4 KiB blobs (POST, PUT): server CPU per push
-// 475 → 440 µs, pushes per second up by about 5 %.
+// The committer's connection keeps temporary files in memory: the
+// statement journals a transaction writes, a copy of every page an append
+// changes behind a savepoint (a group run again after one of its appends
+// failed; see eventlog's record) and of the pages a statement changing
+// several rows touches. SQLite spills a journal to a file of its own past
+// 64 KiB: when every append of a group was behind a savepoint, a group of
+// small pushes created, wrote and deleted one every time, about 15 page
+// writes per push and an open, unlink and close per group, all on the path
+// every append waits on (8 clients pushing 4 KiB blobs: server CPU per
+// push 475 → 440 µs, pushes per second up by about 5 %). In memory a
+// journal is bounded by what one group changes, and gone with its
+// transaction. Other connections keep the default, so that a large sort
+// (a collection's, a verify's) still spills to disk.
 //
 // The committer's connection also leaves checkpoints to a goroutine of
 // their own (checkpoint.go).
