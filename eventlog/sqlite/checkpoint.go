@@ -54,12 +54,18 @@ func checkpointInBackground(db *sql.DB, l *eventlog.Log) {
 		idle := time.NewTimer(checkpointIdle)
 		defer idle.Stop()
 		pending := 0 // commits seen since the last checkpoint (wakes: a few commits may share one)
+		// The channel is taken again as soon as it closes, not after the
+		// checkpoint: commits made while one runs close it, and are
+		// counted then. Taken after, they would wake nobody, and the last
+		// commits of a burst that ended during a checkpoint would wait
+		// for the next burst.
+		changed := l.Changed()
 		for {
-			changed := l.Changed()
 			select {
 			case <-stop:
 				return
 			case <-changed:
+				changed = l.Changed()
 				pending++
 				if pending < checkpointCommits {
 					idle.Reset(checkpointIdle)
