@@ -38,8 +38,12 @@ import (
 //   - Entries hold at most max bytes (content plus a fixed cost each);
 //     the least recently used go first.
 type blobCache struct {
-	mu      sync.Mutex
-	gen     uint64                     // counts commits that touched a blob, and resets
+	mu  sync.Mutex
+	gen uint64 // counts commits that touched a blob, and resets
+	// applied is the sequence number up to which every event has been
+	// applied, in order: by the committer, for the groups it commits, and
+	// for a followed log (follow.go) by the follower. It only grows.
+	applied int64
 	entries *lru.Cache[cacheKey, Blob] // Content set when inline and read with it
 	bySHA   map[string][]cacheKey      // storage key → its entries (mostly one)
 }
@@ -132,12 +136,71 @@ func (c *blobCache) clearLocked() {
 	clear(c.bySHA)
 }
 
-// committed updates the cache for the events of a committed group, in
-// their order: it drops the entries of every blob they touch, and keeps
-// what a push of small content (blob.committed with the bytes, then
-// blob.linked) makes a repository serve, so that the first pull of a blob
-// just pushed is answered from memory too.
+// committed updates the cache for the events of a group this process
+// committed, in their order: it drops the entries of every blob they
+// touch, and keeps what a push of small content (blob.committed with the
+// bytes, then blob.linked) makes a repository serve, so that the first
+// pull of a blob just pushed is answered from memory too.
+//
+// When the group follows applied directly, applied moves past it: a
+// follower then reads nothing it does not need (with one writer, nothing
+// at all). Events of a group are numbered without gaps (record).
 func (c *blobCache) committed(evs []Event) {
+	if len(evs) == 0 {
+		return
+	}
+	first, last := evs[0].Seq, evs[len(evs)-1].Seq
+	c.apply(evs, func() int {
+		if last <= c.applied {
+			// A follower has applied these already, and perhaps later
+			// events too: applying them again now could bring back an
+			// entry a later event dropped.
+			return len(evs)
+		}
+		if first <= c.applied+1 && last-first == int64(len(evs)-1) {
+			c.applied = last
+		}
+		// Otherwise events before the group are not applied yet: the
+		// follower applies them later, and they can only drop entries.
+		return 0
+	})
+}
+
+// followed applies evs, the events after some earlier value of applied,
+// read by the follower: those after applied now, in order, and moves
+// applied to the last of them.
+func (c *blobCache) followed(evs []Event) {
+	c.apply(evs, func() int {
+		i := 0
+		for i < len(evs) && evs[i].Seq <= c.applied { // the committer's own, applied at its commit
+			i++
+		}
+		if len(evs) > 0 {
+			c.applied = max(c.applied, evs[len(evs)-1].Seq)
+		}
+		return i
+	})
+}
+
+// skipTo drops everything and takes every event up to head as applied:
+// for a follower too far behind to read its way.
+func (c *blobCache) skipTo(head int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.clearLocked()
+	c.applied = max(c.applied, head)
+}
+
+// appliedSeq returns applied.
+func (c *blobCache) appliedSeq() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.applied
+}
+
+// apply updates the cache for evs[from:], in their order, where from is
+// what start returns; start runs under the lock, before anything changes.
+func (c *blobCache) apply(evs []Event, start func() int) {
 	type effect struct {
 		shas   []string
 		commit *BlobCommitted
@@ -149,9 +212,10 @@ func (c *blobCache) committed(evs []Event) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	pushed := map[string]BlobCommitted{} // inline blobs committed in this group
-	for i, e := range evs {
-		shas, commit := effects[i].shas, effects[i].commit
+	from := start()
+	pushed := map[string]BlobCommitted{} // inline blobs committed in these events
+	for i := from; i < len(evs); i++ {
+		e, shas, commit := evs[i], effects[i].shas, effects[i].commit
 		if !effects[i].ok {
 			c.clearLocked()
 			clear(pushed)

@@ -85,7 +85,8 @@ type Log struct {
 	numbered  sync.Map     // query text → its rewrite by q
 	numberedN atomic.Int32 // entries in numbered
 
-	cache *blobCache // nil unless opened Exclusive
+	cache  *blobCache // nil unless opened Exclusive or Follow
+	follow *follower  // nil unless opened Follow
 
 	observed atomic.Int64             // see Observed
 	observer atomic.Pointer[Observer] // see SetObserver
@@ -118,7 +119,7 @@ func Open(ctx context.Context, db *sql.DB, d Dialect, opts OpenOptions) (*Log, e
 	l := &Log{db: db, dialect: d, now: time.Now,
 		queue: make(chan *appendReq, maxGroup), quit: make(chan struct{}), stopped: make(chan struct{}),
 		changed: make(chan struct{})}
-	if opts.Exclusive {
+	if opts.Exclusive || opts.Follow {
 		l.cache = newBlobCache(blobCacheBytes)
 	}
 	ms, err := migrations.For(d.Name)
@@ -136,8 +137,15 @@ func Open(ctx context.Context, db *sql.DB, d Dialect, opts OpenOptions) (*Log, e
 	} else if _, err := l.migrate(ctx, ms); err != nil {
 		return nil, err
 	}
-	if _, err := l.Head(ctx); err != nil {
+	head, err := l.Head(ctx)
+	if err != nil {
 		return nil, err
+	}
+	if l.cache != nil {
+		l.cache.applied = head // it starts empty: nothing before the head can change it
+	}
+	if opts.Follow && !opts.Exclusive {
+		l.follow = newFollower(l)
 	}
 	go l.committer()
 	return l, nil
@@ -152,6 +160,9 @@ func (l *Log) Close() error {
 		close(l.quit)
 	}
 	<-l.stopped
+	if l.follow != nil {
+		l.follow.stop()
+	}
 	if l.committerConn != nil {
 		l.committerConn.Close()
 	}

@@ -25,6 +25,13 @@ type OpenOptions struct {
 	// answers blob lookups from memory where it can (blobcache.go); it
 	// sees every change to them, so the answers are the views' own.
 	Exclusive bool
+	// Follow promises that every change to the views is made by appending
+	// to this log, from this process or another sharing the database (no
+	// edits by hand, no writer but Logs). The log then answers blob
+	// lookups from memory too, after reading the events appended since it
+	// last looked: one query shared by the lookups waiting at that moment
+	// (follow.go). For replicas sharing one PostgreSQL database.
+	Follow bool
 }
 
 // ErrMigrationsPending is returned by Open with NoMigrate when the schema

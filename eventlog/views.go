@@ -108,7 +108,11 @@ func (l *Log) LinkedBlobForRead(ctx context.Context, repo, digest string) (Blob,
 
 func (l *Log) linkedBlob(ctx context.Context, repo, digest string, withContent bool) (Blob, error) {
 	var gen uint64
-	if l.cache != nil {
+	cached := l.cache != nil
+	if cached && l.follow != nil && l.follow.fresh(ctx) != nil {
+		cached = false // the cache may be behind: the views answer
+	}
+	if cached {
 		b, g, ok := l.cache.get(repo, digest, withContent)
 		if ok {
 			return b, nil
@@ -116,7 +120,7 @@ func (l *Log) linkedBlob(ctx context.Context, repo, digest string, withContent b
 		gen = g
 	}
 	b, err := l.queryLinkedBlob(ctx, repo, digest, withContent)
-	if err == nil && l.cache != nil {
+	if err == nil && cached {
 		l.cache.fill(gen, repo, digest, b)
 	}
 	return b, err
@@ -406,7 +410,9 @@ func (l *Log) OpenUploads(ctx context.Context, repo string) (inRepo, total int, 
 // the repository does not hold are absent from the answer.
 func (l *Log) LinkedBlobs(ctx context.Context, repo string, digests []string) (map[string]Blob, error) {
 	out := make(map[string]Blob, len(digests))
-	if l.cache != nil { // read only: these rows lack Linked, which entries carry
+	// Read only: these rows lack Linked, which entries carry. A followed
+	// cache is not asked: being sure of it costs a query, as this one does.
+	if l.cache != nil && l.follow == nil {
 		var missed []string
 		for _, d := range digests {
 			if b, _, ok := l.cache.get(repo, d, false); ok {

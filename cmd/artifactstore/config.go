@@ -96,7 +96,9 @@ const (
 // openStore opens the event log and the blobs. With the embedded SQLite log
 // and exclusive it holds the data directory's lock, so that replay cannot
 // run under a live server nor two servers share one embedded log. With
-// PostgreSQL, replicas share the data directory and take no lock.
+// PostgreSQL, replicas share the data directory and take no lock; the
+// commands that would take it (the writers) keep blob lookups in memory,
+// following what the other replicas append.
 func openStore(ctx context.Context, c *storeConfig, lockIt bool) (*store, error) {
 	pg, err := c.postgres()
 	if err != nil {
@@ -117,7 +119,7 @@ func openStore(ctx context.Context, c *storeConfig, lockIt bool) (*store, error)
 	}
 	if err == nil {
 		if pg {
-			st.log, err = postgres.Open(ctx, c.db, postgres.Options{NoMigrate: c.noMigrate})
+			st.log, err = postgres.Open(ctx, c.db, postgres.Options{NoMigrate: c.noMigrate, Follow: lockIt})
 		} else {
 			st.log, err = sqlite.Open(ctx, c.sqlitePath(), sqlite.Options{NoMigrate: c.noMigrate, Exclusive: lockIt})
 		}

@@ -190,15 +190,17 @@ func testPutTwiceInOneAppend(t *testing.T, l *eventlog.Log) {
 	}
 }
 
-// testLinkedBlobFollowsChanges: a blob lookup, asked before each change to
-// what it answers, answers the change right after the append that made
-// it, under the blob's storage key and under its other digests: a link
+func testLinkedBlobFollowsChanges(t *testing.T, l *eventlog.Log) { linkedBlobFollowsChanges(t, l, l) }
+
+// linkedBlobFollowsChanges: a blob lookup on r, asked before each change to
+// what it answers, answers the change right after the append on w that
+// made it (r and w are one log, or two on one database), under the blob's storage key and under its other digests: a link
 // renewed (its time), a move between tiers, content committed (tier
 // inline, the bytes), an unlink, a collection, a replay. A log that keeps
-// answers (an Exclusive SQLite log) must not show it here. A push of
+// answers (an Exclusive SQLite log, a Follow one) must not show it here. A push of
 // small content and its link in one append is served with its bytes and
 // the link's time, by the repository it was pushed to only.
-func testLinkedBlobFollowsChanges(t *testing.T, l *eventlog.Log) {
+func linkedBlobFollowsChanges(t *testing.T, w, r *eventlog.Log) {
 	ctx := context.Background()
 	h := sha(0xb1)
 	alias := "blake3:" + h[7:]
@@ -206,9 +208,9 @@ func testLinkedBlobFollowsChanges(t *testing.T, l *eventlog.Log) {
 		t.Helper()
 		for _, d := range []string{h, alias} {
 			for _, read := range []bool{false, true} {
-				lookup := l.LinkedBlob
+				lookup := r.LinkedBlob
 				if read {
-					lookup = l.LinkedBlobForRead
+					lookup = r.LinkedBlobForRead
 				}
 				b, err := lookup(ctx, repo, d)
 				if want == nil {
@@ -223,29 +225,29 @@ func testLinkedBlobFollowsChanges(t *testing.T, l *eventlog.Log) {
 			}
 		}
 	}
-	out := mustAppend(t, l, committed(h), link("r", h))
+	out := mustAppend(t, w, committed(h), link("r", h))
 	expect("committed", "r", func(b eventlog.Blob) bool { return b.Tier == eventlog.TierHot && b.Linked.Equal(out[1].Time) })
-	out = mustAppend(t, l, link("r", h))
+	out = mustAppend(t, w, link("r", h))
 	expect("linked again", "r", func(b eventlog.Blob) bool { return b.Linked.Equal(out[0].Time) })
-	mustAppend(t, l, eventlog.New(eventlog.TypeBlobTiered, "", eventlog.BlobTiered{SHA256: h, Tier: eventlog.TierCold}))
+	mustAppend(t, w, eventlog.New(eventlog.TypeBlobTiered, "", eventlog.BlobTiered{SHA256: h, Tier: eventlog.TierCold}))
 	expect("moved cold", "r", func(b eventlog.Blob) bool { return b.Tier == eventlog.TierCold })
 	body := []byte("small content")
 	content := withContent(h, body)
 	content.Payload = eventlog.New(eventlog.TypeBlobCommitted, "", eventlog.BlobCommitted{SHA256: h, BLAKE3: alias, Size: 1, Content: body[:1]}).Payload
-	mustAppend(t, l, content)
+	mustAppend(t, w, content)
 	expect("committed with its bytes", "r", func(b eventlog.Blob) bool {
 		return b.Tier == eventlog.TierInline && (b.Content == nil || bytes.Equal(b.Content, body[:1]))
 	})
-	mustAppend(t, l, unlink("r", h))
+	mustAppend(t, w, unlink("r", h))
 	expect("unlinked", "r", nil)
 
 	// Pushed whole with its link, in another repository.
 	x := sha(0xb2)
-	out = mustAppend(t, l, withContent(x, body), link("s", x))
+	out = mustAppend(t, w, withContent(x, body), link("s", x))
 	for _, read := range []bool{false, true} {
-		lookup := l.LinkedBlob
+		lookup := r.LinkedBlob
 		if read {
-			lookup = l.LinkedBlobForRead
+			lookup = r.LinkedBlobForRead
 		}
 		b, err := lookup(ctx, "s", x)
 		if err != nil || b.Tier != eventlog.TierInline || b.Size != int64(len(body)) || !b.Linked.Equal(out[1].Time) ||
@@ -257,35 +259,37 @@ func testLinkedBlobFollowsChanges(t *testing.T, l *eventlog.Log) {
 		}
 	}
 	// Collected: gone, whatever was asked before.
-	mustAppend(t, l, unlink("s", x))
-	mark, _ := l.Head(ctx)
-	mustAppend(t, l, eventlog.New(eventlog.TypeGCCondemned, "", eventlog.GCCondemned{Run: "t", Mark: mark, Blobs: []string{h, x}}))
-	if _, err := l.Blob(ctx, h); !isNotFound(err) {
+	mustAppend(t, w, unlink("s", x))
+	mark, _ := w.Head(ctx)
+	mustAppend(t, w, eventlog.New(eventlog.TypeGCCondemned, "", eventlog.GCCondemned{Run: "t", Mark: mark, Blobs: []string{h, x}}))
+	if _, err := r.Blob(ctx, h); !isNotFound(err) {
 		t.Fatalf("a condemned blob: %v", err)
 	}
 	// Linked again after a replay: the rebuilt views answer.
 	y := sha(0xb3)
-	mustAppend(t, l, withContent(y, body), link("r", y))
-	if _, err := l.LinkedBlobForRead(ctx, "r", y); err != nil {
+	mustAppend(t, w, withContent(y, body), link("r", y))
+	if _, err := r.LinkedBlobForRead(ctx, "r", y); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.Replay(ctx); err != nil {
+	if _, err := r.Replay(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if b, err := l.LinkedBlobForRead(ctx, "r", y); err != nil || !bytes.Equal(b.Content, body) {
+	if b, err := r.LinkedBlobForRead(ctx, "r", y); err != nil || !bytes.Equal(b.Content, body) {
 		t.Fatalf("after a replay: %+v, %v", b, err)
 	}
 }
 
-// testLinkedBlobUnderChurn: lookups racing with appends that link and
-// unlink a blob never leave an answer behind: once an append returns, the
+func testLinkedBlobUnderChurn(t *testing.T, l *eventlog.Log) { linkedBlobUnderChurn(t, l, l) }
+
+// linkedBlobUnderChurn: lookups on r racing with appends on w that link
+// and unlink a blob never leave an answer behind: once an append returns, the
 // next lookup answers what it did, however many lookups were in flight
 // across it (a kept answer read before the commit and kept after it would
 // show here as a blob found after its unlink, or lost after its link).
-func testLinkedBlobUnderChurn(t *testing.T, l *eventlog.Log) {
+func linkedBlobUnderChurn(t *testing.T, w, r *eventlog.Log) {
 	ctx := context.Background()
 	k := sha(0xc5)
-	mustAppend(t, l, committed(k))
+	mustAppend(t, w, committed(k))
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for range 8 {
@@ -298,8 +302,8 @@ func testLinkedBlobUnderChurn(t *testing.T, l *eventlog.Log) {
 					return
 				default:
 				}
-				l.LinkedBlob(ctx, "r", k)
-				l.LinkedBlob(ctx, "r", "blake3:"+k[7:])
+				r.LinkedBlob(ctx, "r", k)
+				r.LinkedBlob(ctx, "r", "blake3:"+k[7:])
 			}
 		}()
 	}
@@ -309,13 +313,71 @@ func testLinkedBlobUnderChurn(t *testing.T, l *eventlog.Log) {
 		if i%2 == 1 {
 			ev, linked = unlink("r", k), false
 		}
-		mustAppend(t, l, ev)
+		mustAppend(t, w, ev)
 		for _, d := range []string{k, "blake3:" + k[7:]} {
-			_, err := l.LinkedBlob(ctx, "r", d)
+			_, err := r.LinkedBlob(ctx, "r", d)
 			if linked && err != nil || !linked && !isNotFound(err) {
 				t.Fatalf("append %d (linked %v): lookup of %s: %v", i, linked, d, err)
 			}
 		}
+	}
+}
+
+// RunFollowing is the contract of a log opened Follow (reader) beside
+// another handle on the same database (writer), as replicas are: every
+// lookup on reader answers what each append on writer did once that
+// append has returned, though reader keeps answers and never appended
+// them.
+func RunFollowing(t *testing.T, writer, reader *eventlog.Log) {
+	t.Run("LinkedBlobFollowsChanges", func(t *testing.T) { linkedBlobFollowsChanges(t, writer, reader) })
+	t.Run("LinkedBlobUnderChurn", func(t *testing.T) { linkedBlobUnderChurn(t, writer, reader) })
+	t.Run("FarBehind", func(t *testing.T) { followFarBehind(t, writer, reader) })
+	t.Run("LargeContent", func(t *testing.T) { followLargeContent(t, writer, reader) })
+}
+
+// followLargeContent: content committed elsewhere, larger than a follower
+// reads in its pages (16 KiB), for a blob reader had answered as a file,
+// makes reader answer tier inline and the bytes, as the views do.
+func followLargeContent(t *testing.T, w, r *eventlog.Log) {
+	ctx := context.Background()
+	k := sha(0xd2)
+	mustAppend(t, w, committed(k), link("large", k))
+	if b, err := r.LinkedBlobForRead(ctx, "large", k); err != nil || b.Tier != eventlog.TierHot {
+		t.Fatalf("committed as a file: %+v, %v", b, err)
+	}
+	body := bytes.Repeat([]byte{7}, 100<<10)
+	mustAppend(t, w, withContent(k, body))
+	b, err := r.LinkedBlobForRead(ctx, "large", k)
+	if err != nil || b.Tier != eventlog.TierInline || !bytes.Equal(b.Content, body) {
+		t.Fatalf("after 100 KiB of content committed elsewhere: tier %q, %d bytes, %v; want inline, the 100 KiB", b.Tier, len(b.Content), err)
+	}
+}
+
+// followFarBehind: a reader that looked nothing up while thousands of
+// events were appended elsewhere (more than a follower reads before it
+// gives up reading and starts again from the head) still answers the
+// last of them, an unlink of a blob it had answered before.
+func followFarBehind(t *testing.T, w, r *eventlog.Log) {
+	ctx := context.Background()
+	k := sha(0xd1)
+	mustAppend(t, w, committed(k), link("far", k))
+	if _, err := r.LinkedBlob(ctx, "far", k); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 12 {
+		evs := make([]eventlog.Event, 500)
+		for j := range evs {
+			evs[j] = eventlog.New(eventlog.TypeTagSet, "far", eventlog.TagSet{Tag: fmt.Sprint(i*500 + j), Digest: sha(j)})
+		}
+		mustAppend(t, w, evs...)
+	}
+	mustAppend(t, w, unlink("far", k))
+	if b, err := r.LinkedBlob(ctx, "far", k); !isNotFound(err) {
+		t.Fatalf("after 6,000 events and an unlink elsewhere: %+v, %v; want ErrNotFound", b, err)
+	}
+	mustAppend(t, w, link("far", k))
+	if _, err := r.LinkedBlob(ctx, "far", k); err != nil {
+		t.Fatalf("linked again: %v", err)
 	}
 }
 

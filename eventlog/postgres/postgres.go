@@ -71,6 +71,10 @@ type Options struct {
 	// (tier moves, garbage collection, retention) take their connections
 	// from (default 32). Upload sessions use leases and hold none.
 	LockConns int
+	// Follow keeps blob lookups in memory, exact across replicas
+	// (eventlog.OpenOptions.Follow): for a server, whose pulls then cost
+	// the database one small query shared by the lookups in flight.
+	Follow bool
 }
 
 // Open connects to the database at dsn (a postgres:// URL or key=value
@@ -80,7 +84,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*eventlog.Log, error) 
 	if err != nil {
 		return nil, err
 	}
-	l, err := eventlog.Open(ctx, db, Dialect, eventlog.OpenOptions{NoMigrate: opts.NoMigrate})
+	l, err := eventlog.Open(ctx, db, Dialect, eventlog.OpenOptions{NoMigrate: opts.NoMigrate, Follow: opts.Follow})
 	if err != nil {
 		db.Close()
 		return nil, err

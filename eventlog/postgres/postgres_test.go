@@ -12,14 +12,34 @@ import (
 )
 
 func TestContract(t *testing.T) {
-	eventlogtest.Run(t, func(t *testing.T) *eventlog.Log {
-		l, err := Open(context.Background(), pgtest.DSN(t), Options{})
+	for _, follow := range []bool{false, true} { // true: lookups cached
+		t.Run(map[bool]string{false: "plain", true: "follow"}[follow], func(t *testing.T) {
+			eventlogtest.Run(t, func(t *testing.T) *eventlog.Log {
+				l, err := Open(context.Background(), pgtest.DSN(t), Options{Follow: follow})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { l.Close() })
+				return l
+			})
+		})
+	}
+}
+
+// TestFollowingReplica: a replica that keeps blob lookups answers what
+// another replica appended, once that append has returned.
+func TestFollowingReplica(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	var ls []*eventlog.Log
+	for _, follow := range []bool{false, true} {
+		l, err := Open(context.Background(), dsn, Options{Follow: follow})
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { l.Close() })
-		return l
-	})
+		defer l.Close()
+		ls = append(ls, l)
+	}
+	eventlogtest.RunFollowing(t, ls[0], ls[1])
 }
 
 // TestMigrationsIdempotent opens the same schema twice, as two replicas

@@ -1,0 +1,199 @@
+package eventlog
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// follower keeps the blob cache of a log that other processes append to
+// too (OpenOptions.Follow: replicas sharing one PostgreSQL database) as
+// exact as an exclusive log's. Before a lookup reads the cache, it waits
+// for a round: one query, started after the lookup was asked, that reads
+// the events appended since the cache last looked and applies them (the
+// same effects a commit in this process has, blobcache.go). Lookups that
+// arrive while a round is in flight share the next one, so a busy replica
+// makes one small query for many lookups instead of one join each.
+//
+// Why this is exact: sequence numbers are assigned in commit order
+// (Dialect.WriteLock), so a round that reads every event after the cache's
+// applied mark, in order, has seen every append that returned before the
+// round began, wherever it was made. A lookup answered from the cache
+// after its round therefore reflects every append that returned before it
+// was asked, as a query of the views would.
+//
+// Invariants:
+//   - At most one round runs at a time; a lookup waits for the round that
+//     begins after it asks (the running one may have read too early).
+//   - blobCache.applied only grows, and only over events applied in
+//     order: by the committer over a group that directly follows it, by
+//     the follower over the events it read (or, far behind, by dropping
+//     every entry: skipTo). With no other writer, the committer keeps it
+//     at the head and a round reads no event.
+type follower struct {
+	l    *Log
+	ctx  context.Context // ends when the log closes
+	stop context.CancelFunc
+
+	mu        sync.Mutex
+	cur, next *round // the round in flight and the one queued after it; next is nil while cur is
+}
+
+// round is one catch-up; done is closed when it ends, with err set.
+type round struct {
+	done chan struct{}
+	err  error
+}
+
+// followPage is how many events a round reads per query, and followPages
+// how many pages it reads before giving up reading: a follower that far
+// behind (a replica that served no lookup while others appended) drops
+// its entries and starts again from the head, which costs less than
+// reading thousands of events it has no entries for.
+//
+// followPayloadMax bounds the payloads a page brings: a blob.committed
+// carrying content (up to --inline-max, 1 MiB) is read alone afterwards,
+// and kept without its bytes. A page holds at most followPage ×
+// followPayloadMax bytes of payloads, 4 MiB, whatever others push.
+const (
+	followPage       = 256
+	followPages      = 16
+	followPayloadMax = 16 << 10
+)
+
+// followTimeout bounds one round; lookups waiting on it have their own
+// contexts and give up on those first.
+const followTimeout = 10 * time.Second
+
+func newFollower(l *Log) *follower {
+	ctx, stop := context.WithCancel(context.Background())
+	return &follower{l: l, ctx: ctx, stop: stop}
+}
+
+// fresh returns once a round that began after it was called has ended:
+// then the cache reflects every append that returned before the call.
+// An error means the cache may be behind; the caller asks the views.
+func (f *follower) fresh(ctx context.Context) error {
+	f.mu.Lock()
+	r := f.next
+	switch {
+	case f.cur == nil:
+		f.cur = &round{done: make(chan struct{})}
+		r = f.cur
+		go f.run(r)
+	case r == nil:
+		f.next = &round{done: make(chan struct{})}
+		r = f.next
+	}
+	f.mu.Unlock()
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// run runs r, then each round queued while one ran, until none is.
+func (f *follower) run(r *round) {
+	for r != nil {
+		ctx, cancel := context.WithTimeout(f.ctx, followTimeout)
+		r.err = f.catchUp(ctx)
+		cancel()
+		close(r.done)
+		f.mu.Lock()
+		f.cur, f.next = f.next, nil
+		r = f.cur
+		f.mu.Unlock()
+	}
+}
+
+// catchUp applies the events after the cache's applied mark, up to the
+// log's head as a query begun now sees it.
+func (f *follower) catchUp(ctx context.Context) error {
+	c := f.l.cache
+	for range followPages {
+		evs, err := f.l.eventsForCache(ctx, c.appliedSeq(), followPage)
+		if err != nil {
+			return err
+		}
+		c.followed(evs)
+		if len(evs) < followPage {
+			return nil
+		}
+	}
+	head, err := f.l.Head(ctx)
+	if err != nil {
+		return err
+	}
+	c.skipTo(head)
+	return nil
+}
+
+// eventsForCache reads up to n events after seq, in order, with the
+// fields cacheEffect reads. Payloads come only with the types whose effect
+// depends on the blob they name; the others' effect is known by type, and
+// a manifest's or a version's payload would be read for nothing. A
+// payload over followPayloadMax is read alone, then kept without content.
+func (l *Log) eventsForCache(ctx context.Context, seq int64, n int) ([]Event, error) {
+	rows, err := l.db.QueryContext(ctx, l.q(`SELECT seq, time_ns, type, repo, length(payload),
+		CASE WHEN type IN (?, ?, ?, ?, ?) AND length(payload) <= ? THEN payload END
+		FROM events WHERE seq > ? ORDER BY seq LIMIT ?`),
+		string(TypeBlobCommitted), string(TypeBlobTiered), string(TypeBlobLinked), string(TypeBlobUnlinked),
+		string(TypeGCCondemned), followPayloadMax, seq, n)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var evs []Event
+	var large []int // indexes of blob events whose payload was left out
+	for rows.Next() {
+		var e Event
+		var ns int64
+		var typ string
+		if err := rows.Scan(&e.Seq, &ns, &typ, &e.Repo, &e.PayloadSize, &e.Payload); err != nil {
+			return nil, err
+		}
+		e.Time, e.Type = time.Unix(0, ns).UTC(), Type(typ)
+		if e.Payload == nil && e.PayloadSize > followPayloadMax && blobEvent(e.Type) {
+			large = append(large, len(evs))
+		}
+		evs = append(evs, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	for _, i := range large {
+		if evs[i].Payload, err = l.payloadWithoutContent(ctx, evs[i]); err != nil {
+			return nil, err
+		}
+	}
+	return evs, nil
+}
+
+// blobEvent reports whether t's effect on lookups depends on its payload.
+func blobEvent(t Type) bool {
+	switch t {
+	case TypeBlobCommitted, TypeBlobTiered, TypeBlobLinked, TypeBlobUnlinked, TypeGCCondemned:
+		return true
+	}
+	return false
+}
+
+// payloadWithoutContent reads e's payload whole and, for a blob.committed,
+// returns it without the content it carries: the follower needs the blob's
+// key, not its bytes (which it would not keep), and holds one such payload
+// at a time.
+func (l *Log) payloadWithoutContent(ctx context.Context, e Event) ([]byte, error) {
+	whole, err := l.Event(ctx, e.Seq)
+	if err != nil || e.Type != TypeBlobCommitted {
+		return whole.Payload, err
+	}
+	var p BlobCommitted
+	if err := whole.Decode(&p); err != nil {
+		return nil, nil // cacheEffect cannot tell either: every entry goes
+	}
+	p.Content = nil
+	return New(e.Type, e.Repo, p).Payload, nil
+}
