@@ -8,8 +8,9 @@ import (
 	"github.com/artifact-store/artifact-store/internal/lru"
 )
 
-// blobCache answers LinkedBlob and LinkedBlobForRead from memory, for a
-// log opened Exclusive: one whose every append, and every other write to
+// blobCache answers LinkedBlob and LinkedBlobForRead from memory, and the
+// manifest lookups too (manifestlookups.go), for a log opened Exclusive
+// (or Follow, follow.go): one whose every append, and every other write to
 // the views, passes through this process's Log. Only then does the log
 // see every change to what a lookup returns, and can it keep a result
 // until one happens.
@@ -46,6 +47,13 @@ type blobCache struct {
 	applied int64
 	entries *lru.Cache[cacheKey, Blob] // Content set when inline and read with it
 	bySHA   map[string][]cacheKey      // storage key → its entries (mostly one)
+
+	// Manifest lookups (manifestlookups.go): mgen counts the changes that
+	// dropped entries; byRow maps a repository and a row's digest to the
+	// entries answered with that row.
+	mgen      uint64
+	manifests *lru.Cache[manifestKey, manifestEntry]
+	byRow     map[manifestKey]map[manifestKey]struct{}
 }
 
 type cacheKey struct{ repo, digest string }
@@ -60,9 +68,10 @@ const cacheEntryCost = 1024
 const blobCacheBytes = 16 << 20
 
 func newBlobCache(max int64) *blobCache {
-	c := &blobCache{bySHA: map[string][]cacheKey{}}
+	c := &blobCache{bySHA: map[string][]cacheKey{}, byRow: map[manifestKey]map[manifestKey]struct{}{}}
 	cost := func(b Blob) int64 { return cacheEntryCost + int64(len(b.Content)) }
 	c.entries = lru.New(max, cost, c.unindex)
+	c.manifests = lru.New(manifestCacheBytes, manifestCost, c.unindexManifest)
 	return c
 }
 
@@ -134,6 +143,9 @@ func (c *blobCache) clearLocked() {
 	c.gen++
 	c.entries.Clear()
 	clear(c.bySHA)
+	c.mgen++
+	c.manifests.Clear()
+	clear(c.byRow)
 }
 
 // committed updates the cache for the events of a group this process
@@ -207,18 +219,22 @@ func (c *blobCache) apply(evs []Event, start func() int) {
 		ok     bool
 	}
 	effects := make([]effect, len(evs)) // decoded before the lock, which lookups wait on
+	changes := make([]manifestChange, len(evs))
 	for i, e := range evs {
 		effects[i].shas, effects[i].commit, effects[i].ok = cacheEffect(e)
+		changes[i] = manifestEffect(e)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	from := start()
-	pushed := map[string]BlobCommitted{} // inline blobs committed in these events
+	pushed := map[string]BlobCommitted{}    // inline blobs committed in these events
+	puts := map[manifestKey]manifestEntry{} // manifests put in them, for their tags
 	for i := from; i < len(evs); i++ {
 		e, shas, commit := evs[i], effects[i].shas, effects[i].commit
 		if !effects[i].ok {
 			c.clearLocked()
 			clear(pushed)
+			clear(puts)
 			continue
 		}
 		if len(shas) > 0 {
@@ -241,6 +257,7 @@ func (c *blobCache) apply(evs []Event, start func() int) {
 					Linked: time.Unix(0, e.Time.UnixNano()).UTC(), Content: p.Content})
 			}
 		}
+		c.applyManifest(e, changes[i], puts, pushed)
 	}
 }
 

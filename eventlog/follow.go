@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// follower keeps the blob cache of a log that other processes append to
+// follower keeps the lookup cache (blobcache.go, manifestlookups.go) of a log that other processes append to
 // too (OpenOptions.Follow: replicas sharing one PostgreSQL database) as
 // exact as an exclusive log's. Before a lookup reads the cache, it waits
 // for a round: one query, started after the lookup was asked, that reads
@@ -131,16 +131,18 @@ func (f *follower) catchUp(ctx context.Context) error {
 }
 
 // eventsForCache reads up to n events after seq, in order, with the
-// fields cacheEffect reads. Payloads come only with the types whose effect
-// depends on the blob they name; the others' effect is known by type, and
-// a manifest's or a version's payload would be read for nothing. A
-// payload over followPayloadMax is read alone, then kept without content.
+// fields cacheEffect and manifestEffect read. Payloads come only with the
+// types whose effect depends on what they name (payloadNeeded); the
+// others' effect is known by type, and a version's or a policy's payload
+// would be read for nothing. A payload over followPayloadMax is read
+// alone, then kept without content.
 func (l *Log) eventsForCache(ctx context.Context, seq int64, n int) ([]Event, error) {
 	rows, err := l.db.QueryContext(ctx, l.q(`SELECT seq, time_ns, type, repo, length(payload),
-		CASE WHEN type IN (?, ?, ?, ?, ?) AND length(payload) <= ? THEN payload END
+		CASE WHEN type IN (?, ?, ?, ?, ?, ?, ?, ?, ?) AND length(payload) <= ? THEN payload END
 		FROM events WHERE seq > ? ORDER BY seq LIMIT ?`),
 		string(TypeBlobCommitted), string(TypeBlobTiered), string(TypeBlobLinked), string(TypeBlobUnlinked),
-		string(TypeGCCondemned), followPayloadMax, seq, n)
+		string(TypeGCCondemned), string(TypeManifestPut), string(TypeManifestDeleted), string(TypeTagSet),
+		string(TypeTagDeleted), followPayloadMax, seq, n)
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +157,7 @@ func (l *Log) eventsForCache(ctx context.Context, seq int64, n int) ([]Event, er
 			return nil, err
 		}
 		e.Time, e.Type = time.Unix(0, ns).UTC(), Type(typ)
-		if e.Payload == nil && e.PayloadSize > followPayloadMax && blobEvent(e.Type) {
+		if e.Payload == nil && e.PayloadSize > followPayloadMax && payloadNeeded(e.Type) {
 			large = append(large, len(evs))
 		}
 		evs = append(evs, e)
@@ -172,10 +174,12 @@ func (l *Log) eventsForCache(ctx context.Context, seq int64, n int) ([]Event, er
 	return evs, nil
 }
 
-// blobEvent reports whether t's effect on lookups depends on its payload.
-func blobEvent(t Type) bool {
+// payloadNeeded reports whether t's effect on lookups depends on its
+// payload (the types eventsForCache reads payloads of).
+func payloadNeeded(t Type) bool {
 	switch t {
-	case TypeBlobCommitted, TypeBlobTiered, TypeBlobLinked, TypeBlobUnlinked, TypeGCCondemned:
+	case TypeBlobCommitted, TypeBlobTiered, TypeBlobLinked, TypeBlobUnlinked, TypeGCCondemned,
+		TypeManifestPut, TypeManifestDeleted, TypeTagSet, TypeTagDeleted:
 		return true
 	}
 	return false

@@ -107,23 +107,39 @@ func (l *Log) LinkedBlobForRead(ctx context.Context, repo, digest string) (Blob,
 }
 
 func (l *Log) linkedBlob(ctx context.Context, repo, digest string, withContent bool) (Blob, error) {
+	return lookup(ctx, l,
+		func(c *blobCache) (Blob, uint64, bool) { return c.get(repo, digest, withContent) },
+		func() (Blob, error) { return l.queryLinkedBlob(ctx, repo, digest, withContent) },
+		func(c *blobCache, gen uint64, b Blob) { c.fill(gen, repo, digest, b) })
+}
+
+// lookup answers from l's cache when it has one and it holds the answer
+// (get), else from the views (query), keeping what they answered (fill,
+// with the generation get saw). A followed cache is first brought up to
+// date; if it cannot be, the views answer and nothing is kept. A lookup
+// whose context has ended fails, from the cache as from the views.
+func lookup[T any](ctx context.Context, l *Log, get func(*blobCache) (T, uint64, bool), query func() (T, error), fill func(*blobCache, uint64, T)) (T, error) {
 	var gen uint64
+	if err := ctx.Err(); err != nil {
+		var zero T
+		return zero, err
+	}
 	cached := l.cache != nil
 	if cached && l.follow != nil && l.follow.fresh(ctx) != nil {
-		cached = false // the cache may be behind: the views answer
+		cached = false
 	}
 	if cached {
-		b, g, ok := l.cache.get(repo, digest, withContent)
+		v, g, ok := get(l.cache)
 		if ok {
-			return b, nil
+			return v, nil
 		}
 		gen = g
 	}
-	b, err := l.queryLinkedBlob(ctx, repo, digest, withContent)
+	v, err := query()
 	if err == nil && cached {
-		l.cache.fill(gen, repo, digest, b)
+		fill(l.cache, gen, v)
 	}
-	return b, err
+	return v, err
 }
 
 func (l *Log) queryLinkedBlob(ctx context.Context, repo, digest string, withContent bool) (Blob, error) {
@@ -274,6 +290,20 @@ func (l *Log) TaggedManifestForRead(ctx context.Context, repo, tag string) (Mani
 }
 
 func (l *Log) taggedManifest(ctx context.Context, repo, tag string, withContent bool) (Manifest, error) {
+	return l.manifestLookup(ctx, manifestKey{repo, "t:" + tag}, withContent, func() (Manifest, error) {
+		return l.queryTaggedManifest(ctx, repo, tag, withContent)
+	})
+}
+
+// manifestLookup is lookup for the manifest lookups, by k.
+func (l *Log) manifestLookup(ctx context.Context, k manifestKey, withContent bool, query func() (Manifest, error)) (Manifest, error) {
+	return lookup(ctx, l,
+		func(c *blobCache) (Manifest, uint64, bool) { return c.getManifest(k, withContent) },
+		query,
+		func(c *blobCache, gen uint64, m Manifest) { c.fillManifest(gen, k, m, withContent) })
+}
+
+func (l *Log) queryTaggedManifest(ctx context.Context, repo, tag string, withContent bool) (Manifest, error) {
 	cols, join := manifestCols(withContent)
 	// The tag's digest comes from a subquery rather than a join, so that
 	// each table is reached by its primary key whatever the planner
@@ -302,6 +332,12 @@ func (l *Log) ManifestForRead(ctx context.Context, repo, digest string) (Manifes
 }
 
 func (l *Log) manifest(ctx context.Context, repo, digest string, withContent bool) (Manifest, error) {
+	return l.manifestLookup(ctx, manifestKey{repo, "d:" + digest}, withContent, func() (Manifest, error) {
+		return l.queryManifest(ctx, repo, digest, withContent)
+	})
+}
+
+func (l *Log) queryManifest(ctx context.Context, repo, digest string, withContent bool) (Manifest, error) {
 	cols, join := manifestCols(withContent)
 	m, err := scanManifestContent(l.db.QueryRowContext(ctx, l.q(`SELECT `+cols+`
 		FROM manifests m `+join+` WHERE m.repo = ? AND m.digest = ?`), repo, digest))

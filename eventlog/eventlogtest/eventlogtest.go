@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) *eventlog.Log) {
 	t.Run("ManifestsIn", func(t *testing.T) { testManifestsIn(t, open(t)) })
 	t.Run("LinkedBlobFollowsChanges", func(t *testing.T) { testLinkedBlobFollowsChanges(t, open(t)) })
 	t.Run("LinkedBlobUnderChurn", func(t *testing.T) { testLinkedBlobUnderChurn(t, open(t)) })
+	t.Run("ManifestLookupsFollowChanges", func(t *testing.T) { testManifestLookupsFollowChanges(t, open(t)) })
 	t.Run("LinkedBlobsByAnyDigest", func(t *testing.T) { testLinkedBlobsByAnyDigest(t, open(t)) })
 	t.Run("PutTwiceInOneAppend", func(t *testing.T) { testPutTwiceInOneAppend(t, open(t)) })
 	t.Run("OpenUploadCounts", func(t *testing.T) { testOpenUploadCounts(t, open(t)) })

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 
@@ -323,6 +324,102 @@ func linkedBlobUnderChurn(t *testing.T, w, r *eventlog.Log) {
 	}
 }
 
+func testManifestLookupsFollowChanges(t *testing.T, l *eventlog.Log) {
+	manifestLookupsFollowChanges(t, l, l)
+}
+
+// manifestLookupsFollowChanges: the manifest lookups of a pull on r (by
+// tag, by digest, with and without the bytes), asked before each change
+// to what they answer, answer the change right after the append on w that
+// made it: a put with its tags, a tag moved, a tag deleted, a manifest
+// deleted with the tags pointing at it, a put again without its bytes
+// (the log keeps them from before), a manifest pushed under sha512 asked
+// for by its sha256 digest, then put under that digest, a replay. A log
+// that keeps answers (an Exclusive SQLite log, a Follow one) must not show
+// it here, nor answer another repository's rows.
+func manifestLookupsFollowChanges(t *testing.T, w, r *eventlog.Log) {
+	ctx := context.Background()
+	const mt = "application/vnd.oci.image.manifest.v1+json"
+	body := func(i int) []byte { return []byte(fmt.Sprintf(`{"schemaVersion":2,"n":%d}`, i)) }
+	d1, d2 := sha(0xe1), sha(0xe2)
+	put := func(repo, d string, i int, withBytes bool, tags ...string) {
+		t.Helper()
+		var evs []eventlog.Event
+		if withBytes {
+			evs = append(evs, withContent(d, body(i)))
+		}
+		evs = append(evs, eventlog.New(eventlog.TypeManifestPut, repo, eventlog.ManifestPut{Digest: d, SHA256: d, MediaType: mt, Size: int64(len(body(i))), ArtifactType: "x/y"}))
+		for _, tag := range tags {
+			evs = append(evs, eventlog.New(eventlog.TypeTagSet, repo, eventlog.TagSet{Tag: tag, Digest: d}))
+		}
+		mustAppend(t, w, evs...)
+	}
+	// expect asks r by tag (ref without a colon) or digest, each way: d
+	// empty wants ErrNotFound, else manifest d with body(i).
+	expect := func(what, repo, ref, d string, i int) {
+		t.Helper()
+		for _, read := range []bool{false, true} {
+			var m eventlog.Manifest
+			var err error
+			switch {
+			case !strings.Contains(ref, ":") && read:
+				m, err = r.TaggedManifestForRead(ctx, repo, ref)
+			case !strings.Contains(ref, ":"):
+				m, err = r.TaggedManifest(ctx, repo, ref)
+			case read:
+				m, err = r.ManifestForRead(ctx, repo, ref)
+			default:
+				m, err = r.Manifest(ctx, repo, ref)
+			}
+			if d == "" {
+				if !isNotFound(err) {
+					t.Fatalf("%s: %s in %s (read %v): %s, %v; want ErrNotFound", what, ref, repo, read, m.Digest, err)
+				}
+				continue
+			}
+			if err != nil || m.Repo != repo || m.Digest != d || m.MediaType != mt || m.ArtifactType != "x/y" ||
+				m.Size != int64(len(body(i))) || read != (m.Content != nil) || read && !bytes.Equal(m.Content, body(i)) {
+				t.Fatalf("%s: %s in %s (read %v): %+v, %v; want %s, its bytes to a read only", what, ref, repo, read, m, err, d)
+			}
+		}
+	}
+	put("m", d1, 1, true, "t", "u")
+	expect("put with two tags", "m", "t", d1, 1)
+	expect("put with two tags", "m", "u", d1, 1)
+	expect("put with two tags", "m", d1, d1, 1)
+	expect("another repository", "n", "t", "", 0)
+	expect("another repository", "n", d1, "", 0)
+	put("m", d2, 2, true)
+	mustAppend(t, w, eventlog.New(eventlog.TypeTagSet, "m", eventlog.TagSet{Tag: "t", Digest: d2}))
+	expect("tag moved", "m", "t", d2, 2)
+	expect("the other tag stays", "m", "u", d1, 1)
+	mustAppend(t, w, eventlog.New(eventlog.TypeTagDeleted, "m", eventlog.TagDeleted{Tag: "t"}))
+	expect("tag deleted", "m", "t", "", 0)
+	expect("its manifest stays", "m", d2, d2, 2)
+	mustAppend(t, w, eventlog.New(eventlog.TypeManifestDeleted, "m", eventlog.ManifestDeleted{Digest: d1}))
+	expect("manifest deleted", "m", d1, "", 0)
+	expect("its tag with it", "m", "u", "", 0)
+	put("m", d1, 1, false, "u")
+	expect("put again without its bytes", "m", "u", d1, 1)
+	expect("put again without its bytes", "m", d1, d1, 1)
+
+	// Pushed under sha512; asked for by its sha256 digest, it answers as
+	// the row pushed, until a put under that digest answers for itself.
+	long := "sha512:" + strings.Repeat("e3", 64)
+	key := sha(0xe3)
+	mustAppend(t, w, withContent(key, body(3)),
+		eventlog.New(eventlog.TypeManifestPut, "m", eventlog.ManifestPut{Digest: long, SHA256: key, MediaType: mt, Size: int64(len(body(3))), ArtifactType: "x/y"}))
+	expect("pushed under sha512", "m", key, long, 3)
+	put("m", key, 3, false)
+	expect("then under sha256", "m", key, key, 3)
+	expect("still under sha512", "m", long, long, 3)
+
+	if _, err := r.Replay(ctx); err != nil {
+		t.Fatal(err)
+	}
+	expect("after a replay", "m", "u", d1, 1)
+}
+
 // RunFollowing is the contract of a log opened Follow (reader) beside
 // another handle on the same database (writer), as replicas are: every
 // lookup on reader answers what each append on writer did once that
@@ -333,6 +430,7 @@ func RunFollowing(t *testing.T, writer, reader *eventlog.Log) {
 	t.Run("LinkedBlobUnderChurn", func(t *testing.T) { linkedBlobUnderChurn(t, writer, reader) })
 	t.Run("FarBehind", func(t *testing.T) { followFarBehind(t, writer, reader) })
 	t.Run("LargeContent", func(t *testing.T) { followLargeContent(t, writer, reader) })
+	t.Run("ManifestLookupsFollowChanges", func(t *testing.T) { manifestLookupsFollowChanges(t, writer, reader) })
 }
 
 // followLargeContent: content committed elsewhere, larger than a follower
