@@ -1,8 +1,10 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"fmt"
 	"testing"
 	"time"
 
@@ -142,5 +144,43 @@ func TestEveryTextColumnIsC(t *testing.T) {
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPayloadsCompressedWithLz4: payloads and kept content stored after
+// migration 0019 are compressed with lz4 where the server has it, pglz
+// (the default) where it has not.
+func TestPayloadsCompressedWithLz4(t *testing.T) {
+	ctx, dsn := context.Background(), pgtest.DSN(t)
+	l, err := Open(ctx, dsn, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	content := bytes.Repeat([]byte(`{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip"},`), 200) // JSON compresses
+	key := fmt.Sprintf("sha256:%064x", 0x1234)
+	out, err := l.Append(ctx, eventlog.New(eventlog.TypeBlobCommitted, "", eventlog.BlobCommitted{SHA256: key, BLAKE3: "blake3:" + key[7:], Size: int64(len(content)), Content: content}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	want := "pglz"
+	var lz4 bool
+	if err := db.QueryRowContext(ctx, `SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'`).Scan(&lz4); err == nil && lz4 {
+		want = "lz4"
+	}
+	var payload, kept sql.NullString
+	if err := db.QueryRowContext(ctx, `SELECT pg_column_compression(payload) FROM events WHERE seq = $1`, out[0].Seq).Scan(&payload); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRowContext(ctx, `SELECT pg_column_compression(bytes) FROM contents WHERE sha256 = $1`, key).Scan(&kept); err != nil {
+		t.Fatal(err)
+	}
+	if payload.String != want || kept.String != want {
+		t.Fatalf("the event's payload is compressed with %q, the kept content with %q; want %s", payload.String, kept.String, want)
 	}
 }
