@@ -98,6 +98,7 @@ func (f *follower) fresh(ctx context.Context) error {
 func (f *follower) run(r *round) {
 	for r != nil {
 		ctx, cancel := context.WithTimeout(f.ctx, followTimeout)
+		f.l.lookups.rounds.Add(1)
 		r.err = f.catchUp(ctx)
 		cancel()
 		close(r.done)
@@ -200,4 +201,18 @@ func (l *Log) payloadWithoutContent(ctx context.Context, e Event) ([]byte, error
 	}
 	p.Content = nil
 	return New(e.Type, e.Repo, p).Payload, nil
+}
+
+// LookupStats counts how the log has answered the lookups of pulls (blobs
+// and manifests, by tag or digest) since it was opened: for operators, the
+// share a cache answers, and what following the log costs a replica.
+type LookupStats struct {
+	Memory uint64 // answered from memory (a log opened Exclusive or Follow)
+	Views  uint64 // answered by a query of the views
+	Rounds uint64 // queries a followed log made to catch up (shared by the lookups waiting)
+}
+
+// LookupStats returns the counts so far.
+func (l *Log) LookupStats() LookupStats {
+	return LookupStats{Memory: l.lookups.memory.Load(), Views: l.lookups.views.Load(), Rounds: l.lookups.rounds.Load()}
 }

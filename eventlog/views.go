@@ -131,10 +131,12 @@ func lookup[T any](ctx context.Context, l *Log, get func(*blobCache) (T, uint64,
 	if cached {
 		v, g, ok := get(l.cache)
 		if ok {
+			l.lookups.memory.Add(1)
 			return v, nil
 		}
 		gen = g
 	}
+	l.lookups.views.Add(1)
 	v, err := query()
 	if err == nil && cached {
 		fill(l.cache, gen, v)

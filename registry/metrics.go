@@ -78,6 +78,20 @@ func newMetrics(reg *prometheus.Registry, r *Registry) (*metrics, error) {
 			Help: "Server-Sent Events streams of /api/v1/events open on this server."},
 			func() float64 { return float64(r.hub.open.Load()) }),
 	}
+	const lookupsHelp = "Lookups of pulls (blobs, manifests by tag or digest) this server answered, by where the answer came from: memory (the event log's cache) or views (a database query)."
+	for _, from := range []string{"memory", "views"} {
+		gauges = append(gauges, prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: namespace, Subsystem: "eventlog", Name: "lookups_total",
+			Help: lookupsHelp, ConstLabels: prometheus.Labels{"from": from}}, func() float64 {
+			st := r.log.LookupStats()
+			if from == "memory" {
+				return float64(st.Memory)
+			}
+			return float64(st.Views)
+		}))
+	}
+	gauges = append(gauges, prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: namespace, Subsystem: "eventlog", Name: "follow_rounds_total",
+		Help: "Queries this replica made to read what other replicas appended before answering lookups from memory (PostgreSQL; one serves every lookup waiting at the time)."},
+		func() float64 { return float64(r.log.LookupStats().Rounds) }))
 	for _, c := range append(gauges, m.requests, m.latency, m.bytesIn, m.bytesOut, m.appends, m.appendTime, m.events,
 		m.groupSize, m.commitTime, m.blobOps, m.tasks, m.taskSuccess, m.gcUnlinked, m.gcSwept, m.gcFreed, m.tierMoves, m.inLog) {
 		if err := reg.Register(c); err != nil {

@@ -66,6 +66,33 @@ next:
 	return total
 }
 
+// TestLookupsCounted: the pulls of a manifest just pushed are answered
+// from memory (the put filled the log's cache), a tag that does not exist
+// by a query, and /metrics says so.
+func TestLookupsCounted(t *testing.T) {
+	s := newServer(t, func(o *registry.Options) {
+		o.Metrics = prometheus.NewRegistry()
+		o.ServeMetrics = true
+	})
+	const repo = "metrics/lookups"
+	s.pushImage(repo, "v1", "")
+	before, _ := s.scrape()
+	for range 3 {
+		expect(t, s.do("GET", "/v2/"+repo+"/manifests/v1", nil, "Accept: application/vnd.oci.image.manifest.v1+json"), http.StatusOK)
+	}
+	expect(t, s.do("GET", "/v2/"+repo+"/manifests/nope", nil), http.StatusNotFound, "MANIFEST_UNKNOWN")
+	after, _ := s.scrape()
+	delta := func(from string) float64 {
+		return value(t, after, "artifactstore_eventlog_lookups_total", "from="+from) - value(t, before, "artifactstore_eventlog_lookups_total", "from="+from)
+	}
+	if m, v := delta("memory"), delta("views"); m != 3 || v != 1 {
+		t.Errorf("lookups from memory %v, from the views %v; want 3 (the pushed manifest) and 1 (the missing tag)", m, v)
+	}
+	if got := value(t, after, "artifactstore_eventlog_follow_rounds_total"); got != 0 {
+		t.Errorf("follow rounds on a SQLite server: %v, want 0", got)
+	}
+}
+
 func TestMetricsCountAKnownWorkload(t *testing.T) {
 	s := newServer(t, func(o *registry.Options) {
 		o.Metrics = prometheus.NewRegistry()
