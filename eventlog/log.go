@@ -85,8 +85,8 @@ type Log struct {
 	numbered  sync.Map     // query text → its rewrite by q
 	numberedN atomic.Int32 // entries in numbered
 
-	cache   *blobCache // nil unless opened Exclusive or Follow
-	follow  *follower  // nil unless opened Follow
+	cache   *blobCache                                    // nil unless opened Exclusive or Follow
+	follow  *follower                                     // nil unless opened Follow
 	lookups struct{ memory, views, rounds atomic.Uint64 } // see LookupStats
 
 	observed atomic.Int64             // see Observed
