@@ -2,6 +2,7 @@ package eventlog
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -60,5 +61,27 @@ func TestBlobCacheForget(t *testing.T) {
 	}
 	if _, _, ok := c.get("r", other.SHA256, false); !ok {
 		t.Fatal("the other blob went too")
+	}
+}
+
+// TestManifestCacheCountsStrings: a manifest row's strings count towards
+// the bound, so rows with a megabyte artifact type (a manifest may carry
+// one) cannot make the cache hold more than its bytes.
+func TestManifestCacheCountsStrings(t *testing.T) {
+	c := newBlobCache(blobCacheBytes)
+	long := strings.Repeat("x", 1<<20)
+	for i := range 40 {
+		d := fmt.Sprintf("sha256:%064x", i)
+		c.fillManifest(c.mgen, manifestKey{"r", "t:" + fmt.Sprint(i)}, Manifest{Repo: "r", Digest: d, SHA256: d, ArtifactType: long}, false)
+	}
+	if c.manifests.Len() > manifestCacheBytes>>20 {
+		t.Fatalf("%d entries of 1 MiB each kept, bound %d bytes", c.manifests.Len(), manifestCacheBytes)
+	}
+	held := 0
+	for k := range c.byRow {
+		held += len(c.byRow[k])
+	}
+	if held != c.manifests.Len() {
+		t.Fatalf("byRow indexes %d entries, the cache holds %d", held, c.manifests.Len())
 	}
 }

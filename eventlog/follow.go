@@ -52,9 +52,11 @@ type round struct {
 // reading thousands of events it has no entries for.
 //
 // followPayloadMax bounds the payloads a page brings: a blob.committed
-// carrying content (up to --inline-max, 1 MiB) is read alone afterwards,
-// and kept without its bytes. A page holds at most followPage ×
-// followPayloadMax bytes of payloads, 4 MiB, whatever others push.
+// carrying content (up to --inline-max, 1 MiB) or a manifest.put with
+// large annotations is read alone afterwards (payloadReduced), and kept
+// reduced to what the cache needs. A page holds at most followPage ×
+// followPayloadMax bytes of payloads, 4 MiB, and those reductions,
+// whatever others push.
 const (
 	followPage       = 256
 	followPages      = 16
@@ -167,13 +169,21 @@ func (l *Log) eventsForCache(ctx context.Context, seq int64, n int) ([]Event, er
 		return nil, err
 	}
 	rows.Close()
-	for _, i := range large {
-		if evs[i].Payload, err = l.payloadWithoutContent(ctx, evs[i]); err != nil {
+	for n, i := range large {
+		if n == followLargeReads {
+			break // the rest stay without payloads: each drops every entry
+		}
+		if evs[i].Payload, err = l.payloadReduced(ctx, evs[i]); err != nil {
 			return nil, err
 		}
 	}
 	return evs, nil
 }
+
+// followLargeReads bounds the payloads over followPayloadMax a page reads
+// one by one: past it, they are applied without (dropping every entry),
+// so that a burst of large puts costs a round a few queries, not hundreds.
+const followLargeReads = 8
 
 // payloadNeeded reports whether t's effect on lookups depends on its
 // payload (the types eventsForCache reads payloads of).
@@ -186,33 +196,32 @@ func payloadNeeded(t Type) bool {
 	return false
 }
 
-// payloadWithoutContent reads e's payload whole and, for a blob.committed,
-// returns it without the content it carries: the follower needs the blob's
-// key, not its bytes (which it would not keep), and holds one such payload
-// at a time.
-func (l *Log) payloadWithoutContent(ctx context.Context, e Event) ([]byte, error) {
+// payloadReduced reads e's payload whole and returns what the cache's
+// effects need of it: a blob.committed without the content it carries, a
+// manifest.put without its annotations and lists. The follower holds one
+// such payload at a time, and keeps only what it returns. Other types
+// over followPayloadMax (a collection condemning thousands of blobs)
+// come back without payload, and drop every entry.
+func (l *Log) payloadReduced(ctx context.Context, e Event) ([]byte, error) {
 	whole, err := l.Event(ctx, e.Seq)
-	if err != nil || e.Type != TypeBlobCommitted {
-		return whole.Payload, err
+	if err != nil {
+		return nil, err
 	}
-	var p BlobCommitted
-	if err := whole.Decode(&p); err != nil {
-		return nil, nil // cacheEffect cannot tell either: every entry goes
+	switch e.Type {
+	case TypeBlobCommitted:
+		var p BlobCommitted
+		if whole.Decode(&p) != nil {
+			return nil, nil // cacheEffect cannot tell either: every entry goes
+		}
+		p.Content = nil
+		return New(e.Type, e.Repo, p).Payload, nil
+	case TypeManifestPut:
+		var p ManifestPut
+		if whole.Decode(&p) != nil {
+			return nil, nil
+		}
+		p.Annotations, p.Blobs, p.Manifests = nil, nil, nil
+		return New(e.Type, e.Repo, p).Payload, nil
 	}
-	p.Content = nil
-	return New(e.Type, e.Repo, p).Payload, nil
-}
-
-// LookupStats counts how the log has answered the lookups of pulls (blobs
-// and manifests, by tag or digest) since it was opened: for operators, the
-// share a cache answers, and what following the log costs a replica.
-type LookupStats struct {
-	Memory uint64 // answered from memory (a log opened Exclusive or Follow)
-	Views  uint64 // answered by a query of the views
-	Rounds uint64 // queries a followed log made to catch up (shared by the lookups waiting)
-}
-
-// LookupStats returns the counts so far.
-func (l *Log) LookupStats() LookupStats {
-	return LookupStats{Memory: l.lookups.memory.Load(), Views: l.lookups.views.Load(), Rounds: l.lookups.rounds.Load()}
+	return nil, nil
 }

@@ -1,5 +1,7 @@
 package eventlog
 
+import "strings"
+
 // Manifest lookups (TaggedManifest, Manifest and their ForRead forms, the
 // lookup of every manifest pull) are kept in the same cache as blob
 // lookups, under the same lock and by the same rules (blobcache.go): an
@@ -34,15 +36,22 @@ type manifestEntry struct {
 	withContent bool
 }
 
-// manifestEntryCost is what an entry costs beyond its bytes (its strings,
-// the maps' and list's bookkeeping); manifestCacheBytes bounds them all:
-// some 10,000 typical manifests with their bytes.
+// manifestEntryCost is what an entry costs beyond its bytes and strings
+// (the maps' and list's bookkeeping, the key's reference); manifestCacheBytes
+// bounds them all: some 10,000 typical manifests with their bytes.
 const (
 	manifestEntryCost  = 512
 	manifestCacheBytes = 8 << 20
 )
 
-func manifestCost(e manifestEntry) int64 { return manifestEntryCost + int64(len(e.m.Content)) }
+// manifestCost counts every string an entry holds, with its key and its
+// place in byRow: an artifact type can be most of a 4 MiB manifest, and a
+// cost that left it out would let a few such entries hold gigabytes.
+func manifestCost(e manifestEntry) int64 {
+	m := e.m
+	return manifestEntryCost + int64(len(m.Content)+3*len(m.Repo)+2*len(m.Digest)+len(m.SHA256)+
+		len(m.MediaType)+len(m.ArtifactType)+len(m.Subject))
+}
 
 // manifestScope is how much of the cache an event's manifest effect reaches.
 type manifestScope int
@@ -159,8 +168,15 @@ func (c *blobCache) getManifest(k manifestKey, withContent bool) (m Manifest, ge
 }
 
 // fillManifest keeps m, read from the views for k, unless an entry was
-// dropped since gen (getManifest's) was current.
+// dropped since gen (getManifest's) was current. An answer for a digest
+// that is not the row's own (the views' fallback to the manifest with the
+// same bytes under another algorithm) is not kept: which row answers it
+// can change with a put of a third digest of those bytes, which drops
+// only its own row's entries.
 func (c *blobCache) fillManifest(gen uint64, k manifestKey, m Manifest, withContent bool) {
+	if d, ok := strings.CutPrefix(k.ref, "d:"); ok && d != m.Digest {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.mgen == gen {

@@ -144,6 +144,20 @@ func lookup[T any](ctx context.Context, l *Log, get func(*blobCache) (T, uint64,
 	return v, err
 }
 
+// LookupStats counts how the log has answered the lookups of pulls (blobs
+// and manifests, by tag or digest) since it was opened: for operators, the
+// share a cache answers, and what following the log costs a replica.
+type LookupStats struct {
+	Memory uint64 // answered from memory (a log opened Exclusive or Follow)
+	Views  uint64 // answered by a query of the views
+	Rounds uint64 // queries a followed log made to catch up (shared by the lookups waiting)
+}
+
+// LookupStats returns the counts so far.
+func (l *Log) LookupStats() LookupStats {
+	return LookupStats{Memory: l.lookups.memory.Load(), Views: l.lookups.views.Load(), Rounds: l.lookups.rounds.Load()}
+}
+
 func (l *Log) queryLinkedBlob(ctx context.Context, repo, digest string, withContent bool) (Blob, error) {
 	var b Blob
 	var linked int64

@@ -409,10 +409,14 @@ func manifestLookupsFollowChanges(t *testing.T, w, r *eventlog.Log) {
 	key := sha(0xe3)
 	mustAppend(t, w, withContent(key, body(3)),
 		eventlog.New(eventlog.TypeManifestPut, "m", eventlog.ManifestPut{Digest: long, SHA256: key, MediaType: mt, Size: int64(len(body(3))), ArtifactType: "x/y"}))
+	alias := "blake3:" + key[7:]
 	expect("pushed under sha512", "m", key, long, 3)
+	expect("pushed under sha512, asked for by blake3", "m", alias, long, 3)
 	put("m", key, 3, false)
 	expect("then under sha256", "m", key, key, 3)
 	expect("still under sha512", "m", long, long, 3)
+	// The views answer a third digest with the first row in digest order.
+	expect("then under sha256, asked for by blake3", "m", alias, key, 3)
 
 	if _, err := r.Replay(ctx); err != nil {
 		t.Fatal(err)
@@ -435,7 +439,9 @@ func RunFollowing(t *testing.T, writer, reader *eventlog.Log) {
 
 // followLargeContent: content committed elsewhere, larger than a follower
 // reads in its pages (16 KiB), for a blob reader had answered as a file,
-// makes reader answer tier inline and the bytes, as the views do.
+// makes reader answer tier inline and the bytes, as the views do; and a
+// tag moved elsewhere across manifests with annotations that large is
+// answered moved.
 func followLargeContent(t *testing.T, w, r *eventlog.Log) {
 	ctx := context.Background()
 	k := sha(0xd2)
@@ -448,6 +454,22 @@ func followLargeContent(t *testing.T, w, r *eventlog.Log) {
 	b, err := r.LinkedBlobForRead(ctx, "large", k)
 	if err != nil || b.Tier != eventlog.TierInline || !bytes.Equal(b.Content, body) {
 		t.Fatalf("after 100 KiB of content committed elsewhere: tier %q, %d bytes, %v; want inline, the 100 KiB", b.Tier, len(b.Content), err)
+	}
+	// Manifests with annotations larger than a page reads, more of them
+	// than a round reads alone, one tag moved across them all.
+	const mt = "application/vnd.oci.image.manifest.v1+json"
+	ann := map[string]string{"big": strings.Repeat("a", 20<<10)}
+	for i := range 12 {
+		d := sha(0xd300 + i)
+		mustAppend(t, w, committed(d),
+			eventlog.New(eventlog.TypeManifestPut, "large", eventlog.ManifestPut{Digest: d, SHA256: d, MediaType: mt, Size: 1, Annotations: ann}),
+			eventlog.New(eventlog.TypeTagSet, "large", eventlog.TagSet{Tag: "moving", Digest: d}))
+		if i%5 == 4 {
+			continue // several large puts in one round
+		}
+		if m, err := r.TaggedManifest(ctx, "large", "moving"); err != nil || m.Digest != d {
+			t.Fatalf("tag moved to a manifest with 20 KiB of annotations elsewhere (%d): %s, %v; want %s", i, m.Digest, err, d)
+		}
 	}
 }
 
