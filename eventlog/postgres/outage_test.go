@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -12,14 +13,15 @@ import (
 )
 
 // TestOutageIsUnavailable cuts the connection to the server under an open
-// log: appends, reads and locks fail promptly with ErrUnavailable, nothing
-// is recorded, and once the server is reachable again the same log works
-// without being reopened.
+// log, opened as a server opens it (Follow): appends, reads, lookups and
+// locks fail promptly with ErrUnavailable, nothing is recorded, and once
+// the server is reachable again the same log works without being
+// reopened.
 func TestOutageIsUnavailable(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	p := pgtest.StartProxy(t, dsn)
 	ctx := context.Background()
-	l, err := Open(ctx, p.DSN(dsn), Options{})
+	l, err := Open(ctx, p.DSN(dsn), Options{Follow: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,6 +30,15 @@ func TestOutageIsUnavailable(t *testing.T) {
 		return eventlog.New(eventlog.TypeTagSet, "r", eventlog.TagSet{Tag: name, Digest: "sha256:00"})
 	}
 	if _, err := l.Append(ctx, tag("before")); err != nil {
+		t.Fatal(err)
+	}
+	d := fmt.Sprintf("sha256:%064x", 0x0a)
+	if _, err := l.Append(ctx, eventlog.New(eventlog.TypeBlobCommitted, "", eventlog.BlobCommitted{SHA256: d, BLAKE3: "blake3:" + d[7:], Size: 2, Content: []byte("{}")}),
+		eventlog.New(eventlog.TypeManifestPut, "r", eventlog.ManifestPut{Digest: d, SHA256: d, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 2}),
+		eventlog.New(eventlog.TypeTagSet, "r", eventlog.TagSet{Tag: "kept", Digest: d})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.TaggedManifest(ctx, "r", "kept"); err != nil {
 		t.Fatal(err)
 	}
 	head, err := l.Head(ctx)
@@ -46,11 +57,18 @@ func TestOutageIsUnavailable(t *testing.T) {
 	if _, err := l.LeaseUpload(ctx, "u", time.Minute, 0); !errors.Is(err, eventlog.ErrUnavailable) {
 		t.Fatalf("upload lease with the server cut off: %v, want ErrUnavailable", err)
 	}
-	t.Logf("three failures took %v", time.Since(start))
+	// A lookup it answered before: the follower cannot tell what changed.
+	if _, err := l.TaggedManifest(ctx, "r", "kept"); !errors.Is(err, eventlog.ErrUnavailable) {
+		t.Fatalf("manifest lookup with the server cut off: %v, want ErrUnavailable", err)
+	}
+	t.Logf("four failures took %v", time.Since(start))
 
 	p.Restore(t)
 	if _, err := l.Append(ctx, tag("after")); err != nil {
 		t.Fatalf("append after the server came back: %v", err)
+	}
+	if m, err := l.TaggedManifest(ctx, "r", "kept"); err != nil || m.Digest != d {
+		t.Fatalf("manifest lookup after the server came back: %s, %v", m.Digest, err)
 	}
 	if got, err := l.Head(ctx); err != nil || got != head+1 {
 		t.Fatalf("head after recovery = %d (%v), want %d: the failed append must have left nothing", got, err, head+1)
