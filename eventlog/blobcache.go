@@ -43,7 +43,8 @@ type blobCache struct {
 	gen uint64 // counts commits that touched a blob, and resets
 	// applied is the sequence number up to which every event has been
 	// applied, in order: by the committer, for the groups it commits, and
-	// for a followed log (follow.go) by the follower. It only grows.
+	// for a followed log (follow.go) by the follower. It only grows,
+	// unless the database itself went back (rewound).
 	applied int64
 	entries *lru.Cache[cacheKey, Blob] // Content set when inline and read with it
 	bySHA   map[string][]cacheKey      // storage key → its entries (mostly one)
@@ -201,6 +202,21 @@ func (c *blobCache) skipTo(head int64) {
 	defer c.mu.Unlock()
 	c.clearLocked()
 	c.applied = max(c.applied, head)
+}
+
+// rewound is told the log's head as a group commit reads it, under the
+// write lock, when no commit is in flight: every committed event is at or
+// below it, so a head below applied means the database was put back to an
+// earlier state under a live log (a backup restored while servers run).
+// Entries may then describe events it no longer has, and applied a point
+// it has not reached: everything goes, and applied starts again there.
+func (c *blobCache) rewound(head int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if head < c.applied {
+		c.clearLocked()
+		c.applied = head
+	}
 }
 
 // appliedSeq returns applied.

@@ -25,7 +25,8 @@ import (
 // Invariants:
 //   - At most one round runs at a time; a lookup waits for the round that
 //     begins after it asks (the running one may have read too early).
-//   - blobCache.applied only grows, and only over events applied in
+//   - blobCache.applied only grows (unless the database itself went
+//     back: rewound, which drops everything), and only over events applied in
 //     order: by the committer over a group that directly follows it, by
 //     the follower over the events it read (or, far behind, by dropping
 //     every entry: skipTo). With no other writer, the committer keeps it

@@ -532,6 +532,9 @@ func (l *Log) record(group []*appendReq, careful bool) (_ []*appendReq, abandone
 		fail(err)
 		return group, false
 	}
+	if l.cache != nil {
+		l.cache.rewound(seq)
+	}
 	facts, err := l.readFacts(ctx, tx, group)
 	if err != nil {
 		fail(err)
