@@ -6,9 +6,9 @@ import (
 	"time"
 )
 
-// follower keeps the lookup cache (blobcache.go, manifestlookups.go) of a log that other processes append to
-// too (OpenOptions.Follow: replicas sharing one PostgreSQL database) as
-// exact as an exclusive log's. Before a lookup reads the cache, it waits
+// follower keeps the lookup cache (blobcache.go, manifestlookups.go) of a
+// log that other processes append to too (OpenOptions.Follow: replicas
+// sharing one PostgreSQL database) as exact as an exclusive log's. Before a lookup reads the cache, it waits
 // for a round: one query, started after the lookup was asked, that reads
 // the events appended since the cache last looked and applies them (the
 // same effects a commit in this process has, blobcache.go). Lookups that
@@ -25,8 +25,8 @@ import (
 // Invariants:
 //   - At most one round runs at a time; a lookup waits for the round that
 //     begins after it asks (the running one may have read too early).
-//   - blobCache.applied only grows (unless the database itself went
-//     back: rewound, which drops everything), and only over events applied in
+//   - blobCache.applied only grows (unless the database itself went back:
+//     rewound, which drops everything), and only over events applied in
 //     order: by the committer over a group that directly follows it, by
 //     the follower over the events it read (or, far behind, by dropping
 //     every entry: skipTo). With no other writer, the committer keeps it
