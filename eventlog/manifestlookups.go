@@ -12,9 +12,10 @@ import "strings"
 //
 // What a manifest lookup answers changes only with these events of its
 // repository: manifest.put and manifest.deleted (the manifest's row, so
-// the entry of its digest and every entry answered with that row: the
-// tags that point at it, a digest of another algorithm), tag.set and
-// tag.deleted (one tag's entry). Anything else that may write manifests
+// the entry of its digest and every entry answered with that row, the
+// tags that point at it; answers for another algorithm's digest of the
+// same bytes are never kept, fillManifest), tag.set and tag.deleted (one
+// tag's entry). Anything else that may write manifests
 // or tags drops everything: versions (native publishes write both), a
 // collection, a move between tiers, a purge of the trash, and any type
 // manifestEffect does not know or payload it cannot read.
