@@ -173,8 +173,9 @@ func (c *blobCache) committed(evs []Event) {
 		if first <= c.applied+1 && last-first == int64(len(evs)-1) {
 			c.applied = last
 		}
-		// Otherwise events before the group are not applied yet: the
-		// follower applies them later, and they can only drop entries.
+		// Otherwise events before the group are not applied yet: a
+		// round applies them later, then this group again, in order,
+		// before any lookup waiting on that round reads.
 		return 0
 	})
 }

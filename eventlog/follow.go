@@ -2,6 +2,8 @@ package eventlog
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -136,23 +138,25 @@ func (f *follower) catchUp(ctx context.Context) error {
 
 // eventsForCache reads up to n events after seq, in order, with the
 // fields cacheEffect and manifestEffect read. Payloads come only with the
-// types whose effect depends on what they name (payloadNeeded); the
+// types whose effect depends on what they name (payloadTypes); the
 // others' effect is known by type, and a version's or a policy's payload
 // would be read for nothing. A payload over followPayloadMax is read
-// alone, then kept without content.
+// alone and reduced (payloadReduced), for at most followLargeReads a page.
 func (l *Log) eventsForCache(ctx context.Context, seq int64, n int) ([]Event, error) {
+	types := payloadTypes()
+	args := make([]any, 0, len(types)+3)
+	for _, t := range types {
+		args = append(args, string(t))
+	}
 	rows, err := l.db.QueryContext(ctx, l.q(`SELECT seq, time_ns, type, repo, length(payload),
-		CASE WHEN type IN (?, ?, ?, ?, ?, ?, ?, ?, ?) AND length(payload) <= ? THEN payload END
-		FROM events WHERE seq > ? ORDER BY seq LIMIT ?`),
-		string(TypeBlobCommitted), string(TypeBlobTiered), string(TypeBlobLinked), string(TypeBlobUnlinked),
-		string(TypeGCCondemned), string(TypeManifestPut), string(TypeManifestDeleted), string(TypeTagSet),
-		string(TypeTagDeleted), followPayloadMax, seq, n)
+		CASE WHEN type IN (?`+strings.Repeat(`, ?`, len(types)-1)+`) AND length(payload) <= ? THEN payload END
+		FROM events WHERE seq > ? ORDER BY seq LIMIT ?`), append(args, followPayloadMax, seq, n)...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var evs []Event
-	var large []int // indexes of blob events whose payload was left out
+	var large []int // indexes of events whose payload was needed but left out
 	for rows.Next() {
 		var e Event
 		var ns int64
@@ -161,7 +165,7 @@ func (l *Log) eventsForCache(ctx context.Context, seq int64, n int) ([]Event, er
 			return nil, err
 		}
 		e.Time, e.Type = time.Unix(0, ns).UTC(), Type(typ)
-		if e.Payload == nil && e.PayloadSize > followPayloadMax && payloadNeeded(e.Type) {
+		if e.Payload == nil && e.PayloadSize > followPayloadMax && slices.Contains(types, e.Type) {
 			large = append(large, len(evs))
 		}
 		evs = append(evs, e)
@@ -186,43 +190,42 @@ func (l *Log) eventsForCache(ctx context.Context, seq int64, n int) ([]Event, er
 // so that a burst of large puts costs a round a few queries, not hundreds.
 const followLargeReads = 8
 
-// payloadNeeded reports whether t's effect on lookups depends on its
-// payload (the types eventsForCache reads payloads of).
-func payloadNeeded(t Type) bool {
-	switch t {
-	case TypeBlobCommitted, TypeBlobTiered, TypeBlobLinked, TypeBlobUnlinked, TypeGCCondemned,
-		TypeManifestPut, TypeManifestDeleted, TypeTagSet, TypeTagDeleted:
-		return true
-	}
-	return false
+// payloadTypes are the types whose effect on lookups depends on their
+// payload (cacheEffect, manifestEffect): the ones eventsForCache reads
+// payloads of.
+func payloadTypes() []Type {
+	return []Type{TypeBlobCommitted, TypeBlobTiered, TypeBlobLinked, TypeBlobUnlinked, TypeGCCondemned,
+		TypeManifestPut, TypeManifestDeleted, TypeTagSet, TypeTagDeleted}
 }
 
 // payloadReduced reads e's payload whole and returns what the cache's
 // effects need of it: a blob.committed without the content it carries, a
 // manifest.put without its annotations and lists. The follower holds one
 // such payload at a time, and keeps only what it returns. Other types
-// over followPayloadMax (a collection condemning thousands of blobs)
-// come back without payload, and drop every entry.
+// over followPayloadMax (a collection condemning thousands of blobs) are
+// not read: they come back without payload, and drop every entry.
 func (l *Log) payloadReduced(ctx context.Context, e Event) ([]byte, error) {
+	if e.Type != TypeBlobCommitted && e.Type != TypeManifestPut {
+		return nil, nil
+	}
 	whole, err := l.Event(ctx, e.Seq)
 	if err != nil {
 		return nil, err
 	}
-	switch e.Type {
-	case TypeBlobCommitted:
+	// A payload that does not decode comes back without: the effects
+	// cannot tell what it names either, and every entry goes.
+	if e.Type == TypeBlobCommitted {
 		var p BlobCommitted
-		if whole.Decode(&p) != nil {
-			return nil, nil // cacheEffect cannot tell either: every entry goes
-		}
-		p.Content = nil
-		return New(e.Type, e.Repo, p).Payload, nil
-	case TypeManifestPut:
-		var p ManifestPut
 		if whole.Decode(&p) != nil {
 			return nil, nil
 		}
-		p.Annotations, p.Blobs, p.Manifests = nil, nil, nil
+		p.Content = nil
 		return New(e.Type, e.Repo, p).Payload, nil
 	}
-	return nil, nil
+	var p ManifestPut
+	if whole.Decode(&p) != nil {
+		return nil, nil
+	}
+	p.Annotations, p.Blobs, p.Manifests = nil, nil, nil
+	return New(e.Type, e.Repo, p).Payload, nil
 }
