@@ -159,3 +159,37 @@ func checkedPool(readAhead int) *bufferPool {
 	p.lent = map[*[]byte]bool{}
 	return p
 }
+
+// TestStoreHashRecycles: Store.Hash, whose hashers are recycled, gives
+// every input the digests of a fresh hasher, after a refusal too, and from
+// several goroutines at once.
+func TestStoreHashRecycles(t *testing.T) {
+	s := New(nil)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				data := make([]byte, (g*50+i)*331)
+				rand.Read(data)
+				want, _ := Hash(data, "")
+				got, err := s.Hash(data, "")
+				if err != nil || got != want {
+					t.Errorf("Store.Hash of %d bytes = %+v, %v; want %+v", len(data), got, err, want)
+					return
+				}
+				wrong := digest.NewDigest(digest.SHA256, make([]byte, 32))
+				if _, err := s.Hash(data, wrong); !errors.Is(err, ErrDigestMismatch) {
+					t.Errorf("Store.Hash against a wrong digest: %v, want ErrDigestMismatch", err)
+					return
+				}
+				if got, err := s.Hash(data, want.SHA256); err != nil || got != want {
+					t.Errorf("Store.Hash after a refusal = %+v, %v; want %+v", got, err, want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}

@@ -114,7 +114,30 @@ func (h *hasher) digests() Digests {
 // storing anything: for callers that keep small content elsewhere (the
 // event log, ADR 0016). The SHA-512 is computed when expect is one.
 func Hash(data []byte, expect digest.Digest) (Digests, error) {
-	h := newHasher(expect.Algorithm() == digest.SHA512)
+	return hashAll(newHasher(expect.Algorithm() == digest.SHA512), data, expect)
+}
+
+// Hash is the package's Hash with hashers the store recycles: a BLAKE3
+// hasher is some 9 KiB, which was a seventh of what a small push
+// allocated.
+func (s *Store) Hash(data []byte, expect digest.Digest) (Digests, error) {
+	if expect.Algorithm() == digest.SHA512 {
+		return Hash(data, expect)
+	}
+	h, _ := s.hashers.Get().(*hasher)
+	if h == nil {
+		h = newHasher(false)
+	}
+	defer func() {
+		h.sha256.Reset()
+		h.blake3.Reset()
+		h.size = 0
+		s.hashers.Put(h)
+	}()
+	return hashAll(h, data, expect)
+}
+
+func hashAll(h *hasher, data []byte, expect digest.Digest) (Digests, error) {
 	h.Write(data)
 	ds := h.digests()
 	if expect != "" && !ds.Matches(expect) {

@@ -31,6 +31,7 @@ import (
 type Store struct {
 	backend  Backend
 	bufs     *bufferPool
+	hashers  sync.Pool              // of *hasher without SHA-512, for Hash
 	observer func(op Op, err error) // see SetObserver
 	tracer   Tracer                 // see SetTracer
 

@@ -1,6 +1,7 @@
 package eventlog
 
 import (
+	"bytes"
 	"slices"
 	"sync"
 	"time"
@@ -286,8 +287,14 @@ func cacheEffect(e Event) (shas []string, commit *BlobCommitted, ok bool) {
 	var err error
 	switch e.Type {
 	case TypeBlobCommitted:
+		// One copy of the content, of its size: an entry keeping the
+		// payload's would keep the payload, which rounds up to a larger
+		// size class (4 KiB of content took 4.75).
+		var v blobCommittedView
+		err = e.Decode(&v)
 		commit = new(BlobCommitted)
-		err = e.Decode(commit)
+		*commit = v.value()
+		commit.Content = bytes.Clone(commit.Content)
 		sha = commit.SHA256
 	case TypeBlobTiered, TypeBlobLinked, TypeBlobUnlinked:
 		var p struct { // the one field their payloads share

@@ -215,10 +215,11 @@ func (l *Log) payloadReduced(ctx context.Context, e Event) ([]byte, error) {
 	// A payload that does not decode comes back without: the effects
 	// cannot tell what it names either, and every entry goes.
 	if e.Type == TypeBlobCommitted {
-		var p BlobCommitted
-		if whole.Decode(&p) != nil {
+		var v blobCommittedView
+		if whole.Decode(&v) != nil {
 			return nil, nil
 		}
+		p := v.value()
 		p.Content = nil
 		return New(e.Type, e.Repo, p).Payload, nil
 	}

@@ -99,13 +99,14 @@ func (l *Log) observe(seq int64) {
 // guardFenced refuses a blob.committed whose blob a collector condemned,
 // or swept after the writer's fence.
 func (l *Log) guardFenced(ctx context.Context, tx *sql.Tx, e Event, facts *groupFacts) error {
-	var p BlobCommitted
+	var p blobCommittedView
 	if err := e.Decode(&p); err != nil {
 		return err
 	}
-	if p.Content != nil && int64(len(p.Content)) != p.Size {
+	carries := p.Content.set
+	if carries && int64(p.Content.n) != p.Size {
 		// The writer hashed the content; its length is all left to check.
-		return fmt.Errorf("blob.committed of %s carries %d bytes of content, not its size %d", p.SHA256, len(p.Content), p.Size)
+		return fmt.Errorf("blob.committed of %s carries %d bytes of content, not its size %d", p.SHA256, p.Content.n, p.Size)
 	}
 	if facts.untombstoned(p.SHA256) {
 		return nil
@@ -120,7 +121,7 @@ func (l *Log) guardFenced(ctx context.Context, tx *sql.Tx, e Event, facts *group
 		return fmt.Errorf("append check: %w", err)
 	case state == tombCondemned:
 		return fmt.Errorf("%w: blob %s is being garbage-collected; push it again", ErrFenced, p.SHA256)
-	case seq > e.Fence && p.Content == nil:
+	case seq > e.Fence && !carries:
 		// An event that carries its bytes relies on no earlier copy,
 		// so a sweep after its fence cannot have taken them.
 		return fmt.Errorf("%w: blob %s was garbage-collected while it was pushed (event %d); push it again", ErrFenced, p.SHA256, seq)
@@ -139,7 +140,7 @@ func (c committedHere) add(e Event) committedHere {
 	if e.Type != TypeBlobCommitted {
 		return c
 	}
-	var p BlobCommitted
+	var p blobCommittedView
 	if e.Decode(&p) != nil {
 		return c
 	}

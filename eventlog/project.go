@@ -52,10 +52,11 @@ func (l *Log) apply(ctx context.Context, tx *sql.Tx, e Event) error {
 	}
 	switch e.Type {
 	case TypeBlobCommitted:
-		var p BlobCommitted
-		if err := e.Decode(&p); err != nil {
+		var v blobCommittedView // the content is bound, not kept: no copy
+		if err := e.Decode(&v); err != nil {
 			return err
 		}
+		p := v.value()
 		// used_seq: the last event that committed the blob or stopped a
 		// use of it; the collector's grace counts from it (gc.go). A
 		// commit that carries the bytes makes the tier 'inline', from any

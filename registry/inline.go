@@ -46,7 +46,7 @@ func (r *Registry) ingestBytes(ctx context.Context, data []byte, expect digest.D
 	// The empty blob is stored as a file: an event cannot tell empty
 	// content from none (the payload omits an empty field).
 	if len(data) > 0 && int64(len(data)) <= r.inlineMax() {
-		ds, err = blobstore.Hash(data, expect)
+		ds, err = r.blobs.Hash(data, expect)
 		if err != nil {
 			return ds, nil, err
 		}

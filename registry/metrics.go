@@ -286,9 +286,8 @@ func (m *metrics) keptInLog(evs []eventlog.Event) {
 		return
 	}
 	for _, e := range evs {
-		var p eventlog.BlobCommitted
-		if e.Type == eventlog.TypeBlobCommitted && e.Decode(&p) == nil {
-			m.inLog.Add(float64(len(p.Content)))
+		if n := e.CarriedContent(); n > 0 {
+			m.inLog.Add(float64(n))
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -239,6 +240,10 @@ func serve(ctx context.Context, args []string) error {
 			return err
 		}
 		defer stopProfiles()
+	} else {
+		// No one can ask for a heap profile: stop sampling for one (the
+		// samples' stacks are kept for the life of the process).
+		runtime.MemProfileRate = 0
 	}
 	ln, err := net.Listen("tcp", *f.addr)
 	if err != nil {

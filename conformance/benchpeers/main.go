@@ -205,6 +205,12 @@ func measureTarget(ctx context.Context, cfg config, work string, data *workloadD
 			continue
 		}
 		cpu := (after - before).Seconds()
+		// The high-water mark after each step, in the log only: the step
+		// that raises it is the one to look at when peak RSS grows.
+		var peak float64
+		if rss, err := p.peakRSS(); err == nil {
+			peak = float64(rss) / (1 << 20)
+		}
 		if t.database {
 			dbAfter, err := databaseCPU()
 			if err != nil {
@@ -212,10 +218,10 @@ func measureTarget(ctx context.Context, cfg config, work string, data *workloadD
 				continue
 			}
 			db := (dbAfter - dbBefore).Seconds()
-			logf("   %-40s %10.1f %-6s %6.2f CPU-s, PostgreSQL %.2f", s.name, rate, s.unit, cpu, db)
+			logf("   %-40s %10.1f %-6s %6.2f CPU-s, PostgreSQL %.2f, peak %.1f MiB", s.name, rate, s.unit, cpu, db, peak)
 			res.addDatabase(t.name, s.name, db)
 		} else {
-			logf("   %-40s %10.1f %-6s %6.2f CPU-s", s.name, rate, s.unit, cpu)
+			logf("   %-40s %10.1f %-6s %6.2f CPU-s, peak %.1f MiB", s.name, rate, s.unit, cpu, peak)
 		}
 		res.add(t.name, s.name, rate, cpu)
 	}
