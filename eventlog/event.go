@@ -187,6 +187,11 @@ type (
 		ID     string `json:"id"`
 		SHA256 string `json:"sha256"`
 		SessionEnd
+		// Unrecorded: the session was never recorded, and this event is
+		// the whole of it (a POST, then a PUT with the blob). Append
+		// refuses it (ErrUploadTaken) if the id was recorded or ended
+		// first: its writer held no lease (ADR 0021).
+		Unrecorded bool `json:"unrecorded,omitempty"`
 	}
 	// VersionPublished: a native artifact version exists. Its manifest is
 	// the canonical CBOR blob Native*; OCIDigest is the manifest derived

@@ -4,17 +4,19 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 )
 
-// Facts read once per group commit. Three checks run for nearly every
+// Facts read once per group commit. Four checks run for nearly every
 // append of a push or a manifest put: is the committed blob tombstoned
 // (guardFenced), does the repository link every blob the manifest names
 // (the manifest.put guard), is the tag being set a native version (the
-// tag.set guard). Asked one append at a time they are three round trips
-// each inside the committer, which every writer waits on; groupFacts asks
-// them for the whole group in one query, once the transaction holds the
-// write lock.
+// tag.set guard), was the session a push ends without recording it
+// recorded or ended first (the upload.finished guard). Asked one append at
+// a time they are round trips each inside the committer, which every
+// writer waits on; groupFacts asks them for the whole group in one query,
+// once the transaction holds the write lock.
 //
 // Invariants that make an answer read before the group's first append
 // still exact at its last:
@@ -23,6 +25,8 @@ import (
 //   - every event of the group is of a type whose projection can neither
 //     tombstone a blob, remove a link, nor publish a version (factsHold);
 //     a group holding any other type reads no facts;
+//   - an upload id's answer is kept only when one event of the group
+//     names the id: the upload events change what it asks;
 //   - only answers that let an event through are taken from the facts:
 //     a tombstone found, a link missing or a version present is asked
 //     again at the event, so a refusal always states what the database
@@ -53,6 +57,7 @@ type groupFacts struct {
 	tombstoned map[string]bool    // sha256 → has a blob_tombstones row
 	linked     map[[2]string]bool // (repo, sha256) → has a blob_links row
 	version    map[[2]string]bool // (repo, tag) → has a versions row
+	uploads    map[string]bool    // upload id → has an uploads or ended_uploads row
 }
 
 // untombstoned reports whether sha256 is known to have no tombstone.
@@ -87,12 +92,23 @@ func (f *groupFacts) notVersion(repo, tag string) bool {
 	return asked && !v
 }
 
+// uploadFree reports whether upload id is known to be neither recorded
+// nor ended.
+func (f *groupFacts) uploadFree(id string) bool {
+	if f == nil {
+		return false
+	}
+	taken, asked := f.uploads[id]
+	return asked && !taken
+}
+
 // readFacts asks, in one query, about every key the group's events name;
 // nil (and no query) when the group holds an event that could change an
 // answer, names too many keys, or needs none.
 func (l *Log) readFacts(ctx context.Context, tx *sql.Tx, group []*appendReq) (*groupFacts, error) {
-	var blobs []string
+	var blobs, claims []string
 	var links, tags [][2]string
+	named := map[string]int{} // upload id → the group's upload events naming it
 	for _, r := range group {
 		for _, e := range r.evs {
 			if !factsHold[e.Type] {
@@ -119,13 +135,22 @@ func (l *Log) readFacts(ctx context.Context, tx *sql.Tx, group []*appendReq) (*g
 				if e.Decode(&p) == nil {
 					tags = append(tags, [2]string{e.Repo, p.Tag})
 				}
+			case TypeUploadStarted, TypeUploadFinished, TypeUploadCancelled:
+				var p UploadFinished // the one field they share, and Unrecorded
+				if e.Decode(&p) == nil {
+					named[p.ID]++
+					if p.Unrecorded {
+						claims = append(claims, p.ID)
+					}
+				}
 			}
 		}
-		if len(blobs)+2*len(links)+2*len(tags) > maxFactKeys {
+		if len(blobs)+2*len(links)+2*len(tags)+2*len(claims) > maxFactKeys {
 			return nil, nil
 		}
 	}
-	if len(blobs)+len(links)+len(tags) == 0 {
+	claims = slices.DeleteFunc(claims, func(id string) bool { return named[id] > 1 })
+	if len(blobs)+len(links)+len(tags)+len(claims) == 0 {
 		return nil, nil
 	}
 	var parts []string
@@ -142,9 +167,19 @@ func (l *Log) readFacts(ctx context.Context, tx *sql.Tx, group []*appendReq) (*g
 		parts = append(parts, `SELECT 'v', repo, version FROM versions WHERE (repo, version) IN (VALUES `+placeholders(len(tags), 2)+`)`)
 		args = append(args, pairArgs(tags)...)
 	}
-	f := &groupFacts{tombstoned: make(map[string]bool, len(blobs)), linked: map[[2]string]bool{}, version: make(map[[2]string]bool, len(tags))}
+	if len(claims) > 0 {
+		in := placeholders(len(claims), 1)
+		parts = append(parts, `SELECT 'u', id, '' FROM uploads WHERE id IN (`+in+`) UNION ALL SELECT 'u', id, '' FROM ended_uploads WHERE id IN (`+in+`)`)
+		args = append(args, anySlice(claims)...)
+		args = append(args, anySlice(claims)...)
+	}
+	f := &groupFacts{tombstoned: make(map[string]bool, len(blobs)), linked: map[[2]string]bool{}, version: make(map[[2]string]bool, len(tags)),
+		uploads: make(map[string]bool, len(claims))}
 	for _, b := range blobs {
 		f.tombstoned[b] = false
+	}
+	for _, id := range claims {
+		f.uploads[id] = false
 	}
 	for _, t := range tags {
 		f.version[t] = false
@@ -166,6 +201,8 @@ func (l *Log) readFacts(ctx context.Context, tx *sql.Tx, group []*appendReq) (*g
 			f.linked[[2]string{a, b}] = true
 		case "v":
 			f.version[[2]string{a, b}] = true
+		case "u":
+			f.uploads[a] = true
 		}
 	}
 	if err := rows.Err(); err != nil {

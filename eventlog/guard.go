@@ -12,6 +12,12 @@ import (
 // nothing of that append is recorded.
 var ErrReferenceMissing = errors.New("reference missing")
 
+// ErrUploadTaken is returned by Append, with ErrConflict, when an
+// upload.finished of a session never recorded (UploadFinished.Unrecorded)
+// finds that its id was recorded or ended first: nothing of that append is
+// recorded, and its writer may finish the session as a recorded one.
+var ErrUploadTaken = errors.New("upload session recorded or ended")
+
 // guard checks an event against the views as they stand inside its append,
 // before it is recorded. Checks made here cannot race: the append holds the
 // log's write transaction, so no other append runs between the check and
@@ -32,6 +38,8 @@ var ErrReferenceMissing = errors.New("reference missing")
 //     only after the version itself.
 //   - a live API key's name is unique, and only a live key is revoked
 //     (apikeys.go);
+//   - an upload.finished that says its session was never recorded is
+//     the only event of that id: no upload.started or end of it precedes;
 //   - the garbage collector's ordering (gc.go): a blob is condemned only
 //     while nothing uses it, and no event records, links or uses the bytes
 //     of a blob a collection may have deleted.
@@ -48,6 +56,21 @@ func (l *Log) guard(ctx context.Context, tx *sql.Tx, e Event, committed committe
 		return l.guardSwept(ctx, tx, e)
 	case TypeBlobCommitted:
 		return l.guardFenced(ctx, tx, e, facts)
+	case TypeUploadFinished:
+		var p UploadFinished
+		if err := e.Decode(&p); err != nil {
+			return err
+		}
+		if !p.Unrecorded || facts.uploadFree(p.ID) {
+			return nil
+		}
+		taken, err := l.found(ctx, tx, `SELECT 1 FROM uploads WHERE id = ? UNION ALL SELECT 1 FROM ended_uploads WHERE id = ?`, p.ID, p.ID)
+		if err != nil {
+			return err
+		}
+		if taken {
+			return fmt.Errorf("%w: %w: upload %s was recorded or has ended", ErrConflict, ErrUploadTaken, p.ID)
+		}
 	case TypeBlobTiered:
 		var p BlobTiered
 		if err := e.Decode(&p); err != nil {

@@ -1,9 +1,15 @@
 package registry_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -185,4 +191,93 @@ func TestUnrecordedSessionsAcrossReplicas(t *testing.T) {
 	expect(t, b.do("PUT", loc+"?digest="+sha256Of(blob), blob), http.StatusCreated)
 	expect(t, a.do("PUT", loc+"?digest="+sha256Of(blob), blob), http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN")
 	expect(t, a.do("GET", loc, nil), http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN")
+	// PUTs racing on one session over both replicas: one wins.
+	for round := range 5 {
+		r := a.do("POST", "/v2/x/blobs/uploads/", nil)
+		expect(t, r, http.StatusAccepted)
+		racePuts(t, []string{a.url, b.url}, r.Header.Get("Location"), []byte(fmt.Sprintf("raced across %d", round)))
+	}
+}
+
+// TestWholePutWithoutLease: a PUT that carries a whole small blob ends a
+// session never recorded without taking its lease (ADR 0021). What the
+// lease guarded still holds: a session a PATCH recorded first is finished
+// as a recorded one, with the PUT's bytes after the PATCH's, and of PUTs
+// racing on one session exactly one is answered 201, on one replica or on
+// several.
+func TestWholePutWithoutLease(t *testing.T) {
+	forBackends(t, func(t *testing.T, b backend) {
+		s := b.server(t)
+		r := s.do("POST", "/v2/a/blobs/uploads/", nil)
+		expect(t, r, http.StatusAccepted)
+		r = s.do("PATCH", r.Header.Get("Location"), []byte("chunk one,"))
+		expect(t, r, http.StatusAccepted)
+		all := []byte("chunk one, chunk two")
+		expect(t, s.do("PUT", r.Header.Get("Location")+"?digest="+sha256Of(all), []byte(" chunk two")), http.StatusCreated)
+		if got := s.do("GET", "/v2/a/blobs/"+sha256Of(all), nil); string(got.body) != string(all) {
+			t.Fatalf("a recorded session finished by a PUT with bytes reads back as %q, want %q", got.body, all)
+		}
+		// Recorded by a PATCH cut before its first byte, the session holds
+		// nothing: a PUT with the whole blob is refused the unleased way
+		// and finished the leased way, with the bytes it had read.
+		r = s.do("POST", "/v2/a/blobs/uploads/", nil)
+		expect(t, r, http.StatusAccepted)
+		loc := r.Header.Get("Location")
+		before, _ := s.log.Head(context.Background())
+		c, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write([]byte("PATCH " + loc + " HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n"))
+		for deadline := time.Now().Add(10 * time.Second); !slices.Contains(eventTypes(t, s.log, before), "upload.started"); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("a PATCH with a body to come did not record its session")
+			}
+		}
+		c.Close()
+		blob := []byte("whole, after a cut PATCH")
+		expect(t, s.do("PUT", loc+"?digest="+sha256Of(blob), blob), http.StatusCreated)
+		if got := s.do("GET", "/v2/a/blobs/"+sha256Of(blob), nil); string(got.body) != string(blob) {
+			t.Fatalf("the blob reads back as %q, want %q", got.body, blob)
+		}
+		for round := range 5 {
+			r := s.do("POST", "/v2/a/blobs/uploads/", nil)
+			expect(t, r, http.StatusAccepted)
+			racePuts(t, []string{s.url}, r.Header.Get("Location"), []byte(fmt.Sprintf("raced %d", round)))
+		}
+	})
+}
+
+// racePuts sends 8 PUTs of blob to session loc at once, spread over the
+// servers, and checks that one is answered 201 and the others 404
+// BLOB_UPLOAD_UNKNOWN.
+func racePuts(t *testing.T, servers []string, loc string, blob []byte) {
+	t.Helper()
+	const n = 8
+	codes := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest("PUT", servers[i%len(servers)]+loc+"?digest="+sha256Of(blob), bytes.NewReader(blob))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				codes[i] = err.Error()
+				return
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			codes[i] = fmt.Sprint(resp.StatusCode)
+			if resp.StatusCode == http.StatusNotFound && !strings.Contains(string(body), "BLOB_UPLOAD_UNKNOWN") {
+				codes[i] += " " + string(body)
+			}
+		}()
+	}
+	wg.Wait()
+	slices.Sort(codes)
+	want := append([]string{"201"}, slices.Repeat([]string{"404"}, n-1)...)
+	if !slices.Equal(codes, want) {
+		t.Fatalf("answers to %d PUTs racing on one session: %q, want one 201 and the others 404 BLOB_UPLOAD_UNKNOWN", n, codes)
+	}
 }

@@ -286,6 +286,9 @@ func (b *exactBody) Read(p []byte) (int, error) {
 // Spec: #pushing-a-blob-in-chunks (closing the upload)
 func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request) error {
 	ctx, repo, id := req.Context(), mux.Vars(req)["name"], mux.Vars(req)["uuid"]
+	if done, err := r.finishUnrecorded(w, req, repo, id); done || err != nil {
+		return err
+	}
 	lease, s, err := r.leaseSession(ctx, repo, id)
 	if err != nil {
 		return err
@@ -332,65 +335,6 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request) error 
 	}
 	writeBlobCreated(w, repo, d)
 	return nil
-}
-
-// finishWhole completes a session that holds nothing yet and whose PUT
-// carries the whole blob, small enough for the log to keep (ADR 0016): the
-// common POST then PUT ?digest= of a small blob. The bytes are hashed in
-// memory and travel in the blob.committed; no staged file is written. A
-// session never recorded (ADR 0018) ends with this one append; a recorded
-// one's empty staging file goes after it. It reports false, and leaves the
-// request to the staged path, for anything else.
-func (r *Registry) finishWhole(w http.ResponseWriter, req *http.Request, repo string, s uploadSession, d digest.Digest, lease *eventlog.Lease) (bool, error) {
-	id := s.id
-	n := req.ContentLength
-	if n < 0 || n > r.inlineMax() || (n == 0 && s.recorded) {
-		return false, nil // (a recorded session's staged bytes may be the blob)
-	}
-	if cr := req.Header.Get("Content-Range"); cr != "" {
-		if start, end, err := parseContentRange(cr); err != nil || start != 0 || end+1 != n {
-			return false, nil // the staged path answers what is wrong with it
-		}
-	}
-	ctx := req.Context()
-	if s.recorded { // (an unrecorded session holds nothing)
-		if size, err := r.blobs.UploadSize(ctx, id); err != nil || size != 0 {
-			return false, nil
-		}
-	}
-	data := make([]byte, n)
-	if _, err := io.ReadFull(newLeasedBody(ctx, req.Body, lease), data); errors.Is(err, io.ErrUnexpectedEOF) {
-		return true, errorf(CodeSizeInvalid, "the body ended before its Content-Length of %d bytes; nothing was stored, send the blob again", n)
-	} else if err != nil {
-		return true, err // a stalled body, a lost lease: answered as on the staged path
-	}
-	fence := r.log.Observed()
-	ds, content, err := r.ingestBytes(ctx, data, d)
-	if errors.Is(err, blobstore.ErrDigestMismatch) {
-		// As the staged path: the session ends with the refusal.
-		r.log.Append(context.WithoutCancel(ctx), eventlog.New(eventlog.TypeUploadCancelled, repo, eventlog.UploadCancelled{ID: id, Reason: "digest mismatch", SessionEnd: s.end}))
-		if s.recorded {
-			r.blobs.AbortUpload(context.WithoutCancel(ctx), id)
-		}
-		return true, uploadError(err)
-	}
-	if err != nil {
-		return true, uploadError(err)
-	}
-	ctx = context.WithoutCancel(ctx) // as the staged path: record what a client may have been told
-	evs := append(commitEvents(repo, ds, content, fence), eventlog.New(eventlog.TypeUploadFinished, repo, eventlog.UploadFinished{ID: id, SHA256: ds.SHA256.String(), SessionEnd: s.end}))
-	if err := r.appendCommitted(ctx, evs...); err != nil {
-		return true, err
-	}
-	// A recorded session's empty staging file; one left by a crash here
-	// is an abandoned upload's, which the janitor removes.
-	if s.recorded {
-		if err := r.blobs.AbortUpload(ctx, id); err != nil {
-			r.logger.WarnContext(ctx, "remove the staging area of a finished upload", "upload", id, "err", err)
-		}
-	}
-	writeBlobCreated(w, repo, d)
-	return true, nil
 }
 
 // cancelUpload abandons an upload and removes its staged bytes.

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/artifact-store/artifact-store/eventlog"
 )
@@ -105,6 +106,19 @@ func testGroupSeesItsOwnChanges(t *testing.T, l *eventlog.Log) {
 		},
 		refuse: []error{nil, errAny, nil},
 	}, {
+		// A push that ends a session it says was never recorded (no
+		// lease: ADR 0021) loses to an upload.started or an end of the
+		// same id earlier in its group, and only to those.
+		name: "sessions ended as never recorded",
+		group: [][]eventlog.Event{
+			{eventlog.New(eventlog.TypeUploadStarted, "r", eventlog.UploadStarted{ID: "g1"})},
+			{unrecordedEnd("g1")},
+			{unrecordedEnd("g2")},
+			{unrecordedEnd("g2")},
+			{unrecordedEnd("g3")},
+		},
+		refuse: []error{nil, eventlog.ErrUploadTaken, nil, eventlog.ErrUploadTaken, nil},
+	}, {
 		name: "a trashed tag set again, next to a repository with an empty trash",
 		group: [][]eventlog.Event{
 			{eventlog.New(eventlog.TypeTagSet, "r", eventlog.TagSet{Tag: "c", Digest: d})},
@@ -153,6 +167,13 @@ func testGroupSeesItsOwnChanges(t *testing.T, l *eventlog.Log) {
 	if live, replayed := dumpAndReplay(t, l); !reflect.DeepEqual(live, replayed) {
 		t.Errorf("replay disagrees with the views the groups left:\nlive     %v\nreplayed %v", live, replayed)
 	}
+}
+
+// unrecordedEnd is the upload.finished of a push that ends session id in
+// one request, the session never recorded.
+func unrecordedEnd(id string) eventlog.Event {
+	return eventlog.New(eventlog.TypeUploadFinished, "r", eventlog.UploadFinished{ID: id, SHA256: sha(0xe0),
+		SessionEnd: eventlog.SessionEnd{IDExpires: time.Now().Add(time.Hour).UnixNano()}, Unrecorded: true})
 }
 
 // errAny stands for any error in an expectation.

@@ -120,6 +120,16 @@ func testEndedUploads(t *testing.T, l *eventlog.Log) {
 	if after, _ := l.Head(ctx); state("unrecorded") != "ended" || after != head {
 		t.Fatalf("after a refused start: %s, head %d, want ended and %d", state("unrecorded"), after, head)
 	}
+	// An end that says the session was never recorded is refused for a
+	// recorded session and an ended one, and the log is unchanged.
+	for _, id := range []string{"open", "cancelled", "unrecorded"} {
+		if _, err := l.Append(ctx, unrecordedEnd(id)); !errors.Is(err, eventlog.ErrUploadTaken) || !errors.Is(err, eventlog.ErrConflict) {
+			t.Errorf("an unrecorded end of session %s: %v, want ErrUploadTaken (and ErrConflict)", id, err)
+		}
+	}
+	if after, _ := l.Head(ctx); after != head || state("open") != "open" {
+		t.Fatalf("after refused ends: head %d, open is %s; want %d and open", after, state("open"), head)
+	}
 	// Ended again, later: the first end's expiry stands.
 	mustAppend(t, l, cancel("unrecorded", until(2*time.Hour)))
 	live, replayed := dumpAndReplay(t, l)
