@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -85,9 +86,10 @@ type Log struct {
 	numbered  sync.Map     // query text → its rewrite by q
 	numberedN atomic.Int32 // entries in numbered
 
-	cache   *blobCache                                    // nil unless opened Exclusive or Follow
-	follow  *follower                                     // nil unless opened Follow
-	lookups struct{ memory, views, rounds atomic.Uint64 } // see LookupStats
+	cache          *blobCache                                    // nil unless opened Exclusive or Follow
+	follow         *follower                                     // nil unless opened Follow
+	lookups        struct{ memory, views, rounds atomic.Uint64 } // see LookupStats
+	uploadsChanged atomic.Uint64                                 // see UploadsChanged
 
 	observed atomic.Int64             // see Observed
 	observer atomic.Pointer[Observer] // see SetObserver
@@ -617,18 +619,39 @@ func (l *Log) record(group []*appendReq, careful bool) (_ []*appendReq, abandone
 		fail(fmt.Errorf("append: commit: %w", err))
 		return group, false
 	}
-	if l.cache != nil {
-		var evs []Event
-		for _, r := range group {
-			if r.err == nil {
-				evs = append(evs, r.out...)
-			}
+	var evs []Event
+	for _, r := range group {
+		if r.err == nil {
+			evs = append(evs, r.out...)
 		}
+	}
+	if l.cache != nil {
 		l.cache.committed(evs)
+	}
+	if slices.ContainsFunc(evs, changesUploadCounts) {
+		l.uploadsChanged.Add(1)
 	}
 	l.observe(seq)
 	l.Wake()
 	return group, false
+}
+
+// UploadsChanged counts the group commits of this process that may have
+// changed the open sessions OpenUploads counts: an upload.started, or an
+// end other than that of a session never recorded. A caller that keeps an
+// answer of OpenUploads knows it still holds for this process's appends
+// while the count is unchanged (another replica's are not counted).
+func (l *Log) UploadsChanged() uint64 { return l.uploadsChanged.Load() }
+
+func changesUploadCounts(e Event) bool {
+	switch e.Type {
+	case TypeUploadStarted, TypeUploadCancelled:
+		return true
+	case TypeUploadFinished:
+		var p UploadFinished
+		return e.Decode(&p) != nil || !p.Unrecorded
+	}
+	return false
 }
 
 // insert records evs after the event (seq, prev) and applies them; facts

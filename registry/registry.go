@@ -176,6 +176,7 @@ type Registry struct {
 	ready          readiness
 	manifests      *manifestCache // bytes of recently read manifests
 	ids            sessionIDs     // upload session ids (sessions.go)
+	openCounts     openCounts     // the caps' counts a POST checks (sessions.go)
 }
 
 // New returns a Registry.

@@ -236,3 +236,45 @@ func (r *Registry) record(ctx context.Context, repo string, s *uploadSession) er
 	s.recorded = true
 	return nil
 }
+
+// openCounts keeps the open-session counts a POST's early check of the
+// caps read (OpenUploads), for up to openCountsFor and only while this
+// process appends nothing that may change them (Log.UploadsChanged):
+// after a recording or an end here the next POST asks again, so one
+// server answers as if it asked every time; another replica's recordings
+// show within the second. Bounded: cleared when it holds openCountsMax
+// repositories.
+type openCounts struct {
+	mu     sync.Mutex
+	counts map[string]openCount
+}
+
+type openCount struct {
+	gen           uint64 // Log.UploadsChanged when read
+	at            time.Time
+	inRepo, total int
+}
+
+const (
+	openCountsFor = time.Second
+	openCountsMax = 1024
+)
+
+func (c *openCounts) get(repo string, gen uint64, now time.Time) (inRepo, total int, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, ok := c.counts[repo]
+	if !ok || n.gen != gen || now.Sub(n.at) >= openCountsFor || now.Before(n.at) {
+		return 0, 0, false
+	}
+	return n.inRepo, n.total, true
+}
+
+func (c *openCounts) put(repo string, gen uint64, now time.Time, inRepo, total int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.counts == nil || len(c.counts) >= openCountsMax {
+		c.counts = make(map[string]openCount)
+	}
+	c.counts[repo] = openCount{gen, now, inRepo, total}
+}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/artifact-store/artifact-store/auth"
 	"github.com/artifact-store/artifact-store/blobstore"
@@ -33,8 +34,9 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request) error {
 	}
 	// The caps count recorded sessions, and this one is not recorded
 	// until bytes arrive (sessions.go); but a client is better told now
-	// that it could not send them.
-	if err := r.checkUploadCaps(ctx, repo); err != nil {
+	// that it could not send them. Told from counts up to a second old
+	// (openCounts): the check that holds is the one at recording.
+	if err := r.checkUploadCapsSoon(ctx, repo); err != nil {
 		return err
 	}
 	id, err := r.newSession(ctx, repo)
@@ -127,6 +129,26 @@ func (r *Registry) checkUploadCaps(ctx context.Context, repo string) error {
 	if err != nil {
 		return err
 	}
+	return r.capsError(repo, inRepo, total)
+}
+
+// checkUploadCapsSoon is checkUploadCaps from the counts r.openCounts
+// kept, for a POST's early warning: a query less for every push on
+// PostgreSQL.
+func (r *Registry) checkUploadCapsSoon(ctx context.Context, repo string) error {
+	gen := r.log.UploadsChanged()
+	if inRepo, total, ok := r.openCounts.get(repo, gen, time.Now()); ok {
+		return r.capsError(repo, inRepo, total)
+	}
+	inRepo, total, err := r.log.OpenUploads(ctx, repo)
+	if err != nil {
+		return err
+	}
+	r.openCounts.put(repo, gen, time.Now(), inRepo, total)
+	return r.capsError(repo, inRepo, total)
+}
+
+func (r *Registry) capsError(repo string, inRepo, total int) error {
 	switch {
 	case inRepo >= r.opts.MaxUploadsPerRepo:
 		return errorf(CodeTooManyRequests, "repository %s has %d open upload sessions, the limit; finish or cancel some (DELETE their Location), or wait for them to expire", repo, inRepo)

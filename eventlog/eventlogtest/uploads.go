@@ -29,8 +29,18 @@ func testOpenUploadCounts(t *testing.T, l *eventlog.Log) {
 		return eventlog.New(eventlog.TypeUploadStarted, repo, eventlog.UploadStarted{ID: id})
 	}
 	want("a", 0, 0)
+	// UploadsChanged moves with the appends that may change the counts,
+	// and not with a push that ends a session never recorded.
+	gen := l.UploadsChanged()
+	mustAppend(t, l, unrecordedEnd("never-recorded"))
+	if l.UploadsChanged() != gen {
+		t.Errorf("UploadsChanged moved for the end of a session never recorded")
+	}
 	for i := range 5 {
 		mustAppend(t, l, start("a", fmt.Sprint("a", i)))
+	}
+	if l.UploadsChanged() != gen+5 {
+		t.Errorf("UploadsChanged after 5 upload.started: %d, want %d", l.UploadsChanged(), gen+5)
 	}
 	mustAppend(t, l, start("b", "b0"), start("b", "b1"), start("a/b", "ab0"))
 	want("a", 5, 8)
