@@ -104,7 +104,9 @@ type (
 	// BlobCommitted: bytes are durable in the blob store under SHA256 or,
 	// when Content is set, are Content: small content that arrived whole
 	// (manifests, small blobs) travels in the event, and the contents view
-	// keeps it (ADR 0016). Append checks Content against the digests.
+	// keeps it (ADR 0016). Append checks Content's length against Size,
+	// and drops Content the log keeps already, byte for byte (facts.go):
+	// the event recorded then carries none.
 	BlobCommitted struct {
 		SHA256  string `json:"sha256"`
 		BLAKE3  string `json:"blake3"`

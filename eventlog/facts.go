@@ -1,6 +1,7 @@
 package eventlog
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -8,11 +9,12 @@ import (
 	"strings"
 )
 
-// Facts read once per group commit. Four checks run for nearly every
+// Facts read once per group commit. Five checks run for nearly every
 // append of a push or a manifest put: is the committed blob tombstoned
-// (guardFenced), does the repository link every blob the manifest names
-// (the manifest.put guard), is the tag being set a native version (the
-// tag.set guard), was the session a push ends without recording it
+// (guardFenced), does the log keep the content a blob.committed carries
+// already (keptContent), does the repository link every blob the manifest
+// names (the manifest.put guard), is the tag being set a native version
+// (the tag.set guard), was the session a push ends without recording it
 // recorded or ended first (the upload.finished guard). Asked one append at
 // a time they are round trips each inside the committer, which every
 // writer waits on; groupFacts asks them for the whole group in one query,
@@ -26,7 +28,9 @@ import (
 //     tombstone a blob, remove a link, nor publish a version (factsHold);
 //     a group holding any other type reads no facts;
 //   - an upload id's answer is kept only when one event of the group
-//     names the id: the upload events change what it asks;
+//     names the id: the upload events change what it asks; likewise a
+//     content's, only when one blob.committed of the group carries
+//     content for that blob (only blob.committed writes contents here);
 //   - only answers that let an event through are taken from the facts:
 //     a tombstone found, a link missing or a version present is asked
 //     again at the event, so a refusal always states what the database
@@ -58,6 +62,17 @@ type groupFacts struct {
 	linked     map[[2]string]bool // (repo, sha256) → has a blob_links row
 	version    map[[2]string]bool // (repo, tag) → has a versions row
 	uploads    map[string]bool    // upload id → has an uploads or ended_uploads row
+	kept       map[string][]byte  // sha256 → the content its contents row holds, when the group carries the same
+}
+
+// contentKept reports whether the contents view holds sha256's row with
+// exactly content.
+func (f *groupFacts) contentKept(sha256 string, content []byte) bool {
+	if f == nil {
+		return false
+	}
+	k, ok := f.kept[sha256]
+	return ok && bytes.Equal(k, content)
 }
 
 // untombstoned reports whether sha256 is known to have no tombstone.
@@ -92,6 +107,27 @@ func (f *groupFacts) notVersion(repo, tag string) bool {
 	return asked && !v
 }
 
+// withoutKeptContent returns e, a blob.committed carrying content the
+// log keeps already, byte for byte, without that content: the log keeps
+// content once, however many pushes carry it (ADR 0016), and a writer
+// need not ask before it appends. Only on what the facts know, and only
+// for a blob without a tombstone, whose guard passes with the bytes or
+// without. Anything else comes back unchanged (and is written again,
+// which changes nothing but a damaged row).
+func (f *groupFacts) withoutKeptContent(e Event) Event {
+	if f == nil || len(f.kept) == 0 || e.Type != TypeBlobCommitted {
+		return e
+	}
+	var v blobCommittedView
+	if e.Decode(&v) != nil || !f.contentKept(v.SHA256, v.Content.bytes) || !f.untombstoned(v.SHA256) {
+		return e
+	}
+	p := v.value()
+	p.Content = nil
+	e.Payload = New(e.Type, e.Repo, p).Payload
+	return e
+}
+
 // uploadFree reports whether upload id is known to be neither recorded
 // nor ended.
 func (f *groupFacts) uploadFree(id string) bool {
@@ -109,6 +145,8 @@ func (l *Log) readFacts(ctx context.Context, tx *sql.Tx, group []*appendReq) (*g
 	var blobs, claims []string
 	var links, tags [][2]string
 	named := map[string]int{} // upload id → the group's upload events naming it
+	var carried []blobCommittedView
+	carriers := map[string]int{} // sha256 → the group's blob.committed carrying content for it
 	for _, r := range group {
 		for _, e := range r.evs {
 			if !factsHold[e.Type] {
@@ -116,12 +154,13 @@ func (l *Log) readFacts(ctx context.Context, tx *sql.Tx, group []*appendReq) (*g
 			}
 			switch e.Type {
 			case TypeBlobCommitted:
-				// BlobCommitted's key alone: its content is not copied.
-				var p struct {
-					SHA256 string `json:"sha256"`
-				}
+				var p blobCommittedView // no copy of the content
 				if e.Decode(&p) == nil {
 					blobs = append(blobs, p.SHA256)
+					if p.Content.n > 0 {
+						carried = append(carried, p)
+						carriers[p.SHA256]++
+					}
 				}
 			case TypeManifestPut:
 				var p ManifestPut
@@ -145,11 +184,12 @@ func (l *Log) readFacts(ctx context.Context, tx *sql.Tx, group []*appendReq) (*g
 				}
 			}
 		}
-		if len(blobs)+2*len(links)+2*len(tags)+2*len(claims) > maxFactKeys {
+		if len(blobs)+2*len(links)+2*len(tags)+2*len(claims)+2*len(carried) > maxFactKeys {
 			return nil, nil
 		}
 	}
 	claims = slices.DeleteFunc(claims, func(id string) bool { return named[id] > 1 })
+	carried = slices.DeleteFunc(carried, func(p blobCommittedView) bool { return carriers[p.SHA256] > 1 })
 	if len(blobs)+len(links)+len(tags)+len(claims) == 0 {
 		return nil, nil
 	}
@@ -167,6 +207,16 @@ func (l *Log) readFacts(ctx context.Context, tx *sql.Tx, group []*appendReq) (*g
 		parts = append(parts, `SELECT 'v', repo, version FROM versions WHERE (repo, version) IN (VALUES `+placeholders(len(tags), 2)+`)`)
 		args = append(args, pairArgs(tags)...)
 	}
+	if len(carried) > 0 {
+		// The bytes are compared by the database: a row that differs
+		// (damaged by hand) is not kept, and the content is written again.
+		// (Compared column by column, not as a row among VALUES, whose
+		// parameters PostgreSQL would take for text.)
+		parts = append(parts, `SELECT 'c', sha256, '' FROM contents WHERE `+strings.TrimSuffix(strings.Repeat(`(sha256 = ? AND bytes = ?) OR `, len(carried)), ` OR `))
+		for _, p := range carried {
+			args = append(args, p.SHA256, p.Content.bytes)
+		}
+	}
 	if len(claims) > 0 {
 		in := placeholders(len(claims), 1)
 		parts = append(parts, `SELECT 'u', id, '' FROM uploads WHERE id IN (`+in+`) UNION ALL SELECT 'u', id, '' FROM ended_uploads WHERE id IN (`+in+`)`)
@@ -174,7 +224,7 @@ func (l *Log) readFacts(ctx context.Context, tx *sql.Tx, group []*appendReq) (*g
 		args = append(args, anySlice(claims)...)
 	}
 	f := &groupFacts{tombstoned: make(map[string]bool, len(blobs)), linked: map[[2]string]bool{}, version: make(map[[2]string]bool, len(tags)),
-		uploads: make(map[string]bool, len(claims))}
+		uploads: make(map[string]bool, len(claims)), kept: map[string][]byte{}}
 	for _, b := range blobs {
 		f.tombstoned[b] = false
 	}
@@ -203,6 +253,12 @@ func (l *Log) readFacts(ctx context.Context, tx *sql.Tx, group []*appendReq) (*g
 			f.version[[2]string{a, b}] = true
 		case "u":
 			f.uploads[a] = true
+		case "c":
+			for _, p := range carried {
+				if p.SHA256 == a {
+					f.kept[a] = p.Content.bytes
+				}
+			}
 		}
 	}
 	if err := rows.Err(); err != nil {

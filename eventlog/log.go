@@ -661,6 +661,7 @@ func (l *Log) insert(ctx context.Context, tx *sql.Tx, seq int64, prev []byte, no
 	var committed committedHere
 	for i, e := range evs {
 		seq++
+		e = facts.withoutKeptContent(e)
 		e.Seq, e.Time, e.PrevHash = seq, now, prev
 		if err := l.guard(ctx, tx, e, committed, facts); err != nil {
 			return nil, err

@@ -192,9 +192,9 @@ func commitEvents(repo string, ds blobstore.Digests, content []byte, fence int64
 // delete: the append is retried once with that head as the fence.
 // Otherwise the refusal stands, and the client, told 503, pushes again.
 func (r *Registry) appendCommitted(ctx context.Context, evs ...eventlog.Event) error {
-	_, err := r.log.Append(ctx, evs...)
+	out, err := r.log.Append(ctx, evs...)
 	if err == nil {
-		r.metrics.keptInLog(evs)
+		r.metrics.keptInLog(out) // as recorded: without content the log kept already
 	}
 	if !errors.Is(err, eventlog.ErrFenced) {
 		return err
@@ -221,8 +221,8 @@ func (r *Registry) appendCommitted(ctx context.Context, evs ...eventlog.Event) e
 		}
 		retry[i] = e
 	}
-	if _, err = r.log.Append(ctx, retry...); err == nil {
-		r.metrics.keptInLog(retry)
+	if out, err = r.log.Append(ctx, retry...); err == nil {
+		r.metrics.keptInLog(out)
 	}
 	return err
 }

@@ -36,28 +36,18 @@ func (r *Registry) inlineMax() int64 { return max(r.opts.InlineMax, 0) }
 
 // ingestBytes stores data, which must hash to expect when that is set:
 // in the log when it is small (content is then the bytes for
-// commitEvents), else in the blob store. Small content the log already
-// keeps whole is not carried again (content is nil): the log stores it
-// once, however many repositories push it. The caller's fence, read before
-// this, covers a collection of it since, as for bytes found in a store. A
-// kept row that differs (damaged by hand) is carried again, which repairs
-// it, as a push repairs a damaged file.
+// commitEvents), else in the blob store. Small content is always carried:
+// the append drops it when the log keeps the same bytes already (facts.go
+// in eventlog), so the log stores it once however many repositories push
+// it, and a push asks nothing before its append. A kept row that differs
+// (damaged by hand) is written again, which repairs it, as a push repairs
+// a damaged file.
 func (r *Registry) ingestBytes(ctx context.Context, data []byte, expect digest.Digest) (ds blobstore.Digests, content []byte, err error) {
 	// The empty blob is stored as a file: an event cannot tell empty
 	// content from none (the payload omits an empty field).
 	if len(data) > 0 && int64(len(data)) <= r.inlineMax() {
 		ds, err = r.blobs.Hash(data, expect)
-		if err != nil {
-			return ds, nil, err
-		}
-		kept, err := r.log.Content(ctx, ds.SHA256.String())
-		switch {
-		case err == nil && bytes.Equal(kept, data):
-			return ds, nil, nil
-		case err != nil && !errors.Is(err, eventlog.ErrNotFound):
-			return ds, nil, err
-		}
-		return ds, data, nil
+		return ds, data, err
 	}
 	ds, err = r.blobs.Ingest(ctx, bytes.NewReader(data), expect)
 	return ds, nil, err

@@ -36,6 +36,21 @@ func testContentInTheLog(t *testing.T, l *eventlog.Log) {
 	if _, err := l.Content(ctx, h); !isNotFound(err) {
 		t.Fatalf("Content of a blob never committed: %v, want ErrNotFound", err)
 	}
+	// The same bytes carried again are recorded without them: the log
+	// keeps content once. Different bytes under the key (a row damaged by
+	// hand, here a writer's mistake) are written again.
+	out := mustAppend(t, l, withContent(a, body), link("r", a))
+	if n := out[0].CarriedContent(); n != 0 {
+		t.Fatalf("content the log keeps was recorded again: %d bytes", n)
+	}
+	if b, err := l.LinkedBlobForRead(ctx, "r", a); err != nil || b.Tier != eventlog.TierInline || !bytes.Equal(b.Content, body) {
+		t.Fatalf("after a commit of kept content: %+v, %v; want tier inline and the bytes", b, err)
+	}
+	other := bytes.ToUpper(body)
+	if out := mustAppend(t, l, withContent(a, other)); out[0].CarriedContent() != len(other) {
+		t.Fatalf("different bytes under a kept key were not recorded: %d bytes", out[0].CarriedContent())
+	}
+	mustAppend(t, l, withContent(a, body))
 	// A later commit without the bytes keeps the tier; one with them
 	// makes it inline, whatever it was.
 	mustAppend(t, l, committed(a), committed(h))
