@@ -31,8 +31,8 @@ import (
 // meanwhile, or another PUT that ends it, comes first in the log and this
 // append is refused; one that comes after finds the session ended.
 func (r *Registry) finishUnrecorded(w http.ResponseWriter, req *http.Request, repo, id string) (bool, error) {
-	n := req.ContentLength
-	if n < 0 || n > r.inlineMax() {
+	n, whole := r.wholeBody(req)
+	if !whole {
 		return false, nil
 	}
 	ds := req.URL.Query().Get("digest")
@@ -40,21 +40,14 @@ func (r *Registry) finishUnrecorded(w http.ResponseWriter, req *http.Request, re
 	if ds == "" || err != nil {
 		return false, nil // the leased path says what is wrong, in its order
 	}
-	if cr := req.Header.Get("Content-Range"); cr != "" {
-		if start, end, err := parseContentRange(cr); err != nil || start != 0 || end+1 != n {
-			return false, nil
-		}
-	}
 	ctx := req.Context()
 	end, expires, err := r.sessionEnd(ctx, repo, id)
 	if err != nil || !time.Now().Before(expires) {
 		return false, nil // not an id valid on its own (or its key unreadable): the leased path decides
 	}
-	data := make([]byte, n)
-	if _, err := io.ReadFull(req.Body, data); errors.Is(err, io.ErrUnexpectedEOF) {
-		return true, errorf(CodeSizeInvalid, "the body ended before its Content-Length of %d bytes; nothing was stored, send the blob again", n)
-	} else if err != nil {
-		return true, err // a stalled body (idleBody) or a client gone
+	data, err := readWhole(req.Body, n)
+	if err != nil {
+		return true, err // a short body, a stalled one (idleBody) or a client gone
 	}
 	putBack := func() { req.Body = io.NopCloser(bytes.NewReader(data)) }
 	fence := r.log.Observed()
@@ -89,14 +82,9 @@ func (r *Registry) finishUnrecorded(w http.ResponseWriter, req *http.Request, re
 // request to the staged path, for anything else.
 func (r *Registry) finishWhole(w http.ResponseWriter, req *http.Request, repo string, s uploadSession, d digest.Digest, lease *eventlog.Lease) (bool, error) {
 	id := s.id
-	n := req.ContentLength
-	if n < 0 || n > r.inlineMax() || (n == 0 && s.recorded) {
+	n, whole := r.wholeBody(req)
+	if !whole || (n == 0 && s.recorded) {
 		return false, nil // (a recorded session's staged bytes may be the blob)
-	}
-	if cr := req.Header.Get("Content-Range"); cr != "" {
-		if start, end, err := parseContentRange(cr); err != nil || start != 0 || end+1 != n {
-			return false, nil // the staged path answers what is wrong with it
-		}
 	}
 	ctx := req.Context()
 	if s.recorded { // (an unrecorded session holds nothing)
@@ -104,11 +92,9 @@ func (r *Registry) finishWhole(w http.ResponseWriter, req *http.Request, repo st
 			return false, nil
 		}
 	}
-	data := make([]byte, n)
-	if _, err := io.ReadFull(newLeasedBody(ctx, req.Body, lease), data); errors.Is(err, io.ErrUnexpectedEOF) {
-		return true, errorf(CodeSizeInvalid, "the body ended before its Content-Length of %d bytes; nothing was stored, send the blob again", n)
-	} else if err != nil {
-		return true, err // a stalled body, a lost lease: answered as on the staged path
+	data, err := readWhole(newLeasedBody(ctx, req.Body, lease), n)
+	if err != nil {
+		return true, err // a short body, a stalled one, a lost lease: answered as on the staged path
 	}
 	fence := r.log.Observed()
 	ds, content, err := r.ingestBytes(ctx, data, d)
@@ -137,4 +123,32 @@ func (r *Registry) finishWhole(w http.ResponseWriter, req *http.Request, repo st
 	}
 	writeBlobCreated(w, repo, d)
 	return true, nil
+}
+
+// wholeBody reports whether req's body is a whole blob the log may keep:
+// a Content-Length of at most the inline size, and no Content-Range or
+// one that covers it all from 0 (anything else the staged path answers).
+func (r *Registry) wholeBody(req *http.Request) (n int64, ok bool) {
+	n = req.ContentLength
+	if n < 0 || n > r.inlineMax() {
+		return n, false
+	}
+	if cr := req.Header.Get("Content-Range"); cr != "" {
+		if start, end, err := parseContentRange(cr); err != nil || start != 0 || end+1 != n {
+			return n, false
+		}
+	}
+	return n, true
+}
+
+// readWhole reads the n bytes of a whole body; one that ends early is
+// SIZE_INVALID, and nothing was stored.
+func readWhole(body io.Reader, n int64) ([]byte, error) {
+	data := make([]byte, n)
+	if _, err := io.ReadFull(body, data); errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, errorf(CodeSizeInvalid, "the body ended before its Content-Length of %d bytes; nothing was stored, send the blob again", n)
+	} else if err != nil {
+		return nil, err
+	}
+	return data, nil
 }
