@@ -109,9 +109,13 @@ func testEndedUploads(t *testing.T, l *eventlog.Log) {
 	}
 	mustAppend(t, l, eventlog.New(eventlog.TypeUploadStarted, "r", eventlog.UploadStarted{ID: "started"}),
 		eventlog.New(eventlog.TypeUploadStarted, "r", eventlog.UploadStarted{ID: "open"}))
+	// The short-lived id must outlive the append that records it, which
+	// on a loaded machine and a followed PostgreSQL log can take most of
+	// a second; the wait below is for its expiry, not a fixed time.
+	short := until(3 * time.Second)
 	mustAppend(t, l, finish("unrecorded", until(time.Hour)), cancel("cancelled", until(time.Hour)),
 		finish("started", until(time.Hour)), cancel("old", eventlog.SessionEnd{}), finish("expired", until(-time.Second)),
-		finish("short", until(300*time.Millisecond)))
+		finish("short", short))
 	for id, want := range map[string]string{"unrecorded": "ended", "cancelled": "ended", "started": "ended", "short": "ended",
 		"old": "unknown", "expired": "unknown", "open": "open", "never": "unknown"} {
 		if got := state(id); got != want {
@@ -147,7 +151,7 @@ func testEndedUploads(t *testing.T, l *eventlog.Log) {
 		t.Fatalf("ended_uploads live %q, replayed %q; want the 4 ended ids", live["ended_uploads"], replayed["ended_uploads"])
 	}
 	// Past its expiry, the next end drops the short-lived id.
-	time.Sleep(400 * time.Millisecond)
+	time.Sleep(time.Until(time.Unix(0, short.IDExpires)) + 10*time.Millisecond)
 	mustAppend(t, l, finish("later", until(time.Hour)))
 	if got := state("short"); got != "unknown" {
 		t.Errorf("short, after its expiry and a later end: %s, want unknown", got)
