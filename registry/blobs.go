@@ -92,8 +92,7 @@ func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request) error {
 	h.Set("ETag", `"`+d.String()+`"`)
 	h.Set("Cache-Control", "max-age=31536000, immutable")
 	h.Set("Accept-Ranges", "bytes") // as ServeContent says; the HEAD and small-blob paths skip it
-	plain := req.Header.Get("Range") == "" && req.Header.Get("If-None-Match") == "" &&
-		req.Header.Get("If-Range") == "" && req.Header.Get("If-Match") == ""
+	plain := plainRequest(req)
 	if plain && req.Method == http.MethodHead {
 		// The view knows the size, and the bytes are durable before the
 		// view names them: no need to touch the store. A client that
@@ -138,6 +137,9 @@ func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request) error {
 		w.Write(buf)
 		return nil
 	}
+	if plain && r.streamed(w, req, b) {
+		return nil
+	}
 	// ServeContent handles Range (206, 416), If-None-Match and HEAD, sets
 	// Content-Length, and reaches sendfile for *os.File.
 	http.ServeContent(w, req, "", time.Time{}, f)
@@ -146,6 +148,37 @@ func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request) error {
 
 // smallBlob is the size up to which a blob is served from one read.
 const smallBlob = 64 << 10
+
+// plainRequest reports whether req asks for a whole representation,
+// without a range or a condition.
+func plainRequest(req *http.Request) bool {
+	return req.Header.Get("Range") == "" && req.Header.Get("If-None-Match") == "" &&
+		req.Header.Get("If-Range") == "" && req.Header.Get("If-Match") == ""
+}
+
+// streamed serves the whole of a large blob that its store reads past the
+// page cache (blobstore.Store.OpenStream, ADR 0022) to a plain GET, with
+// the headers already set, and reports whether it did; otherwise the
+// caller serves the blob as it opened it.
+func (r *Registry) streamed(w http.ResponseWriter, req *http.Request, b eventlog.Blob) bool {
+	if req.Method != http.MethodGet || b.Tier == eventlog.TierInline || b.Size <= smallBlob {
+		return false
+	}
+	st := r.store(b.Tier).OpenStream(req.Context(), digest.Digest(b.SHA256), b.Size)
+	if st == nil {
+		return false
+	}
+	defer st.Close()
+	h := w.Header()
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("Content-Length", strconv.FormatInt(b.Size, 10))
+	w.WriteHeader(http.StatusOK)
+	if _, err := st.WriteTo(w); errors.Is(err, blobstore.ErrStreamRead) {
+		// The status is sent: the client sees a body cut short.
+		r.logger.ErrorContext(req.Context(), "blob read failed while serving it", "blob", b.SHA256, "err", err)
+	}
+	return true
+}
 
 // deleteBlob removes a blob from a repository. The bytes stay until GC
 // finds no repository that links them.

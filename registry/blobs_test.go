@@ -225,3 +225,26 @@ func testUploadExpiry(t *testing.T, b backend) {
 		t.Fatalf("session survives expiry: %v", ups)
 	}
 }
+
+// A blob longer than the store keeps in the page cache is streamed from
+// the disk (ADR 0022), through the OCI route and the native one: the same
+// bytes and headers as any other blob, and ranges and conditions still
+// answered as before.
+func TestLargeBlobPull(t *testing.T) {
+	s := newServer(t)
+	p := randomBytes(t, 32<<20+4097) // past fs.Options.CacheFirst's default
+	d := s.pushBlob("r", p)
+	for _, path := range []string{"/v2/r/blobs/" + d, "/api/v1/repositories/r/-/blobs/" + d} {
+		r := s.do("GET", path, nil)
+		expect(t, r, http.StatusOK)
+		if !bytes.Equal(r.body, p) || r.ContentLength != int64(len(p)) || r.Header.Get("Accept-Ranges") != "bytes" {
+			t.Fatalf("GET %s: %d bytes (equal %v), Content-Length %d, Accept-Ranges %q", path, len(r.body), bytes.Equal(r.body, p), r.ContentLength, r.Header.Get("Accept-Ranges"))
+		}
+		r = s.do("GET", path, nil, "Range: bytes=33554000-33554431")
+		expect(t, r, http.StatusPartialContent)
+		if !bytes.Equal(r.body, p[33554000:33554432]) {
+			t.Fatalf("GET %s, a range: %d bytes, not the range's", path, len(r.body))
+		}
+		expect(t, s.do("GET", path, nil, `If-None-Match: "`+d+`"`), http.StatusNotModified)
+	}
+}

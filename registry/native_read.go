@@ -270,6 +270,9 @@ func (r *Registry) serveFile(w http.ResponseWriter, req *http.Request, b eventlo
 	if filename != "" {
 		h.Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", filename))
 	}
+	if plainRequest(req) && r.streamed(w, req, b) {
+		return nil
+	}
 	http.ServeContent(w, req, "", time.Time{}, f)
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -85,5 +86,56 @@ func TestUnalignedChunksWithDirectIO(t *testing.T) {
 	}
 	if d := b.directBytes.Load(); d < 3<<20 {
 		t.Fatalf("%d bytes written with direct I/O on a filesystem that takes it; want the aligned blocks past the first MiB (at least 3 MiB)", d)
+	}
+}
+
+// Blobs longer than CacheFirst, which the backend wrote past the page
+// cache, stream from the disk in whole blocks with exactly their bytes;
+// the rest, a buffered backend's, and a blob it does not hold are left
+// to the caller's own way (OpenStream returns nil), as is every blob on a
+// filesystem without direct I/O.
+func TestStreamReadsPastThePageCache(t *testing.T) {
+	dir := t.TempDir()
+	probe, err := os.OpenFile(filepath.Join(dir, "probe"), os.O_CREATE|os.O_WRONLY|oDirect, 0o644)
+	directIO := err == nil && oDirect != 0
+	if directIO {
+		probe.Close()
+	} else {
+		t.Logf("no direct I/O on %s (%v): no blob may stream", dir, err)
+	}
+	ctx := context.Background()
+	store := func(opts Options) *blobstore.Store {
+		b, err := NewWithOptions(filepath.Join(dir, fmt.Sprint(opts.Buffered)), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return blobstore.New(b)
+	}
+	direct, buffered := store(Options{CacheFirst: 1 << 20}), store(Options{CacheFirst: 1 << 20, Buffered: true})
+	for _, size := range []int{1 << 20, 1<<20 + 1, 3<<20 + 4097, 4 << 20, 4<<20 + blockSize} {
+		p := make([]byte, size)
+		rand.Read(p)
+		for _, s := range []*blobstore.Store{direct, buffered} {
+			ds, err := s.Ingest(ctx, onlyReader{bytes.NewReader(p)}, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := s.OpenStream(ctx, ds.SHA256, int64(size))
+			if want := directIO && s == direct && size > 1<<20; (st != nil) != want {
+				t.Fatalf("%d bytes, buffered %v: a stream %v, want one: %v", size, s == buffered, st != nil, want)
+			}
+			if st == nil {
+				continue
+			}
+			var got bytes.Buffer
+			n, err := st.WriteTo(&got)
+			st.Close()
+			if err != nil || n != int64(size) || !bytes.Equal(got.Bytes(), p) {
+				t.Fatalf("%d bytes streamed: wrote %d, err %v, equal %v", size, n, err, bytes.Equal(got.Bytes(), p))
+			}
+		}
+	}
+	if st := direct.OpenStream(ctx, digest.FromBytes(digest.SHA256, []byte("none")), 2<<20); st != nil {
+		t.Fatal("a stream of a blob the backend does not hold")
 	}
 }
