@@ -32,7 +32,7 @@ const maxReadAhead = 256
 // itself) and holds the read-ahead budget.
 type bufferPool struct {
 	pool  sync.Pool
-	extra chan struct{} // one token per buffer held beyond an upload's first
+	extra budget // one token per buffer held beyond an upload's first, and per buffer of a Stream
 
 	// lent, when not nil (tests), holds the buffers out of the pool, so
 	// that a buffer given back twice, which two uploads would then
@@ -44,7 +44,7 @@ type bufferPool struct {
 func newBufferPool(readAhead int) *bufferPool {
 	return &bufferPool{
 		pool:  sync.Pool{New: func() any { b := AlignedBuffer(BufferSize); return &b }},
-		extra: make(chan struct{}, readAhead),
+		extra: make(budget, readAhead),
 	}
 }
 
@@ -73,10 +73,18 @@ func (p *bufferPool) put(b *[]byte) {
 
 // reserve takes up to n tokens of the read-ahead budget without waiting
 // and returns how many it got; release gives them back.
-func (p *bufferPool) reserve(n int) int {
+func (p *bufferPool) reserve(n int) int { return p.extra.reserve(n) }
+
+func (p *bufferPool) release(n int) { p.extra.release(n) }
+
+// A budget is a number of tokens, taken without waiting.
+type budget chan struct{}
+
+// reserve takes up to n tokens and returns how many it got.
+func (b budget) reserve(n int) int {
 	for got := 0; got < n; got++ {
 		select {
-		case p.extra <- struct{}{}:
+		case b <- struct{}{}:
 		default:
 			return got
 		}
@@ -84,9 +92,10 @@ func (p *bufferPool) reserve(n int) int {
 	return n
 }
 
-func (p *bufferPool) release(n int) {
+// release gives back n tokens taken by reserve.
+func (b budget) release(n int) {
 	for range n {
-		<-p.extra
+		<-b
 	}
 }
 

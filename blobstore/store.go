@@ -31,6 +31,7 @@ import (
 type Store struct {
 	backend  Backend
 	bufs     *bufferPool
+	streams  budget // of the read-ahead budget, what Streams may hold (maxStreamBuffers)
 	hashers  sync.Pool              // of *hasher without SHA-512, for Hash
 	observer func(op Op, err error) // see SetObserver
 	tracer   Tracer                 // see SetTracer
@@ -55,7 +56,7 @@ const maxIdleStates = 1024
 
 // New returns a Store over backend.
 func New(backend Backend) *Store {
-	return &Store{backend: backend, bufs: newBufferPool(maxReadAhead), states: make(map[string]*uploadState)}
+	return &Store{backend: backend, bufs: newBufferPool(maxReadAhead), streams: make(budget, maxStreamBuffers), states: make(map[string]*uploadState)}
 }
 
 // acquire returns the state of upload id, created empty if there is none,

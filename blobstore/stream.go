@@ -42,11 +42,15 @@ var ErrStreamRead = errors.New("blobstore: reading the blob failed")
 // queued, and does not evict the small content that the cache serves
 // better; a blob's pages are not filled only to be copied out once.
 type Stream struct {
-	r     BlockReader
-	size  int64
-	pool  *bufferPool
-	slots int // buffers it may hold, reserved from the read-ahead budget
+	r       BlockReader
+	size    int64
+	pool    *bufferPool
+	streams budget
+	slots   int // buffers it may hold, reserved from both budgets
 }
+
+// maxStreamBuffers bounds the read-ahead budget that streams hold at once.
+const maxStreamBuffers = maxReadAhead / 2
 
 // minStreamSlots is the fewest buffers worth streaming through: with one,
 // the read and the send would take turns, and the page cache's own
@@ -55,7 +59,9 @@ const minStreamSlots = 2
 
 // OpenStream prepares a Stream of the size bytes under key, or returns nil
 // when the backend is not a DirectReader or declines this blob, or the
-// read-ahead budget shared with uploads is spent: the caller then serves
+// read-ahead budget shared with uploads is spent, or streams hold half of
+// it already (maxStreamBuffers: clients that pull slowly must not leave
+// pushes without read-ahead): the caller then serves
 // the blob as it opened it (sendfile from the page cache), which holds no
 // buffer. Close releases what a Stream holds.
 func (s *Store) OpenStream(ctx context.Context, key digest.Digest, size int64) *Stream {
@@ -63,22 +69,27 @@ func (s *Store) OpenStream(ctx context.Context, key digest.Digest, size int64) *
 	if !ok {
 		return nil
 	}
-	slots := s.bufs.reserve(inFlight)
-	if slots < minStreamSlots {
-		s.bufs.release(slots)
+	slots := s.streams.reserve(inFlight)
+	got := s.bufs.reserve(slots)
+	if got < minStreamSlots {
+		s.bufs.release(got)
+		s.streams.release(slots)
 		return nil
 	}
+	s.streams.release(slots - got)
 	r, err := d.OpenDirect(ctx, key, size)
 	if err != nil {
-		s.bufs.release(slots)
+		s.bufs.release(got)
+		s.streams.release(got)
 		return nil
 	}
-	return &Stream{r: r, size: size, pool: s.bufs, slots: slots}
+	return &Stream{r: r, size: size, pool: s.bufs, streams: s.streams, slots: got}
 }
 
 // Close closes the blob and gives back the Stream's budget.
 func (st *Stream) Close() error {
 	st.pool.release(st.slots)
+	st.streams.release(st.slots)
 	return st.r.Close()
 }
 
@@ -113,10 +124,10 @@ func (st *Stream) WriteTo(w io.Writer) (int64, error) {
 			m, err = w.Write((*b.buf)[:b.n])
 			written += int64(m)
 		}
-		free <- b.buf
 		if err != nil {
-			stopOnce.Do(func() { close(stop) })
+			stopOnce.Do(func() { close(stop) }) // before the buffer goes back: no read after it
 		}
+		free <- b.buf
 	}
 	for range st.slots {
 		st.pool.put(<-free)
@@ -130,6 +141,11 @@ func (st *Stream) read(free <-chan *[]byte, full chan<- block, stop <-chan struc
 	defer close(full)
 	for off := int64(0); off < st.size; {
 		var b *[]byte
+		select { // stop first: a select between two ready cases picks either
+		case <-stop:
+			return
+		default:
+		}
 		select {
 		case b = <-free:
 		case <-stop:

@@ -43,11 +43,16 @@ func uintptrOf(p []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceDat
 
 // stream is a Stream of src with the given budget, from a checked pool.
 func stream(t *testing.T, src *blocks, size int64, slots int) (*Stream, *bufferPool) {
-	pool := checkedPool(inFlight)
-	if got := pool.reserve(slots); got != slots {
+	pool, streams := checkedPool(inFlight), make(budget, inFlight)
+	if got := pool.reserve(slots); got != slots || streams.reserve(slots) != slots {
 		t.Fatalf("reserved %d of %d", got, slots)
 	}
-	return &Stream{r: src, size: size, pool: pool, slots: slots}, pool
+	t.Cleanup(func() {
+		if len(streams) != 0 {
+			t.Errorf("%d stream tokens still held", len(streams))
+		}
+	})
+	return &Stream{r: src, size: size, pool: pool, streams: streams, slots: slots}, pool
 }
 
 // whole checks that every buffer and every token is back.
@@ -140,8 +145,8 @@ func (d directMem) OpenDirect(context.Context, digest.Digest, int64) (BlockReade
 }
 
 // OpenStream streams only with at least minStreamSlots buffers of the
-// budget shared with uploads; with less it returns nil, for the caller's
-// own way, and takes nothing.
+// budget shared with uploads, and of the half of it streams may hold; with
+// less it returns nil, for the caller's own way, and takes nothing.
 func TestOpenStreamNeedsTheBudget(t *testing.T) {
 	src := &blocks{t: t, data: make([]byte, BufferSize)}
 	s := New(directMem{src: src})
@@ -151,10 +156,23 @@ func TestOpenStreamNeedsTheBudget(t *testing.T) {
 	if st := s.OpenStream(ctx, "", BufferSize); st != nil {
 		t.Fatal("a stream with one buffer of budget left")
 	}
-	if len(s.bufs.extra) != taken {
-		t.Fatalf("a refused stream kept %d tokens", len(s.bufs.extra)-taken)
+	if len(s.bufs.extra) != taken || len(s.streams) != 0 {
+		t.Fatalf("a refused stream kept %d tokens, and %d of the streams' share", len(s.bufs.extra)-taken, len(s.streams))
 	}
 	s.bufs.release(taken)
+	var open []*Stream
+	for st := s.OpenStream(ctx, "", BufferSize); st != nil; st = s.OpenStream(ctx, "", BufferSize) {
+		open = append(open, st)
+	}
+	if held := len(s.bufs.extra); held != maxStreamBuffers || len(open) != maxStreamBuffers/inFlight {
+		t.Fatalf("%d streams open hold %d of the budget; want them to stop at half of it, %d", len(open), held, maxStreamBuffers)
+	}
+	for _, st := range open {
+		st.Close()
+	}
+	if len(s.bufs.extra) != 0 || len(s.streams) != 0 {
+		t.Fatalf("closed streams hold %d tokens, %d of the streams' share", len(s.bufs.extra), len(s.streams))
+	}
 	st := s.OpenStream(ctx, "", BufferSize)
 	if st == nil || st.slots != inFlight {
 		t.Fatalf("stream %v with the whole budget free", st)

@@ -173,11 +173,40 @@ func (r *Registry) streamed(w http.ResponseWriter, req *http.Request, b eventlog
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("Content-Length", strconv.FormatInt(b.Size, 10))
 	w.WriteHeader(http.StatusOK)
-	if _, err := st.WriteTo(w); errors.Is(err, blobstore.ErrStreamRead) {
+	rc := http.NewResponseController(w)
+	defer rc.SetWriteDeadline(time.Time{}) // the connection may serve more requests
+	if _, err := st.WriteTo(progressWriter{w, rc, r.opts.BodyIdleTimeout}); errors.Is(err, blobstore.ErrStreamRead) {
 		// The status is sent: the client sees a body cut short.
 		r.logger.ErrorContext(req.Context(), "blob read failed while serving it", "blob", b.SHA256, "err", err)
 	}
 	return true
+}
+
+// progressWriter cuts a response whose client accepts nothing for idle: a
+// client that stops reading a stream holds its buffers no longer than
+// that, as a request body that stalls is cut (bodies.go). It writes in
+// pieces of progressPiece, each with its own deadline, so that a client
+// that is slow but reading (down to progressPiece per idle) is not cut.
+type progressWriter struct {
+	w    http.ResponseWriter
+	rc   *http.ResponseController
+	idle time.Duration
+}
+
+// progressPiece is the most a client must accept per idle timeout.
+const progressPiece = 128 << 10
+
+func (p progressWriter) Write(b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		p.rc.SetWriteDeadline(time.Now().Add(p.idle))
+		m, err := p.w.Write(b[n:min(len(b), n+progressPiece)])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // deleteBlob removes a blob from a repository. The bytes stay until GC

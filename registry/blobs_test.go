@@ -1,12 +1,15 @@
 package registry_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"reflect"
 	"testing"
 	"time"
@@ -247,4 +250,32 @@ func TestLargeBlobPull(t *testing.T) {
 		}
 		expect(t, s.do("GET", path, nil, `If-None-Match: "`+d+`"`), http.StatusNotModified)
 	}
+}
+
+// A client that stops reading a large blob is cut once a write has waited
+// the body idle timeout, as a stalled request body is: it gets fewer bytes
+// than Content-Length, and the server holds nothing for it.
+func TestLargeBlobPullStalled(t *testing.T) {
+	s := newServer(t, func(o *registry.Options) { o.BodyIdleTimeout = 300 * time.Millisecond })
+	p := randomBytes(t, 48<<20)
+	d := s.pushBlob("r", p)
+	u, _ := url.Parse(s.url)
+	c, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /v2/r/blobs/%s HTTP/1.1\r\nHost: %s\r\n\r\n", d, u.Host)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusOK || resp.ContentLength != int64(len(p)) {
+		t.Fatalf("status %v, Content-Length %d, err %v", resp.Status, resp.ContentLength, err)
+	}
+	time.Sleep(2 * time.Second) // not reading: the socket's buffers fill, the server's write waits
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	n, _ := io.Copy(io.Discard, resp.Body)
+	if n >= int64(len(p)) {
+		t.Fatalf("a client that stopped reading for 2 s still got all %d bytes; want the response cut after 300 ms", n)
+	}
+	expect(t, s.do("GET", "/v2/r/blobs/"+d, nil), http.StatusOK) // and the next pull is whole
 }
