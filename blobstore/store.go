@@ -31,7 +31,7 @@ import (
 type Store struct {
 	backend  Backend
 	bufs     *bufferPool
-	streams  budget // of the read-ahead budget, what Streams may hold (maxStreamBuffers)
+	streams  budget                 // of the read-ahead budget, what Streams may hold (maxStreamBuffers)
 	hashers  sync.Pool              // of *hasher without SHA-512, for Hash
 	observer func(op Op, err error) // see SetObserver
 	tracer   Tracer                 // see SetTracer
