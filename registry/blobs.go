@@ -142,7 +142,9 @@ func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request) error {
 	}
 	// ServeContent handles Range (206, 416), If-None-Match and HEAD, sets
 	// Content-Length, and reaches sendfile for *os.File.
-	http.ServeContent(w, req, "", time.Time{}, f)
+	pw, done := r.progress(w)
+	defer done()
+	http.ServeContent(pw, req, "", time.Time{}, f)
 	return nil
 }
 
@@ -173,40 +175,13 @@ func (r *Registry) streamed(w http.ResponseWriter, req *http.Request, b eventlog
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("Content-Length", strconv.FormatInt(b.Size, 10))
 	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	defer rc.SetWriteDeadline(time.Time{}) // the connection may serve more requests
-	if _, err := st.WriteTo(progressWriter{w, rc, r.opts.BodyIdleTimeout}); errors.Is(err, blobstore.ErrStreamRead) {
+	pw, done := r.progress(w)
+	defer done()
+	if _, err := st.WriteTo(pw); errors.Is(err, blobstore.ErrStreamRead) {
 		// The status is sent: the client sees a body cut short.
 		r.logger.ErrorContext(req.Context(), "blob read failed while serving it", "blob", b.SHA256, "err", err)
 	}
 	return true
-}
-
-// progressWriter cuts a response whose client accepts nothing for idle: a
-// client that stops reading a stream holds its buffers no longer than
-// that, as a request body that stalls is cut (bodies.go). It writes in
-// pieces of progressPiece, each with its own deadline, so that a client
-// that is slow but reading (down to progressPiece per idle) is not cut.
-type progressWriter struct {
-	w    http.ResponseWriter
-	rc   *http.ResponseController
-	idle time.Duration
-}
-
-// progressPiece is the most a client must accept per idle timeout.
-const progressPiece = 128 << 10
-
-func (p progressWriter) Write(b []byte) (int, error) {
-	n := 0
-	for n < len(b) {
-		p.rc.SetWriteDeadline(time.Now().Add(p.idle))
-		m, err := p.w.Write(b[n:min(len(b), n+progressPiece)])
-		n += m
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
 }
 
 // deleteBlob removes a blob from a repository. The bytes stay until GC

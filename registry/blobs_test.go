@@ -252,30 +252,45 @@ func TestLargeBlobPull(t *testing.T) {
 	}
 }
 
-// A client that stops reading a large blob is cut once a write has waited
-// the body idle timeout, as a stalled request body is: it gets fewer bytes
-// than Content-Length, and the server holds nothing for it.
-func TestLargeBlobPullStalled(t *testing.T) {
+// A client that stops reading a blob is cut once a write has waited the
+// body idle timeout, as a stalled request body is: it gets fewer bytes
+// than Content-Length, and the server holds nothing for it. So on every
+// way a blob's body goes out: streamed past the page cache (48 MiB),
+// sendfile from it (24 MiB), a range, and a native file's download.
+func TestBlobPullStalled(t *testing.T) {
 	s := newServer(t, func(o *registry.Options) { o.BodyIdleTimeout = 300 * time.Millisecond })
-	p := randomBytes(t, 48<<20)
-	d := s.pushBlob("r", p)
+	big, medium := randomBytes(t, 48<<20), randomBytes(t, 24<<20)
+	db, dm := s.pushBlob("r", big), s.pushBlob("r", medium)
 	u, _ := url.Parse(s.url)
-	c, err := net.Dial("tcp", u.Host)
-	if err != nil {
-		t.Fatal(err)
+	for _, c := range []struct {
+		name, path, header string
+		size               int64
+	}{
+		{"streamed", "/v2/r/blobs/" + db, "", int64(len(big))},
+		{"sendfile", "/v2/r/blobs/" + dm, "", int64(len(medium))},
+		{"range", "/v2/r/blobs/" + db, "Range: bytes=1-40000000\r\n", 40000000},
+		{"native", "/api/v1/repositories/r/-/blobs/" + dm, "", int64(len(medium))},
+	} {
+		conn, err := net.Dial("tcp", u.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n", c.path, u.Host, c.header)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil || resp.StatusCode >= 300 || resp.ContentLength != c.size {
+			t.Fatalf("%s: %v, Content-Length %d, err %v; want %d bytes", c.name, resp.Status, resp.ContentLength, err, c.size)
+		}
+		time.Sleep(2 * time.Second) // not reading: the socket's buffers fill, the server's write waits
+		conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+		n, _ := io.Copy(io.Discard, resp.Body)
+		conn.Close()
+		if n >= c.size {
+			t.Errorf("%s: a client that stopped reading for 2 s still got all %d bytes; want the response cut after 300 ms", c.name, n)
+		}
 	}
-	defer c.Close()
-	fmt.Fprintf(c, "GET /v2/r/blobs/%s HTTP/1.1\r\nHost: %s\r\n\r\n", d, u.Host)
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != http.StatusOK || resp.ContentLength != int64(len(p)) {
-		t.Fatalf("status %v, Content-Length %d, err %v", resp.Status, resp.ContentLength, err)
+	for _, p := range [][]byte{big, medium} { // and the next pulls are whole
+		if r := s.do("GET", "/v2/r/blobs/"+sha256Of(p), nil); r.StatusCode != http.StatusOK || !bytes.Equal(r.body, p) {
+			t.Fatalf("a pull after the cut ones: %d, %d bytes", r.StatusCode, len(r.body))
+		}
 	}
-	time.Sleep(2 * time.Second) // not reading: the socket's buffers fill, the server's write waits
-	c.SetReadDeadline(time.Now().Add(20 * time.Second))
-	n, _ := io.Copy(io.Discard, resp.Body)
-	if n >= int64(len(p)) {
-		t.Fatalf("a client that stopped reading for 2 s still got all %d bytes; want the response cut after 300 ms", n)
-	}
-	expect(t, s.do("GET", "/v2/r/blobs/"+d, nil), http.StatusOK) // and the next pull is whole
 }

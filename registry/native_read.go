@@ -273,7 +273,9 @@ func (r *Registry) serveFile(w http.ResponseWriter, req *http.Request, b eventlo
 	if plainRequest(req) && r.streamed(w, req, b) {
 		return nil
 	}
-	http.ServeContent(w, req, "", time.Time{}, f)
+	pw, done := r.progress(w)
+	defer done()
+	http.ServeContent(pw, req, "", time.Time{}, f)
 	return nil
 }
 
