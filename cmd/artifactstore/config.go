@@ -51,6 +51,7 @@ type storeConfig struct {
 	db          string // postgres:// URL; empty for the embedded SQLite log
 	storage     string // s3://BUCKET/PREFIX; empty for data/blobs
 	coldStorage string // s3://BUCKET/PREFIX of the cold tier; empty for none
+	buffered    bool   // blobs on the filesystem through the page cache only (fs.Options.Buffered)
 	s3          s3Config
 	noMigrate   bool
 }

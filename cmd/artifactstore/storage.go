@@ -22,6 +22,7 @@ type s3Config struct {
 
 func storageFlags(fs *flag.FlagSet, c *storeConfig) {
 	fs.StringVar(&c.storage, "storage", env("ARTIFACTSTORE_STORAGE", ""), "where blobs live: empty for DATA/blobs, or s3://BUCKET/PREFIX (env ARTIFACTSTORE_STORAGE)")
+	fs.BoolVar(&c.buffered, "buffered-blobs", envBool("ARTIFACTSTORE_BUFFERED_BLOBS"), "write and serve every blob in the data directory through the kernel's page cache, instead of with direct I/O past its first 32MiB: for slow disks, or many clients pulling the same large blobs; pushes then pay a copy per byte (env ARTIFACTSTORE_BUFFERED_BLOBS)")
 	fs.StringVar(&c.coldStorage, "cold-storage", env("ARTIFACTSTORE_COLD_STORAGE", ""), "s3://BUCKET/PREFIX of the cold tier, which enables retrieval tiering (env ARTIFACTSTORE_COLD_STORAGE)")
 	fs.StringVar(&c.s3.endpoint, "s3-endpoint", env("ARTIFACTSTORE_S3_ENDPOINT", env("AWS_ENDPOINT_URL_S3", env("AWS_ENDPOINT_URL", "https://s3.amazonaws.com"))), "S3 endpoint URL, http:// or https:// (env ARTIFACTSTORE_S3_ENDPOINT, AWS_ENDPOINT_URL_S3)")
 	fs.StringVar(&c.s3.region, "s3-region", env("ARTIFACTSTORE_S3_REGION", env("AWS_REGION", env("AWS_DEFAULT_REGION", "us-east-1"))), "S3 region (env ARTIFACTSTORE_S3_REGION, AWS_REGION)")
@@ -35,7 +36,7 @@ func storageFlags(fs *flag.FlagSet, c *storeConfig) {
 // openBackend opens the blob backend the configuration names.
 func openBackend(ctx context.Context, c *storeConfig) (blobstore.Backend, error) {
 	if c.storage == "" || c.storage == "file" {
-		return blobfs.New(filepath.Join(c.data, "blobs"))
+		return blobfs.NewWithOptions(filepath.Join(c.data, "blobs"), blobfs.Options{Buffered: c.buffered})
 	}
 	return openS3(ctx, c, "--storage", c.storage)
 }
