@@ -72,12 +72,10 @@ func TestUnalignedChunksWithDirectIO(t *testing.T) {
 	if !bytes.Equal(got, all) {
 		t.Fatalf("stored %d bytes differ from the %d sent", len(got), len(all))
 	}
-	probe, err := os.OpenFile(filepath.Join(dir, "probe"), os.O_CREATE|os.O_WRONLY|oDirect, 0o644)
-	if err != nil || oDirect == 0 {
-		t.Logf("no direct I/O on %s (%v): only the buffered path ran", dir, err)
+	if !directIOIn(t, dir) {
+		t.Logf("no direct I/O on %s: only the buffered path ran", dir)
 		return
 	}
-	probe.Close()
 	// 2 MiB of the first chunk (its first MiB is cached), and of the
 	// second all but its first, shorter buffer (which ends the block the
 	// first chunk left open).
@@ -96,12 +94,9 @@ func TestUnalignedChunksWithDirectIO(t *testing.T) {
 // filesystem without direct I/O.
 func TestStreamReadsPastThePageCache(t *testing.T) {
 	dir := t.TempDir()
-	probe, err := os.OpenFile(filepath.Join(dir, "probe"), os.O_CREATE|os.O_WRONLY|oDirect, 0o644)
-	directIO := err == nil && oDirect != 0
-	if directIO {
-		probe.Close()
-	} else {
-		t.Logf("no direct I/O on %s (%v): no blob may stream", dir, err)
+	directIO := directIOIn(t, dir)
+	if !directIO {
+		t.Logf("no direct I/O on %s: no blob may stream", dir)
 	}
 	ctx := context.Background()
 	store := func(opts Options) *blobstore.Store {
@@ -138,4 +133,15 @@ func TestStreamReadsPastThePageCache(t *testing.T) {
 	if st := direct.OpenStream(ctx, digest.FromBytes(digest.SHA256, []byte("none")), 2<<20); st != nil {
 		t.Fatal("a stream of a blob the backend does not hold")
 	}
+}
+
+// directIOIn reports whether the filesystem of dir takes direct I/O.
+func directIOIn(t *testing.T, dir string) bool {
+	probe, err := os.OpenFile(filepath.Join(dir, "probe"), os.O_CREATE|os.O_WRONLY|oDirect, 0o644)
+	if err != nil || oDirect == 0 {
+		t.Logf("direct I/O probe: %v", err)
+		return false
+	}
+	probe.Close()
+	return true
 }
