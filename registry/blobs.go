@@ -142,9 +142,7 @@ func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request) error {
 	}
 	// ServeContent handles Range (206, 416), If-None-Match and HEAD, sets
 	// Content-Length, and reaches sendfile for *os.File.
-	pw, done := r.progress(w)
-	defer done()
-	http.ServeContent(pw, req, "", time.Time{}, f)
+	http.ServeContent(w, req, "", time.Time{}, f)
 	return nil
 }
 
@@ -175,9 +173,7 @@ func (r *Registry) streamed(w http.ResponseWriter, req *http.Request, b eventlog
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("Content-Length", strconv.FormatInt(b.Size, 10))
 	w.WriteHeader(http.StatusOK)
-	pw, done := r.progress(w)
-	defer done()
-	if _, err := st.WriteTo(pw); errors.Is(err, blobstore.ErrStreamRead) {
+	if _, err := st.WriteTo(w); errors.Is(err, blobstore.ErrStreamRead) {
 		// The status is sent: the client sees a body cut short.
 		r.logger.ErrorContext(req.Context(), "blob read failed while serving it", "blob", b.SHA256, "err", err)
 	}

@@ -47,6 +47,7 @@ func (r *Registry) streamEvents(w http.ResponseWriter, req *http.Request, q even
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
+	ownDeadlines(w) // each write sets its own (sseWriter)
 	w.WriteHeader(http.StatusOK)
 	sw := &sseWriter{w: w, rc: http.NewResponseController(w), req: req}
 	if sw.write([]byte("retry: 2000\n\n")) != nil || sw.flush() != nil {

@@ -273,9 +273,7 @@ func (r *Registry) serveFile(w http.ResponseWriter, req *http.Request, b eventlo
 	if plainRequest(req) && r.streamed(w, req, b) {
 		return nil
 	}
-	pw, done := r.progress(w)
-	defer done()
-	http.ServeContent(pw, req, "", time.Time{}, f)
+	http.ServeContent(w, req, "", time.Time{}, f)
 	return nil
 }
 

@@ -6,46 +6,81 @@ import (
 	"time"
 )
 
-// progressResponse is the writer of a blob's body: a client that accepts
-// nothing of it for Options.BodyIdleTimeout is cut, as a request body
-// that stalls is (bodies.go), so a client that stops reading holds its
-// connection, its descriptor and any buffers no longer than that. The
-// body goes out in pieces of progressPiece, each with its own deadline,
-// so a client that reads slowly, down to progressPiece per timeout, is
-// not cut however long the body.
-type progressResponse struct {
-	http.ResponseWriter
-	rc   *http.ResponseController
-	idle time.Duration
-}
+// Every answer is written with a deadline: a client that accepts nothing
+// of it for Options.BodyIdleTimeout is cut, as a request body that stalls
+// is (bodies.go), so a client that stops reading holds its connection,
+// its descriptor, its handler and the answer's bytes no longer than that.
+// A blob's body, a manifest, a tag list: all go out through the
+// recorder, in pieces of progressPiece, each with its own deadline, so a
+// client that reads slowly, down to progressPiece per timeout, is not cut
+// however long the answer.
+//
+// Invariants: a write through the recorder never waits on the client
+// without a deadline, unless the handler has taken the deadlines over
+// (ownDeadlines: the event stream, whose writes set their own); and the
+// deadline a request leaves behind covers what net/http writes after the
+// handler returns (the buffered end of the answer); net/http lifts it
+// once that is written, before the connection's next request.
 
 // progressPiece is the most a client must accept per idle timeout.
 const progressPiece = 128 << 10
 
-// progress wraps w; done clears the deadline for the connection's next
-// request.
-func (r *Registry) progress(w http.ResponseWriter) (pw progressResponse, done func()) {
-	rc := http.NewResponseController(w)
-	return progressResponse{w, rc, r.opts.BodyIdleTimeout}, func() { rc.SetWriteDeadline(time.Time{}) }
+// endDeadlines gives what net/http writes after the handler returns a
+// deadline of its own, whatever the handler did last.
+func (w *recorder) endDeadlines() {
+	if w.idle > 0 && !w.own {
+		w.rc.SetWriteDeadline(time.Now().Add(w.idle))
+	}
 }
 
-func (p progressResponse) Write(b []byte) (int, error) {
+// ownDeadlines hands w's write deadlines to its handler.
+func ownDeadlines(w http.ResponseWriter) {
+	if rec := recorderOf(w); rec != nil {
+		rec.own = true
+	}
+}
+
+// progress arms the deadline for the next piece; false when w keeps none.
+func (w *recorder) progress() bool {
+	if w.idle <= 0 || w.own {
+		return false
+	}
+	w.rc.SetWriteDeadline(time.Now().Add(w.idle))
+	return true
+}
+
+func (w *recorder) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
 	n := 0
-	for n < len(b) {
-		p.rc.SetWriteDeadline(time.Now().Add(p.idle))
-		m, err := p.ResponseWriter.Write(b[n:min(len(b), n+progressPiece)])
+	for {
+		piece := p[n:]
+		if w.progress() {
+			piece = piece[:min(len(piece), progressPiece)]
+		}
+		m, err := w.ResponseWriter.Write(piece)
 		n += m
-		if err != nil {
+		w.written += int64(m)
+		if err != nil || n == len(p) {
 			return n, err
 		}
 	}
-	return n, nil
 }
 
-// ReadFrom sends src piece by piece. Each piece is an *io.LimitedReader
-// over src's own reader (http.ServeContent's *io.LimitedReader
-// unwrapped), so that a file still reaches the connection's sendfile.
-func (p progressResponse) ReadFrom(src io.Reader) (int64, error) {
+// ReadFrom sends src piece by piece, and keeps io.Copy reaching the
+// connection's own ReadFrom (sendfile): each piece is an
+// *io.LimitedReader over src's own reader (http.ServeContent's
+// *io.LimitedReader unwrapped), which net/http still recognises as a file.
+func (w *recorder) ReadFrom(src io.Reader) (int64, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	if w.idle <= 0 || w.own {
+		n, err := io.Copy(w.ResponseWriter, src)
+		w.written += n
+		return n, err
+	}
 	lr, limited := src.(*io.LimitedReader)
 	var n int64
 	for {
@@ -56,9 +91,10 @@ func (p progressResponse) ReadFrom(src io.Reader) (int64, error) {
 		if piece.N <= 0 {
 			return n, nil
 		}
-		p.rc.SetWriteDeadline(time.Now().Add(p.idle))
-		m, err := io.Copy(p.ResponseWriter, piece)
+		w.progress()
+		m, err := io.Copy(w.ResponseWriter, piece)
 		n += m
+		w.written += m
 		if limited {
 			lr.N -= m
 		}
@@ -66,4 +102,17 @@ func (p progressResponse) ReadFrom(src io.Reader) (int64, error) {
 			return n, err
 		}
 	}
+}
+
+func (w *recorder) Flush() { w.FlushError() }
+
+// FlushError is what http.ResponseController.Flush calls: it reports a
+// client gone or a write deadline passed, which the event stream needs
+// to end a stream at once.
+func (w *recorder) FlushError() error {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	w.progress()
+	return http.NewResponseController(w.ResponseWriter).Flush()
 }

@@ -24,7 +24,7 @@ const RequestIDHeader = "X-Request-Id"
 // ServeHTTP implements http.Handler: every request gets an id, and its
 // answer a log line and its metrics.
 func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	rec := &recorder{ResponseWriter: w, id: requestID(req), route: "unmatched"}
+	rec := &recorder{ResponseWriter: w, id: requestID(req), route: "unmatched", rc: http.NewResponseController(w), idle: r.opts.BodyIdleTimeout}
 	w.Header().Set(RequestIDHeader, rec.id)
 	if req.Body != nil && req.Body != http.NoBody {
 		req.Body = &countedBody{ReadCloser: req.Body, n: &rec.read}
@@ -39,6 +39,7 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		}
 	}()
 	r.handler.ServeHTTP(rec, req)
+	rec.endDeadlines()
 	done = true
 	r.finish(req.Context(), rec, req, time.Since(start), span)
 }
@@ -153,6 +154,12 @@ type recorder struct {
 	principal string
 	code      Code // the error code answered, if any
 	quiet     bool // logged at debug: health checks, metrics
+
+	// Write deadlines (progress.go): every write waits at most idle for
+	// the client; own when the handler sets its own (the event stream).
+	rc   *http.ResponseController
+	idle time.Duration
+	own  bool
 }
 
 func (w *recorder) WriteHeader(code int) {
@@ -160,37 +167,6 @@ func (w *recorder) WriteHeader(code int) {
 		w.status = code
 	}
 	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *recorder) Write(p []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	n, err := w.ResponseWriter.Write(p)
-	w.written += int64(n)
-	return n, err
-}
-
-// ReadFrom lets io.Copy reach the connection's own ReadFrom (sendfile).
-func (w *recorder) ReadFrom(src io.Reader) (int64, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	n, err := io.Copy(w.ResponseWriter, src)
-	w.written += n
-	return n, err
-}
-
-func (w *recorder) Flush() { w.FlushError() }
-
-// FlushError is what http.ResponseController.Flush calls: it reports a
-// client gone or a write deadline passed, which the event stream needs
-// to end a stream at once.
-func (w *recorder) FlushError() error {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return http.NewResponseController(w.ResponseWriter).Flush()
 }
 
 // Unwrap gives http.ResponseController the connection's writer.
