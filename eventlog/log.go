@@ -599,21 +599,21 @@ func (l *Log) record(group []*appendReq, careful bool) (_ []*appendReq, abandone
 			seq, prev = out[len(out)-1].Seq, out[len(out)-1].Hash
 		}
 	}
-	if !isolate && len(group) > 1 {
-		// Writes still queued go now, so that a failure among them
-		// abandons the attempt instead of failing the group at COMMIT.
-		if _, err := tx.ExecContext(flushing(ctx), "SELECT 1"); err != nil {
-			return group, true
-		}
-	}
 	if l.dialect.Notify != "" {
 		if _, err := tx.ExecContext(ctx, l.dialect.Notify); err != nil {
 			fail(fmt.Errorf("append: notify: %w", err))
 			return group, false
 		}
 	}
+	// Writes still queued go with the COMMIT, in one round trip. A
+	// refusal among them means nothing was committed: an attempt without
+	// savepoints is abandoned for a careful one, as at any failed write.
 	if err := tx.Commit(); err != nil {
-		if l.cache != nil { // what the database kept is not known
+		refused := errors.Is(err, ErrQueuedWriteRefused)
+		if refused && !isolate && len(group) > 1 {
+			return group, true
+		}
+		if l.cache != nil && !refused { // what the database kept is not known
 			l.cache.reset()
 		}
 		fail(fmt.Errorf("append: commit: %w", err))

@@ -3,6 +3,7 @@ package eventlog
 import (
 	"context"
 	"database/sql/driver"
+	"errors"
 	"io"
 	"time"
 )
@@ -19,7 +20,8 @@ import (
 // when a failed write is reported: at the next flush, which the caller
 // places where it can still tell whose failure it is (the group commit
 // names each append's savepoint after its place among 16 and flushes at
-// least that often: Log.record).
+// least that often; without savepoints, a refused write shows as
+// ErrQueuedWriteRefused at the commit it travelled with: Log.record).
 //
 // The transaction's bounds are pipelined as well: its BEGIN is queued
 // first, so it travels with the first batch (the write lock and the log's
@@ -32,6 +34,15 @@ import (
 // the queue is empty; a pipelined transaction that could not be ended
 // (its ROLLBACK failed) leaves its connection marked broken, and
 // database/sql discards it.
+
+// ErrQueuedWriteRefused is what a Batcher's error wraps, with the
+// database's own, when the database refused one of the queued statements
+// other than a COMMIT: that statement failed, none after it ran (a COMMIT
+// among them included), and the transaction is aborted, not committed. So
+// a commit that fails with it has a known outcome: nothing was recorded,
+// and the group can be run again (Log.record). Any other failure of a
+// batch ending in COMMIT (the connection lost) leaves the outcome unknown.
+var ErrQueuedWriteRefused = errors.New("a queued write was refused")
 
 // Batcher sends stmts on c, inside its open transaction, in one round
 // trip, and returns the first error. When query is not nil it goes last in

@@ -26,6 +26,7 @@ import (
 
 	"github.com/artifact-store/artifact-store/eventlog"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
@@ -168,6 +169,12 @@ func batch(ctx context.Context, c driver.Conn, stmts []eventlog.Queued, query *e
 		tag, err := br.Exec()
 		if err != nil {
 			br.Close()
+			// The server answered this statement with an error, so it
+			// skipped the rest of the batch: a COMMIT after it never ran.
+			var pg *pgconn.PgError
+			if errors.As(err, &pg) && !strings.EqualFold(q.Query, "COMMIT") {
+				err = fmt.Errorf("%w: %w", eventlog.ErrQueuedWriteRefused, err)
+			}
 			return nil, err
 		}
 		// COMMIT of a transaction that had failed rolls it back
