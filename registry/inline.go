@@ -53,16 +53,17 @@ func (r *Registry) ingestBytes(ctx context.Context, data []byte, expect digest.D
 	return ds, nil, err
 }
 
-// ingestBody is ingestBytes for a request body: a body that ends within
-// the inline size is kept in the log; a longer one streams on into the
-// blob store, after the bytes already read.
-func (r *Registry) ingestBody(ctx context.Context, body io.Reader, expect digest.Digest) (ds blobstore.Digests, content []byte, err error) {
+// ingestBody is ingestBytes for a request body of size bytes (its
+// Content-Length; -1 when unknown): a body that ends within the inline
+// size is kept in the log; a longer one streams on into the blob store,
+// after the bytes already read.
+func (r *Registry) ingestBody(ctx context.Context, body io.Reader, size int64, expect digest.Digest) (ds blobstore.Digests, content []byte, err error) {
 	limit := r.inlineMax()
 	if limit == 0 {
 		ds, err = r.blobs.Ingest(ctx, body, expect)
 		return ds, nil, err
 	}
-	head, err := io.ReadAll(io.LimitReader(body, limit+1))
+	head, err := readHead(body, size, limit+1)
 	if err != nil {
 		return ds, nil, err
 	}
@@ -71,6 +72,37 @@ func (r *Registry) ingestBody(ctx context.Context, body io.Reader, expect digest
 	}
 	ds, err = r.blobs.Ingest(ctx, io.MultiReader(bytes.NewReader(head), body), expect)
 	return ds, nil, err
+}
+
+// readHead reads body up to max bytes. A body that declares a size below
+// max is read into one buffer of that size, instead of one grown by
+// doubling from 512 bytes (a 4 KiB push allocated 10 KiB); whatever
+// follows its declared end is read on, up to max, so the result never
+// depends on the declaration.
+func readHead(body io.Reader, size, max int64) ([]byte, error) {
+	if size < 0 || size >= max {
+		return io.ReadAll(io.LimitReader(body, max))
+	}
+	buf := make([]byte, size)
+	n := 0
+	for n < len(buf) {
+		m, err := body.Read(buf[n:])
+		n += m
+		if err == io.EOF {
+			return buf[:n], nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	rest, err := io.ReadAll(io.LimitReader(body, max-size))
+	if err != nil {
+		return nil, err
+	}
+	if len(rest) > 0 {
+		buf = append(buf, rest...)
+	}
+	return buf, nil
 }
 
 // contentBlob is content kept in the log, opened like a stored blob.

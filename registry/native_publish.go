@@ -123,7 +123,7 @@ func (r *Registry) putFile(w http.ResponseWriter, req *http.Request) error {
 		return err
 	}
 	fence := r.log.Observed()
-	ds, content, err := r.ingestBody(ctx, req.Body, expect)
+	ds, content, err := r.ingestBody(ctx, req.Body, req.ContentLength, expect)
 	if err != nil {
 		return uploadError(err)
 	}

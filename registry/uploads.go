@@ -112,7 +112,7 @@ func (r *Registry) monolithicUpload(w http.ResponseWriter, req *http.Request, re
 		return err
 	}
 	fence := r.log.Observed()
-	got, content, err := r.ingestBody(req.Context(), req.Body, d)
+	got, content, err := r.ingestBody(req.Context(), req.Body, req.ContentLength, d)
 	if err != nil {
 		return uploadError(err)
 	}
