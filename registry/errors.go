@@ -188,6 +188,22 @@ func recordedButUnreadable(key string, err error) error {
 	return fmt.Errorf("blob %s recorded but unreadable: %w", key, err)
 }
 
+// envelope is e as the spec's JSON error body, {"errors": [...]}; clients
+// ignore other members, and requestId (when known) lets a user's report
+// be found in the server's log.
+func (e *Error) envelope(requestID string) []byte {
+	type jsonErr struct {
+		Code    Code   `json:"code"`
+		Message string `json:"message"`
+		Detail  any    `json:"detail,omitempty"`
+	}
+	body, _ := json.Marshal(struct {
+		Errors    []jsonErr `json:"errors"`
+		RequestID string    `json:"requestId,omitempty"`
+	}{[]jsonErr{{e.Code, e.Message, e.Detail}}, requestID})
+	return body
+}
+
 // writeError writes err as the spec's JSON error envelope. Errors that are
 // not registry errors are logged and answered 500 without detail; so are
 // the causes of outages and full disks, which clients see as fixed text.
@@ -224,17 +240,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	if (status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests) && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", retryAfter)
 	}
-	type jsonErr struct {
-		Code    Code   `json:"code"`
-		Message string `json:"message"`
-		Detail  any    `json:"detail,omitempty"`
-	}
-	// The spec's body is {"errors": [...]}; clients ignore other members,
-	// and requestId lets a user's report be found in the server's log.
-	body, _ := json.Marshal(struct {
-		Errors    []jsonErr `json:"errors"`
-		RequestID string    `json:"requestId,omitempty"`
-	}{[]jsonErr{{re.Code, re.Message, re.Detail}}, id})
+	body := re.envelope(id)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", fmt.Sprint(len(body)))
 	w.WriteHeader(status)

@@ -34,7 +34,10 @@ import (
 //   - large pages: a page of the event log full of large events.
 func BenchmarkAbuse(b *testing.B) {
 	const idle = 3 * time.Second
-	s := startWith(b, b.TempDir(), freeAddr(b), "--body-idle-timeout", idle.String(), "--max-uploads", "20000")
+	// Every hostile client here is one loopback address: the per-client
+	// bound would refuse most of them before they reached what each
+	// phase measures (BenchmarkConnectionFlood measures that bound).
+	s := startWith(b, b.TempDir(), freeAddr(b), "--body-idle-timeout", idle.String(), "--max-uploads", "20000", "--max-connections-per-client", "0")
 	pid := s.cmd.Process.Pid
 	client := &http.Client{Timeout: 30 * time.Second}
 	report := func(phase string, base time.Duration) {
@@ -228,4 +231,49 @@ func jsonMap(m map[string]string) string {
 	}
 	sb.WriteString("}")
 	return sb.String()
+}
+
+// BenchmarkConnectionFlood opens 5,000 connections from one client that
+// send nothing, first to a server without connection bounds
+// (--max-connections 0 --max-connections-per-client 0), then to one with
+// the defaults, and reports what each holds (descriptors, resident
+// memory) and an unrelated client's latency, from another loopback
+// address. Run with `make abuse`; nothing is asserted
+// (TestConnectionsBounded and TestConnectionsPerClient assert the bound).
+func BenchmarkConnectionFlood(b *testing.B) {
+	const flood = 5_000
+	other := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext}}
+	for _, run := range []struct {
+		name  string
+		flags []string
+	}{
+		{"unbounded", []string{"--max-connections", "0", "--max-connections-per-client", "0"}},
+		{"defaults", nil},
+	} {
+		s := startWith(b, b.TempDir(), freeAddr(b), run.flags...)
+		pid := s.cmd.Process.Pid
+		unrelatedLatency(b, other, s)
+		base := unrelatedLatency(b, other, s)
+		var conns []net.Conn
+		for range flood {
+			c, err := net.Dial("tcp", s.addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			conns = append(conns, c)
+		}
+		time.Sleep(500 * time.Millisecond)
+		lat := unrelatedLatency(b, other, s)
+		rss, fds := procStats(b, pid)
+		b.ReportMetric(float64(fds), run.name+"_fds")
+		b.ReportMetric(rss, run.name+"_rss_MiB")
+		b.ReportMetric(float64(lat)/float64(base), run.name+"_latency_x_idle")
+		b.Logf("%-10s %d idle connections from one client: server rss %6.1f MiB, fds %5d, unrelated push+pull median %v (idle %v)", run.name, flood, rss, fds, lat, base)
+		for _, c := range conns {
+			c.Close()
+		}
+		s.cmd.Process.Kill()
+		s.cmd.Wait()
+	}
 }

@@ -42,6 +42,7 @@ type serveFlags struct {
 	policy                                    *registry.TierPolicy
 	checkPolicy                               func() error
 	maxUploads, maxRepoUploads, maxStreams    *int
+	maxConns, maxClientConns                  *int
 	inlineMax                                 *int64
 	inlineEnvErr                              error
 	gcf                                       gcFlags
@@ -77,6 +78,8 @@ func newServeFlags(errorHandling flag.ErrorHandling) *serveFlags {
 	}
 	fs.Var(sizeValue{f.inlineMax}, "inline-max", "keep content up to this size that a request brings whole (manifests, blobs pushed in one request, small native files) in the event log with the event that records it, not in the blob store: one group commit makes it durable, with no file or object written; at most 1MiB, 0 keeps none there (env ARTIFACTSTORE_INLINE_MAX)")
 	f.maxStreams = fs.Int("max-event-streams", envInt("ARTIFACTSTORE_MAX_EVENT_STREAMS", 1_000), "Server-Sent Events streams of /api/v1/events open at once; more get 503 (env ARTIFACTSTORE_MAX_EVENT_STREAMS)")
+	f.maxConns = fs.Int("max-connections", envInt("ARTIFACTSTORE_MAX_CONNECTIONS", 8_192), "client connections open at once, all clients together; more are refused (503 over plain HTTP, closed over TLS); lowered to half the process's descriptor limit if above it; 0: no bound (env ARTIFACTSTORE_MAX_CONNECTIONS)")
+	f.maxClientConns = fs.Int("max-connections-per-client", envInt("ARTIFACTSTORE_MAX_CONNECTIONS_PER_CLIENT", 512), "client connections open at once from one IP address; more are refused (429 over plain HTTP, closed over TLS); behind a proxy every connection has the proxy's address, so raise it or set 0: no bound (env ARTIFACTSTORE_MAX_CONNECTIONS_PER_CLIENT)")
 	f.gcf = gcFlags{grace: graceFlag(fs), interval: fs.Duration("gc-interval", envDuration("ARTIFACTSTORE_GC_INTERVAL", 0), "collect garbage this often (0: never; run \"artifactstore gc\" instead) (env ARTIFACTSTORE_GC_INTERVAL)")}
 	f.retentionEvery = fs.Duration("retention-interval", envDuration("ARTIFACTSTORE_RETENTION_INTERVAL", time.Hour), "apply the retention policies this often (0: only on demand, POST /api/v1/retention/run) (env ARTIFACTSTORE_RETENTION_INTERVAL)")
 	f.undo = fs.Duration("retention-undo", envDuration("ARTIFACTSTORE_RETENTION_UNDO", 7*24*time.Hour), "how long a deletion made by a retention policy can be restored; the collector keeps what it needs until then (env ARTIFACTSTORE_RETENTION_UNDO)")
@@ -126,6 +129,9 @@ func (f *serveFlags) check() error {
 	}
 	if *f.maxUploads <= 0 || *f.maxRepoUploads <= 0 || *f.maxStreams <= 0 {
 		return fmt.Errorf("--max-uploads, --max-uploads-per-repo and --max-event-streams must be positive")
+	}
+	if *f.maxConns < 0 || *f.maxClientConns < 0 {
+		return fmt.Errorf("--max-connections and --max-connections-per-client must be 0 (no bound) or positive")
 	}
 	if err := f.tc.check(); err != nil {
 		return err
@@ -247,6 +253,11 @@ func serve(ctx context.Context, args []string) error {
 	}
 	ln, err := net.Listen("tcp", *f.addr)
 	if err != nil {
+		return err
+	}
+	if ln, err = registry.LimitListener(ln, registry.ConnLimits{
+		Max: connectionBound(*f.maxConns, logger), PerClient: *f.maxClientConns, TLS: tlsReloader != nil, Metrics: metrics, Logger: logger,
+	}); err != nil {
 		return err
 	}
 	srv := &http.Server{
