@@ -384,10 +384,24 @@ func (r *Registry) unusedBlobs(ctx context.Context, mark int64, cutoff time.Time
 		}
 	}
 	free, err := r.log.UnusedButLinked(ctx, mark, whole)
-	for _, k := range free {
-		out = append(out, GCBlob{Digest: k, Size: sizes[k]})
+	if err != nil {
+		return nil, err
 	}
-	return out, err
+	for _, k := range free {
+		// Described as the run describes it, from its row: where its
+		// bytes are (the log or a store) is what a reader of the plan
+		// weighs.
+		b, err := r.log.Blob(ctx, k)
+		if errors.Is(err, eventlog.ErrNotFound) {
+			out = append(out, GCBlob{Digest: k, Size: sizes[k]})
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, GCBlob{Digest: k, Size: b.Size, InLog: b.Tier == eventlog.TierInline})
+	}
+	return out, nil
 }
 
 // unrecordedBytes walks the stores for keys no event names, written before

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -232,6 +233,12 @@ func TestGCReclaimsDeletedImage(t *testing.T) {
 		rep, err := s.reg.CollectGarbage(ctx, registry.GCOptions{})
 		if err != nil {
 			t.Fatal(err)
+		}
+		byDigest := func(a, b registry.GCBlob) int { return strings.Compare(a.Digest, b.Digest) }
+		slices.SortFunc(plan.Swept, byDigest)
+		slices.SortFunc(rep.Swept, byDigest)
+		if !slices.Equal(plan.Swept, rep.Swept) {
+			t.Fatalf("the dry run described %+v, the run swept %+v", plan.Swept, rep.Swept)
 		}
 		for _, r := range []registry.GCReport{plan, rep} {
 			if got := digestsOf(r.Swept); !slices.Equal(got, wantSwept) {
