@@ -55,12 +55,11 @@ const refusalLogEvery = time.Minute
 // 429 TOOMANYREQUESTS (its client's bound) or 503 UNAVAILABLE (the
 // server's), both with Retry-After, then closed; a refused connection
 // never reaches the server and holds nothing past refusalTimeout.
-//
-// Invariant: open counts every connection handed out and not yet closed,
-// and byClient each client's share of it (a client with none has no
-// entry, so the map never outgrows the open connections).
+// HTTP/2 carries many requests on one connection: Options.MaxRequests
+// and MaxRequestsPerClient bound those.
 func LimitListener(ln net.Listener, limits ConnLimits) (net.Listener, error) {
-	l := &limitListener{Listener: ln, limits: limits, byClient: map[string]int{}, writers: make(chan struct{}, refusalWriters)}
+	l := &limitListener{Listener: ln, limits: limits, writers: make(chan struct{}, refusalWriters),
+		conns: newOccupancy(limits.Max, limits.PerClient, "connections open")}
 	if l.limits.Logger == nil {
 		l.limits.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -68,11 +67,7 @@ func LimitListener(ln net.Listener, limits ConnLimits) (net.Listener, error) {
 		Help: "Connections refused when accepted, by the bound they were past: client (--max-connections-per-client) or server (--max-connections)."}, []string{"bound"})
 	if reg := limits.Metrics; reg != nil {
 		open := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "connections_open",
-			Help: "Client connections open on this server."}, func() float64 {
-			l.mu.Lock()
-			defer l.mu.Unlock()
-			return float64(l.open)
-		})
+			Help: "Client connections open on this server."}, func() float64 { return float64(l.conns.total()) })
 		for _, c := range []prometheus.Collector{open, l.refusedTotal} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
@@ -86,10 +81,7 @@ type limitListener struct {
 	net.Listener
 	limits  ConnLimits
 	writers chan struct{} // a token per answering goroutine
-
-	mu       sync.Mutex
-	open     int
-	byClient map[string]int
+	conns   *occupancy
 
 	refusedTotal *prometheus.CounterVec
 	refused      atomic.Int64 // since the last warning
@@ -105,36 +97,63 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		client := clientOf(c.RemoteAddr())
-		if refusal := l.admit(client); refusal != nil {
+		if refusal := l.conns.admit(client); refusal != nil {
 			l.refuse(c, refusal)
 			continue
 		}
-		return &limitedConn{Conn: c, release: func() { l.release(client) }}, nil
+		return &limitedConn{Conn: c, release: func() { l.conns.release(client) }}, nil
 	}
 }
 
-// admit counts a connection of client in, or says why not.
-func (l *limitListener) admit(client string) *Error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// occupancy counts what clients hold at once (connections, requests in
+// flight) against a bound for all and one for each client (0: none).
+//
+// Invariant: open counts every admission not yet released, and byClient
+// each client's share of it; a client with none has no entry, so the map
+// never outgrows what is held.
+type occupancy struct {
+	max, perClient int
+	what           string // "connections open", in refusals
+
+	mu       sync.Mutex
+	open     int
+	byClient map[string]int
+}
+
+func newOccupancy(max, perClient int, what string) *occupancy {
+	return &occupancy{max: max, perClient: perClient, what: what, byClient: map[string]int{}}
+}
+
+// admit counts one more for client, or says why not: 503 UNAVAILABLE
+// past the bound for all, 429 TOOMANYREQUESTS past the client's.
+func (o *occupancy) admit(client string) *Error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
 	switch {
-	case l.limits.Max > 0 && l.open >= l.limits.Max:
-		return errorf(CodeUnavailable, "the server has %d connections open, as many as it takes; retry later", l.open)
-	case l.limits.PerClient > 0 && l.byClient[client] >= l.limits.PerClient:
-		return errorf(CodeTooManyRequests, "this client (%s) already has %d connections open, as many as one client may; reuse them (keep-alive) or close some, then retry", client, l.byClient[client])
+	case o.max > 0 && o.open >= o.max:
+		return errorf(CodeUnavailable, "the server has %d %s, as many as it takes; retry later", o.open, o.what)
+	case o.perClient > 0 && o.byClient[client] >= o.perClient:
+		return errorf(CodeTooManyRequests, "this client (%s) already has %d %s, as many as one client may; wait for them to end (or reuse connections), then retry", client, o.byClient[client], o.what)
 	}
-	l.open++
-	l.byClient[client]++
+	o.open++
+	o.byClient[client]++
 	return nil
 }
 
-func (l *limitListener) release(client string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.open--
-	if l.byClient[client]--; l.byClient[client] <= 0 {
-		delete(l.byClient, client)
+// release gives back one admission of client.
+func (o *occupancy) release(client string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.open--
+	if o.byClient[client]--; o.byClient[client] <= 0 {
+		delete(o.byClient, client)
 	}
+}
+
+func (o *occupancy) total() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.open
 }
 
 // refuse answers c with refusal (over plain HTTP, while fewer than

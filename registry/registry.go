@@ -72,6 +72,13 @@ type Options struct {
 	// (GET /api/v1/events with Accept: text/event-stream); one more is
 	// refused with 503 UNAVAILABLE and Retry-After. Default 1000.
 	MaxEventStreams int
+	// MaxRequests and MaxRequestsPerClient bound the requests in flight at
+	// once, from all clients and from one (its IP address); past either a
+	// request is answered 503 UNAVAILABLE or 429 TOOMANYREQUESTS, with
+	// Retry-After. 0: no bound. Over HTTP/1.1 a connection carries one
+	// request at a time and LimitListener's bounds suffice; HTTP/2
+	// carries up to 250 on one, which only these bound.
+	MaxRequests, MaxRequestsPerClient int
 	// BodyIdleTimeout cuts a request body that makes no progress for this
 	// long: a client that sends part of a body and goes quiet then holds
 	// nothing (no lease, descriptor or connection) beyond it. Default 60s.
@@ -161,7 +168,8 @@ type Registry struct {
 
 	stopStreams chan struct{} // closed by StopStreams
 	stopOnce    sync.Once
-	hub         *hub // the event stream's one reader of the log
+	hub         *hub       // the event stream's one reader of the log
+	inFlight    *occupancy // nil without Options.MaxRequests and MaxRequestsPerClient
 	tiers       tiering
 	gcMu        sync.Mutex               // one collection at a time in this process
 	gcCrash     func(stage string) error // tests: stop a collection at a stage, as a kill would
@@ -187,6 +195,9 @@ func New(opts Options) (*Registry, error) {
 	r := &Registry{opts: opts, log: opts.Log, blobs: opts.Blobs, logger: opts.Logger, auth: opts.Auth, stopStreams: make(chan struct{})}
 	r.ids.log = opts.Log
 	r.hub = newHub(opts.Log, opts.Logger, r.stopStreams, opts.MaxEventStreams)
+	if opts.MaxRequests > 0 || opts.MaxRequestsPerClient > 0 {
+		r.inFlight = newOccupancy(opts.MaxRequests, opts.MaxRequestsPerClient, "requests in flight")
+	}
 	r.manifests = newManifestCache(manifestCacheBytes, manifestCacheEntry)
 	r.tiers.policy = opts.Tiering
 	if r.auth != nil {

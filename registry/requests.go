@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -38,10 +39,29 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			r.finish(req.Context(), rec, req, time.Since(start), span)
 		}
 	}()
+	if r.inFlight != nil {
+		client := clientOfRequest(req)
+		if refusal := r.inFlight.admit(client); refusal != nil {
+			writeError(rec, req, r.logger, refusal)
+			done = true
+			r.finish(req.Context(), rec, req, time.Since(start), span)
+			return
+		}
+		defer r.inFlight.release(client)
+	}
 	r.handler.ServeHTTP(rec, req)
 	rec.endDeadlines()
 	done = true
 	r.finish(req.Context(), rec, req, time.Since(start), span)
+}
+
+// clientOfRequest tells clients apart as LimitListener does: by the IP
+// address of the connection the request came on.
+func clientOfRequest(req *http.Request) string {
+	if host, _, err := net.SplitHostPort(req.RemoteAddr); err == nil {
+		return host
+	}
+	return req.RemoteAddr
 }
 
 // noted serves h, noting its route for the request log and metrics: for

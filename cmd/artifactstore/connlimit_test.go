@@ -1,10 +1,14 @@
 package main_test
 
 import (
+	"context"
+	"crypto/tls"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestConnectionsPerClient: serve's --max-connections-per-client reaches
@@ -59,4 +63,40 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestRequestsPerClientOverHTTP2: over TLS, HTTP/2 carries every request
+// of a client on one connection; serve's --max-connections-per-client
+// bounds its requests in flight there too.
+func TestRequestsPerClientOverHTTP2(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t, dir, "test-ca")
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	ca.writePair(t, certFile, keyFile, serverTemplate("limits"))
+	s := startWith(t, t.TempDir(), freeAddr(t), "--tls-cert", certFile, "--tls-key", keyFile, "--max-connections-per-client", "2")
+	base := "https://" + s.addr
+	c := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool()}, ForceAttemptHTTP2: true}}
+	defer c.CloseIdleConnections()
+	for range 2 {
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, "GET", base+"/api/v1/events", nil)
+		req.Header.Set("Accept", "text/event-stream")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cancel(); resp.Body.Close() })
+		if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 2 {
+			t.Fatalf("event stream: %s over %s, want 200 over HTTP/2", resp.Status, resp.Proto)
+		}
+	}
+	resp, err := c.Get(base + "/v2/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.ProtoMajor != 2 || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(body), `"TOOMANYREQUESTS"`) {
+		t.Fatalf("a third request in flight: %s over %s (Retry-After %q) %s, want 429 TOOMANYREQUESTS over HTTP/2", resp.Status, resp.Proto, resp.Header.Get("Retry-After"), body)
+	}
 }

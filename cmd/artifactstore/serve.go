@@ -78,8 +78,8 @@ func newServeFlags(errorHandling flag.ErrorHandling) *serveFlags {
 	}
 	fs.Var(sizeValue{f.inlineMax}, "inline-max", "keep content up to this size that a request brings whole (manifests, blobs pushed in one request, small native files) in the event log with the event that records it, not in the blob store: one group commit makes it durable, with no file or object written; at most 1MiB, 0 keeps none there (env ARTIFACTSTORE_INLINE_MAX)")
 	f.maxStreams = fs.Int("max-event-streams", envInt("ARTIFACTSTORE_MAX_EVENT_STREAMS", 1_000), "Server-Sent Events streams of /api/v1/events open at once; more get 503 (env ARTIFACTSTORE_MAX_EVENT_STREAMS)")
-	f.maxConns = fs.Int("max-connections", envInt("ARTIFACTSTORE_MAX_CONNECTIONS", 8_192), "client connections open at once, all clients together; more are refused (503 over plain HTTP, closed over TLS); lowered to half the process's descriptor limit if above it; 0: no bound (env ARTIFACTSTORE_MAX_CONNECTIONS)")
-	f.maxClientConns = fs.Int("max-connections-per-client", envInt("ARTIFACTSTORE_MAX_CONNECTIONS_PER_CLIENT", 512), "client connections open at once from one IP address; more are refused (429 over plain HTTP, closed over TLS); behind a proxy every connection has the proxy's address, so raise it or set 0: no bound (env ARTIFACTSTORE_MAX_CONNECTIONS_PER_CLIENT)")
+	f.maxConns = fs.Int("max-connections", envInt("ARTIFACTSTORE_MAX_CONNECTIONS", 8_192), "client connections open at once, all clients together; more are refused (503 over plain HTTP, closed over TLS); lowered to half the process's descriptor limit if above it; requests in flight are bounded alike (503), which matters over HTTP/2; 0: no bound (env ARTIFACTSTORE_MAX_CONNECTIONS)")
+	f.maxClientConns = fs.Int("max-connections-per-client", envInt("ARTIFACTSTORE_MAX_CONNECTIONS_PER_CLIENT", 512), "client connections open at once from one IP address; more are refused (429 over plain HTTP, closed over TLS); its requests in flight are bounded alike (429), which matters over HTTP/2; behind a proxy every connection has the proxy's address, so raise it or set 0: no bound (env ARTIFACTSTORE_MAX_CONNECTIONS_PER_CLIENT)")
 	f.gcf = gcFlags{grace: graceFlag(fs), interval: fs.Duration("gc-interval", envDuration("ARTIFACTSTORE_GC_INTERVAL", 0), "collect garbage this often (0: never; run \"artifactstore gc\" instead) (env ARTIFACTSTORE_GC_INTERVAL)")}
 	f.retentionEvery = fs.Duration("retention-interval", envDuration("ARTIFACTSTORE_RETENTION_INTERVAL", time.Hour), "apply the retention policies this often (0: only on demand, POST /api/v1/retention/run) (env ARTIFACTSTORE_RETENTION_INTERVAL)")
 	f.undo = fs.Duration("retention-undo", envDuration("ARTIFACTSTORE_RETENTION_UNDO", 7*24*time.Hour), "how long a deletion made by a retention policy can be restored; the collector keeps what it needs until then (env ARTIFACTSTORE_RETENTION_UNDO)")
@@ -222,7 +222,12 @@ func serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The connection bounds bound requests in flight too: the same over
+	// HTTP/1.1, and what keeps HTTP/2's many streams per connection in
+	// check.
+	maxConns := connectionBound(*f.maxConns, logger)
 	reg, err := registry.New(registry.Options{
+		MaxRequests: maxConns, MaxRequestsPerClient: *f.maxClientConns,
 		Log: st.log, Blobs: st.blobs, Logger: logger, UploadTTL: *f.ttl, AllowSparse: *f.sparse,
 		Cold: st.cold, Tiering: *f.policy, RedirectPulls: *f.redirect,
 		BodyIdleTimeout: *f.bodyIdle, MaxUploads: *f.maxUploads, MaxUploadsPerRepo: *f.maxRepoUploads,
@@ -256,7 +261,7 @@ func serve(ctx context.Context, args []string) error {
 		return err
 	}
 	if ln, err = registry.LimitListener(ln, registry.ConnLimits{
-		Max: connectionBound(*f.maxConns, logger), PerClient: *f.maxClientConns, TLS: tlsReloader != nil, Metrics: metrics, Logger: logger,
+		Max: maxConns, PerClient: *f.maxClientConns, TLS: tlsReloader != nil, Metrics: metrics, Logger: logger,
 	}); err != nil {
 		return err
 	}
