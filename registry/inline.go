@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/artifact-store/artifact-store/blobstore"
 	"github.com/artifact-store/artifact-store/digest"
@@ -75,21 +76,25 @@ func (r *Registry) ingestBody(ctx context.Context, body io.Reader, size int64, e
 }
 
 // readHead reads body up to max bytes. A body that declares a size below
-// max is read into one buffer of that size, instead of one grown by
-// doubling from 512 bytes (a 4 KiB push allocated 10 KiB); whatever
-// follows its declared end is read on, up to max, so the result never
-// depends on the declaration.
+// max is read into a buffer that grows by doubling up to that size, from
+// at most headStart bytes, instead of from 512 bytes with no bound (a 4
+// KiB push allocated 10 KiB); whatever follows its declared end is read
+// on, up to max, so the result never depends on the declaration. Nor does
+// what a request holds before its bytes arrive: a client that declares
+// 64 KiB and sends nothing holds headStart bytes, not 64 KiB.
 func readHead(body io.Reader, size, max int64) ([]byte, error) {
 	if size < 0 || size >= max {
 		return io.ReadAll(io.LimitReader(body, max))
 	}
-	buf := make([]byte, size)
-	n := 0
-	for n < len(buf) {
-		m, err := body.Read(buf[n:])
-		n += m
+	buf := make([]byte, 0, min(size, headStart))
+	for int64(len(buf)) < size {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, int(min(size, 2*int64(cap(buf))))-len(buf))
+		}
+		m, err := body.Read(buf[len(buf):min(int64(cap(buf)), size)])
+		buf = buf[:len(buf)+m]
 		if err == io.EOF {
-			return buf[:n], nil
+			return buf, nil
 		}
 		if err != nil {
 			return nil, err
@@ -104,6 +109,9 @@ func readHead(body io.Reader, size, max int64) ([]byte, error) {
 	}
 	return buf, nil
 }
+
+// headStart is the most readHead allocates before a body's first bytes.
+const headStart = 4 << 10
 
 // contentBlob is content kept in the log, opened like a stored blob.
 type contentBlob struct{ *bytes.Reader }
