@@ -70,7 +70,7 @@ bench-peers: build
 ## 10,000 sessions, 1,000 subscribers, large event pages): its memory and
 ## descriptors, and an unrelated client's latency against idle
 abuse: build
-	$(GO) test ./cmd/artifactstore -run '^$$' -bench '^Benchmark(Abuse|ConnectionFlood)$$' -benchtime 1x -v
+	$(GO) test ./cmd/artifactstore -run '^$$' -bench '^Benchmark(Abuse|ConnectionFlood|StreamFlood)$$' -benchtime 1x -v
 
 ## soak: real servers (one on SQLite, two replicas on one PostgreSQL
 ## database) collecting garbage and applying a retention policy every

@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -273,6 +275,74 @@ func BenchmarkConnectionFlood(b *testing.B) {
 		for _, c := range conns {
 			c.Close()
 		}
+		s.cmd.Process.Kill()
+		s.cmd.Wait()
+	}
+}
+
+// BenchmarkStreamFlood is BenchmarkConnectionFlood for HTTP/2, where one
+// connection carries up to 250 requests: over TLS, one client starts
+// 5,000 monolithic pushes whose bodies never come (each would hold its
+// handler until --body-idle-timeout), first against a server without
+// bounds, then with the defaults, and reports what the server holds and
+// how the requests were answered. Run with `make abuse`; nothing is
+// asserted (TestRequestsPerClientOverHTTP2 asserts the bound).
+func BenchmarkStreamFlood(b *testing.B) {
+	const flood = 5_000
+	dir := b.TempDir()
+	ca := newTestCA(b, dir, "flood-ca")
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	ca.writePair(b, certFile, keyFile, serverTemplate("flood"))
+	for _, run := range []struct {
+		name  string
+		flags []string
+	}{
+		{"unbounded", []string{"--max-connections", "0", "--max-connections-per-client", "0"}},
+		{"defaults", nil},
+	} {
+		s := startWith(b, b.TempDir(), freeAddr(b), append([]string{"--tls-cert", certFile, "--tls-key", keyFile, "--body-idle-timeout", "1m"}, run.flags...)...)
+		pid := s.cmd.Process.Pid
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool()}, ForceAttemptHTTP2: true}
+		c := &http.Client{Transport: tr}
+		_, fdsIdle := procStats(b, pid)
+		var (
+			mu       sync.Mutex
+			answered = map[string]int{}
+			bodies   []*io.PipeWriter
+			wg       sync.WaitGroup
+		)
+		url := "https://" + s.addr + "/v2/flood/blobs/uploads/?digest=sha256:" + strings.Repeat("0", 64)
+		for range flood {
+			pr, pw := io.Pipe()
+			bodies = append(bodies, pw)
+			req, _ := http.NewRequest("POST", url, pr)
+			req.ContentLength = 64 << 10
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				what := "error"
+				if resp, err := c.Do(req); err == nil {
+					what = resp.Proto + " " + resp.Status
+					resp.Body.Close()
+				}
+				mu.Lock()
+				answered[what]++
+				mu.Unlock()
+			}()
+		}
+		time.Sleep(3 * time.Second)
+		rss, fds := procStats(b, pid)
+		mu.Lock()
+		early := fmt.Sprint(answered)
+		mu.Unlock()
+		b.ReportMetric(rss, run.name+"_rss_MiB")
+		b.ReportMetric(float64(fds-fdsIdle), run.name+"_fds_added")
+		b.Logf("%-10s %d pushes over HTTP/2 whose bodies never come: server rss %6.1f MiB, fds +%d; answered within 3 s: %s", run.name, flood, rss, fds-fdsIdle, early)
+		for _, pw := range bodies {
+			pw.CloseWithError(errors.New("the benchmark is over"))
+		}
+		wg.Wait()
+		tr.CloseIdleConnections()
 		s.cmd.Process.Kill()
 		s.cmd.Wait()
 	}

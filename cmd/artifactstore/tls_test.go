@@ -31,7 +31,7 @@ type testCA struct {
 	serial int64
 }
 
-func newTestCA(t *testing.T, dir, name string) *testCA {
+func newTestCA(t testing.TB, dir, name string) *testCA {
 	t.Helper()
 	ca := &testCA{file: filepath.Join(dir, name+".crt")}
 	var der []byte
@@ -42,7 +42,7 @@ func newTestCA(t *testing.T, dir, name string) *testCA {
 
 // sign makes a key and a certificate from tmpl, signed by ca (or by itself
 // when ca has no certificate yet).
-func (ca *testCA) sign(t *testing.T, tmpl x509.Certificate) (*x509.Certificate, *ecdsa.PrivateKey, []byte) {
+func (ca *testCA) sign(t testing.TB, tmpl x509.Certificate) (*x509.Certificate, *ecdsa.PrivateKey, []byte) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -64,7 +64,7 @@ func (ca *testCA) sign(t *testing.T, tmpl x509.Certificate) (*x509.Certificate, 
 }
 
 // writePair writes a certificate for tmpl and its key as PEM files.
-func (ca *testCA) writePair(t *testing.T, certFile, keyFile string, tmpl x509.Certificate) {
+func (ca *testCA) writePair(t testing.TB, certFile, keyFile string, tmpl x509.Certificate) {
 	t.Helper()
 	_, key, der := ca.sign(t, tmpl)
 	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
