@@ -39,20 +39,33 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			r.finish(req.Context(), rec, req, time.Since(start), span)
 		}
 	}()
-	if r.inFlight != nil {
-		client := clientOfRequest(req)
-		if refusal := r.inFlight.admit(client); refusal != nil {
-			writeError(rec, req, r.logger, refusal)
-			done = true
-			r.finish(req.Context(), rec, req, time.Since(start), span)
-			return
-		}
-		defer r.inFlight.release(client)
+	if client, refusal := r.admit(req); refusal != nil {
+		writeError(rec, req, r.logger, refusal)
+	} else {
+		defer r.release(client)
+		r.handler.ServeHTTP(rec, req)
+		rec.endDeadlines()
 	}
-	r.handler.ServeHTTP(rec, req)
-	rec.endDeadlines()
 	done = true
 	r.finish(req.Context(), rec, req, time.Since(start), span)
+}
+
+// admit counts req among its client's requests in flight (Options.
+// MaxRequests, MaxRequestsPerClient) and returns the client, for release,
+// or the refusal to answer with.
+func (r *Registry) admit(req *http.Request) (client string, refusal *Error) {
+	if r.inFlight == nil {
+		return "", nil
+	}
+	client = clientOfRequest(req)
+	return client, r.inFlight.admit(client)
+}
+
+// release gives back the place admit counted for client.
+func (r *Registry) release(client string) {
+	if r.inFlight != nil {
+		r.inFlight.release(client)
+	}
 }
 
 // clientOfRequest tells clients apart as LimitListener does: by the IP
