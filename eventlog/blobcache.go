@@ -212,13 +212,16 @@ func (c *blobCache) skipTo(head int64) {
 // earlier state under a live log (a backup restored while servers run).
 // Entries may then describe events it no longer has, and applied a point
 // it has not reached: everything goes, and applied starts again there.
-func (c *blobCache) rewound(head int64) {
+// It reports whether that happened.
+func (c *blobCache) rewound(head int64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if head < c.applied {
 		c.clearLocked()
 		c.applied = head
+		return true
 	}
+	return false
 }
 
 // appliedSeq returns applied.

@@ -50,6 +50,10 @@ type Dialect struct {
 	// (SQLite: PRAGMA temp_store = MEMORY, for the savepoints' statement
 	// journals). Empty: each group takes a connection from the pool.
 	CommitterSetup string
+	// FollowLease: the database has the follow_lease table
+	// (followlease.go), which every append reads with the log's head, and
+	// which a followed log may hold.
+	FollowLease bool
 }
 
 // Log is the event log and its views over one database.
@@ -88,6 +92,7 @@ type Log struct {
 
 	cache          *blobCache                                    // nil unless opened Exclusive or Follow
 	follow         *follower                                     // nil unless opened Follow
+	lease          *followLease                                  // nil unless opened Follow, with a dialect that has the lease
 	lookups        struct{ memory, views, rounds atomic.Uint64 } // see LookupStats
 	uploadsChanged atomic.Uint64                                 // see UploadsChanged
 
@@ -149,8 +154,18 @@ func Open(ctx context.Context, db *sql.DB, d Dialect, opts OpenOptions) (*Log, e
 	}
 	if opts.Follow && !opts.Exclusive {
 		l.follow = newFollower(l)
+		if d.FollowLease && opts.FollowLeaseTerm >= 0 {
+			term := opts.FollowLeaseTerm
+			if term == 0 {
+				term = DefaultFollowLeaseTerm
+			}
+			l.lease = newFollowLease(l, min(term, maxFollowLeaseTerm))
+		}
 	}
 	go l.committer()
+	if l.lease != nil {
+		l.lease.start()
+	}
 	return l, nil
 }
 
@@ -163,6 +178,9 @@ func (l *Log) Close() error {
 		close(l.quit)
 	}
 	<-l.stopped
+	if l.lease != nil {
+		l.lease.close()
+	}
 	if l.follow != nil {
 		l.follow.stop()
 	}
@@ -526,7 +544,7 @@ func (l *Log) record(group []*appendReq, careful bool) (_ []*appendReq, abandone
 		return group, false
 	}
 	defer tx.Rollback()
-	seq, prev, err := l.head(ctx, tx) // with pipelined writes, this takes the write lock
+	seq, prev, holder, err := l.headUnderLock(ctx, tx) // with pipelined writes, this takes the write lock
 	if !careful {
 		group = l.gather(group)
 	}
@@ -534,8 +552,18 @@ func (l *Log) record(group []*appendReq, careful bool) (_ []*appendReq, abandone
 		fail(err)
 		return group, false
 	}
-	if l.cache != nil {
-		l.cache.rewound(seq)
+	if holder != "" && (l.lease == nil || holder != l.lease.id) {
+		// Another replica answers lookups from memory: this append may
+		// commit only once its trust has ended (followlease.go).
+		tx.Rollback()
+		if err := l.takeFollowLease(holder); err != nil {
+			fail(err)
+			return group, false
+		}
+		return l.record(group, careful)
+	}
+	if l.cache != nil && l.cache.rewound(seq) {
+		l.lease.distrust()
 	}
 	facts, err := l.readFacts(ctx, tx, group)
 	if err != nil {
@@ -615,6 +643,7 @@ func (l *Log) record(group []*appendReq, careful bool) (_ []*appendReq, abandone
 		}
 		if l.cache != nil && !refused { // what the database kept is not known
 			l.cache.reset()
+			l.lease.distrust()
 		}
 		fail(fmt.Errorf("append: commit: %w", err))
 		return group, false
@@ -679,6 +708,16 @@ func (l *Log) insert(ctx context.Context, tx *sql.Tx, seq int64, prev []byte, no
 		out[i] = e
 	}
 	return out, nil
+}
+
+// headUnderLock returns the last sequence number and hash (0 and genesis
+// if empty), and the follow lease's holder where the dialect has one.
+func (l *Log) headUnderLock(ctx context.Context, tx *sql.Tx) (int64, []byte, string, error) {
+	if l.dialect.FollowLease {
+		return l.headAndHolder(ctx, tx)
+	}
+	seq, hash, err := l.head(ctx, tx)
+	return seq, hash, "", err
 }
 
 // head returns the last sequence number and hash (0 and genesis if empty).

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/artifact-store/artifact-store/migrations"
 )
@@ -32,6 +33,11 @@ type OpenOptions struct {
 	// last looked: one query shared by the lookups waiting at that moment
 	// (follow.go). For replicas sharing one PostgreSQL database.
 	Follow bool
+	// FollowLeaseTerm is the term of the follow lease a followed log takes
+	// while no other replica runs, so that its lookups skip their rounds
+	// (followlease.go): 0 for DefaultFollowLeaseTerm, below 0 for no
+	// lease (a round before every lookup, as with other replicas).
+	FollowLeaseTerm time.Duration
 }
 
 // ErrMigrationsPending is returned by Open with NoMigrate when the schema

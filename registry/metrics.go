@@ -92,6 +92,14 @@ func newMetrics(reg *prometheus.Registry, r *Registry) (*metrics, error) {
 	gauges = append(gauges, prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: namespace, Subsystem: "eventlog", Name: "follow_rounds_total",
 		Help: "Queries this replica made to read what other replicas appended before answering lookups from memory (PostgreSQL; one serves every lookup waiting at the time)."},
 		func() float64 { return float64(r.log.LookupStats().Rounds) }))
+	gauges = append(gauges, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "eventlog", Name: "follow_lease_held",
+		Help: "1 while this replica holds the follow lease and answers lookups from memory without a round first (PostgreSQL, no other replica running), else 0."},
+		func() float64 {
+			if r.log.FollowLeaseHeld() {
+				return 1
+			}
+			return 0
+		}))
 	for _, c := range append(gauges, m.requests, m.latency, m.bytesIn, m.bytesOut, m.appends, m.appendTime, m.events,
 		m.groupSize, m.commitTime, m.blobOps, m.tasks, m.taskSuccess, m.gcUnlinked, m.gcSwept, m.gcFreed, m.tierMoves, m.inLog) {
 		if err := reg.Register(c); err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -54,6 +55,7 @@ type storeConfig struct {
 	buffered    bool   // blobs on the filesystem through the page cache only (fs.Options.Buffered)
 	s3          s3Config
 	noMigrate   bool
+	followLease time.Duration // serve's --follow-lease; 0 (every other command): no lease
 }
 
 func storeFlags(fs *flag.FlagSet) *storeConfig {
@@ -120,7 +122,7 @@ func openStore(ctx context.Context, c *storeConfig, lockIt bool) (*store, error)
 	}
 	if err == nil {
 		if pg {
-			st.log, err = postgres.Open(ctx, c.db, postgres.Options{NoMigrate: c.noMigrate, Follow: lockIt})
+			st.log, err = postgres.Open(ctx, c.db, postgres.Options{NoMigrate: c.noMigrate, Follow: lockIt, FollowLeaseTerm: cmp.Or(c.followLease, -1)})
 		} else {
 			st.log, err = sqlite.Open(ctx, c.sqlitePath(), sqlite.Options{NoMigrate: c.noMigrate, Exclusive: lockIt})
 		}

@@ -61,6 +61,7 @@ func newServeFlags(errorHandling flag.ErrorHandling) *serveFlags {
 	f.config = configFlag(fs)
 	f.addr = fs.String("addr", env("ARTIFACTSTORE_ADDR", "127.0.0.1:5000"), "listen address (env ARTIFACTSTORE_ADDR)")
 	f.sc = storeFlags(fs)
+	fs.DurationVar(&f.sc.followLease, "follow-lease", envDuration("ARTIFACTSTORE_FOLLOW_LEASE", eventlog.DefaultFollowLeaseTerm), "PostgreSQL: while no other replica runs, answer pulls from memory without asking the database first, under a lease of this term that another process's first append waits out (ADR 0024); 0: no lease, a query per few pulls (env ARTIFACTSTORE_FOLLOW_LEASE)")
 	fs.BoolVar(&f.sc.noMigrate, "no-migrate", envBool("ARTIFACTSTORE_NO_MIGRATE"), "refuse to start if the database needs migrations, instead of applying them (env ARTIFACTSTORE_NO_MIGRATE)")
 	f.ttl = fs.Duration("upload-ttl", envDuration("ARTIFACTSTORE_UPLOAD_TTL", 24*time.Hour), "cancel upload sessions idle this long (env ARTIFACTSTORE_UPLOAD_TTL)")
 	f.sparse = fs.Bool("allow-sparse-manifests", envBool("ARTIFACTSTORE_ALLOW_SPARSE_MANIFESTS"), "accept manifests whose layers or child manifests are not in the repository (env ARTIFACTSTORE_ALLOW_SPARSE_MANIFESTS)")
@@ -141,6 +142,9 @@ func (f *serveFlags) check() error {
 	}
 	if *f.retentionEvery < 0 || *f.undo <= 0 || *f.pullEvery <= 0 {
 		return fmt.Errorf("--retention-interval must not be negative; --retention-undo and --pull-flush-interval must be positive")
+	}
+	if f.sc.followLease < 0 || f.sc.followLease > time.Minute {
+		return fmt.Errorf("--follow-lease must be from 0 (no lease) to 1m")
 	}
 	if _, err := f.sc.postgres(); err != nil {
 		return err

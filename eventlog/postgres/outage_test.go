@@ -21,7 +21,8 @@ func TestOutageIsUnavailable(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	p := pgtest.StartProxy(t, dsn)
 	ctx := context.Background()
-	l, err := Open(ctx, p.DSN(dsn), Options{Follow: true})
+	const term = 400 * time.Millisecond
+	l, err := Open(ctx, p.DSN(dsn), Options{Follow: true, FollowLeaseTerm: term})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +58,12 @@ func TestOutageIsUnavailable(t *testing.T) {
 	if _, err := l.LeaseUpload(ctx, "u", time.Minute, 0); !errors.Is(err, eventlog.ErrUnavailable) {
 		t.Fatalf("upload lease with the server cut off: %v, want ErrUnavailable", err)
 	}
-	// A lookup it answered before: the follower cannot tell what changed.
+	// A lookup it answered before: once the follow lease's term has passed
+	// without a renewal, the follower cannot tell what changed.
+	time.Sleep(term)
+	if l.FollowLeaseHeld() {
+		t.Fatal("the follow lease is still trusted a term after the server was cut off")
+	}
 	if _, err := l.TaggedManifest(ctx, "r", "kept"); !errors.Is(err, eventlog.ErrUnavailable) {
 		t.Fatalf("manifest lookup with the server cut off: %v, want ErrUnavailable", err)
 	}

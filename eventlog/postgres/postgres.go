@@ -56,6 +56,9 @@ var Dialect = eventlog.Dialect{
 	KeyLock:   fmt.Sprintf("SELECT pg_advisory_lock(%d, ?)", uploadLockClass),
 	KeyUnlock: fmt.Sprintf("SELECT pg_advisory_unlock(%d, ?)", uploadLockClass),
 	Analyze:   "ANALYZE",
+	// Every append reads the follow lease with the head, and a replica
+	// alone takes it (eventlog/followlease.go).
+	FollowLease: true,
 }
 
 // uploadLockClass is the first key of upload session locks ("up").
@@ -76,6 +79,8 @@ type Options struct {
 	// (eventlog.OpenOptions.Follow): for a server, whose pulls then cost
 	// the database one small query shared by the lookups in flight.
 	Follow bool
+	// FollowLeaseTerm: see eventlog.OpenOptions.FollowLeaseTerm.
+	FollowLeaseTerm time.Duration
 }
 
 // Open connects to the database at dsn (a postgres:// URL or key=value
@@ -85,7 +90,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*eventlog.Log, error) 
 	if err != nil {
 		return nil, err
 	}
-	l, err := eventlog.Open(ctx, db, Dialect, eventlog.OpenOptions{NoMigrate: opts.NoMigrate, Follow: opts.Follow})
+	l, err := eventlog.Open(ctx, db, Dialect, eventlog.OpenOptions{NoMigrate: opts.NoMigrate, Follow: opts.Follow, FollowLeaseTerm: opts.FollowLeaseTerm})
 	if err != nil {
 		db.Close()
 		return nil, err

@@ -184,3 +184,82 @@ func TestPayloadsCompressedWithLz4(t *testing.T) {
 		t.Fatalf("the event's payload is compressed with %q, the kept content with %q; want %s", payload.String, kept.String, want)
 	}
 }
+
+// TestFollowLease: a replica alone takes the follow lease and answers
+// lookups from memory without a round; an append by another process
+// takes the lease away and waits out its term, so that a lookup on the
+// holder asked after that append returned shows it; once the other
+// process is quiet, the replica takes the lease again, and catches up on
+// what was appended while it did not hold it.
+func TestFollowLease(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	ctx := context.Background()
+	const term = 300 * time.Millisecond
+	a, err := Open(ctx, dsn, Options{Follow: true, FollowLeaseTerm: term})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open(ctx, dsn, Options{}) // as "artifactstore gc" opens it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	held := func(want bool, within time.Duration) {
+		t.Helper()
+		for deadline := time.Now().Add(within); a.FollowLeaseHeld() != want; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("follow lease held: %v after %v, want %v", !want, within, want)
+			}
+		}
+	}
+	manifest := func(i int) string { return fmt.Sprintf("sha256:%064x", 0xf000+i) }
+	put := func(l *eventlog.Log, i int) {
+		t.Helper()
+		d := manifest(i)
+		if _, err := l.Append(ctx,
+			eventlog.New(eventlog.TypeBlobCommitted, "", eventlog.BlobCommitted{SHA256: d, BLAKE3: "blake3:" + d[7:], Size: 2, Content: []byte("{}")}),
+			eventlog.New(eventlog.TypeManifestPut, "r", eventlog.ManifestPut{Digest: d, SHA256: d, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 2}),
+			eventlog.New(eventlog.TypeTagSet, "r", eventlog.TagSet{Tag: "latest", Digest: d})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tagged := func(want int) {
+		t.Helper()
+		if m, err := a.TaggedManifest(ctx, "r", "latest"); err != nil || m.Digest != manifest(want) {
+			t.Fatalf("latest on the holder: %s, %v; want %s", m.Digest, err, manifest(want))
+		}
+	}
+
+	held(true, 10*time.Second)
+	put(a, 1)
+	tagged(1)
+	before := a.LookupStats()
+	for range 50 {
+		tagged(1)
+	}
+	if st := a.LookupStats(); st.Rounds != before.Rounds || st.Memory != before.Memory+50 {
+		t.Fatalf("50 lookups on the lease holder: %d rounds and %d from memory, want 0 and 50", st.Rounds-before.Rounds, st.Memory-before.Memory)
+	}
+
+	// Another process moves the tag: once its append returns, the holder
+	// no longer trusts its memory, and its lookup shows the move.
+	put(b, 2)
+	if a.FollowLeaseHeld() {
+		t.Fatal("an append by another process returned while the lease was still trusted")
+	}
+	tagged(2)
+
+	// While the lease is not held, another move; the holder looks nothing
+	// up, takes the lease again once the quiet time has passed, and
+	// answers the move from memory.
+	put(b, 3)
+	held(true, 20*term*time.Duration(1)+10*time.Second)
+	before = a.LookupStats()
+	tagged(3)
+	if st := a.LookupStats(); st.Rounds != before.Rounds {
+		t.Fatalf("a lookup on the lease holder made %d rounds, want 0", st.Rounds-before.Rounds)
+	}
+	put(b, 4)
+	tagged(4)
+}
