@@ -79,6 +79,9 @@ type followLease struct {
 
 	// until is when trust ends, in nanoseconds since base; 0: no trust.
 	until atomic.Int64
+	// lastForeign is when another process's append was last announced
+	// (Notified), in nanoseconds since base; 0: never.
+	lastForeign atomic.Int64
 
 	mu        sync.Mutex
 	gen       uint64 // distrust counts here
@@ -90,9 +93,39 @@ type followLease struct {
 }
 
 func newFollowLease(l *Log, term time.Duration) *followLease {
+	return &followLease{l: l, id: l.id, term: term, base: time.Now()}
+}
+
+func newLogID() string {
 	var b [12]byte
 	rand.Read(b[:])
-	return &followLease{l: l, id: hex.EncodeToString(b[:]), term: term, base: time.Now()}
+	return hex.EncodeToString(b[:])
+}
+
+// Notified is told by the backend of every append another process
+// announces (Dialect.Notify), with the appending log's ID, and wakes the
+// readers. An append from a process that did not take the lease away
+// first (one whose version has no lease: a rolling upgrade) ends this
+// log's trust and keeps it from the lease for the quiet time: a safety
+// net, since a notification arrives when it arrives, not a guarantee.
+func (l *Log) Notified(from string) {
+	if from != l.id && l.lease != nil {
+		l.lease.foreign()
+	}
+	l.Wake()
+}
+
+// foreign notes an append of another process.
+func (fl *followLease) foreign() {
+	fl.lastForeign.Store(int64(time.Since(fl.base)))
+	fl.distrust()
+}
+
+// quietSince reports whether no other process's append has been announced
+// within the quiet time.
+func (fl *followLease) quietSince() bool {
+	last := fl.lastForeign.Load()
+	return last == 0 || time.Since(fl.base)-time.Duration(last) >= fl.term*followQuietTerms
 }
 
 // trusted reports whether a lookup asked now may skip its round.
@@ -135,11 +168,16 @@ func (fl *followLease) start() {
 func (fl *followLease) close() {
 	fl.stop()
 	<-fl.done
-	fl.distrust()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	fl.l.db.ExecContext(ctx, fl.l.q(`UPDATE follow_lease SET holder = '', revoking = false WHERE id = 1 AND holder = ?`), fl.id)
+	fl.release(ctx)
 	fl.l.db.ExecContext(ctx, fl.l.q(`DELETE FROM log_replicas WHERE id = ?`), fl.id)
+}
+
+// release ends trust, then gives the lease back.
+func (fl *followLease) release(ctx context.Context) {
+	fl.distrust()
+	fl.l.db.ExecContext(ctx, fl.l.q(`UPDATE follow_lease SET holder = '', revoking = false WHERE id = 1 AND holder = ?`), fl.id)
 }
 
 // keep renews the lease while held, tries to take it while not, and
@@ -153,9 +191,13 @@ func (fl *followLease) keep(ctx context.Context) {
 			if fl.present(ctx) == nil {
 				seen = time.Now()
 			}
-			if !fl.held {
+			if !fl.held && fl.quietSince() {
 				fl.held = fl.acquire(ctx) == nil
 			}
+		}
+		if fl.held && !fl.quietSince() {
+			fl.release(ctx)
+			fl.held = false
 		}
 		if fl.held {
 			fl.renew(ctx)
@@ -287,14 +329,14 @@ func (l *Log) takeFollowLease(holder string) error {
 func (l *Log) headAndHolder(ctx context.Context, tx *sql.Tx) (int64, []byte, string, error) {
 	var seq sql.NullInt64
 	var hash []byte
-	var holder string
-	err := tx.QueryRowContext(ctx, `SELECT e.seq, e.hash, f.holder FROM follow_lease f
-		LEFT JOIN (SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1) e ON true WHERE f.id = 1`).Scan(&seq, &hash, &holder)
+	var holder sql.NullString // no row (removed by hand): no holder can renew either
+	err := tx.QueryRowContext(ctx, `SELECT e.seq, e.hash, (SELECT holder FROM follow_lease WHERE id = 1)
+		FROM (SELECT 1) one LEFT JOIN (SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1) e ON true`).Scan(&seq, &hash, &holder)
 	if err != nil {
 		return 0, nil, "", fmt.Errorf("read log head: %w", err)
 	}
 	if !seq.Valid {
-		return 0, genesis, holder, nil
+		return 0, genesis, holder.String, nil
 	}
-	return seq.Int64, hash, holder, nil
+	return seq.Int64, hash, holder.String, nil
 }

@@ -27,7 +27,9 @@ type Dialect struct {
 	Numbered bool
 	// Notify, when set, is run in every appending transaction to tell
 	// other processes, once it commits, that the log has grown
-	// (PostgreSQL: pg_notify). In-process readers are woken either way.
+	// (PostgreSQL: pg_notify). Its one parameter is the appending log's
+	// ID, which the backend passes to Notified. In-process readers are
+	// woken either way.
 	Notify string
 	// KeyLock and KeyUnlock, when set, take and release a session-wide
 	// lock on one int32 key (the only parameter) across processes; see
@@ -93,6 +95,7 @@ type Log struct {
 	cache          *blobCache                                    // nil unless opened Exclusive or Follow
 	follow         *follower                                     // nil unless opened Follow
 	lease          *followLease                                  // nil unless opened Follow, with a dialect that has the lease
+	id             string                                        // this log's name among the processes sharing the database (Notify, follow_lease)
 	lookups        struct{ memory, views, rounds atomic.Uint64 } // see LookupStats
 	uploadsChanged atomic.Uint64                                 // see UploadsChanged
 
@@ -126,7 +129,7 @@ var ErrClosed = errors.New("event log closed")
 func Open(ctx context.Context, db *sql.DB, d Dialect, opts OpenOptions) (*Log, error) {
 	l := &Log{db: db, dialect: d, now: time.Now,
 		queue: make(chan *appendReq, maxGroup), quit: make(chan struct{}), stopped: make(chan struct{}),
-		changed: make(chan struct{})}
+		changed: make(chan struct{}), id: newLogID()}
 	if opts.Exclusive || opts.Follow {
 		l.cache = newBlobCache(blobCacheBytes)
 	}
@@ -628,7 +631,7 @@ func (l *Log) record(group []*appendReq, careful bool) (_ []*appendReq, abandone
 		}
 	}
 	if l.dialect.Notify != "" {
-		if _, err := tx.ExecContext(ctx, l.dialect.Notify); err != nil {
+		if _, err := tx.ExecContext(ctx, l.q(l.dialect.Notify), l.id); err != nil {
 			fail(fmt.Errorf("append: notify: %w", err))
 			return group, false
 		}

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/artifact-store/artifact-store/eventlog"
@@ -32,14 +33,27 @@ func listenOnce(ctx context.Context, dsn string, l *eventlog.Log) error {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	var schema string
+	if err := conn.QueryRow(ctx, "SELECT coalesce(current_schema(), '')").Scan(&schema); err != nil {
+		return err
+	}
 	if _, err := conn.Exec(ctx, "LISTEN "+channel); err != nil {
 		return err
 	}
 	l.Wake()
 	for {
-		if _, err := conn.WaitForNotification(ctx); err != nil {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
 			return err
 		}
-		l.Wake()
+		// The channel is the database's: a log in another schema is
+		// another deployment, and wakes readers for nothing. An empty
+		// payload is a version that does not name itself.
+		id, in, named := strings.Cut(n.Payload, "@")
+		if named && in != schema {
+			l.Wake()
+			continue
+		}
+		l.Notified(id)
 	}
 }

@@ -50,7 +50,8 @@ var Dialect = eventlog.Dialect{
 	Name:      "postgres",
 	Numbered:  true,
 	WriteLock: fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", writeLockKey),
-	Notify:    "SELECT pg_notify('" + channel + "', '')",
+	// The payload names the appending log and its schema (listen.go).
+	Notify: "SELECT pg_notify('" + channel + "', CAST(? AS text) || '@' || coalesce(current_schema(), ''))",
 	// The two-int advisory lock space is separate from the bigint one the
 	// write lock uses; uploadLockClass keeps ours apart from other users.
 	KeyLock:   fmt.Sprintf("SELECT pg_advisory_lock(%d, ?)", uploadLockClass),

@@ -263,3 +263,58 @@ func TestFollowLease(t *testing.T) {
 	put(b, 4)
 	tagged(4)
 }
+
+// TestFollowLeaseGivenUpOnForeignNotify: a process of a version without
+// the lease appends without taking it away, and announces its append with
+// an empty payload; the holder, hearing of an append not its own, stops
+// answering from memory and does not take the lease again at once.
+func TestFollowLeaseGivenUpOnForeignNotify(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	ctx := context.Background()
+	const term = 300 * time.Millisecond
+	a, err := Open(ctx, dsn, Options{Follow: true, FollowLeaseTerm: term})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	waitHeld := func(want bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); a.FollowLeaseHeld() != want; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("follow lease held: %v, want %v", !want, want)
+			}
+		}
+	}
+	waitHeld(true)
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// Announced until heard: the holder's listening connection may not be
+	// up yet, and a notification sent before it is lost.
+	for deadline := time.Now().Add(10 * time.Second); a.FollowLeaseHeld(); time.Sleep(100 * time.Millisecond) {
+		if _, err := db.ExecContext(ctx, `SELECT pg_notify('`+channel+`', '')`); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the lease is still trusted after an append it did not make was announced")
+		}
+	}
+	var holder string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if err := db.QueryRowContext(ctx, `SELECT holder FROM follow_lease`).Scan(&holder); err != nil {
+			t.Fatal(err)
+		}
+		if holder == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the lease is still held by %q after an append it did not make was announced", holder)
+		}
+	}
+	time.Sleep(3 * term) // the keeper renews every term/4: it would have taken it back by now
+	if a.FollowLeaseHeld() {
+		t.Fatal("the lease was taken again within the quiet time after a foreign append")
+	}
+}
