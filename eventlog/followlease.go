@@ -210,6 +210,40 @@ func (fl *followLease) keep(ctx context.Context) {
 	}
 }
 
+// quietStart is the wall-clock time, in nanoseconds, before which another
+// replica's presence or a revocation no longer keeps this one from the
+// lease.
+func (fl *followLease) quietStart() int64 {
+	return time.Now().Add(-fl.term * followQuietTerms).UnixNano()
+}
+
+// join writes this replica's presence and, when another replica holds the
+// lease, waits for it to give the lease back on seeing that presence
+// (renew), or takes it away after two terms (a holder that died holding
+// it): so that the first appends this replica serves do not wait. Errors
+// are left to the appends, which check the lease anyway.
+func (fl *followLease) join(ctx context.Context) {
+	if fl.present(ctx) != nil {
+		return
+	}
+	deadline := time.Now().Add(2 * fl.term)
+	for {
+		var holder string
+		if err := fl.l.db.QueryRowContext(ctx, `SELECT holder FROM follow_lease WHERE id = 1`).Scan(&holder); err != nil || holder == "" || holder == fl.id {
+			return
+		}
+		if time.Now().After(deadline) {
+			fl.l.takeFollowLease(holder)
+			return
+		}
+		select {
+		case <-time.After(fl.term / 8):
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
 // presenceEvery is how often a replica writes its presence: three times
 // within the quiet time, so that a live replica is never taken for gone.
 func (fl *followLease) presenceEvery() time.Duration { return fl.term * followQuietTerms / 3 }
@@ -232,7 +266,7 @@ var errNotTaken = errors.New("follow lease not taken")
 func (fl *followLease) acquire(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, fl.term)
 	defer cancel()
-	quiet := time.Now().Add(-fl.term * followQuietTerms).UnixNano()
+	quiet := fl.quietStart()
 	tx, err := fl.l.begin(ctx)
 	if err != nil {
 		return err
@@ -263,9 +297,17 @@ func (fl *followLease) renew(ctx context.Context) {
 	t0 := int64(time.Since(fl.base))
 	rctx, cancel := context.WithTimeout(ctx, fl.term/2)
 	var holder string
-	var revoking bool
-	err := fl.l.db.QueryRowContext(rctx, `SELECT holder, revoking FROM follow_lease WHERE id = 1`).Scan(&holder, &revoking)
+	var revoking, others bool
+	err := fl.l.db.QueryRowContext(rctx, fl.l.q(`SELECT holder, revoking, EXISTS (SELECT 1 FROM log_replicas WHERE id <> ? AND seen_ns > ?)
+		FROM follow_lease WHERE id = 1`), fl.id, fl.quietStart()).Scan(&holder, &revoking, &others)
 	cancel()
+	if err == nil && holder == fl.id && others {
+		// Another replica has started: give the lease back before its
+		// first append has to take it (join).
+		fl.release(ctx)
+		fl.held = false
+		return
+	}
 	if err != nil || holder != fl.id || revoking {
 		// Trusted again only after taking the lease again (acquire), and
 		// a round; a failed read may hold it still: read again next tick.

@@ -167,6 +167,7 @@ func Open(ctx context.Context, db *sql.DB, d Dialect, opts OpenOptions) (*Log, e
 	}
 	go l.committer()
 	if l.lease != nil {
+		l.lease.join(ctx)
 		l.lease.start()
 	}
 	return l, nil

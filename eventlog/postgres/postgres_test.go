@@ -318,3 +318,38 @@ func TestFollowLeaseGivenUpOnForeignNotify(t *testing.T) {
 		t.Fatal("the lease was taken again within the quiet time after a foreign append")
 	}
 }
+
+// TestFollowLeaseSecondReplica: a second replica starting makes the holder
+// give the lease back before its Open returns, so its appends need not
+// wait out a term; the first replica sees them.
+func TestFollowLeaseSecondReplica(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	ctx := context.Background()
+	const term = 300 * time.Millisecond
+	a, err := Open(ctx, dsn, Options{Follow: true, FollowLeaseTerm: term})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	for deadline := time.Now().Add(10 * time.Second); !a.FollowLeaseHeld(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a lone replica did not take the follow lease")
+		}
+	}
+	c, err := Open(ctx, dsn, Options{Follow: true, FollowLeaseTerm: term})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if a.FollowLeaseHeld() || c.FollowLeaseHeld() {
+		t.Fatalf("with two replicas open, the lease is trusted by the first: %v, the second: %v; want neither", a.FollowLeaseHeld(), c.FollowLeaseHeld())
+	}
+	d := fmt.Sprintf("sha256:%064x", 0xf100)
+	if _, err := c.Append(ctx, eventlog.New(eventlog.TypeBlobCommitted, "", eventlog.BlobCommitted{SHA256: d, BLAKE3: "blake3:" + d[7:], Size: 2, Content: []byte("{}")}),
+		eventlog.New(eventlog.TypeBlobLinked, "r", eventlog.BlobLinked{SHA256: d})); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := a.LinkedBlobForRead(ctx, "r", d); err != nil || b.SHA256 != d {
+		t.Fatalf("a blob the second replica pushed, on the first: %+v, %v", b, err)
+	}
+}
