@@ -24,6 +24,9 @@ import (
 //   - The holder takes it (acquire) under the write lock, only when no
 //     other replica has been seen for a while (log_replicas, a policy, not
 //     a guarantee), then runs a round, and only then trusts its cache.
+//   - The holder gives it back (release) when it closes, and when its
+//     renewal finds another replica present (one starting waits for that
+//     in Open: join).
 //   - The holder re-reads the row every term/4 (renew). Having read itself
 //     as holder, not revoking, at monotonic time t0 (taken before the
 //     query is sent), it answers lookups from memory until t0 + term -
@@ -36,7 +39,8 @@ import (
 // Why this is exact: an append A by another process commits only after
 // reading the row empty under the write lock. Either the holder acquired
 // after A committed (its round, begun after its acquisition, reads A), or
-// someone cleared the row before A read it; that someone had seen the row
+// the row was cleared before A read it: by the holder itself (release,
+// which ends its trust first), or by someone who had seen the row
 // revoking at some time Tr and waited term from then, while every read
 // of the row that found it not revoking was begun before Tr, so the
 // holder's trust ended before Tr + term, before A committed, before A
