@@ -79,6 +79,10 @@ type Log struct {
 	// asks for one (CommitterSetup); only the committer uses it, and Close
 	// after the committer has stopped.
 	committerConn *sql.Conn
+	// repos are the repositories whose rows this process knows exist
+	// (commitMu): apply skips their INSERT, one statement of every push
+	// (knownrepos.go).
+	repos knownRepos
 	// isolateNext counts the groups still to take savepoints from their
 	// first attempt, after one abandoned for a failure (record). Only the
 	// committer uses it.
@@ -548,6 +552,7 @@ func (l *Log) record(group []*appendReq, careful bool) (_ []*appendReq, abandone
 		return group, false
 	}
 	defer tx.Rollback()
+	l.repos.pending = l.repos.pending[:0]
 	seq, prev, holder, err := l.headUnderLock(ctx, tx) // with pipelined writes, this takes the write lock
 	if !careful {
 		group = l.gather(group)
@@ -569,6 +574,7 @@ func (l *Log) record(group []*appendReq, careful bool) (_ []*appendReq, abandone
 	if l.cache != nil && l.cache.rewound(seq) {
 		l.lease.distrust()
 	}
+	l.repos.rewound(seq)
 	facts, err := l.readFacts(ctx, tx, group)
 	if err != nil {
 		fail(err)
@@ -592,6 +598,7 @@ func (l *Log) record(group []*appendReq, careful bool) (_ []*appendReq, abandone
 				return group, false
 			}
 		}
+		mark := len(l.repos.pending)
 		out, err := l.insert(ctx, tx, seq, prev, now, r.evs, facts)
 		if err == nil && isolate {
 			send := ctx
@@ -622,6 +629,7 @@ func (l *Log) record(group []*appendReq, careful bool) (_ []*appendReq, abandone
 				return group, false
 			}
 			r.err = err
+			l.repos.pending = l.repos.pending[:mark] // rolled back with it
 			if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT "+name); err != nil {
 				fail(err)
 				return group, false
@@ -657,6 +665,9 @@ func (l *Log) record(group []*appendReq, careful bool) (_ []*appendReq, abandone
 		if r.err == nil {
 			evs = append(evs, r.out...)
 		}
+	}
+	if len(evs) > 0 {
+		l.repos.committed(evs[len(evs)-1].Seq)
 	}
 	if l.cache != nil {
 		l.cache.committed(evs)

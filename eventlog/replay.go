@@ -24,6 +24,8 @@ func (l *Log) Replay(ctx context.Context) (int64, error) {
 	if l.cache != nil {
 		defer l.cache.reset() // after the commit: entries read before it go
 	}
+	l.repos.reset() // the rows go with the views, and apply must insert them again
+	defer l.repos.reset()
 	tx, err := l.begin(ctx)
 	if err != nil {
 		return 0, err

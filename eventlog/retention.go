@@ -484,6 +484,7 @@ func (l *Log) Project(ctx context.Context, evs []Event) error {
 	if l.cache != nil {
 		defer l.cache.reset()
 	}
+	defer l.repos.reset() // what apply noted here is not committed by record
 	tx, err := l.begin(ctx)
 	if err != nil {
 		return err

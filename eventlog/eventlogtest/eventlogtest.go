@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) *eventlog.Log) {
 	t.Run("EndedUploads", func(t *testing.T) { testEndedUploads(t, open(t)) })
 	t.Run("SharedKey", func(t *testing.T) { testSharedKey(t, open(t)) })
 	t.Run("TracedAppends", func(t *testing.T) { testTracedAppends(t, open(t)) })
+	t.Run("RepositoryOfRefusedAppend", func(t *testing.T) { testRepositoryOfRefusedAppend(t, open(t)) })
 	t.Run("ReaderNeverMisses", func(t *testing.T) {
 		l := open(t)
 		RunOrdering(t, []*eventlog.Log{l}, l)

@@ -222,3 +222,39 @@ func testTracedAppends(t *testing.T, l *eventlog.Log) {
 		t.Fatalf("spans %v, want %v", spans, want)
 	}
 }
+
+// testRepositoryOfRefusedAppend: an append refused in a group (rolled
+// back to its savepoint) after linking a blob into a new repository
+// leaves no repository behind, and a later link there creates it: the
+// log must not take the refused append's repository for one it knows
+// exists.
+func testRepositoryOfRefusedAppend(t *testing.T, l *eventlog.Log) {
+	ctx := context.Background()
+	k := sha(0xe1)
+	mustAppend(t, l, committed(k))
+	_, errs := l.AppendEach(ctx,
+		[]eventlog.Event{link("ghost", k), link("ghost", sha(0xe2))}, // the second blob was never committed
+		[]eventlog.Event{link("kept", k)})
+	if errs[0] == nil || errs[1] != nil {
+		t.Fatalf("AppendEach: %v; want the first refused, the second recorded", errs)
+	}
+	for _, c := range []struct {
+		repo string
+		want bool
+	}{{"ghost", false}, {"kept", true}} {
+		if ok, err := l.RepositoryExists(ctx, c.repo); err != nil || ok != c.want {
+			t.Fatalf("repository %q exists: %v, %v; want %v", c.repo, ok, err, c.want)
+		}
+	}
+	mustAppend(t, l, link("ghost", k))
+	if ok, err := l.RepositoryExists(ctx, "ghost"); err != nil || !ok {
+		t.Fatalf("repository ghost after a blob was linked there: %v, %v; want it", ok, err)
+	}
+	if names, err := l.Repositories(ctx, "", -1); err != nil || !slices.Equal(names, []string{"ghost", "kept"}) {
+		t.Fatalf("repositories: %v, %v; want ghost, kept", names, err)
+	}
+	live, replayed := dumpAndReplay(t, l)
+	if !reflect.DeepEqual(live, replayed) {
+		t.Fatal("views after replay differ from the live ones")
+	}
+}
