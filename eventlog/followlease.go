@@ -90,7 +90,8 @@ type followLease struct {
 	mu        sync.Mutex
 	gen       uint64 // distrust counts here
 	caughtGen uint64 // the gen a round has caught up past (acquire distrusts, so a round follows it)
-	held      bool   // the keeper's view: this process is the holder
+
+	held bool // the keeper's view (only the keeper's goroutine): this process is the holder
 
 	stop context.CancelFunc
 	done chan struct{}
@@ -121,13 +122,13 @@ func (l *Log) Notified(from string) {
 
 // foreign notes an append of another process.
 func (fl *followLease) foreign() {
-	fl.lastForeign.Store(int64(time.Since(fl.base)))
+	fl.lastForeign.Store(max(int64(time.Since(fl.base)), 1))
 	fl.distrust()
 }
 
-// quietSince reports whether no other process's append has been announced
+// quiet reports whether no other process's append has been announced
 // within the quiet time.
-func (fl *followLease) quietSince() bool {
+func (fl *followLease) quiet() bool {
 	last := fl.lastForeign.Load()
 	return last == 0 || time.Since(fl.base)-time.Duration(last) >= fl.term*followQuietTerms
 }
@@ -195,11 +196,11 @@ func (fl *followLease) keep(ctx context.Context) {
 			if fl.present(ctx) == nil {
 				seen = time.Now()
 			}
-			if !fl.held && fl.quietSince() {
+			if !fl.held && fl.quiet() {
 				fl.held = fl.acquire(ctx) == nil
 			}
 		}
-		if fl.held && !fl.quietSince() {
+		if fl.held && !fl.quiet() {
 			fl.release(ctx)
 			fl.held = false
 		}

@@ -185,6 +185,31 @@ func TestPayloadsCompressedWithLz4(t *testing.T) {
 	}
 }
 
+// leaseTerm is the follow lease's term in the tests: short, so that
+// taking it away and its quiet time (15 terms) take seconds.
+const leaseTerm = 300 * time.Millisecond
+
+// openFollowing opens a followed log on dsn with the tests' lease term.
+func openFollowing(t *testing.T, dsn string) *eventlog.Log {
+	t.Helper()
+	l, err := Open(context.Background(), dsn, Options{Follow: true, FollowLeaseTerm: leaseTerm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// waitHeld waits until l's trust in the lease is want, for at most within.
+func waitHeld(t *testing.T, l *eventlog.Log, want bool, within time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(within); l.FollowLeaseHeld() != want; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("follow lease held: %v after %v, want %v", !want, within, want)
+		}
+	}
+}
+
 // TestFollowLease: a replica alone takes the follow lease and answers
 // lookups from memory without a round; an append by another process
 // takes the lease away and waits out its term, so that a lookup on the
@@ -194,25 +219,12 @@ func TestPayloadsCompressedWithLz4(t *testing.T) {
 func TestFollowLease(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	ctx := context.Background()
-	const term = 300 * time.Millisecond
-	a, err := Open(ctx, dsn, Options{Follow: true, FollowLeaseTerm: term})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a := openFollowing(t, dsn)
 	b, err := Open(ctx, dsn, Options{}) // as "artifactstore gc" opens it
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	held := func(want bool, within time.Duration) {
-		t.Helper()
-		for deadline := time.Now().Add(within); a.FollowLeaseHeld() != want; time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("follow lease held: %v after %v, want %v", !want, within, want)
-			}
-		}
-	}
 	manifest := func(i int) string { return fmt.Sprintf("sha256:%064x", 0xf000+i) }
 	put := func(l *eventlog.Log, i int) {
 		t.Helper()
@@ -231,7 +243,7 @@ func TestFollowLease(t *testing.T) {
 		}
 	}
 
-	held(true, 10*time.Second)
+	waitHeld(t, a, true, 10*time.Second)
 	put(a, 1)
 	tagged(1)
 	before := a.LookupStats()
@@ -254,7 +266,7 @@ func TestFollowLease(t *testing.T) {
 	// up, takes the lease again once the quiet time has passed, and
 	// answers the move from memory.
 	put(b, 3)
-	held(true, 20*term*time.Duration(1)+10*time.Second)
+	waitHeld(t, a, true, 20*leaseTerm+10*time.Second)
 	before = a.LookupStats()
 	tagged(3)
 	if st := a.LookupStats(); st.Rounds != before.Rounds {
@@ -271,21 +283,8 @@ func TestFollowLease(t *testing.T) {
 func TestFollowLeaseGivenUpOnForeignNotify(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	ctx := context.Background()
-	const term = 300 * time.Millisecond
-	a, err := Open(ctx, dsn, Options{Follow: true, FollowLeaseTerm: term})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	waitHeld := func(want bool) {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); a.FollowLeaseHeld() != want; time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("follow lease held: %v, want %v", !want, want)
-			}
-		}
-	}
-	waitHeld(true)
+	a := openFollowing(t, dsn)
+	waitHeld(t, a, true, 10*time.Second)
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -313,7 +312,7 @@ func TestFollowLeaseGivenUpOnForeignNotify(t *testing.T) {
 			t.Fatalf("the lease is still held by %q after an append it did not make was announced", holder)
 		}
 	}
-	time.Sleep(3 * term) // the keeper renews every term/4: it would have taken it back by now
+	time.Sleep(3 * leaseTerm) // the keeper renews every term/4: it would have taken it back by now
 	if a.FollowLeaseHeld() {
 		t.Fatal("the lease was taken again within the quiet time after a foreign append")
 	}
@@ -325,22 +324,9 @@ func TestFollowLeaseGivenUpOnForeignNotify(t *testing.T) {
 func TestFollowLeaseSecondReplica(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	ctx := context.Background()
-	const term = 300 * time.Millisecond
-	a, err := Open(ctx, dsn, Options{Follow: true, FollowLeaseTerm: term})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	for deadline := time.Now().Add(10 * time.Second); !a.FollowLeaseHeld(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("a lone replica did not take the follow lease")
-		}
-	}
-	c, err := Open(ctx, dsn, Options{Follow: true, FollowLeaseTerm: term})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	a := openFollowing(t, dsn)
+	waitHeld(t, a, true, 10*time.Second)
+	c := openFollowing(t, dsn)
 	if a.FollowLeaseHeld() || c.FollowLeaseHeld() {
 		t.Fatalf("with two replicas open, the lease is trusted by the first: %v, the second: %v; want neither", a.FollowLeaseHeld(), c.FollowLeaseHeld())
 	}
