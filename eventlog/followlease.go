@@ -77,7 +77,6 @@ const followQuietTerms = 15
 // and the trust lookups read.
 type followLease struct {
 	l    *Log
-	id   string // this process's name in follow_lease and log_replicas
 	term time.Duration
 	base time.Time // trust is kept as nanoseconds since base (monotonic)
 
@@ -98,7 +97,7 @@ type followLease struct {
 }
 
 func newFollowLease(l *Log, term time.Duration) *followLease {
-	return &followLease{l: l, id: l.id, term: term, base: time.Now()}
+	return &followLease{l: l, term: term, base: time.Now()}
 }
 
 func newLogID() string {
@@ -176,13 +175,13 @@ func (fl *followLease) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	fl.release(ctx)
-	fl.l.db.ExecContext(ctx, fl.l.q(`DELETE FROM log_replicas WHERE id = ?`), fl.id)
+	fl.l.db.ExecContext(ctx, fl.l.q(`DELETE FROM log_replicas WHERE id = ?`), fl.l.id)
 }
 
 // release ends trust, then gives the lease back.
 func (fl *followLease) release(ctx context.Context) {
 	fl.distrust()
-	fl.l.db.ExecContext(ctx, fl.l.q(`UPDATE follow_lease SET holder = '', revoking = false WHERE id = 1 AND holder = ?`), fl.id)
+	fl.l.db.ExecContext(ctx, fl.l.q(`UPDATE follow_lease SET holder = '', revoking = false WHERE id = 1 AND holder = ?`), fl.l.id)
 }
 
 // keep renews the lease while held, tries to take it while not, and
@@ -234,7 +233,7 @@ func (fl *followLease) join(ctx context.Context) {
 	deadline := time.Now().Add(2 * fl.term)
 	for {
 		var holder string
-		if err := fl.l.db.QueryRowContext(ctx, `SELECT holder FROM follow_lease WHERE id = 1`).Scan(&holder); err != nil || holder == "" || holder == fl.id {
+		if err := fl.l.db.QueryRowContext(ctx, `SELECT holder FROM follow_lease WHERE id = 1`).Scan(&holder); err != nil || holder == "" || holder == fl.l.id {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -257,7 +256,7 @@ func (fl *followLease) present(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, fl.term)
 	defer cancel()
 	_, err := fl.l.db.ExecContext(ctx, fl.l.q(`INSERT INTO log_replicas (id, seen_ns) VALUES (?, ?)
-		ON CONFLICT (id) DO UPDATE SET seen_ns = excluded.seen_ns`), fl.id, time.Now().UnixNano())
+		ON CONFLICT (id) DO UPDATE SET seen_ns = excluded.seen_ns`), fl.l.id, time.Now().UnixNano())
 	return err
 }
 
@@ -279,7 +278,7 @@ func (fl *followLease) acquire(ctx context.Context) error {
 	defer tx.Rollback()
 	res, err := tx.ExecContext(ctx, fl.l.q(`UPDATE follow_lease SET holder = ?, revoking = false, term_ns = ?
 		WHERE id = 1 AND (holder = '' OR holder = ?) AND NOT revoking AND revoked_ns < ?
-		AND NOT EXISTS (SELECT 1 FROM log_replicas WHERE id <> ? AND seen_ns > ?)`), fl.id, int64(fl.term), fl.id, quiet, fl.id, quiet)
+		AND NOT EXISTS (SELECT 1 FROM log_replicas WHERE id <> ? AND seen_ns > ?)`), fl.l.id, int64(fl.term), fl.l.id, quiet, fl.l.id, quiet)
 	if err != nil {
 		return err
 	}
@@ -304,16 +303,16 @@ func (fl *followLease) renew(ctx context.Context) {
 	var holder string
 	var revoking, others bool
 	err := fl.l.db.QueryRowContext(rctx, fl.l.q(`SELECT holder, revoking, EXISTS (SELECT 1 FROM log_replicas WHERE id <> ? AND seen_ns > ?)
-		FROM follow_lease WHERE id = 1`), fl.id, fl.quietStart()).Scan(&holder, &revoking, &others)
+		FROM follow_lease WHERE id = 1`), fl.l.id, fl.quietStart()).Scan(&holder, &revoking, &others)
 	cancel()
-	if err == nil && holder == fl.id && others {
+	if err == nil && holder == fl.l.id && others {
 		// Another replica has started: give the lease back before its
 		// first append has to take it (join).
 		fl.release(ctx)
 		fl.held = false
 		return
 	}
-	if err != nil || holder != fl.id || revoking {
+	if err != nil || holder != fl.l.id || revoking {
 		// Trusted again only after taking the lease again (acquire), and
 		// a round; a failed read may hold it still: read again next tick.
 		fl.mu.Lock()

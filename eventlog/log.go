@@ -561,7 +561,7 @@ func (l *Log) record(group []*appendReq, careful bool) (_ []*appendReq, abandone
 		fail(err)
 		return group, false
 	}
-	if holder != "" && (l.lease == nil || holder != l.lease.id) {
+	if holder != "" && (l.lease == nil || holder != l.id) {
 		// Another replica answers lookups from memory: this append may
 		// commit only once its trust has ended (followlease.go).
 		tx.Rollback()

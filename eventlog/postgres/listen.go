@@ -47,8 +47,10 @@ func listenOnce(ctx context.Context, dsn string, l *eventlog.Log) error {
 			return err
 		}
 		// The channel is the database's: a log in another schema is
-		// another deployment, and wakes readers for nothing. An empty
-		// payload is a version that does not name itself.
+		// another deployment, whose appends only wake readers here (as
+		// every notification did before payloads named their log); they
+		// say nothing about this log's lease. An empty payload is a
+		// version that does not name itself.
 		id, in, named := strings.Cut(n.Payload, "@")
 		if named && in != schema {
 			l.Wake()
