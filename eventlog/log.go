@@ -52,6 +52,11 @@ type Dialect struct {
 	// (SQLite: PRAGMA temp_store = MEMORY, for the savepoints' statement
 	// journals). Empty: each group takes a connection from the pool.
 	CommitterSetup string
+	// GroupSetup, when set, is run in every group commit's transaction
+	// after the write lock (PostgreSQL: SET LOCAL plan_cache_mode =
+	// force_generic_plan). Where writes are pipelined it travels with the
+	// BEGIN, at no round trip.
+	GroupSetup string
 	// FollowLease: the database has the follow_lease table
 	// (followlease.go), which every append reads with the log's head, and
 	// which a followed log may hold.
@@ -284,8 +289,20 @@ func (l *Log) beginOn(ctx context.Context, b interface {
 // beginGroup begins a group commit's transaction: on the committer's own
 // connection when the dialect asks for one, otherwise as begin does. A
 // connection that fails to begin is given up, and the next group opens
-// another.
+// another. The dialect's GroupSetup runs in it after the write lock.
 func (l *Log) beginGroup(ctx context.Context) (*sql.Tx, error) {
+	tx, err := l.beginGroupTx(ctx)
+	if err != nil || l.dialect.GroupSetup == "" {
+		return tx, err
+	}
+	if _, err := tx.ExecContext(ctx, l.dialect.GroupSetup); err != nil {
+		tx.Rollback()
+		return nil, fmt.Errorf("set up the group commit: %w", err)
+	}
+	return tx, nil
+}
+
+func (l *Log) beginGroupTx(ctx context.Context) (*sql.Tx, error) {
 	if l.dialect.CommitterSetup == "" {
 		return l.begin(ctx)
 	}
