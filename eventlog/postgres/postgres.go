@@ -100,7 +100,16 @@ func Open(ctx context.Context, dsn string, opts Options) (*eventlog.Log, error) 
 	if err != nil {
 		return nil, err
 	}
-	l, err := eventlog.Open(ctx, db, Dialect, eventlog.OpenOptions{NoMigrate: opts.NoMigrate, Follow: opts.Follow, FollowLeaseTerm: opts.FollowLeaseTerm})
+	d := Dialect
+	var version int
+	if err := db.QueryRowContext(ctx, `SELECT current_setting('server_version_num')::int`).Scan(&version); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("postgres: read the server's version: %w", err)
+	}
+	if version < 120000 { // plan_cache_mode is PostgreSQL 12's
+		d.GroupSetup = ""
+	}
+	l, err := eventlog.Open(ctx, db, d, eventlog.OpenOptions{NoMigrate: opts.NoMigrate, Follow: opts.Follow, FollowLeaseTerm: opts.FollowLeaseTerm})
 	if err != nil {
 		db.Close()
 		return nil, err
