@@ -57,6 +57,12 @@ type Dialect struct {
 	// force_generic_plan). Where writes are pipelined it travels with the
 	// BEGIN, at no round trip.
 	GroupSetup string
+	// EventRows: an append's events are inserted in one multi-row
+	// statement rather than one each. Worth it where every statement is a
+	// message the database decodes and runs on its own (PostgreSQL: 3 %
+	// more small pushes, 7 % less of its CPU); SQLite's prepared
+	// statement per row costs less than building the longer one.
+	EventRows bool
 	// FollowLease: the database has the follow_lease table
 	// (followlease.go), which every append reads with the log's head, and
 	// which a followed log may hold.
@@ -719,6 +725,7 @@ func changesUploadCounts(e Event) bool {
 // (may be nil) answer checks for the group evs belong to.
 func (l *Log) insert(ctx context.Context, tx *sql.Tx, seq int64, prev []byte, now time.Time, evs []Event, facts *groupFacts) ([]Event, error) {
 	out := make([]Event, len(evs))
+	var rows [][]any
 	var committed committedHere
 	for i, e := range evs {
 		seq++
@@ -730,14 +737,22 @@ func (l *Log) insert(ctx context.Context, tx *sql.Tx, seq int64, prev []byte, no
 		committed = committed.add(e)
 		e.Hash = chainHash(e)
 		prev = e.Hash
-		if _, err := tx.ExecContext(ctx, l.q(`INSERT INTO events (seq, time_ns, type, repo, payload, prev_hash, hash, actor) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
-			e.Seq, e.Time.UnixNano(), string(e.Type), e.Repo, e.Payload, e.PrevHash, e.Hash, e.Actor.encode()); err != nil {
+		row := []any{e.Seq, e.Time.UnixNano(), string(e.Type), e.Repo, e.Payload, e.PrevHash, e.Hash, e.Actor.encode()}
+		if l.dialect.EventRows {
+			rows = append(rows, row)
+		} else if _, err := tx.ExecContext(ctx, l.q(`INSERT INTO events (seq, time_ns, type, repo, payload, prev_hash, hash, actor) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), row...); err != nil {
 			return nil, fmt.Errorf("append %s: %w", e.Type, err)
 		}
 		if err := l.apply(ctx, tx, e); err != nil {
 			return nil, err
 		}
 		out[i] = e
+	}
+	// With EventRows, the append's events go in one statement after their
+	// projections: neither a guard nor a projection reads the events
+	// table, and the append is one transaction (or savepoint) either way.
+	if err := l.insertRows(ctx, tx, `INSERT INTO events (seq, time_ns, type, repo, payload, prev_hash, hash, actor) VALUES %s`, rows); err != nil {
+		return nil, fmt.Errorf("append %s: %w", evs[0].Type, err)
 	}
 	return out, nil
 }

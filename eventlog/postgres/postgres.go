@@ -66,6 +66,7 @@ var Dialect = eventlog.Dialect{
 	// statement and connection; TestGroupCommitsReadTheirRowsOnly checks
 	// that they read only the rows they ask about.
 	GroupSetup: "SET LOCAL plan_cache_mode = force_generic_plan",
+	EventRows:  true,
 	// Every append reads the follow lease with the head, and a replica
 	// alone takes it (eventlog/followlease.go).
 	FollowLease: true,
