@@ -196,30 +196,33 @@ func (l *Log) readFacts(ctx context.Context, tx *sql.Tx, group []*appendReq) (*g
 	var parts []string
 	var args []any
 	if len(blobs) > 0 {
-		parts = append(parts, `SELECT 't', sha256, '' FROM blob_tombstones WHERE sha256 IN (`+placeholders(len(blobs), 1)+`)`)
+		parts = append(parts, `SELECT 't', sha256, '', CAST(NULL AS bytea) FROM blob_tombstones WHERE sha256 IN (`+placeholders(len(blobs), 1)+`)`)
 		args = append(args, anySlice(blobs)...)
 	}
 	if len(links) > 0 {
-		parts = append(parts, `SELECT 'l', repo, sha256 FROM blob_links WHERE (repo, sha256) IN (VALUES `+placeholders(len(links), 2)+`)`)
+		parts = append(parts, `SELECT 'l', repo, sha256, CAST(NULL AS bytea) FROM blob_links WHERE (repo, sha256) IN (VALUES `+placeholders(len(links), 2)+`)`)
 		args = append(args, pairArgs(links)...)
 	}
 	if len(tags) > 0 {
-		parts = append(parts, `SELECT 'v', repo, version FROM versions WHERE (repo, version) IN (VALUES `+placeholders(len(tags), 2)+`)`)
+		parts = append(parts, `SELECT 'v', repo, version, CAST(NULL AS bytea) FROM versions WHERE (repo, version) IN (VALUES `+placeholders(len(tags), 2)+`)`)
 		args = append(args, pairArgs(tags)...)
 	}
 	if len(carried) > 0 {
-		// The bytes are compared by the database: a row that differs
-		// (damaged by hand) is not kept, and the content is written again.
-		// (Compared column by column, not as a row among VALUES, whose
-		// parameters PostgreSQL would take for text.)
-		parts = append(parts, `SELECT 'c', sha256, '' FROM contents WHERE `+strings.TrimSuffix(strings.Repeat(`(sha256 = ? AND bytes = ?) OR `, len(carried)), ` OR `))
+		// The rows found come back with their bytes, compared here: a row
+		// that differs (damaged by hand) is not kept, and the content is
+		// written again. Asked by key alone, the query carries no content:
+		// most pushes bring content the log does not keep yet, and sending
+		// it to be compared cost a copy of every carried byte into the
+		// query (on PostgreSQL, a message that pgx then builds in buffers
+		// it grows and drops at each flush).
+		parts = append(parts, `SELECT 'c', sha256, '', bytes FROM contents WHERE sha256 IN (`+placeholders(len(carried), 1)+`)`)
 		for _, p := range carried {
-			args = append(args, p.SHA256, p.Content.bytes)
+			args = append(args, p.SHA256)
 		}
 	}
 	if len(claims) > 0 {
 		in := placeholders(len(claims), 1)
-		parts = append(parts, `SELECT 'u', id, '' FROM uploads WHERE id IN (`+in+`) UNION ALL SELECT 'u', id, '' FROM ended_uploads WHERE id IN (`+in+`)`)
+		parts = append(parts, `SELECT 'u', id, '', CAST(NULL AS bytea) FROM uploads WHERE id IN (`+in+`) UNION ALL SELECT 'u', id, '', CAST(NULL AS bytea) FROM ended_uploads WHERE id IN (`+in+`)`)
 		args = append(args, anySlice(claims)...)
 		args = append(args, anySlice(claims)...)
 	}
@@ -241,7 +244,8 @@ func (l *Log) readFacts(ctx context.Context, tx *sql.Tx, group []*appendReq) (*g
 	defer rows.Close()
 	for rows.Next() {
 		var kind, a, b string
-		if err := rows.Scan(&kind, &a, &b); err != nil {
+		var kept []byte
+		if err := rows.Scan(&kind, &a, &b, &kept); err != nil {
 			return nil, fmt.Errorf("append check: %w", err)
 		}
 		switch kind {
@@ -255,7 +259,7 @@ func (l *Log) readFacts(ctx context.Context, tx *sql.Tx, group []*appendReq) (*g
 			f.uploads[a] = true
 		case "c":
 			for _, p := range carried {
-				if p.SHA256 == a {
+				if p.SHA256 == a && bytes.Equal(p.Content.bytes, kept) {
 					f.kept[a] = p.Content.bytes
 				}
 			}

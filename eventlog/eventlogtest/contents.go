@@ -63,6 +63,20 @@ func testContentInTheLog(t *testing.T, l *eventlog.Log) {
 			t.Fatalf("tier of %s after a second commit: %+v, %v; want %s", key, b, err, want)
 		}
 	}
+	// A manifest put as the registry appends it, its bytes carried, a
+	// blob it names linked and a tag set: the group's checks ask about
+	// every kind of row at once, the content among them; carried again,
+	// the kept bytes are found and not recorded twice.
+	m, mbody, layer := sha(0xc4), []byte(`{"schemaVersion":2,"n":4}`), sha(0xc5)
+	mustAppend(t, l, withContent(layer, []byte("layer")), link("r", layer))
+	for i := range 2 {
+		out := mustAppend(t, l, withContent(m, mbody),
+			eventlog.New(eventlog.TypeManifestPut, "r", eventlog.ManifestPut{Digest: m, SHA256: m, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: int64(len(mbody)), Blobs: []string{layer}}),
+			eventlog.New(eventlog.TypeTagSet, "r", eventlog.TagSet{Tag: "v4", Digest: m}))
+		if want := []int{len(mbody), 0}[i]; out[0].CarriedContent() != want {
+			t.Fatalf("manifest put %d carried %d bytes, want %d", i+1, out[0].CarriedContent(), want)
+		}
+	}
 	// Content whose length is not the recorded size is refused whole.
 	bad := eventlog.New(eventlog.TypeBlobCommitted, "", eventlog.BlobCommitted{SHA256: c, BLAKE3: "blake3:" + c[7:], Size: 5, Content: []byte("abc")})
 	if _, err := l.Append(ctx, bad, link("r", c)); err == nil {
@@ -99,7 +113,7 @@ func testContentInTheLog(t *testing.T, l *eventlog.Log) {
 		t.Fatalf("content committed again after the sweep: %q, %v", got, err)
 	}
 	live, replayed := dumpAndReplay(t, l)
-	if !reflect.DeepEqual(live, replayed) || len(live["contents"]) != 2 {
+	if !reflect.DeepEqual(live, replayed) || len(live["contents"]) != 4 {
 		t.Fatalf("contents live %q, replayed %q", live["contents"], replayed["contents"])
 	}
 }
