@@ -28,9 +28,36 @@ import (
 // manifest stay cached, and direct I/O takes over where the per-byte cost
 // is what limits a push.
 //
+// Buffered writes go to the kernel in pieces of at most bufferedWriteMax.
+// On virtual machines whose balloon reports free memory back to the host
+// (Firecracker, QEMU's virtio-balloon with free page reporting, here in
+// blocks of 2 MiB), the kernel backs a 1 MiB write(2) with memory the host
+// has taken back, and the copy into it pays a host fault for every page;
+// smaller writes are served from memory the guest still holds. Measured
+// on such a machine (dd of 1 GiB into ext4, after its free memory had
+// settled): 1.1 s of system CPU with 1 MiB writes, 0.21-0.29 s with any
+// size from 32 to 512 KiB; in make bench-peers, the server's CPU for
+// skopeo's 100 MiB copy in went from 0.71 to 0.33 s. Elsewhere the pieces
+// cost a syscall per 256 KiB.
+//
 // Where O_DIRECT is refused (tmpfs, some network filesystems) or a direct
 // write fails with EINVAL (alignment the device does not accept), the
 // append goes on buffered: direct I/O is a speed-up, never a requirement.
+
+// bufferedWriteMax is the most one buffered write(2) is given (see above).
+const bufferedWriteMax = 256 << 10
+
+// writeBuffered writes p to f, buffered, in pieces of bufferedWriteMax.
+func writeBuffered(f io.Writer, p []byte) error {
+	for len(p) > 0 {
+		n, err := f.Write(p[:min(len(p), bufferedWriteMax)])
+		if err != nil {
+			return err
+		}
+		p = p[n:]
+	}
+	return nil
+}
 
 // appender writes an upload's new bytes at its end. It is an io.Writer
 // that never returns a short write without an error.
@@ -78,6 +105,9 @@ func (a *appender) Write(p []byte) (int, error) {
 		case aligned(p) && len(p) >= blobstore.BufferAlign:
 			n = len(p) &^ (blobstore.BufferAlign - 1)
 			w, pos = a.direct, &a.dpos
+		}
+		if w == a.f {
+			n = min(n, bufferedWriteMax)
 		}
 		if *pos != a.pos {
 			if _, err := w.Seek(a.pos, io.SeekStart); err != nil {

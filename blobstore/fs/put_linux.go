@@ -43,7 +43,7 @@ func (b *Backend) PutBlob(_ context.Context, key digest.Digest, data []byte) err
 	if !ok {
 		return fmt.Errorf("put %s: file has no descriptor: %w", key, errors.ErrUnsupported)
 	}
-	if _, err := f.Write(data); err != nil {
+	if err := writeBuffered(f, data); err != nil {
 		return fmt.Errorf("put %s: %w", key, noSpace(err))
 	}
 	if err := f.Sync(); err != nil {
