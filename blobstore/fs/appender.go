@@ -35,7 +35,7 @@ import (
 // has taken back, and the copy into it pays a host fault for every page;
 // smaller writes are served from memory the guest still holds. Measured
 // on such a machine (dd of 1 GiB into ext4, after its free memory had
-// settled): 1.1 s of system CPU with 1 MiB writes, 0.21-0.29 s with any
+// settled): 1.1 s of system CPU with 1 MiB writes, 0.21-0.33 s with any
 // size from 32 to 512 KiB; in make bench-peers, the server's CPU for
 // skopeo's 100 MiB copy in went from 0.71 to 0.33 s. Elsewhere the pieces
 // cost a syscall per 256 KiB.

@@ -25,8 +25,11 @@ type writeSizes struct {
 
 func (w *writeSizes) open(name string, flag int, perm fs.FileMode) (File, error) {
 	f, err := os.OpenFile(name, flag, perm)
-	if err != nil || flag&oDirect != 0 {
-		return f, err
+	switch {
+	case err != nil:
+		return nil, err
+	case flag&oDirect != 0:
+		return f, nil
 	}
 	return &sizedFile{File: f, w: w}, nil
 }
