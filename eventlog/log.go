@@ -721,6 +721,18 @@ func changesUploadCounts(e Event) bool {
 	return false
 }
 
+// insertEvents begins the statement that stores events, one row per
+// eventValues (see eventRow for the values, in this order).
+const (
+	insertEvents = `INSERT INTO events (seq, time_ns, type, repo, payload, prev_hash, hash, actor) VALUES `
+	eventValues  = `(?, ?, ?, ?, ?, ?, ?, ?)`
+)
+
+// eventRow is e's row of the events table, in insertEvents' order.
+func eventRow(e Event) []any {
+	return []any{e.Seq, e.Time.UnixNano(), string(e.Type), e.Repo, e.Payload, e.PrevHash, e.Hash, e.Actor.encode()}
+}
+
 // insert records evs after the event (seq, prev) and applies them; facts
 // (may be nil) answer checks for the group evs belong to.
 func (l *Log) insert(ctx context.Context, tx *sql.Tx, seq int64, prev []byte, now time.Time, evs []Event, facts *groupFacts) ([]Event, error) {
@@ -737,10 +749,10 @@ func (l *Log) insert(ctx context.Context, tx *sql.Tx, seq int64, prev []byte, no
 		committed = committed.add(e)
 		e.Hash = chainHash(e)
 		prev = e.Hash
-		row := []any{e.Seq, e.Time.UnixNano(), string(e.Type), e.Repo, e.Payload, e.PrevHash, e.Hash, e.Actor.encode()}
+		row := eventRow(e)
 		if l.dialect.EventRows {
 			rows = append(rows, row)
-		} else if _, err := tx.ExecContext(ctx, l.q(`INSERT INTO events (seq, time_ns, type, repo, payload, prev_hash, hash, actor) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), row...); err != nil {
+		} else if _, err := tx.ExecContext(ctx, l.q(insertEvents+eventValues), row...); err != nil {
 			return nil, fmt.Errorf("append %s: %w", e.Type, err)
 		}
 		if err := l.apply(ctx, tx, e); err != nil {
@@ -751,7 +763,7 @@ func (l *Log) insert(ctx context.Context, tx *sql.Tx, seq int64, prev []byte, no
 	// With EventRows, the append's events go in one statement after their
 	// projections: neither a guard nor a projection reads the events
 	// table, and the append is one transaction (or savepoint) either way.
-	if err := l.insertRows(ctx, tx, `INSERT INTO events (seq, time_ns, type, repo, payload, prev_hash, hash, actor) VALUES %s`, rows); err != nil {
+	if err := l.insertRows(ctx, tx, insertEvents+"%s", rows); err != nil {
 		return nil, fmt.Errorf("append %s: %w", evs[0].Type, err)
 	}
 	return out, nil

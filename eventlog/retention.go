@@ -491,8 +491,7 @@ func (l *Log) Project(ctx context.Context, evs []Event) error {
 	}
 	defer tx.Rollback()
 	for _, e := range evs {
-		if _, err := tx.ExecContext(ctx, l.q(`INSERT INTO events (seq, time_ns, type, repo, payload, prev_hash, hash, actor) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
-			e.Seq, e.Time.UnixNano(), string(e.Type), e.Repo, e.Payload, e.PrevHash, e.Hash, e.Actor.encode()); err != nil {
+		if _, err := tx.ExecContext(ctx, l.q(insertEvents+eventValues), eventRow(e)...); err != nil {
 			return fmt.Errorf("project event %d: %w", e.Seq, err)
 		}
 		if err := l.apply(ctx, tx, e); err != nil {
