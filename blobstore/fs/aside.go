@@ -44,7 +44,7 @@ func (b *Backend) PutAside(_ context.Context, name string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(data)
+	err = writeBuffered(f, data)
 	if err == nil {
 		err = f.Sync()
 	}
